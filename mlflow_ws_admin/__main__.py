@@ -1,0 +1,3 @@
+from mlflow_ws_admin.cli import main
+
+main()

@@ -1,0 +1,31 @@
+"""SQLite: one writer at a time, taken with BEGIN IMMEDIATE; foreign keys are not enforced."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.engine import Connection
+
+from mlflow_ws_admin.schema import ForeignKey
+
+#: Our connections run with PRAGMA foreign_keys=OFF (SQLite's default), so nothing cascades and apply
+#: updates every workspace table explicitly.
+CASCADES_ON_UPDATE = False
+
+
+def lock_workspace_tables(conn: Connection, tables: Sequence[str], timeout_s: float) -> None:
+    """Nothing to do: the engine begins apply transactions with BEGIN IMMEDIATE (the write lock), and the
+    connection's busy timeout bounds the wait."""
+
+
+def release_locks(conn: Connection) -> None:
+    """The lock ends with the transaction."""
+
+
+def suspend_foreign_keys(conn: Connection, fks: Sequence[ForeignKey]) -> bool:
+    """Foreign keys are off on our connections already.  Returns whether cascades still run: never."""
+    return False
+
+
+def restore_foreign_keys(conn: Connection, fks: Sequence[ForeignKey]) -> None:
+    """Nothing was suspended."""

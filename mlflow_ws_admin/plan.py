@@ -1,0 +1,204 @@
+"""The migration plan: an immutable value computed by reading the database.  Building it never writes.
+
+``build_plan`` is the dry run's whole job; ``apply.apply_plan`` executes the same value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from mlflow_ws_admin import knowledge, queries
+from mlflow_ws_admin.schema import UniqueKey, WorkspaceSchema, WorkspaceTable
+
+DEFAULT_SAMPLE_GROUPS = 5
+
+
+@dataclass(frozen=True)
+class TableMove:
+    table: str
+    #: (source workspace, rows) sorted by workspace; None stands for a NULL workspace.
+    by_workspace: tuple[tuple[str | None, int], ...]
+
+    @property
+    def rows_to_move(self) -> int:
+        return sum(n for _, n in self.by_workspace)
+
+
+@dataclass(frozen=True)
+class ConflictRow:
+    workspace: str | None
+    #: identifying columns other than the key and the workspace, e.g. (("experiment_id", 7),)
+    identity: tuple[tuple[str, Any], ...]
+    deleted: bool
+
+
+@dataclass(frozen=True)
+class ConflictGroup:
+    key: tuple[tuple[str, Any], ...]
+    rows: tuple[ConflictRow, ...]
+    #: rows of descendant tables dragged into this collision, e.g. (("model_versions", 12),)
+    dependents: tuple[tuple[str, int], ...]
+
+    @property
+    def dependent_rows(self) -> int:
+        return sum(n for _, n in self.dependents)
+
+    @property
+    def has_deleted(self) -> bool:
+        return any(r.deleted for r in self.rows)
+
+
+@dataclass(frozen=True)
+class TableConflicts:
+    """All root conflict groups of one per-workspace key of one table."""
+
+    table: str
+    key: UniqueKey
+    group_count: int
+    #: the first groups in key order (all of them when the plan was built without a limit)
+    sample: tuple[ConflictGroup, ...]
+    renameable: bool
+
+    @property
+    def fix_hint(self) -> str:
+        return fix_hint(self.table, self.key, self.renameable)
+
+
+@dataclass(frozen=True)
+class Plan:
+    database: str  # display URL, password masked
+    schema: WorkspaceSchema
+    moves: tuple[TableMove, ...]  # update order: parents before children
+    conflicts: tuple[TableConflicts, ...]  # only keys with at least one group
+    creates_default_workspace: bool
+    catalog_workspaces: tuple[str, ...]
+    sample_limit: int | None
+
+    @property
+    def dialect(self) -> str:
+        return self.schema.dialect
+
+    @property
+    def update_order(self) -> tuple[str, ...]:
+        return tuple(m.table for m in self.moves)
+
+    @property
+    def total_rows_to_move(self) -> int:
+        return sum(m.rows_to_move for m in self.moves)
+
+    @property
+    def conflict_count(self) -> int:
+        return sum(c.group_count for c in self.conflicts)
+
+    @property
+    def has_blocking_conflicts(self) -> bool:
+        return self.conflict_count > 0
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return self.total_rows_to_move == 0 and not self.creates_default_workspace
+
+    def move(self, table: str) -> TableMove:
+        return next(m for m in self.moves if m.table == table)
+
+
+def fix_hint(table: str, key: UniqueKey, renameable: bool) -> str:
+    what = ", ".join(key.columns)
+    if not renameable:
+        return (
+            f"permanently delete all but one row of each group ({what} cannot be renamed: MLflow binds it "
+            "into the secret's encryption)"
+        )
+    return f"rename all but one row of each group (change {what}), or permanently delete the extras"
+
+
+def is_renameable(table: str, key: UniqueKey) -> bool:
+    return not (knowledge.UNRENAMEABLE_KEY_COLUMNS.get(table, frozenset()) & set(key.columns))
+
+
+def build_plan(
+    conn: Connection,
+    schema: WorkspaceSchema,
+    *,
+    database: str,
+    sample_limit: int | None = DEFAULT_SAMPLE_GROUPS,
+) -> Plan:
+    """Read everything the report and apply need.  Counts come from SQL; only sampled groups are fetched."""
+    moves = tuple(_table_move(conn, wt) for wt in schema.tables)
+    conflicts = tuple(
+        tc
+        for wt in schema.tables
+        for key in wt.unique_keys
+        if (tc := _table_conflicts(conn, schema, wt, key, sample_limit)).group_count
+    )
+    catalog_names = tuple(conn.execute(queries.catalog_names(schema.catalog)).scalars())
+    return Plan(
+        database=database,
+        schema=schema,
+        moves=moves,
+        conflicts=conflicts,
+        creates_default_workspace=knowledge.DEFAULT_WORKSPACE not in catalog_names,
+        catalog_workspaces=catalog_names,
+        sample_limit=sample_limit,
+    )
+
+
+def _table_move(conn: Connection, wt: WorkspaceTable) -> TableMove:
+    rows = conn.execute(queries.moves_by_workspace(wt)).all()
+    return TableMove(wt.name, tuple(sorted(((ws, int(n)) for ws, n in rows), key=lambda p: (p[0] is None, p[0] or ""))))
+
+
+def _table_conflicts(
+    conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, limit: int | None
+) -> TableConflicts:
+    group_count = conn.execute(queries.count_groups(queries.conflict_groups(schema, wt, key))).scalar_one()
+    sample = tuple(iter_conflict_groups(conn, schema, wt, key, limit)) if group_count else ()
+    return TableConflicts(wt.name, key, int(group_count), sample, is_renameable(wt.name, key))
+
+
+def iter_conflict_groups(
+    conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, limit: int | None
+) -> Iterator[ConflictGroup]:
+    """Stream the groups of one key from a server-side cursor, one group at a time."""
+    stmt, ident, deps = queries.conflict_rows(schema, wt, key, limit)
+    n_key, n_deps = len(key.columns), len(deps)
+    result = conn.execution_options(stream_results=True, yield_per=1000).execute(stmt)
+    current: tuple | None = None
+    rows: list[ConflictRow] = []
+    dep_counts: tuple = ()
+    for record in result:
+        values = tuple(record)
+        group_key = values[:n_key]
+        if group_key != current:
+            if current is not None:
+                yield _group(key, current, rows, deps, dep_counts)
+            current, rows = group_key, []
+            dep_counts = values[n_key + 1 : n_key + 1 + n_deps]
+        row_values = dict(zip(ident, values[n_key + 1 + n_deps :], strict=True))
+        rows.append(_conflict_row(wt, row_values))
+    if current is not None:
+        yield _group(key, current, rows, deps, dep_counts)
+
+
+def _group(
+    key: UniqueKey, values: tuple, rows: list[ConflictRow], deps: list[queries.Dependent], dep_counts: tuple
+) -> ConflictGroup:
+    return ConflictGroup(
+        key=tuple(zip(key.columns, values, strict=True)),
+        rows=tuple(rows),
+        dependents=tuple((d.table, int(n)) for d, n in zip(deps, dep_counts, strict=True) if n),
+    )
+
+
+def _conflict_row(wt: WorkspaceTable, values: dict[str, Any]) -> ConflictRow:
+    workspace = values.pop(wt.workspace_column)
+    stage = values.pop(knowledge.LIFECYCLE_COLUMN, None)
+    return ConflictRow(
+        workspace=workspace,
+        identity=tuple(values.items()),
+        deleted=stage == knowledge.DELETED_LIFECYCLE,
+    )

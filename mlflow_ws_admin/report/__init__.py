@@ -1,0 +1,1 @@
+"""Renderers of a Plan: text (Rich).  They never touch the database."""
