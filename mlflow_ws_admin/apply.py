@@ -10,10 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from mlflow_ws_admin import dialects, knowledge, queries
 from mlflow_ws_admin.connect import WRITE_LOCK_OPTION
 from mlflow_ws_admin.errors import ConflictsAppeared, VerificationFailed
+from mlflow_ws_admin.failures import translate
 from mlflow_ws_admin.plan import Plan
 from mlflow_ws_admin.schema import ForeignKey, WorkspaceSchema, WorkspaceTable
 
@@ -35,7 +37,16 @@ class ApplyResult:
 def apply_plan(
     engine: Engine, plan: Plan, *, lock_timeout_s: float = 30.0, on_table: ProgressHook | None = None
 ) -> ApplyResult:
-    """Move every row of the plan's tables into `default`.  Raises (after rollback) on any problem."""
+    """Move every row of the plan's tables into `default`.  Raises (after rollback) on any problem: a
+    database error comes back as a WsAdminError that says nothing was applied and what is pending."""
+    try:
+        return _apply(engine, plan, lock_timeout_s, on_table)
+    except SQLAlchemyError as exc:
+        pending = f"{plan.total_rows_to_move:,} row(s) in {sum(1 for m in plan.moves if m.rows_to_move)} table(s)"
+        raise translate(exc, doing=f"applying (rolled back: nothing was applied; still pending: {pending})") from None
+
+
+def _apply(engine: Engine, plan: Plan, lock_timeout_s: float, on_table: ProgressHook | None) -> ApplyResult:
     schema = plan.schema
     ops = dialects.for_backend(schema.dialect)
     locked = [t.name for t in schema.tables] + [schema.catalog.table]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import Select, column, exists, func, select, table
 from sqlalchemy.engine import Connection
 
+from mlflow_ws_admin.errors import VerificationFailed
 from mlflow_ws_admin.schema import ForeignKey
 
 CASCADES_ON_UPDATE = True
@@ -40,5 +42,20 @@ def suspend_foreign_keys(conn: Connection, fks: Sequence[ForeignKey]) -> bool:
 
 
 def restore_foreign_keys(conn: Connection, fks: Sequence[ForeignKey]) -> None:
-    if fks:
-        conn.exec_driver_sql("SET SESSION foreign_key_checks = 1")
+    """Switch checks back on, after proving what MySQL will not re-check: every suspended FK resolves."""
+    if not fks:
+        return
+    broken = [f"{fk.child} -> {fk.parent}: {n}" for fk in fks if (n := conn.execute(_dangling(fk)).scalar_one())]
+    if broken:
+        raise VerificationFailed(f"foreign keys would dangle after the move ({'; '.join(broken)}); rolled back")
+    conn.exec_driver_sql("SET SESSION foreign_key_checks = 1")
+
+
+def _dangling(fk: ForeignKey) -> Select:
+    """Child rows whose (non-NULL) FK columns match no parent row.  Tables by name only: LOCK TABLES."""
+    child = table(fk.child, *(column(c) for c in fk.child_columns))
+    parent = table(fk.parent, *(column(c) for c in fk.parent_columns))
+    match = exists().where(
+        *(parent.c[p] == child.c[c] for c, p in zip(fk.child_columns, fk.parent_columns, strict=True))
+    )
+    return select(func.count()).select_from(child).where(*(child.c[c].is_not(None) for c in fk.child_columns), ~match)

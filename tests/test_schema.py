@@ -1,0 +1,196 @@
+"""Schema discovery on real captured schemas, and on tables MLflow has not shipped yet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, ForeignKeyConstraint, Integer, MetaData, String, Table, UniqueConstraint, inspect
+
+from mlflow_ws_admin.exit_codes import ExitStatus
+from mlflow_ws_admin.schema import reflect_schema
+
+from .conftest import NEWEST, OLDEST, snapshot
+from .helpers import migrate, populate
+
+
+def _reflect(db):  # noqa: ANN001, ANN202
+    with db.engine.connect() as conn:
+        return reflect_schema(conn)
+
+
+@pytest.mark.parametrize("version", [OLDEST, NEWEST])
+def test_discovers_exactly_the_workspace_tables_of_real_mlflow(scratch_db, version: str) -> None:
+    db = scratch_db.load(version)
+    schema = _reflect(db)
+    expected = set(snapshot(version, db.backend)["summary"]["workspace_tables"])
+    assert {t.name for t in schema.tables} == expected
+    assert schema.catalog.table == "workspaces"
+
+
+def test_keys_and_fk_graph_come_from_constraints(mlflow_db) -> None:
+    schema = _reflect(mlflow_db)
+    keys = {t.name: {k.columns for k in t.unique_keys} for t in schema.tables}
+    assert keys["experiments"] == {("name",)}
+    assert keys["registered_models"] == {("name",)}
+    assert keys["model_versions"] == {("name", "version")}
+    assert keys["secrets"] == {("secret_name",)}
+    assert keys["evaluation_datasets"] == {("name",)}  # from knowledge.py, not the schema
+    assert keys["webhooks"] == set()
+    mv_fk = schema.table("model_versions").parent_keys
+    assert [(fk.parent, fk.child_columns, fk.cascades_on_update) for fk in mv_fk] == [
+        ("registered_models", ("workspace", "name"), True)
+    ]
+    order = [t.name for t in schema.tables]
+    assert order.index("registered_models") < order.index("model_versions") < order.index("model_version_tags")
+    assert order.index("mcp_servers") < order.index("mcp_server_versions") < order.index("mcp_server_version_tags")
+
+
+def _future_tables(meta: MetaData) -> None:
+    """Tables a future MLflow might add: one with a plain workspace column, and the development branch's
+    agent plugins, whose member table carries its workspace as `plugin_workspace` behind NO ACTION FKs."""
+    ws = lambda: Column("workspace", String(63), primary_key=True, server_default="default")  # noqa: E731
+    Table(
+        "future_things",
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("label", String(100), nullable=False),
+        Column("workspace", String(63), nullable=False, server_default="default"),
+        UniqueConstraint("workspace", "label", name="uq_future_things_workspace_label"),
+    )
+    Table("agent_plugins", meta, ws(), Column("name", String(100), primary_key=True))
+    Table(
+        "agent_plugin_versions",
+        meta,
+        ws(),
+        Column("name", String(100), primary_key=True),
+        Column("version", Integer, primary_key=True, autoincrement=False),
+        ForeignKeyConstraint(
+            ["workspace", "name"], ["agent_plugins.workspace", "agent_plugins.name"], onupdate="CASCADE"
+        ),
+    )
+    Table("skills", meta, ws(), Column("name", String(100), primary_key=True))
+    Table(
+        "skill_versions",
+        meta,
+        ws(),
+        Column("name", String(100), primary_key=True),
+        Column("version", Integer, primary_key=True, autoincrement=False),
+        ForeignKeyConstraint(["workspace", "name"], ["skills.workspace", "skills.name"], onupdate="CASCADE"),
+    )
+    Table(
+        "agent_plugin_version_members",
+        meta,
+        Column("plugin_workspace", String(63), primary_key=True),
+        Column("plugin_name", String(100), primary_key=True),
+        Column("plugin_version", Integer, primary_key=True, autoincrement=False),
+        Column("skill_name", String(100), primary_key=True),
+        Column("skill_version", Integer, primary_key=True, autoincrement=False),
+        ForeignKeyConstraint(
+            ["plugin_workspace", "plugin_name", "plugin_version"],
+            ["agent_plugin_versions.workspace", "agent_plugin_versions.name", "agent_plugin_versions.version"],
+            name="fk_members_plugin_versions",
+        ),
+        ForeignKeyConstraint(
+            ["plugin_workspace", "skill_name", "skill_version"],
+            ["skill_versions.workspace", "skill_versions.name", "skill_versions.version"],
+            name="fk_members_skill_versions",
+        ),
+    )
+
+
+def _add_future_tables(db) -> None:  # noqa: ANN001
+    meta = MetaData()
+    _future_tables(meta)
+    meta.create_all(db.engine)
+
+
+def _fill_future(db, *, colliding: bool) -> None:  # noqa: ANN001
+    def fill(data) -> None:  # noqa: ANN001
+        for i, ws in enumerate(("team-a", "team-b")):
+            data.add("future_things", id=i, label="shared" if colliding else f"thing-{ws}", workspace=ws)
+            data.add("agent_plugins", workspace=ws, name=f"plugin-{ws}")
+            data.add("skills", workspace=ws, name=f"skill-{ws}")
+            data.add("agent_plugin_versions", workspace=ws, name=f"plugin-{ws}", version=1)
+            data.add("skill_versions", workspace=ws, name=f"skill-{ws}", version=1)
+            data.add(
+                "agent_plugin_version_members",
+                plugin_workspace=ws,
+                plugin_name=f"plugin-{ws}",
+                plugin_version=1,
+                skill_name=f"skill-{ws}",
+                skill_version=1,
+            )
+
+    populate(db, fill)
+
+
+def test_fk_derived_workspace_column_is_discovered(mlflow_db) -> None:
+    _add_future_tables(mlflow_db)
+    schema = _reflect(mlflow_db)
+    members = schema.table("agent_plugin_version_members")
+    assert members.workspace_columns == ("plugin_workspace",)
+    assert {fk.parent for fk in members.parent_keys} == {"agent_plugin_versions", "skill_versions"}
+    assert not any(fk.cascades_on_update for fk in members.parent_keys)
+    assert schema.table("future_things").unique_keys[0].columns == ("label",)
+
+
+def test_future_tables_are_moved_without_code_changes(mlflow_db) -> None:
+    _add_future_tables(mlflow_db)
+    _fill_future(mlflow_db, colliding=False)
+    fks_before = {t: inspect(mlflow_db.engine).get_foreign_keys(t) for t in ("agent_plugin_version_members",)}
+    before = mlflow_db.fingerprint()
+
+    dry = migrate(mlflow_db.uri, "--dry-run")
+    assert dry.exit_code == ExitStatus.OK, dry.output
+    assert "agent_plugin_version_members" in dry.stdout and "future_things" in dry.stdout
+    assert mlflow_db.fingerprint() == before
+
+    applied = migrate(mlflow_db.uri, "-y")
+    assert applied.exit_code == ExitStatus.OK, applied.output
+    assert "moved 2 row(s) of agent_plugin_version_members" in applied.stdout
+    assert mlflow_db.outside_default("agent_plugin_version_members", "plugin_workspace") == 0
+    for table in ("future_things", "agent_plugins", "agent_plugin_versions", "skills", "skill_versions"):
+        assert mlflow_db.outside_default(table) == 0, table
+    # the suspended foreign keys are back, unchanged
+    fks_after = {t: inspect(mlflow_db.engine).get_foreign_keys(t) for t in ("agent_plugin_version_members",)}
+    assert fks_after == fks_before
+
+
+def test_future_table_conflicts_are_reported(mlflow_db) -> None:
+    _add_future_tables(mlflow_db)
+    _fill_future(mlflow_db, colliding=True)
+    before = mlflow_db.fingerprint()
+
+    result = migrate(mlflow_db.uri, "--dry-run")
+
+    assert result.exit_code == ExitStatus.CONFLICTS
+    assert (
+        "future_things — key (label) from unique constraint uq_future_things_workspace_label: 1 group(s)"
+        in result.stdout
+    )
+    assert mlflow_db.fingerprint() == before
+
+
+def test_database_without_workspaces_is_refused(scratch_db) -> None:
+    meta = MetaData()
+    Table("unrelated", meta, Column("id", Integer, primary_key=True))
+    meta.create_all(scratch_db.engine)
+    before = scratch_db.fingerprint()
+
+    result = migrate(scratch_db.uri, "--dry-run")
+
+    assert result.exit_code == ExitStatus.DATABASE_ERROR
+    assert result.stderr.startswith("Error: not an MLflow database with workspaces")
+    assert result.stderr.count("\n") == 1
+    assert scratch_db.fingerprint() == before
+
+
+@pytest.mark.sqlite_only
+def test_missing_sqlite_file_is_not_created(backend: str, tmp_path: Path) -> None:
+    path = tmp_path / "nope.db"
+    for flags in (("--dry-run",), ("-y",)):
+        result = migrate(f"sqlite:///{path}", *flags)
+        assert result.exit_code == ExitStatus.DATABASE_ERROR
+        assert "SQLite database file not found" in result.stderr
+        assert not path.exists()
