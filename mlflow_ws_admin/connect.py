@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from mlflow_ws_admin.errors import DatabaseError, UsageError
@@ -139,7 +139,7 @@ def _sqlite_engine(target: Target, *, read_only: bool, busy_timeout_s: float) ->
     engine = create_engine("sqlite+pysqlite://", creator=connect)
 
     @event.listens_for(engine, "begin")
-    def _begin(conn) -> None:
+    def _begin(conn: Connection) -> None:
         # Reads take no lock; apply asks for the write lock up front (BEGIN IMMEDIATE) so no other writer
         # can slip in between its re-check and its commit.
         wants_lock = conn.get_execution_options().get(WRITE_LOCK_OPTION, False)

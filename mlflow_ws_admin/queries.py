@@ -8,10 +8,9 @@ here that apply uses keep to that.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, and_, column, distinct, func, or_, select, table
+from sqlalchemy import ColumnElement, Insert, Select, Update, and_, column, distinct, func, or_, select, table
 from sqlalchemy.sql.expression import TableClause
 
 from mlflow_ws_admin import knowledge
@@ -49,7 +48,7 @@ def count_outside_default(wt: WorkspaceTable) -> Select:
     return select(func.count()).select_from(table_clause(wt)).where(rows_outside_default(wt))
 
 
-def move_statement(wt: WorkspaceTable, ws_column: str):
+def move_statement(wt: WorkspaceTable, ws_column: str) -> Update:
     t = table_clause(wt)
     return t.update().where(outside_default(wt, ws_column)).values({ws_column: knowledge.DEFAULT_WORKSPACE})
 
@@ -59,7 +58,7 @@ def catalog_names(catalog: Catalog) -> Select:
     return select(name).select_from(table(catalog.table, name)).order_by(name)
 
 
-def insert_default_workspace(catalog: Catalog):
+def insert_default_workspace(catalog: Catalog) -> Insert:
     name = column(catalog.name_column)
     return table(catalog.table, name).insert().values({catalog.name_column: knowledge.DEFAULT_WORKSPACE})
 
@@ -192,8 +191,3 @@ def conflict_rows(
         .order_by(*(with_deps.c[c] for c in key.columns), *(t.c[c] for c in ident))
     )
     return stmt, ident, deps
-
-
-def iter_chunks(result, size: int = 1000) -> Iterator:
-    while rows := result.fetchmany(size):
-        yield from rows

@@ -14,7 +14,7 @@ from .conftest import NEWEST, OLDEST, snapshot
 from .helpers import migrate, populate
 
 
-def _reflect(db):  # noqa: ANN001, ANN202
+def _reflect(db):
     with db.engine.connect() as conn:
         return reflect_schema(conn)
 
@@ -99,14 +99,14 @@ def _future_tables(meta: MetaData) -> None:
     )
 
 
-def _add_future_tables(db) -> None:  # noqa: ANN001
+def _add_future_tables(db) -> None:
     meta = MetaData()
     _future_tables(meta)
     meta.create_all(db.engine)
 
 
-def _fill_future(db, *, colliding: bool) -> None:  # noqa: ANN001
-    def fill(data) -> None:  # noqa: ANN001
+def _fill_future(db, *, colliding: bool) -> None:
+    def fill(data) -> None:
         for i, ws in enumerate(("team-a", "team-b")):
             data.add("future_things", id=i, label="shared" if colliding else f"thing-{ws}", workspace=ws)
             data.add("agent_plugins", workspace=ws, name=f"plugin-{ws}")
