@@ -5,18 +5,23 @@ Any failure rolls the whole transaction back, so the database is either fully mo
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from mlflow_ws_admin import dialects, knowledge, queries
+from mlflow_ws_admin import dialects, knowledge, planfile, queries
 from mlflow_ws_admin.connect import WRITE_LOCK_OPTION
-from mlflow_ws_admin.errors import ConflictsAppeared, VerificationFailed
+from mlflow_ws_admin.errors import ConflictsAppeared, DatabaseError, LockTimeout, VerificationFailed
 from mlflow_ws_admin.failures import translate
-from mlflow_ws_admin.plan import Plan
+from mlflow_ws_admin.journal import JournalWriter, record_moves
+from mlflow_ws_admin.plan import Plan, key_has_conflicts
 from mlflow_ws_admin.schema import ForeignKey, WorkspaceSchema, WorkspaceTable
 
 #: Called after each table with (table, rows moved, seconds since apply started).
@@ -28,36 +33,110 @@ class ApplyResult:
     #: (table, rows moved) in update order, counted under lock
     moved: tuple[tuple[str, int], ...]
     created_default_workspace: bool
+    #: catalog rows deleted by --prune-workspaces (workspaces the move emptied; never `default`)
+    workspaces_pruned: tuple[str, ...] = ()
 
     @property
     def total_moved(self) -> int:
         return sum(n for _, n in self.moved)
 
 
+@dataclass(frozen=True)
+class ApplyExtras:
+    """Optional steps inside the same transaction."""
+
+    #: per-table fingerprints from a plan file: apply refuses (exit 4) unless the locked rows still match
+    expected_fingerprints: Mapping[str, str] | None = None
+    #: records every moved row before COMMIT (sealed + fsynced), marked complete after it
+    journal: JournalWriter | None = None
+    prune_workspaces: bool = False
+
+
 def apply_plan(
-    engine: Engine, plan: Plan, *, lock_timeout_s: float = 30.0, on_table: ProgressHook | None = None
+    engine: Engine,
+    plan: Plan,
+    *,
+    lock_timeout_s: float = 30.0,
+    on_table: ProgressHook | None = None,
+    extras: ApplyExtras | None = None,
 ) -> ApplyResult:
     """Move every row of the plan's tables into `default`.  Raises (after rollback) on any problem: a
     database error comes back as a WsAdminError that says nothing was applied and what is pending."""
     try:
-        return _apply(engine, plan, lock_timeout_s, on_table)
+        return _apply(engine, plan, lock_timeout_s, on_table, extras or ApplyExtras())
     except SQLAlchemyError as exc:
         pending = f"{plan.total_rows_to_move:,} row(s) in {sum(1 for m in plan.moves if m.rows_to_move)} table(s)"
-        raise translate(exc, doing=f"applying (rolled back: nothing was applied; still pending: {pending})") from None
+        error = translate(exc, doing=f"applying (rolled back: nothing was applied; still pending: {pending})")
+        if isinstance(error, LockTimeout):
+            error = LockTimeout(error.message + _lock_holders(engine, plan.schema))
+        raise error from None
+    finally:
+        _release_interrupts()
 
 
-def _apply(engine: Engine, plan: Plan, lock_timeout_s: float, on_table: ProgressHook | None) -> ApplyResult:
+#: The SIGINT handler to put back, while apply holds Ctrl-C during COMMIT.
+_held_handler: list[Any] = []
+
+
+def _hold_interrupts() -> None:
+    """From COMMIT on, Ctrl-C is ignored: once sent, COMMIT may have succeeded, and an interrupt must never
+    be reported as "rolled back" then.  Only the main thread can handle signals."""
+    if threading.current_thread() is threading.main_thread():
+        _held_handler.append(signal.signal(signal.SIGINT, signal.SIG_IGN))
+
+
+def _release_interrupts() -> None:
+    while _held_handler:
+        signal.signal(signal.SIGINT, _held_handler.pop())
+
+
+def _locked_tables(schema: WorkspaceSchema) -> list[str]:
+    return [t.name for t in schema.tables] + [schema.catalog.table]
+
+
+def _lock_holders(engine: Engine, schema: WorkspaceSchema) -> str:
+    """Who blocks us, asked on a new connection after the rollback; best effort."""
+    try:
+        with engine.connect() as conn:
+            holders = dialects.for_backend(schema.dialect).describe_lock_holders(conn, _locked_tables(schema))
+    except SQLAlchemyError:
+        return ""
+    return f"; blocked by {holders}" if holders else ""
+
+
+def _check_privileges(conn: Connection, ops: ModuleType, schema: WorkspaceSchema, suspended: list[ForeignKey]) -> None:
+    """Refuse before locking anything, naming every missing privilege at once."""
+    updated = {wt.name: wt.workspace_columns[0] for wt in schema.tables}
+    updated[schema.catalog.table] = schema.catalog.name_column
+    by_privilege: dict[str, list[str]] = {}
+    for privilege, table in ops.missing_privileges(conn, updated, sorted({fk.child for fk in suspended})):
+        by_privilege.setdefault(privilege, []).append(table)
+    if by_privilege:
+        needs = "; ".join(f"{p} on {', '.join(sorted(tables))}" for p, tables in by_privilege.items())
+        raise DatabaseError(f"the database user needs {needs}; nothing was changed")
+
+
+def _apply(
+    engine: Engine, plan: Plan, lock_timeout_s: float, on_table: ProgressHook | None, extras: ApplyExtras
+) -> ApplyResult:
     schema = plan.schema
     ops = dialects.for_backend(schema.dialect)
-    locked = [t.name for t in schema.tables] + [schema.catalog.table]
+    locked = _locked_tables(schema)
     suspended = _non_cascading_fks(schema)
+    journal = extras.journal
     started = time.monotonic()
     with engine.connect().execution_options(**{WRITE_LOCK_OPTION: True}) as conn:
         try:
             with conn.begin():
+                _check_privileges(conn, ops, schema, suspended)
                 ops.lock_workspace_tables(conn, locked, lock_timeout_s)
+                if extras.expected_fingerprints is not None:
+                    planfile.verify_fingerprints(conn, schema, extras.expected_fingerprints)
                 counts = {wt.name: conn.execute(queries.count_outside_default(wt)).scalar_one() for wt in schema.tables}
                 _recheck_conflicts(conn, schema)
+                emptied = _source_workspaces(conn, schema) if extras.prune_workspaces else set()
+                if journal:
+                    record_moves(conn, schema, journal)
                 created = _ensure_default_workspace(conn, schema)
                 cascades = ops.suspend_foreign_keys(conn, suspended)
                 cascaded = set()
@@ -69,10 +148,22 @@ def _apply(engine: Engine, plan: Plan, lock_timeout_s: float, on_table: Progress
                     if on_table:
                         on_table(wt.name, counts[wt.name], time.monotonic() - started)
                 _verify_nothing_outside_default(conn, schema, cascaded)
+                pruned = _prune_catalog(conn, schema, emptied, journal)
                 ops.restore_foreign_keys(conn, suspended)
+                if journal:
+                    if created:
+                        journal.catalog_inserted({schema.catalog.name_column: knowledge.DEFAULT_WORKSPACE})
+                    journal.seal()  # on disk before the data changes
+                _hold_interrupts()  # only COMMIT is left
+        except BaseException:
+            if journal:
+                journal.abandon()
+            raise
         finally:
             ops.release_locks(conn)
-    return ApplyResult(tuple((wt.name, counts[wt.name]) for wt in schema.tables), created)
+    if journal:
+        journal.complete()
+    return ApplyResult(tuple((wt.name, counts[wt.name]) for wt in schema.tables), created, pruned)
 
 
 def _non_cascading_fks(schema: WorkspaceSchema) -> list[ForeignKey]:
@@ -97,6 +188,9 @@ def _move(conn: Connection, wt: WorkspaceTable) -> None:
 
 
 def _recheck_conflicts(conn: Connection, schema: WorkspaceSchema) -> None:
+    """One existence test per key (no roll-up joins); the exact group counts only when something collides."""
+    if not any(key_has_conflicts(conn, wt, key) for wt in schema.tables for key in wt.unique_keys):
+        return
     found = []
     for wt in schema.tables:
         for key in wt.unique_keys:
@@ -115,6 +209,28 @@ def _ensure_default_workspace(conn: Connection, schema: WorkspaceSchema) -> bool
         return False
     conn.execute(queries.insert_default_workspace(schema.catalog))
     return True
+
+
+def _source_workspaces(conn: Connection, schema: WorkspaceSchema) -> set[str]:
+    """Every workspace that has rows to move (read before the move): the ones it will empty."""
+    return {ws for wt in schema.tables for ws, _ in conn.execute(queries.moves_by_workspace(wt)) if ws is not None}
+
+
+def _prune_catalog(
+    conn: Connection, schema: WorkspaceSchema, emptied: set[str], journal: JournalWriter | None
+) -> tuple[str, ...]:
+    """Delete the catalog rows of the emptied workspaces (never `default`), journaling each full row first."""
+    names = sorted(emptied - {knowledge.DEFAULT_WORKSPACE})
+    if not names:
+        return ()
+    catalog = queries.catalog_table(schema.catalog)
+    name = catalog.c[schema.catalog.name_column]
+    rows = [dict(r._mapping) for r in conn.execute(catalog.select().where(name.in_(names)).order_by(name))]
+    for row in rows:
+        if journal:
+            journal.catalog_deleted(row)
+    conn.execute(catalog.delete().where(name.in_(names)))
+    return tuple(r[schema.catalog.name_column] for r in rows)
 
 
 def _rows_left(conn: Connection, tables: list[WorkspaceTable]) -> dict[str, int]:

@@ -15,6 +15,7 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, event
@@ -107,7 +108,9 @@ def create_db_engine(target: Target, *, read_only: bool, busy_timeout_s: float =
         return _sqlite_engine(target, read_only=read_only, busy_timeout_s=busy_timeout_s)
     connect_args: dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT_S}
     if target.backend == "postgresql":
-        options = "-c application_name=mlflow-ws-admin"
+        # cursor_tuple_fraction=1: our streamed reports are always read to the end, so plan for total time;
+        # the default (0.1) picks nested loops over the conflict aggregates that take minutes at 60k groups.
+        options = "-c application_name=mlflow-ws-admin -c cursor_tuple_fraction=1"
         if read_only:
             options += " -c default_transaction_read_only=on"
         connect_args["options"] = options
@@ -115,7 +118,32 @@ def create_db_engine(target: Target, *, read_only: bool, busy_timeout_s: float =
         connect_args["charset"] = "utf8mb4"
         if read_only:
             connect_args["init_command"] = "SET SESSION TRANSACTION READ ONLY"
-    return create_engine(target.url, connect_args=connect_args)
+    engine = create_engine(target.url, connect_args=connect_args)
+    if target.backend == "mysql":
+        event.listen(engine, "connect", _tune_mysql_session)
+    return engine
+
+
+SQLITE_APPLY_CACHE_KIB = 64 * 1024
+#: Room for the in-memory temporary tables of GROUP BY / window queries over wide utf8mb4 keys, which spill to
+#: disk at the 16 MB default (2-3x slower).  Session-only; the server allocates it only while a query runs.
+MYSQL_TMP_TABLE_BYTES = 256 * 1024 * 1024
+
+
+def _tune_mysql_session(dbapi_conn: Any, _record: Any) -> None:
+    """Session settings for the conflict queries.  MariaDB joins derived tables (conflict groups to their
+    dependent-row counts) by nested loops unless hash joins are allowed: minutes instead of seconds at 20k
+    groups.  MySQL 8 hash-joins by default and has no such setting."""
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute(
+            f"SET SESSION tmp_table_size = {MYSQL_TMP_TABLE_BYTES}, max_heap_table_size = {MYSQL_TMP_TABLE_BYTES}"
+        )
+        cur.execute("SELECT VERSION()")
+        if "mariadb" in str(cur.fetchone()[0]).lower():
+            cur.execute("SET SESSION join_cache_level = 4")
+    finally:
+        cur.close()
 
 
 def _sqlite_engine(target: Target, *, read_only: bool, busy_timeout_s: float) -> Engine:
@@ -134,6 +162,10 @@ def _sqlite_engine(target: Target, *, read_only: bool, busy_timeout_s: float) ->
             file_uri, uri=True, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
         )
         conn.execute("PRAGMA foreign_keys = OFF")  # nothing cascades: apply updates every table itself
+        if not read_only:
+            # A 64 MB page cache (default 2 MB) keeps apply's index updates and conflict sorts in memory: ~8%
+            # faster.  Dry runs keep the default, so their memory stays small.
+            conn.execute(f"PRAGMA cache_size = -{SQLITE_APPLY_CACHE_KIB}")
         return conn
 
     engine = create_engine("sqlite+pysqlite://", creator=connect)

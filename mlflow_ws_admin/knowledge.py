@@ -33,3 +33,35 @@ DELETED_LIFECYCLE = "deleted"
 
 #: Columns whose values are never read or printed by any report.
 SENSITIVE_COLUMNS = frozenset({"encrypted_value", "wrapped_dek", "masked_value"})
+
+#: Where experiments keep their artifact location, and where a workspace may set its own artifact root.
+EXPERIMENTS_TABLE = "experiments"
+EXPERIMENT_ID_COLUMN = "experiment_id"
+ARTIFACT_LOCATION_COLUMN = "artifact_location"
+CATALOG_ARTIFACT_ROOT_COLUMN = "default_artifact_root"
+
+#: With workspaces on, new experiments land in `<root>/workspaces/<workspace>/<experiment_id>`; the server refuses
+#: a root that ends in this segment or sits under `workspaces/<name>`.
+RESERVED_ARTIFACT_SEGMENT = "workspaces"
+#: URI scheme of artifacts served through the tracking server's proxy (`--serve-artifacts`).
+PROXIED_ARTIFACT_SCHEME = "mlflow-artifacts"
+
+#: Tables MLflow's tracking and registry stores scope by workspace; `supports_workspaces()` needs their column.
+WORKSPACE_STORE_TABLES = (
+    "experiments",
+    "registered_models",
+    "model_versions",
+    "registered_model_tags",
+    "model_version_tags",
+    "registered_model_aliases",
+    "webhooks",
+)
+
+#: Valid workspace names: DNS-label-like, 2-63 characters, minus names that clash with server routes.
+WORKSPACE_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+WORKSPACE_NAME_LENGTH = (2, 63)
+RESERVED_WORKSPACE_NAMES = frozenset({"workspaces", "api", "ajax-api", "static-files"})
+
+#: Columns that record when a row was created.  The move journal keeps their value so that restore can tell the
+#: row it moved from a new row that took the same name in `default` since (a "replaced" restore conflict).
+CREATION_COLUMNS = ("creation_time", "creation_timestamp", "created_at", "created_time")

@@ -5,13 +5,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from mlflow_ws_admin import knowledge, queries
+from mlflow_ws_admin.artifacts import ArtifactFinding, display_location, read_artifact_findings
 from mlflow_ws_admin.schema import UniqueKey, WorkspaceSchema, WorkspaceTable
 
 DEFAULT_SAMPLE_GROUPS = 5
@@ -77,6 +78,9 @@ class Plan:
     creates_default_workspace: bool
     catalog_workspaces: tuple[str, ...]
     sample_limit: int | None
+    #: experiments (and workspace roots) whose artifacts would collide; see ``artifacts``
+    artifact_findings: tuple[ArtifactFinding, ...] = ()
+    default_artifact_root: str | None = None  # the server's root the findings were computed with (masked)
 
     @property
     def dialect(self) -> str:
@@ -97,6 +101,14 @@ class Plan:
     @property
     def has_blocking_conflicts(self) -> bool:
         return self.conflict_count > 0
+
+    @property
+    def blocking_artifact_findings(self) -> tuple[ArtifactFinding, ...]:
+        return tuple(f for f in self.artifact_findings if f.blocking)
+
+    @property
+    def has_blocking_artifact_findings(self) -> bool:
+        return any(f.blocking for f in self.artifact_findings)
 
     @property
     def nothing_to_do(self) -> bool:
@@ -126,24 +138,36 @@ def build_plan(
     *,
     database: str,
     sample_limit: int | None = DEFAULT_SAMPLE_GROUPS,
+    default_artifact_root: str | None = None,
+    stream_conflicts: bool = False,
+    on_table: Callable[[str], None] | None = None,
 ) -> Plan:
-    """Read everything the report and apply need.  Counts come from SQL; only sampled groups are fetched."""
-    moves = tuple(_table_move(conn, wt) for wt in schema.tables)
-    conflicts = tuple(
-        tc
-        for wt in schema.tables
-        for key in wt.unique_keys
-        if (tc := _table_conflicts(conn, schema, wt, key, sample_limit)).group_count
-    )
+    """Read everything the report and apply need.  Counts come from SQL; only sampled groups are fetched.
+
+    stream_conflicts: fetch no conflict groups at all; the caller streams them with ``iter_conflict_groups``
+    while it renders (``--verbose`` keeps memory flat however many groups there are).
+    on_table is called with each table's name before it is read (a progress spinner)."""
+    moves: list[TableMove] = []
+    conflicts: list[TableConflicts] = []
+    conflict_limit = 0 if stream_conflicts else sample_limit
+    for wt in schema.tables:
+        if on_table:
+            on_table(wt.name)
+        moves.append(_table_move(conn, wt))
+        for key in wt.unique_keys:
+            if (tc := _table_conflicts(conn, schema, wt, key, conflict_limit)).group_count:
+                conflicts.append(tc)
     catalog_names = tuple(conn.execute(queries.catalog_names(schema.catalog)).scalars())
     return Plan(
         database=database,
         schema=schema,
-        moves=moves,
-        conflicts=conflicts,
+        moves=tuple(moves),
+        conflicts=tuple(conflicts),
         creates_default_workspace=knowledge.DEFAULT_WORKSPACE not in catalog_names,
         catalog_workspaces=catalog_names,
         sample_limit=sample_limit,
+        artifact_findings=read_artifact_findings(conn, schema, default_artifact_root),
+        default_artifact_root=display_location(default_artifact_root) if default_artifact_root else None,
     )
 
 
@@ -155,9 +179,24 @@ def _table_move(conn: Connection, wt: WorkspaceTable) -> TableMove:
 def _table_conflicts(
     conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, limit: int | None
 ) -> TableConflicts:
-    group_count = conn.execute(queries.count_groups(queries.conflict_groups(schema, wt, key))).scalar_one()
-    sample = tuple(iter_conflict_groups(conn, schema, wt, key, limit)) if group_count else ()
+    group_count = 0
+    # Counting root groups costs an aggregation per roll-up parent too; on a clean database the cheap
+    # existence test answers "0" alone.
+    if key_has_conflicts(conn, wt, key):
+        group_count = conn.execute(queries.count_groups(queries.conflict_groups(schema, wt, key))).scalar_one()
+    sample = tuple(iter_conflict_groups(conn, schema, wt, key, limit)) if group_count and limit != 0 else ()
     return TableConflicts(wt.name, key, int(group_count), sample, is_renameable(wt.name, key))
+
+
+def key_has_conflicts(conn: Connection, wt: WorkspaceTable, key: UniqueKey) -> bool:
+    """Whether two workspaces hold the same value of this key (before roll-up).  A cheaper superset test
+    clears clean keys first (hashed on MySQL, except for keys only MLflow's code keeps unique)."""
+    code_only = key.columns in knowledge.CODE_ENFORCED_UNIQUE_KEYS.get(wt.name, ())
+    mysql = conn.dialect.name == "mysql"
+    prefilter = queries.may_have_raw_conflicts(wt, key, hashed=mysql)
+    if not (mysql and code_only) and not conn.execute(prefilter).scalar_one():
+        return False
+    return bool(conn.execute(queries.has_raw_conflicts(wt, key)).scalar_one())
 
 
 def iter_conflict_groups(

@@ -65,10 +65,14 @@ class SampleData:
             Table(name, self.meta, autoload_with=self.conn)
         return self.meta.tables[name]
 
+    def row(self, table: str, **values: Any) -> dict[str, Any]:
+        """One row's values with every unspecified NOT NULL column filled in (nothing is queued)."""
+        return self._complete(self.table(table), values)
+
     def add(self, table: str, **values: Any) -> None:
         """Queue one row; unspecified NOT NULL columns get generated values."""
         rows = self._pending.setdefault(table, [])
-        rows.append(self._complete(self.table(table), values))
+        rows.append(self.row(table, **values))
         if len(rows) >= INSERT_BATCH:
             self._flush_table(table)
 
@@ -79,8 +83,13 @@ class SampleData:
 
     def _flush_table(self, table: str) -> None:
         rows = self._pending.pop(table, [])
-        if rows:
-            self.conn.execute(insert(self.table(table)), rows)
+        # executemany takes its columns from the first row and silently drops other rows' extra values:
+        # batch rows by their column set so that a value given to only some rows is never lost.
+        batches: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            batches.setdefault(tuple(row), []).append(row)
+        for batch in batches.values():
+            self.conn.execute(insert(self.table(table)), batch)
 
     def _complete(self, table: Table, values: dict[str, Any]) -> dict[str, Any]:
         row = dict(values)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from sqlalchemy import Select, column, exists, func, select, table
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, cast, column, exists, func, select, table, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from mlflow_ws_admin.errors import VerificationFailed
 from mlflow_ws_admin.schema import ForeignKey
 
 CASCADES_ON_UPDATE = True
+#: table/column/database access denied
+_PRIVILEGE_ERRORS = {1142, 1143, 1044}
 
 
 def _quote(conn: Connection, name: str) -> str:
@@ -30,6 +33,61 @@ def lock_workspace_tables(conn: Connection, tables: Sequence[str], timeout_s: fl
 
 def release_locks(conn: Connection) -> None:
     conn.exec_driver_sql("UNLOCK TABLES")
+
+
+def missing_privileges(conn: Connection, updated: Mapping[str, str], altered: Sequence[str]) -> list[tuple[str, str]]:
+    """What this user lacks for apply, asked before locking.  EXPLAIN UPDATE checks the UPDATE privilege
+    exactly as the server would (grants, roles, wildcards) and changes nothing.  (`altered` is unused:
+    FK checks are switched off per session, which needs no privilege.)"""
+    missing = []
+    for t, col in updated.items():
+        try:
+            conn.exec_driver_sql(f"EXPLAIN UPDATE {_quote(conn, t)} SET {_quote(conn, col)} = NULL WHERE 1 = 0")
+        except DBAPIError as exc:
+            if exc.orig is None or not exc.orig.args or exc.orig.args[0] not in _PRIVILEGE_ERRORS:
+                raise
+            missing.append(("UPDATE privilege", t))
+    return missing
+
+
+def describe_lock_holders(conn: Connection, tables: Sequence[str]) -> str | None:
+    """Sessions holding metadata locks on these tables (MariaDB's metadata_lock_info plugin), or else the
+    other sessions on this database with what they are doing.  Never their statement text."""
+    try:
+        rows = conn.execute(
+            text(
+                "SELECT m.thread_id, p.user, p.host, p.command, p.time, m.table_name, m.lock_mode"
+                " FROM information_schema.metadata_lock_info m"
+                " JOIN information_schema.processlist p ON p.id = m.thread_id"
+                " WHERE m.table_schema = DATABASE() AND m.table_name IN :tables AND m.thread_id <> CONNECTION_ID()"
+            ).bindparams(bindparam("tables", expanding=True)),
+            {"tables": list(tables)},
+        ).all()
+    except DBAPIError:  # the plugin is not installed
+        rows = None
+    if rows:
+        sessions: dict[int, tuple[str, list[str]]] = {}
+        for tid, user, host, command, secs, table_name, mode in rows:
+            sessions.setdefault(tid, (f"connection {tid} ({user}@{host}, {command} for {secs} s)", []))[1].append(
+                f"{table_name} {mode}"
+            )
+        return "; ".join(f"{who} holding {', '.join(locks)}" for who, locks in sessions.values())
+    others = conn.execute(
+        text(
+            "SELECT p.id, p.user, p.host, p.command, p.time, p.state, t.trx_started IS NOT NULL"
+            " FROM information_schema.processlist p"
+            " LEFT JOIN information_schema.innodb_trx t ON t.trx_mysql_thread_id = p.id"
+            " WHERE p.db = DATABASE() AND p.id <> CONNECTION_ID() ORDER BY p.time DESC LIMIT 5"
+        )
+    ).all()
+    if not others:
+        return None
+    described = [
+        f"connection {tid} ({user}@{host}, {command} for {secs} s{', in a transaction' if in_trx else ''}"
+        f"{', ' + state if state else ''})"
+        for tid, user, host, command, secs, state, in_trx in others
+    ]
+    return "other sessions on this database: " + "; ".join(described)
 
 
 def suspend_foreign_keys(conn: Connection, fks: Sequence[ForeignKey]) -> bool:
@@ -59,3 +117,9 @@ def _dangling(fk: ForeignKey) -> Select:
         *(parent.c[p] == child.c[c] for c, p in zip(fk.child_columns, fk.parent_columns, strict=True))
     )
     return select(func.count()).select_from(child).where(*(child.c[c].is_not(None) for c in fk.child_columns), ~match)
+
+
+def row_hash_sum(columns: Sequence[ColumnElement]) -> ColumnElement:
+    """SUM over rows of 60 bits of MD5(JSON_ARRAY(columns)); SUM of integers is an exact DECIMAL here."""
+    digest = func.md5(func.json_array(*columns))
+    return func.coalesce(func.sum(cast(func.conv(func.substr(digest, 1, 15), 16, 10), Integer)), 0)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from sqlalchemy import BigInteger, ColumnElement, Text, cast, func, literal, text
+from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.engine import Connection
 
 from mlflow_ws_admin.schema import ForeignKey
@@ -23,6 +25,46 @@ def lock_workspace_tables(conn: Connection, tables: Sequence[str], timeout_s: fl
 
 def release_locks(conn: Connection) -> None:
     """Table locks end with the transaction."""
+
+
+def missing_privileges(conn: Connection, updated: Mapping[str, str], altered: Sequence[str]) -> list[tuple[str, str]]:
+    """What this role lacks for apply, asked before locking so the answer names every table at once:
+    UPDATE on each table (LOCK ... SHARE ROW EXCLUSIVE needs it too) and ownership of the tables whose
+    foreign keys are dropped and re-created."""
+    missing = [
+        ("UPDATE privilege", t)
+        for t in updated
+        if not conn.execute(
+            text("SELECT has_table_privilege(to_regclass(quote_ident(:t)), 'UPDATE')"), {"t": t}
+        ).scalar()
+    ]
+    owned = text("SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass(quote_ident(:t))")
+    missing += [
+        ("ownership (to re-create foreign keys)", t) for t in altered if not conn.execute(owned, {"t": t}).scalar()
+    ]
+    return missing
+
+
+def describe_lock_holders(conn: Connection, tables: Sequence[str]) -> str | None:
+    """The other sessions holding locks on these tables, from pg_locks and pg_stat_activity.  Their query
+    text is left out: it may carry data (secrets) of another application."""
+    rows = conn.execute(
+        text(
+            "SELECT l.pid, a.usename, a.application_name, a.state, c.relname, l.mode,"
+            " CAST(EXTRACT(EPOCH FROM now() - COALESCE(a.xact_start, a.query_start)) AS integer)"
+            " FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.granted AND l.pid <> pg_backend_pid() AND c.relname = ANY(:names) AND pg_table_is_visible(c.oid)"
+            " ORDER BY l.pid, c.relname"
+        ),
+        {"names": list(tables)},
+    ).all()
+    sessions: dict[int, tuple[str, list[str]]] = {}
+    for pid, user, app, state, rel, mode, secs in rows:
+        who = f"pid {pid} (user {user}, application {app or '-'!r}, {state or 'unknown'} for {secs or 0} s)"
+        sessions.setdefault(pid, (who, []))[1].append(f"{rel} {mode}")
+    if not sessions:
+        return None
+    return "; ".join(f"{who} holding {', '.join(locks)}" for who, locks in sessions.values())
 
 
 def suspend_foreign_keys(conn: Connection, fks: Sequence[ForeignKey]) -> bool:
@@ -49,3 +91,11 @@ def restore_foreign_keys(conn: Connection, fks: Sequence[ForeignKey]) -> None:
         if fk.deferrable:
             ddl += f" DEFERRABLE INITIALLY {fk.initially or 'IMMEDIATE'}"
         conn.exec_driver_sql(ddl)
+
+
+def row_hash_sum(columns: Sequence[ColumnElement]) -> ColumnElement:
+    """SUM over rows of 60 bits of md5(json_build_array(columns)): an order-free digest of the row set,
+    computed by the server.  SUM(bigint) is numeric in PostgreSQL, so it cannot overflow."""
+    digest = func.md5(cast(func.json_build_array(*columns), Text))
+    bits = cast(cast(literal("x") + func.substr(digest, 1, 15), BIT(60)), BigInteger)
+    return func.coalesce(func.sum(bits), 0)

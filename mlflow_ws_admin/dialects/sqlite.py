@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.engine import Connection
 
 from mlflow_ws_admin.schema import ForeignKey
@@ -22,6 +23,16 @@ def release_locks(conn: Connection) -> None:
     """The lock ends with the transaction."""
 
 
+def missing_privileges(conn: Connection, updated: Mapping[str, str], altered: Sequence[str]) -> list[tuple[str, str]]:
+    """SQLite has no privileges: a read-only file fails at BEGIN IMMEDIATE with its own clear error."""
+    return []
+
+
+def describe_lock_holders(conn: Connection, tables: Sequence[str]) -> str | None:
+    """SQLite cannot tell which process holds its lock."""
+    return None
+
+
 def suspend_foreign_keys(conn: Connection, fks: Sequence[ForeignKey]) -> bool:
     """Foreign keys are off on our connections already.  Returns whether cascades still run: never."""
     return False
@@ -29,3 +40,8 @@ def suspend_foreign_keys(conn: Connection, fks: Sequence[ForeignKey]) -> bool:
 
 def restore_foreign_keys(conn: Connection, fks: Sequence[ForeignKey]) -> None:
     """Nothing was suspended."""
+
+
+def row_hash_sum(columns: Sequence[ColumnElement]) -> ColumnElement | None:
+    """SQLite has no md5(): the caller streams the rows and hashes them in Python."""
+    return None

@@ -7,6 +7,7 @@ User data is always wrapped in ``Text`` (never parsed as markup) and shown JSON-
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -14,11 +15,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mlflow_ws_admin import knowledge
+from mlflow_ws_admin import artifacts, knowledge
 from mlflow_ws_admin.apply import ApplyResult
 from mlflow_ws_admin.plan import ConflictGroup, ConflictRow, Plan, TableConflicts
+from mlflow_ws_admin.restore import RestoreResult
 
 GroupSource = Callable[[TableConflicts], Iterable[ConflictGroup]]
+GROUP_PRINT_BATCH = 500
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def quoted(value: Any) -> str:
@@ -31,11 +35,22 @@ def quoted(value: Any) -> str:
 
 
 def workspace_label(ws: str | None) -> str:
-    return "(null)" if ws is None else ws
+    """Plain for ordinary names; JSON-quoted when empty or holding anything a reader could misread
+    (spaces, quotes, newlines, `:`/`;` separators), so each group stays one unambiguous line."""
+    if ws is None:
+        return "(null)"
+    return ws if _PLAIN_NAME.fullmatch(ws) else quoted(ws)
 
 
-def render_plan(plan: Plan, console: Console, *, dry_run: bool, groups_for: GroupSource | None = None) -> None:
-    """The full plan: header, rows-to-move table, conflicts, summary line.
+def render_plan(
+    plan: Plan,
+    console: Console,
+    *,
+    dry_run: bool,
+    groups_for: GroupSource | None = None,
+    allow_artifact_overlap: bool = False,
+) -> None:
+    """The full plan: header, rows-to-move table, conflicts, artifact findings, summary line.
 
     groups_for streams every group of a key (``--verbose``); without it each key shows its sample."""
     mode = "dry run, read-only" if dry_run else "plan"
@@ -54,7 +69,9 @@ def render_plan(plan: Plan, console: Console, *, dry_run: bool, groups_for: Grou
         console.print()
         _render_conflicts(plan, console, groups_for)
     console.print()
-    console.print(summary_line(plan, dry_run=dry_run), style="bold")
+    render_artifact_findings(plan, console)
+    console.print()
+    console.print(summary_line(plan, dry_run=dry_run, allow_artifact_overlap=allow_artifact_overlap), style="bold")
 
 
 def _render_moves(plan: Plan, console: Console) -> None:
@@ -94,9 +111,17 @@ def _render_conflicts(plan: Plan, console: Console, groups_for: GroupSource | No
             )
         )
         shown = 0
+        batch: list[Text] = []
         for group in groups_for(tc) if groups_for else tc.sample:
-            console.print(group_line(group))
+            batch.append(group_line(group))
             shown += 1
+            # Rich's cost is per print call, so a 60k-group report prints in batches; the first group goes
+            # out alone, so a long report starts at once.
+            if shown == 1 or len(batch) >= GROUP_PRINT_BATCH:
+                console.print(Text("\n").join(batch))
+                batch = []
+        if batch:
+            console.print(Text("\n").join(batch))
         if shown < tc.group_count:
             console.print(Text(f"  ... {tc.group_count - shown:,} more (use --verbose to list all)"))
         console.print(Text(f"  fix: {tc.fix_hint}", style="cyan"))
@@ -120,20 +145,101 @@ def _row_label(row: ConflictRow) -> str:
     return f"{label} ({', '.join(parts)})" if parts else label
 
 
-def summary_line(plan: Plan, *, dry_run: bool) -> Text:
+def summary_line(plan: Plan, *, dry_run: bool, allow_artifact_overlap: bool = False) -> Text:
     moving = sum(1 for m in plan.moves if m.rows_to_move)
     what = f"{plan.total_rows_to_move:,} row(s) in {moving} table(s)"
+    blocking_artifacts = len(plan.blocking_artifact_findings)
+    reasons = []
     if plan.has_blocking_conflicts:
         blocked = len({c.table for c in plan.conflicts})
-        return Text(
-            f"Blocked: {plan.conflict_count:,} conflict group(s) in {blocked} table(s) must be fixed before "
-            f"{what} can move. Nothing was changed."
-        )
+        reasons.append(f"{plan.conflict_count:,} conflict group(s) in {blocked} table(s)")
+    if blocking_artifacts and not allow_artifact_overlap:
+        reasons.append(f"{blocking_artifacts:,} blocking artifact finding(s) (or --allow-artifact-overlap)")
+    if reasons:
+        return Text(f"Blocked: {' and '.join(reasons)} must be fixed before {what} can move. Nothing was changed.")
     if plan.nothing_to_do:
-        return Text("Nothing to move: every workspace row is already in `default`. Nothing was changed.")
-    if dry_run:
-        return Text(f"Dry run: {what} would move to `default`; no conflicts. Nothing was changed.")
-    return Text(f"Ready: {what} will move to `default`; no conflicts.")
+        line = "Nothing to move: every workspace row is already in `default`. Nothing was changed."
+    elif dry_run:
+        line = f"Dry run: {what} would move to `default`; no conflicts. Nothing was changed."
+    else:
+        line = f"Ready: {what} will move to `default`; no conflicts."
+    notes = []
+    if blocking_artifacts:
+        notes.append(f"{blocking_artifacts:,} blocking artifact finding(s) allowed by --allow-artifact-overlap")
+    if warnings := len(plan.artifact_findings) - blocking_artifacts:
+        notes.append(f"{warnings:,} artifact warning(s)")
+    return Text(f"{line} ({'; '.join(notes)})" if notes else line)
+
+
+#: kind -> (what it means, how to fix it)
+ARTIFACT_KIND_TEXT = {
+    artifacts.OVERLAP: (
+        "experiments whose artifact locations are equal or nested (blocking across workspaces)",
+        "give each experiment its own artifact location: copy the artifacts and update artifact_location",
+    ),
+    artifacts.RESERVED_COLLISION: (
+        "locations equal to <root>/<id> of a different experiment",
+        "move these artifacts elsewhere and update artifact_location before migrating",
+    ),
+    artifacts.RESERVED_SQUATTING: (
+        "locations under <root>/workspaces/<ws>/ that belong to another workspace's layout",
+        "move or rename these artifact roots before enabling workspaces",
+    ),
+    artifacts.PROXIED_PATH: (
+        "mlflow-artifacts: paths under workspaces/<ws>/ that the proxy rejects for `default`",
+        "disable workspaces after the migration (restart the server without --enable-workspaces)",
+    ),
+    artifacts.WORKSPACE_ROOT_OVERLAP: (
+        "workspace default_artifact_root values that overlap each other or <root>/workspaces/",
+        "give each workspace a root of its own outside <root>/workspaces/",
+    ),
+}
+
+
+def render_artifact_findings(plan: Plan, console: Console) -> None:
+    """Findings grouped by kind; each kind shows plan.sample_limit findings unless it is None (--verbose)."""
+    findings = plan.artifact_findings
+    blocking = len(plan.blocking_artifact_findings)
+    if plan.default_artifact_root is None:
+        console.print(
+            Text(
+                "No --default-artifact-root given: the reserved-path checks (<root>/...) were skipped.", style="yellow"
+            )
+        )
+    else:
+        console.print(Text(f"Artifact root: {plan.default_artifact_root}"))
+    if not findings:
+        console.print(Text("No artifact findings."))
+        return
+    console.print(
+        Text(
+            f"Artifact findings: {blocking:,} blocking, {len(findings) - blocking:,} warning(s)",
+            style="bold red" if blocking else "bold yellow",
+        )
+    )
+    for kind, count in artifacts.count_by_kind(findings).items():
+        meaning, fix = ARTIFACT_KIND_TEXT[kind]
+        console.print()
+        console.print(Text(f"{kind} — {meaning}: {count:,} finding(s)", style="bold"))
+        of_kind = (f for f in findings if f.kind == kind)
+        shown = 0
+        for finding in of_kind:
+            if plan.sample_limit is not None and shown >= plan.sample_limit:
+                break
+            console.print(finding_line(finding))
+            shown += 1
+        if shown < count:
+            console.print(Text(f"  ... {count - shown:,} more (use --verbose to list all)"))
+        console.print(Text(f"  fix: {fix}", style="cyan"))
+
+
+def finding_line(finding: artifacts.ArtifactFinding) -> Text:
+    subject = (
+        f"workspace {quoted(finding.workspace)}"
+        if finding.experiment_id is None
+        else f"experiment {finding.experiment_id} ({workspace_label(finding.workspace)})"
+    )
+    return Text(f"  {finding.severity}: {subject} {quoted(finding.location)}: {finding.detail}")
 
 
 def render_apply_result(result: ApplyResult, console: Console) -> None:
@@ -142,9 +248,45 @@ def render_apply_result(result: ApplyResult, console: Console) -> None:
         console.print(Text(f"  moved {n:,} row(s) of {t}"))
     if result.created_default_workspace:
         console.print(Text("  created the `default` workspace row"))
+    if result.workspaces_pruned:
+        names = ", ".join(quoted(n) for n in result.workspaces_pruned)
+        console.print(Text(f"  pruned {len(result.workspaces_pruned)} emptied workspace(s) from the catalog: {names}"))
     console.print(
         Text(
             f"Done: moved {result.total_moved:,} row(s) in {len(moved)} table(s) into `default`; committed.",
             style="bold green",
         )
     )
+
+
+def render_restore(result: RestoreResult, console: Console, journal_header: dict[str, Any]) -> None:
+    """What a restore moved back (or would), what it could not find, and its conflicts."""
+    mode = "dry run, read-only" if result.dry_run else "restore"
+    console.print(Text(f"Restore workspaces from a journal ({mode})", style="bold"))
+    console.print(Text(f"Journal: {journal_header.get('operation')} run of {journal_header.get('created_at')}"))
+    for table, counts in result.moves.items():
+        if counts:
+            breakdown = ", ".join(f"{workspace_label(ws)}: {n:,}" for ws, n in sorted(counts.items(), key=str))
+            console.print(Text(f"  {table}: {sum(counts.values()):,} row(s) back to {breakdown}"))
+    for name in result.workspaces_recreated:
+        console.print(Text(f"  catalog row {quoted(name)} re-created"))
+    for name in result.catalog_deleted:
+        console.print(Text(f"  catalog row {quoted(name)} (created by the journaled run) removed"))
+    for table, n in result.missing.items():
+        console.print(Text(f"  {table}: {n:,} journaled row(s) no longer exist where the run left them; skipped"))
+    if result.conflict_count:
+        console.print(Text(f"Restore conflicts: {result.conflict_count:,}", style="bold red"))
+        for c in result.conflicts:
+            key = ", ".join(f"{col}={quoted(val)}" for col, val in c.key)
+            console.print(Text(f"  {c.table} {c.kind}: {key} -> {workspace_label(c.workspace)}: {c.detail}"))
+        if len(result.conflicts) < result.conflict_count:
+            console.print(Text(f"  ... {result.conflict_count - len(result.conflicts):,} more"))
+        console.print(
+            Text("Blocked: fix the conflicts (rename or delete the new rows). Nothing was changed."), style="bold"
+        )
+    elif result.nothing_to_do:
+        console.print(Text("Nothing to restore: no journaled row is where the run left it. Nothing was changed."))
+    elif result.applied:
+        console.print(Text(f"Done: moved {result.total:,} row(s) back; committed.", style="bold green"))
+    else:
+        console.print(Text(f"Dry run: {result.total:,} row(s) would move back. Nothing was changed."), style="bold")

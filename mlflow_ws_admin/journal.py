@@ -1,0 +1,295 @@
+"""The move journal: JSON Lines (gzip when the name ends in ``.gz``) recording every row a run moved.
+
+Records, one JSON object per line, in this order:
+
+- ``header``: format, operation (``migrate`` | ``restore``), database identity (no password), schema signature;
+- per table, a ``table`` record (key and workspace column names) followed by its ``row`` records:
+  ``{"type": "row", "table", "key": [...], "from": [...], "to": [...], "created": v}`` — the primary key
+  without workspace columns, every workspace column before (``from``) and after (``to``) the move, and the
+  row's creation time when the table has one;
+- ``catalog_deleted`` / ``catalog_inserted``: full catalog rows the run deleted (pruned) or created;
+- ``sealed``: written and fsynced inside the transaction, right before COMMIT, with the record counts;
+- ``complete``: written and fsynced after COMMIT returned.
+
+A journal without ``complete`` is visibly incomplete (the run crashed or its commit failed) and restore refuses
+it.  A run that rolls back before sealing deletes its journal: nothing happened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import os
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import case, literal, select
+from sqlalchemy.engine import Connection
+
+from mlflow_ws_admin import __version__, knowledge, queries
+from mlflow_ws_admin.errors import UsageError, WsAdminError
+from mlflow_ws_admin.schema import WorkspaceSchema, WorkspaceTable
+
+JOURNAL_FORMAT = "mlflow-ws-admin/journal"
+JOURNAL_VERSION = 1
+_STREAM_BATCH = 5000
+
+
+class JournalRefused(UsageError):
+    """The journal cannot be used: unreadable, incomplete, or written for another database (exit 2)."""
+
+
+class JournalError(WsAdminError):
+    """Writing the journal failed; the transaction is rolled back (exit 3)."""
+
+
+def _json(record: Mapping[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":")) + "\n"
+
+
+def key_columns(wt: WorkspaceTable) -> list[str]:
+    """The primary key minus workspace columns: with the workspace, it finds the row after the move."""
+    return [c for c in wt.primary_key if c not in wt.workspace_columns]
+
+
+def creation_column(wt: WorkspaceTable) -> str | None:
+    return next((c for c in knowledge.CREATION_COLUMNS if wt.has_column(c)), None)
+
+
+def header(operation: str, database: Mapping[str, Any], signature: str) -> dict[str, Any]:
+    return {
+        "type": "header",
+        "format": JOURNAL_FORMAT,
+        "version": JOURNAL_VERSION,
+        "operation": operation,
+        "tool_version": __version__,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "database": dict(database),
+        "schema_signature": signature,
+    }
+
+
+def _open_text(path: Path, mode: str) -> IO[str]:
+    if path.name.endswith(".gz"):
+        return gzip.open(path, mode + "t", encoding="utf-8")
+    return open(path, mode, encoding="utf-8")
+
+
+class JournalWriter:
+    """Appends records; never overwrites an existing file (it may be the only way back)."""
+
+    def __init__(self, path: str | Path, head: Mapping[str, Any]) -> None:
+        self.path = Path(path)
+        try:
+            self._raw = open(self.path, "xb")  # noqa: SIM115 - closed in complete()/abandon()
+        except FileExistsError:
+            raise UsageError(f"journal file {self.path} already exists; refusing to overwrite it") from None
+        except OSError as exc:
+            raise UsageError(f"cannot create journal file {self.path}: {exc.strerror or exc}") from None
+        self._gzip = gzip.GzipFile(fileobj=self._raw, mode="wb") if self.path.name.endswith(".gz") else None
+        self._out: IO[bytes] = self._gzip or self._raw
+        self.rows = 0
+        self.catalog_deleted_rows = 0
+        self.catalog_inserted_rows = 0
+        self.sealed = False
+        self._tables: set[str] = set()
+        self.write(head)
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        try:
+            self._out.write(_json(record).encode("utf-8"))
+        except OSError as exc:
+            raise JournalError(f"writing the journal {self.path} failed: {exc.strerror or exc}") from None
+
+    def table(self, wt: WorkspaceTable) -> None:
+        """Announce a table once, before its first row."""
+        if wt.name not in self._tables:
+            self._tables.add(wt.name)
+            self.write(
+                {
+                    "type": "table",
+                    "table": wt.name,
+                    "key_columns": key_columns(wt),
+                    "workspace_columns": list(wt.workspace_columns),
+                    "created_column": creation_column(wt),
+                }
+            )
+
+    def row(self, table: str, key: list[Any], before: list[Any], after: list[Any], created: Any) -> None:
+        self.rows += 1
+        self.write({"type": "row", "table": table, "key": key, "from": before, "to": after, "created": created})
+
+    def catalog_deleted(self, row: Mapping[str, Any]) -> None:
+        self.catalog_deleted_rows += 1
+        self.write({"type": "catalog_deleted", "row": dict(row)})
+
+    def catalog_inserted(self, row: Mapping[str, Any]) -> None:
+        self.catalog_inserted_rows += 1
+        self.write({"type": "catalog_inserted", "row": dict(row)})
+
+    def _sync(self) -> None:
+        try:
+            if self._gzip is not None:
+                self._gzip.flush(zlib.Z_SYNC_FLUSH)  # readable up to here even if the process dies now
+            self._raw.flush()
+            os.fsync(self._raw.fileno())
+        except OSError as exc:
+            raise JournalError(f"syncing the journal {self.path} failed: {exc.strerror or exc}") from None
+
+    def seal(self) -> None:
+        """Called inside the transaction right before COMMIT: everything is on disk before the data changes."""
+        self.write(
+            {
+                "type": "sealed",
+                "rows": self.rows,
+                "catalog_deleted": self.catalog_deleted_rows,
+                "catalog_inserted": self.catalog_inserted_rows,
+            }
+        )
+        self._sync()
+        self.sealed = True
+
+    def complete(self) -> None:
+        """Called after COMMIT returned."""
+        self.write({"type": "complete", "committed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+        self._sync()
+        self._close()
+
+    def abandon(self) -> None:
+        """The transaction failed.  Before the seal nothing was committed, so the journal goes; after it the
+        commit's outcome is unknown, so the file stays, visibly incomplete."""
+        self._close()
+        if not self.sealed:
+            self.path.unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        if self._gzip is not None:
+            self._gzip.close()
+        self._raw.close()
+
+
+# --- what apply writes -----------------------------------------------------------------------------------
+
+
+def record_moves(conn: Connection, schema: WorkspaceSchema, journal: JournalWriter) -> None:
+    """Stream every row the move will touch, with its workspace values before and after, into the journal.
+    Runs inside apply's transaction, before the UPDATEs; ``to`` uses the very predicate the UPDATE uses."""
+    for wt in schema.tables:
+        t = queries.table_clause(wt)
+        keys = key_columns(wt)
+        if not keys:
+            raise JournalError(f"cannot journal {wt.name}: it has no primary key to find its rows by")
+        created = creation_column(wt)
+        after = [
+            case((queries.outside_default(wt, c), literal(knowledge.DEFAULT_WORKSPACE)), else_=t.c[c])
+            for c in wt.workspace_columns
+        ]
+        cols = [
+            *(t.c[c] for c in keys),
+            *(t.c[c] for c in wt.workspace_columns),
+            *after,
+            t.c[created] if created else literal(None),
+        ]
+        stmt = select(*cols).where(queries.rows_outside_default(wt))
+        n_key, n_ws = len(keys), len(wt.workspace_columns)
+        # Per statement: Connection.execution_options would switch streaming on for the UPDATEs too.
+        result = conn.execute(stmt.execution_options(stream_results=True, yield_per=_STREAM_BATCH))
+        for record in result:
+            values = list(record)
+            journal.table(wt)
+            journal.row(
+                wt.name,
+                values[:n_key],
+                values[n_key : n_key + n_ws],
+                values[n_key + n_ws : n_key + 2 * n_ws],
+                values[-1],
+            )
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JournalSummary:
+    header: dict[str, Any]
+    rows: int
+    catalog_deleted: int
+    catalog_inserted: int
+
+
+def _records(path: Path) -> Iterator[dict[str, Any]]:
+    """Every record; a truncated gzip stream or a torn last line ends the iteration as 'incomplete'."""
+    try:
+        with _open_text(path, "r") as f:
+            for line in f:
+                if not line.endswith("\n"):
+                    raise JournalRefused(f"journal {path} is incomplete: its last line is torn; refusing it")
+                yield json.loads(line)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise JournalRefused(f"journal {path} is incomplete or corrupt ({exc}); refusing it") from None
+    except json.JSONDecodeError as exc:
+        raise JournalRefused(f"journal {path} is not JSON Lines (line error: {exc.msg}); refusing it") from None
+    except UnicodeDecodeError:
+        raise JournalRefused(f"journal {path} is not a text journal; refusing it") from None
+    except FileNotFoundError:
+        raise JournalRefused(f"journal file not found: {path}") from None
+    except OSError as exc:
+        raise JournalRefused(f"cannot read journal {path}: {exc.strerror or exc}") from None
+
+
+def check_journal(path: str | Path, identity: Mapping[str, Any], signature: str) -> JournalSummary:
+    """Read the whole journal once (constant memory) and refuse it unless it is complete, consistent, and was
+    written for this database and schema."""
+    path = Path(path)
+    records = _records(path)
+    head = next(records, None)
+    if not head or head.get("type") != "header" or head.get("format") != JOURNAL_FORMAT:
+        raise JournalRefused(f"{path} is not an mlflow-ws-admin journal")
+    if head.get("version") != JOURNAL_VERSION:
+        raise JournalRefused(f"journal {path} has version {head.get('version')}; this tool reads {JOURNAL_VERSION}")
+    counts = {"row": 0, "catalog_deleted": 0, "catalog_inserted": 0}
+    sealed: dict[str, Any] | None = None
+    complete = False
+    for record in records:
+        kind = record.get("type")
+        if kind in counts:
+            counts[kind] += 1
+        elif kind == "sealed":
+            sealed = record
+        elif kind == "complete":
+            complete = True
+    if not complete or sealed is None:
+        raise JournalRefused(
+            f"journal {path} is incomplete (no completion mark: the run crashed or its commit failed); refusing it"
+        )
+    if (sealed.get("rows"), sealed.get("catalog_deleted"), sealed.get("catalog_inserted")) != (
+        counts["row"],
+        counts["catalog_deleted"],
+        counts["catalog_inserted"],
+    ):
+        raise JournalRefused(f"journal {path} is inconsistent: its record counts do not match its seal")
+    theirs = (head.get("database") or {}).get("identity")
+    if theirs != dict(identity):
+        raise JournalRefused(f"journal {path} belongs to another database ({_describe(theirs)}); refusing it")
+    if head.get("schema_signature") != signature:
+        raise JournalRefused(f"journal {path} was written for a different schema (MLflow upgraded since?); refusing it")
+    return JournalSummary(head, counts["row"], counts["catalog_deleted"], counts["catalog_inserted"])
+
+
+def _describe(identity: Any) -> str:
+    if not isinstance(identity, dict):
+        return "unknown"
+    if identity.get("path"):
+        return f"sqlite {identity['path']}"
+    return f"{identity.get('dialect')} {identity.get('host')}:{identity.get('port')}/{identity.get('database')}"
+
+
+def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The records after the header (call ``check_journal`` first)."""
+    records = _records(Path(path))
+    next(records, None)
+    yield from records

@@ -1,0 +1,191 @@
+"""The startup checks for turning workspaces on or off, as data: each check is pass, warn or fail with a one-line
+reason.  Nothing here prints or writes; ``run_preflight`` only reads.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Connection
+
+from mlflow_ws_admin import artifacts, knowledge, queries, server_probe
+from mlflow_ws_admin.artifacts import ArtifactFinding, normalize_location
+from mlflow_ws_admin.errors import NotAWorkspaceDatabase
+from mlflow_ws_admin.report.text import quoted
+from mlflow_ws_admin.schema import WorkspaceSchema, reflect_schema
+from mlflow_ws_admin.server_probe import ServerFeatures
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+#: Examples listed under a warn/fail check; the reason line carries the full count.
+MAX_DETAILS = 5
+
+_NAME = re.compile(knowledge.WORKSPACE_NAME_PATTERN)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # PASS | WARN | FAIL
+    reason: str
+    details: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PreflightResult:
+    database: str  # display URL, password masked
+    default_artifact_root: str | None  # masked
+    checks: tuple[Check, ...]
+
+    @property
+    def failed(self) -> bool:
+        return any(c.status == FAIL for c in self.checks)
+
+    def count(self, status: str) -> int:
+        return sum(1 for c in self.checks if c.status == status)
+
+
+def run_preflight(
+    conn: Connection,
+    *,
+    database: str,
+    default_artifact_root: str | None,
+    server: ServerFeatures | None = None,
+) -> PreflightResult:
+    """Every check, in a fixed order.  A database without the workspace schema fails the first check and skips
+    the checks that need it."""
+    checks: list[Check] = []
+    try:
+        schema = reflect_schema(conn)
+    except NotAWorkspaceDatabase as exc:
+        schema = None
+        checks.append(Check("workspace schema", FAIL, exc.message))
+    if schema is not None:
+        checks.append(schema_check(schema))
+        names = tuple(conn.execute(queries.catalog_names(schema.catalog)).scalars())
+        checks.append(default_row_check(names))
+        checks.append(workspace_names_check(names))
+    checks.append(artifact_root_check(default_artifact_root))
+    if schema is not None:
+        findings = artifacts.read_artifact_findings(conn, schema, default_artifact_root)
+        checks.append(reserved_path_check(findings, default_artifact_root))
+        checks.append(artifact_findings_check(findings))
+    if server is not None:
+        checks.append(server_check(server))
+    shown_root = artifacts.display_location(default_artifact_root) if default_artifact_root else None
+    return PreflightResult(database, shown_root, tuple(checks))
+
+
+def schema_check(schema: WorkspaceSchema) -> Check:
+    """The tracking and registry tables MLflow scopes by workspace all carry the column."""
+    scoped = {t.name for t in schema.tables}
+    missing = [t for t in knowledge.WORKSPACE_STORE_TABLES if t not in schema.all_table_names]
+    unscoped = [t for t in knowledge.WORKSPACE_STORE_TABLES if t in schema.all_table_names and t not in scoped]
+    if missing or unscoped:
+        parts = [f"no `{knowledge.WORKSPACE_COLUMN}` column in {', '.join(unscoped)}"] if unscoped else []
+        parts += [f"missing table(s) {', '.join(missing)}"] if missing else []
+        return Check("workspace schema", FAIL, "; ".join(parts) + " (run `mlflow db upgrade` with MLflow 3.10+)")
+    return Check(
+        "workspace schema",
+        PASS,
+        f"`{schema.catalog.table}` catalog present; {len(schema.tables)} tables carry a workspace column",
+    )
+
+
+def default_row_check(catalog_names: tuple[str, ...]) -> Check:
+    if knowledge.DEFAULT_WORKSPACE in catalog_names:
+        return Check("default workspace", PASS, "the reserved `default` row exists in the workspaces catalog")
+    return Check(
+        "default workspace",
+        FAIL,
+        "the reserved `default` row is missing from the workspaces catalog "
+        "(`mlflow db upgrade` or `db migrate-to-default-workspace` creates it)",
+    )
+
+
+def invalid_name_reason(name: str) -> str | None:
+    """Why MLflow would refuse this workspace name, or None when it is valid."""
+    low, high = knowledge.WORKSPACE_NAME_LENGTH
+    if name in knowledge.RESERVED_WORKSPACE_NAMES:
+        return "reserved name"
+    if not low <= len(name) <= high:
+        return f"length {len(name)} (must be {low}-{high})"
+    if not _NAME.match(name):
+        return "only lowercase letters, digits and inner hyphens are allowed"
+    return None
+
+
+def workspace_names_check(catalog_names: tuple[str, ...]) -> Check:
+    bad = [(n, r) for n in catalog_names if (r := invalid_name_reason(n))]
+    if not bad:
+        return Check("workspace names", PASS, f"all {len(catalog_names)} catalog name(s) are valid")
+    return Check(
+        "workspace names",
+        FAIL,
+        f"{len(bad)} of {len(catalog_names)} catalog name(s) are invalid",
+        tuple(f"{quoted(n)}: {r}" for n, r in bad[:MAX_DETAILS]),
+    )
+
+
+def artifact_root_check(root: str | None) -> Check:
+    """The server refuses a root ending in `workspaces` or sitting under `workspaces/<name>`."""
+    if root is None:
+        return Check("artifact root", WARN, "not checked: pass --default-artifact-root ROOT (the server's root)")
+    location = normalize_location(root)
+    if location is None:
+        return Check("artifact root", FAIL, "the artifact root is empty")
+    segs = location.segments
+    if segs and segs[-1] == knowledge.RESERVED_ARTIFACT_SEGMENT:
+        return Check("artifact root", FAIL, f"ends in a reserved `{knowledge.RESERVED_ARTIFACT_SEGMENT}` segment")
+    if knowledge.RESERVED_ARTIFACT_SEGMENT in segs[:-1]:
+        return Check(
+            "artifact root", FAIL, f"sits under a reserved `{knowledge.RESERVED_ARTIFACT_SEGMENT}/<name>` path"
+        )
+    return Check(
+        "artifact root",
+        PASS,
+        f"not a reserved path; new experiments go to {location.child(knowledge.RESERVED_ARTIFACT_SEGMENT)}/<ws>/<id>",
+    )
+
+
+def reserved_path_check(findings: tuple[ArtifactFinding, ...], root: str | None) -> Check:
+    """The docs' admin preflight: no experiment already lives under ROOT/workspaces/<ws>/... of another layout."""
+    if root is None:
+        return Check("reserved artifact paths", WARN, "not checked: pass --default-artifact-root ROOT")
+    squatters = [f for f in findings if f.kind == artifacts.RESERVED_SQUATTING]
+    if not squatters:
+        return Check("reserved artifact paths", PASS, "no experiment lives under <root>/workspaces/ of another layout")
+    return Check(
+        "reserved artifact paths",
+        WARN,
+        f"{len(squatters)} experiment(s) live under <root>/workspaces/<ws>/ of another workspace: move them first",
+        tuple(finding_detail(f) for f in squatters[:MAX_DETAILS]),
+    )
+
+
+def artifact_findings_check(findings: tuple[ArtifactFinding, ...]) -> Check:
+    """Every other artifact finding: fail on a blocking one, warn on warnings."""
+    rest = [f for f in findings if f.kind != artifacts.RESERVED_SQUATTING]
+    if not rest:
+        return Check("artifact locations", PASS, "no overlapping or workspace-bound artifact locations")
+    counts = ", ".join(f"{kind}: {n}" for kind, n in artifacts.count_by_kind(rest).items())
+    blocking = [f for f in rest if f.blocking]
+    examples = tuple(finding_detail(f) for f in (blocking or rest)[:MAX_DETAILS])
+    if blocking:
+        return Check(
+            "artifact locations", FAIL, f"{len(blocking)} blocking of {len(rest)} finding(s) ({counts})", examples
+        )
+    return Check("artifact locations", WARN, f"{len(rest)} warning(s) ({counts})", examples)
+
+
+def finding_detail(f: ArtifactFinding) -> str:
+    subject = f"workspace {quoted(f.workspace)}" if f.experiment_id is None else f"experiment {f.experiment_id}"
+    return f"{f.kind}: {subject} {quoted(f.location)}: {f.detail}"
+
+
+def server_check(features: ServerFeatures) -> Check:
+    # Both answers are a pass: the check reports the server's state; only "cannot tell" is not.
+    status = {server_probe.ENABLED: PASS, server_probe.DISABLED: PASS, server_probe.UNSUPPORTED: WARN}.get(
+        features.state, FAIL
+    )
+    return Check("tracking server", status, f"{features.message} ({features.url})")

@@ -1,0 +1,159 @@
+"""The machine-readable report (``--format json``): one JSON document per run, built from a Plan or a result.
+
+No database access here: the conflict groups arrive as an iterable (streamed from a cursor by the caller) and
+are written one by one, so a complete conflict list never sits in memory.  The contract is in the README
+("JSON output") and pinned by tests/test_json.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import IO, Any
+
+from mlflow_ws_admin.plan import ConflictGroup, Plan, TableConflicts
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "conflicts", "applied", "nothing_to_move", "aborted", "error")
+
+
+def base_document(
+    *, status: str, exit_code: int, dry_run: bool, dialect: str | None, url: str | None
+) -> dict[str, Any]:
+    """Every field of the contract, empty: the shape of an error document, filled in by the others."""
+    assert status in STATUSES, status
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": status,
+        "exit_code": int(exit_code),
+        "dry_run": dry_run,
+        "database": {"dialect": dialect, "url": url},
+        "tables": [],
+        "total_rows_to_move": 0,
+        "conflicts": [],
+        "conflict_count": 0,
+        "artifact_findings": [],
+        "workspaces_pruned": [],
+    }
+
+
+def error_document(message: str, *, exit_code: int, dry_run: bool, dialect: str | None, url: str | None) -> dict:
+    doc = base_document(status="error", exit_code=exit_code, dry_run=dry_run, dialect=dialect, url=url)
+    doc["message"] = message
+    return doc
+
+
+def plan_document(
+    plan: Plan,
+    *,
+    status: str,
+    exit_code: int,
+    dry_run: bool,
+    conflicts: Iterable[dict[str, Any]] = (),
+    workspaces_pruned: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The document for a migrate run.  ``conflicts`` may be a generator: ``write_document`` streams it."""
+    doc = base_document(status=status, exit_code=exit_code, dry_run=dry_run, dialect=plan.dialect, url=plan.database)
+    doc["tables"] = [
+        {"table": m.table, "rows_to_move": m.rows_to_move, "by_workspace": _by_workspace(m.by_workspace)}
+        for m in plan.moves
+    ]
+    doc["total_rows_to_move"] = plan.total_rows_to_move
+    doc["conflicts"] = conflicts
+    doc["conflict_count"] = plan.conflict_count
+    doc["artifact_findings"] = [artifact_finding(f) for f in getattr(plan, "artifact_findings", ())]
+    doc["workspaces_pruned"] = list(workspaces_pruned)
+    return doc
+
+
+def _by_workspace(pairs: Iterable[tuple[str | None, int]]) -> dict[str, int]:
+    # JSON keys are strings: a NULL workspace is reported under "" (the text report shows "(null)").
+    return {("" if ws is None else ws): n for ws, n in pairs}
+
+
+#: (table's conflicts, at most n groups or all when None) -> those groups, streamed
+GroupStream = Callable[[TableConflicts, int | None], Iterable[ConflictGroup]]
+
+
+def conflict_items(plan: Plan, groups_for: GroupStream, limit: int | None) -> Iterator[dict[str, Any]]:
+    """Every conflict group (the first ``limit`` when capped), one at a time, from ``groups_for(tc, n)``."""
+    left = limit
+    for tc in plan.conflicts:
+        if left is not None and left <= 0:
+            return
+        for group in groups_for(tc, left):
+            yield conflict_item(tc, group)
+            if left is not None:
+                left -= 1
+                if left <= 0:
+                    return
+
+
+def conflict_item(tc: TableConflicts, group: ConflictGroup) -> dict[str, Any]:
+    return {
+        "table": tc.table,
+        "key": dict(group.key),
+        "rows": [{"workspace": r.workspace, **dict(r.identity)} for r in group.rows],
+        "dependent_rows": group.dependent_rows,
+    }
+
+
+def artifact_finding(finding: Any) -> dict[str, Any]:
+    return {
+        "kind": finding.kind,
+        "severity": finding.severity,
+        "experiment_id": finding.experiment_id,
+        "location": finding.location,
+        "detail": finding.detail,
+    }
+
+
+def restore_document(result: Any, *, status: str, exit_code: int, dialect: str, url: str) -> dict[str, Any]:
+    """The document for a restore run: the same contract; ``by_workspace`` counts destination workspaces, and
+    two restore-only fields say what could not be found and which catalog rows come back."""
+    doc = base_document(status=status, exit_code=exit_code, dry_run=result.dry_run, dialect=dialect, url=url)
+    doc["tables"] = [
+        {"table": t, "rows_to_move": sum(c.values()), "by_workspace": _by_workspace(sorted(c.items(), key=_ws_key))}
+        for t, c in result.moves.items()
+    ]
+    doc["total_rows_to_move"] = result.total
+    doc["conflicts"] = [
+        {
+            "table": c.table,
+            "key": dict(c.key),
+            "rows": [{"workspace": c.workspace}],
+            "dependent_rows": 0,
+            "reason": c.kind,
+            "detail": c.detail,
+        }
+        for c in result.conflicts
+    ]
+    doc["conflict_count"] = result.conflict_count
+    doc["missing_rows"] = dict(result.missing)
+    doc["workspaces_recreated"] = list(result.workspaces_recreated)
+    return doc
+
+
+def _ws_key(item: tuple[str | None, int]) -> tuple[bool, str]:
+    return (item[0] is None, item[0] or "")
+
+
+def write_document(doc: Mapping[str, Any], out: IO[str]) -> None:
+    """One JSON document on one line; a non-list iterable value (the conflicts generator) is streamed."""
+    out.write("{")
+    for i, (key, value) in enumerate(doc.items()):
+        out.write(("," if i else "") + json.dumps(key) + ":")
+        if isinstance(value, Iterator):
+            out.write("[")
+            for j, item in enumerate(value):
+                out.write(("," if j else "") + _dumps(item))
+            out.write("]")
+        else:
+            out.write(_dumps(value))
+    out.write("}\n")
+    out.flush()
+
+
+def _dumps(value: Any) -> str:
+    # default=str: driver values such as Decimal or datetime appear as text rather than failing the report.
+    return json.dumps(value, ensure_ascii=False, default=str)

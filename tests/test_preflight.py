@@ -1,0 +1,210 @@
+"""`db preflight`: the read-only check list, on every backend, against real MLflow schemas."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlflow_ws_admin import preflight
+from mlflow_ws_admin.exit_codes import ExitStatus
+
+from .conftest import OLDEST
+from .helpers import populate, run_cli
+
+ROOT = "s3://mlflow-root"
+
+
+def run_preflight(db, *flags: str):
+    """Run the command and check that it changed nothing (it opens the database read-only)."""
+    before = db.fingerprint()
+    result = run_cli("db", "preflight", db.uri, *flags)
+    assert db.fingerprint() == before
+    return result
+
+
+def lines(result) -> dict[str, str]:
+    """check name -> its status line, e.g. {"default workspace": "PASS  default workspace  the reserved ..."}."""
+    out = {}
+    for line in result.stdout.splitlines():
+        status, _, rest = line.partition("  ")
+        if status.strip() in ("PASS", "WARN", "FAIL"):
+            name = next(c for c in CHECKS if rest.strip().startswith(c))
+            out[name] = line
+    return out
+
+
+CHECKS = (
+    "workspace schema",
+    "default workspace",
+    "workspace names",
+    "artifact root",
+    "reserved artifact paths",
+    "artifact locations",
+    "tracking server",
+)
+
+
+def status_of(result) -> dict[str, str]:
+    return {name: line.split()[0] for name, line in lines(result).items()}
+
+
+def test_fresh_mlflow_database_passes(mlflow_db) -> None:
+    result = run_preflight(mlflow_db, "--default-artifact-root", ROOT)
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert status_of(result) == {name: "PASS" for name in CHECKS[:6]}
+    assert "Workspace preflight (read-only)" in result.stdout
+    assert "new experiments go to s3://mlflow-root/workspaces/<ws>/<id>" in result.stdout
+    assert "6 passed, 0 warning(s), 0 failed: nothing blocks." in result.stdout
+
+
+def test_without_a_root_the_artifact_root_checks_warn(mlflow_db) -> None:
+    populate(mlflow_db)
+    result = run_preflight(mlflow_db)
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    status = status_of(result)
+    assert status["artifact root"] == status["reserved artifact paths"] == "WARN"
+    assert status["workspace names"] == status["artifact locations"] == "PASS"
+    assert "not checked: pass --default-artifact-root ROOT" in result.stdout
+
+
+def test_reserved_path_squatter_warns(mlflow_db) -> None:
+    squat = {}
+    populate(
+        mlflow_db,
+        lambda data: squat.setdefault(
+            "id", data.experiment("default", "old", artifact_location=f"{ROOT}/workspaces/team-a/old/")
+        ),
+    )
+    result = run_preflight(mlflow_db, "--default-artifact-root", ROOT)
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert status_of(result)["reserved artifact paths"] == "WARN"
+    assert "1 experiment(s) live under <root>/workspaces/<ws>/ of another workspace: move them first" in result.stdout
+    assert f'reserved-path-squatting: experiment {squat["id"]} "{ROOT}/workspaces/team-a/old/"' in result.stdout
+    assert status_of(result)["artifact locations"] == "PASS"
+
+
+@pytest.mark.parametrize(
+    "root, reason",
+    [
+        (f"{ROOT}/workspaces", "ends in a reserved `workspaces` segment"),
+        (f"{ROOT}/workspaces/", "ends in a reserved `workspaces` segment"),
+        (f"{ROOT}/workspaces/team-a/x", "sits under a reserved `workspaces/<name>` path"),
+    ],
+)
+def test_reserved_artifact_root_fails(mlflow_db, root: str, reason: str) -> None:
+    result = run_preflight(mlflow_db, "--default-artifact-root", root)
+
+    assert result.exit_code == ExitStatus.CONFLICTS, result.output
+    assert lines(result)["artifact root"].startswith("FAIL")
+    assert reason in result.stdout
+
+
+def test_missing_default_row_fails(mlflow_db) -> None:
+    mlflow_db.execute("DELETE FROM workspaces WHERE name = 'default'")
+    result = run_preflight(mlflow_db, "--default-artifact-root", ROOT)
+
+    assert result.exit_code == ExitStatus.CONFLICTS
+    assert status_of(result)["default workspace"] == "FAIL"
+    assert "the reserved `default` row is missing" in result.stdout
+    assert "1 failed: fix the failed checks first." in result.stdout
+
+
+def test_invalid_workspace_names_fail(mlflow_db) -> None:
+    def fill(data) -> None:
+        for name in ("Team_X", "api", "x", "ok-name"):
+            data.workspace(name)
+
+    populate(mlflow_db, fill, spread=False)
+    result = run_preflight(mlflow_db, "--default-artifact-root", ROOT)
+
+    assert result.exit_code == ExitStatus.CONFLICTS
+    assert "3 of 8 catalog name(s) are invalid" in lines(result)["workspace names"]
+    assert '"Team_X": only lowercase letters, digits and inner hyphens are allowed' in result.stdout
+    assert '"api": reserved name' in result.stdout
+    assert '"x": length 1 (must be 2-63)' in result.stdout
+    assert '"ok-name"' not in result.stdout
+
+
+def test_blocking_overlap_fails_and_warnings_warn(mlflow_db) -> None:
+    ids = {}
+
+    def fill(data) -> None:
+        ids["a"] = data.experiment("team-a", "a", artifact_location="/mnt/runs/1")
+        ids["b"] = data.experiment("team-b", "b", artifact_location="file:///mnt/runs/1/")
+
+    populate(mlflow_db, fill)
+    failing = run_preflight(mlflow_db, "--default-artifact-root", ROOT)
+    assert failing.exit_code == ExitStatus.CONFLICTS
+    assert "FAIL  artifact locations" in lines(failing)["artifact locations"]
+    assert "1 blocking of 1 finding(s) (overlap: 1)" in failing.stdout
+    assert f'overlap: experiment {ids["b"]} "file:///mnt/runs/1/": the same location as experiment {ids["a"]}' in (
+        failing.stdout
+    )
+
+    mlflow_db.execute("UPDATE experiments SET workspace = 'team-a' WHERE name = 'b'")
+    warning = run_preflight(mlflow_db, "--default-artifact-root", ROOT)
+    assert warning.exit_code == ExitStatus.OK, warning.output
+    assert status_of(warning)["artifact locations"] == "WARN"
+    assert "1 warning(s) (overlap: 1)" in warning.stdout
+
+
+def test_database_without_workspaces_fails_the_schema_check(scratch_db) -> None:
+    scratch_db.execute("CREATE TABLE experiments (experiment_id INTEGER PRIMARY KEY, name VARCHAR(256))")
+    result = run_preflight(scratch_db, "--default-artifact-root", ROOT)
+
+    assert result.exit_code == ExitStatus.CONFLICTS, result.output
+    assert status_of(result) == {"workspace schema": "FAIL", "artifact root": "PASS"}
+    assert "not an MLflow database with workspaces" in result.stdout
+
+
+def test_workspace_store_table_without_the_column_fails(mlflow_db, backend: str) -> None:
+    # A half-upgraded schema: the catalog exists, but webhooks lacks its workspace column.
+    if backend == "sqlite":
+        mlflow_db.execute("DROP TABLE webhook_events")
+        mlflow_db.execute("DROP TABLE webhooks")
+        mlflow_db.execute("CREATE TABLE webhooks (webhook_id VARCHAR(36) PRIMARY KEY)")
+    else:
+        mlflow_db.execute("ALTER TABLE webhooks DROP COLUMN workspace")
+    result = run_preflight(mlflow_db, "--default-artifact-root", ROOT)
+
+    assert result.exit_code == ExitStatus.CONFLICTS, result.output
+    assert "FAIL  workspace schema" in lines(result)["workspace schema"]
+    assert "no `workspace` column in webhooks (run `mlflow db upgrade`" in result.stdout
+
+
+def test_oldest_workspace_schema_passes(scratch_db) -> None:
+    db = scratch_db.load(OLDEST)
+    populate(db)
+    result = run_preflight(db, "--default-artifact-root", ROOT)
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert set(status_of(result).values()) == {"PASS"}
+
+
+def test_uri_errors_keep_their_exit_codes(tmp_path) -> None:
+    assert run_cli("db", "preflight", env={"MLFLOW_TRACKING_URI": ""}).exit_code == ExitStatus.USAGE
+    missing = run_cli("db", "preflight", f"sqlite:///{tmp_path / 'nope.db'}")
+    assert missing.exit_code == ExitStatus.DATABASE_ERROR
+    assert "SQLite database file not found" in missing.stderr
+    assert not (tmp_path / "nope.db").exists()
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("default", None),
+        ("a1", None),
+        ("a-b-c", None),
+        ("x" * 63, None),
+        ("x" * 64, "length 64 (must be 2-63)"),
+        ("-ab", "only lowercase letters, digits and inner hyphens are allowed"),
+        ("ab-", "only lowercase letters, digits and inner hyphens are allowed"),
+        ("static-files", "reserved name"),
+        ("ajax-api", "reserved name"),
+        ("workspaces", "reserved name"),
+    ],
+)
+def test_workspace_name_rules(name: str, reason: str | None) -> None:
+    assert preflight.invalid_name_reason(name) == reason
