@@ -1,0 +1,708 @@
+"""Benchmark mlflow-ws-admin against the raw-SQL limit (and, on request, MLflow's own command).
+
+For every backend and scale it builds one template database from the captured MLflow 3.17.2 schema
+(``fixtures/schemas/mlflow-3.17.2/<backend>.json``), bulk-loads ~610k workspace rows per scale unit over 21
+workspaces (~580k of them outside `default`), then times, each on a fresh copy of that template:
+
+  (a) raw     one ``UPDATE t SET workspace='default' WHERE workspace <> 'default'`` per workspace table, parents
+              first, in one transaction, through the driver in this process (the practical limit);
+  (b) apply   ``python -m mlflow_ws_admin db migrate-to-default-workspace URI -y`` as a subprocess (start-up,
+              reflection, plan, report, locks, conflict re-check, update, verification and commit included);
+  (c) dry     the same command with ``--dry-run`` on the clean copy, and with ``--dry-run`` / ``--dry-run --verbose``
+              on a copy with 40k experiment and 20k registered-model name collisions (x scale) planted;
+              peak RSS of the ``--verbose`` subprocess comes from ``os.wait4``;
+  (d) help    ``mlflow-ws-admin --help`` start-up (median of several runs);
+  (e) mlflow  MLflow's own ``mlflow db migrate-to-default-workspace`` (apply and dry runs), with ``--with-mlflow``.
+
+Run from the repository root:  python bench/bench.py --backends sqlite,postgresql,mysql --scales 1,4
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+from mlflow_ws_admin.sample_data import SampleData, load_snapshot, read_snapshot
+from mlflow_ws_admin.schema import reflect_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+SNAPSHOT = ROOT / "fixtures" / "schemas" / "mlflow-3.17.2"
+DEFAULT_OUT = ROOT / "bench" / "results" / "latest.json"
+BACKENDS = ("sqlite", "postgresql", "mysql")
+SERVER_URLS = {
+    "postgresql": os.environ.get("MWA_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"),
+    "mysql": os.environ.get("MWA_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/mysql"),
+}
+MLFLOW_PYTHON = Path("/tmp/mwa-mlflow-venvs/3.17.2/bin/python")
+WORKSPACES = ["default", *(f"team-{i:02d}" for i in range(1, 21))]  # 21, so 1/21 of the rows stay put
+BATCH = 10_000
+PREFIX = "mwa_bench"
+
+#: Rows per scale unit.  Each resource lands in WORKSPACES[i % 21]; names carry i, so nothing collides.
+EXPERIMENTS = 60_000
+MODELS = 30_000  # x5 versions, x5 version tags, x2 tags, x1 alias
+VERSIONS_PER_MODEL = 5
+DATASETS = 30_000
+JOBS = 60_000
+WEBHOOKS = 9_000
+GATEWAY = 3_000  # secrets, endpoints, model definitions, MCP servers (x2 versions) and their children
+BUDGETS = 1_000
+#: Planted collisions per scale unit (groups of two rows in two workspaces).
+EXPERIMENT_CLASHES = 40_000
+MODEL_CLASHES = 20_000
+
+#: Targets from the issue, checked at scale 1.
+APPLY_RATIO_TARGET = {"sqlite": 1.3, "postgresql": 1.15, "mysql": 1.15}
+CONFLICT_DRY_RUN_TARGET_S = 5.0  # SQLite, 40k+20k collisions
+HELP_TARGET_S = 0.3
+RSS_TARGET_MB = 120.0
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- data --------------------------------------------------------------------------------------------------
+
+Rows = Iterator[dict[str, Any]]
+
+
+def _ws(i: int) -> str:
+    return WORKSPACES[i % len(WORKSPACES)]
+
+
+def dataset(scale: float) -> dict[str, Callable[[], Rows]]:
+    """Table -> row generator, parents before children."""
+
+    def n(base: int) -> int:
+        return max(1, round(base * scale))
+
+    def experiments() -> Rows:
+        for i in range(n(EXPERIMENTS)):
+            yield {"experiment_id": i + 1, "name": f"exp-{i}", "workspace": _ws(i), "lifecycle_stage": "active"}
+
+    def models(table: str) -> Callable[[], Rows]:
+        def rows() -> Rows:
+            for i in range(n(MODELS)):
+                ws, name = _ws(i), f"model-{i}"
+                if table == "registered_models":
+                    yield {"workspace": ws, "name": name}
+                elif table == "registered_model_tags":
+                    for k in range(2):
+                        yield {"workspace": ws, "name": name, "key": f"tag-{k}"}
+                elif table == "registered_model_aliases":
+                    yield {"workspace": ws, "name": name, "alias": "champion", "version": 1}
+                else:
+                    for v in range(1, VERSIONS_PER_MODEL + 1):
+                        row = {"workspace": ws, "name": name, "version": v}
+                        yield row | {"key": "stage"} if table == "model_version_tags" else row
+
+        return rows
+
+    def simple(table: str, count: int, make: Callable[[int], dict[str, Any]]) -> Callable[[], Rows]:
+        def rows() -> Rows:
+            for i in range(n(count)):
+                yield {"workspace": _ws(i), **make(i)}
+
+        return rows
+
+    def mcp(table: str) -> Callable[[], Rows]:
+        def rows() -> Rows:
+            for i in range(n(GATEWAY)):
+                ws, name = _ws(i), f"server-{i}"
+                if table == "mcp_servers":
+                    yield {"workspace": ws, "name": name}
+                elif table == "mcp_server_versions":
+                    for v in ("1.0.0", "1.1.0"):
+                        yield {"workspace": ws, "name": name, "version": v, "server_json": "{}"}
+                elif table == "mcp_server_version_tags":
+                    yield {"workspace": ws, "name": name, "version": "1.0.0", "key": "k"}
+                elif table == "mcp_server_tags":
+                    yield {"workspace": ws, "name": name, "key": "k"}
+                elif table == "mcp_server_aliases":
+                    yield {"workspace": ws, "name": name, "alias": "latest", "version": "1.1.0"}
+                else:
+                    yield {"workspace": ws, "id": f"mae-{i}", "server_name": name}
+
+        return rows
+
+    return {
+        "experiments": experiments,
+        "registered_models": models("registered_models"),
+        "model_versions": models("model_versions"),
+        "model_version_tags": models("model_version_tags"),
+        "registered_model_tags": models("registered_model_tags"),
+        "registered_model_aliases": models("registered_model_aliases"),
+        "evaluation_datasets": simple(
+            "evaluation_datasets", DATASETS, lambda i: {"dataset_id": f"d-{i}", "name": f"ds-{i}"}
+        ),
+        "jobs": simple("jobs", JOBS, lambda i: {"id": f"j-{i}"}),
+        "webhooks": simple("webhooks", WEBHOOKS, lambda i: {"webhook_id": f"w-{i}", "name": f"hook-{i}"}),
+        "secrets": simple("secrets", GATEWAY, lambda i: {"secret_id": f"s-{i}", "secret_name": f"key-{i}"}),
+        "endpoints": simple("endpoints", GATEWAY, lambda i: {"endpoint_id": f"e-{i}", "name": f"endpoint-{i}"}),
+        "model_definitions": simple(
+            "model_definitions", GATEWAY, lambda i: {"model_definition_id": f"md-{i}", "name": f"def-{i}"}
+        ),
+        "budget_policies": simple("budget_policies", BUDGETS, lambda i: {"budget_policy_id": f"b-{i}"}),
+        "mcp_servers": mcp("mcp_servers"),
+        "mcp_server_versions": mcp("mcp_server_versions"),
+        "mcp_server_version_tags": mcp("mcp_server_version_tags"),
+        "mcp_server_tags": mcp("mcp_server_tags"),
+        "mcp_server_aliases": mcp("mcp_server_aliases"),
+        "mcp_access_endpoints": mcp("mcp_access_endpoints"),
+    }
+
+
+def clashes(scale: float) -> dict[str, Callable[[], Rows]]:
+    """Name collisions: the same experiment / model name in two workspaces (each model with one version)."""
+    n_exp, n_models = max(1, round(EXPERIMENT_CLASHES * scale)), max(1, round(MODEL_CLASHES * scale))
+
+    def experiments() -> Rows:
+        for i in range(n_exp):
+            for j in (1, 2):
+                yield {"experiment_id": 10**8 + 2 * i + j, "name": f"clash-exp-{i}", "workspace": _ws(i + j)}
+
+    def models(table: str) -> Callable[[], Rows]:
+        def rows() -> Rows:
+            for i in range(n_models):
+                for j in (1, 2):
+                    row = {"workspace": _ws(i + j), "name": f"clash-model-{i}"}
+                    yield row if table == "registered_models" else row | {"version": 1}
+
+        return rows
+
+    return {
+        "experiments": experiments,
+        "registered_models": models("registered_models"),
+        "model_versions": models("model_versions"),
+    }
+
+
+def bulk_load(conn: Connection, tables: dict[str, Callable[[], Rows]]) -> int:
+    """Insert generated rows through the raw driver in large batches (executemany / execute_values).
+    NOT NULL columns the generator leaves out get one value per table from SampleData."""
+    filler = SampleData(conn)
+    cur = conn.connection.dbapi_connection.cursor()
+    total = 0
+    for table, rows in tables.items():
+        if not filler.has_table(table):
+            continue
+        it = rows()
+        first = next(it)
+        template = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in filler.row(table, **first).items()}
+        columns = list(template)
+        sql = _insert_sql(conn, table, columns)
+        batch = [tuple({**template, **first}[c] for c in columns)]
+        for row in it:
+            merged = {**template, **row}
+            batch.append(tuple(merged[c] for c in columns))
+            if len(batch) >= BATCH:
+                _insert(cur, conn.dialect.name, sql, batch)
+                total += len(batch)
+                batch = []
+        _insert(cur, conn.dialect.name, sql, batch)
+        total += len(batch)
+    cur.close()
+    return total
+
+
+def _insert_sql(conn: Connection, table: str, columns: list[str]) -> str:
+    names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
+    if conn.dialect.name == "postgresql":
+        return f"INSERT INTO {table} ({names}) VALUES %s"  # execute_values expands %s into many rows
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    return f"INSERT INTO {table} ({names}) VALUES ({', '.join([mark] * len(columns))})"
+
+
+def _insert(cur: Any, backend: str, sql: str, batch: list[tuple]) -> None:
+    if not batch:
+        return
+    if backend == "postgresql":
+        from psycopg2.extras import execute_values
+
+        execute_values(cur, sql, batch, page_size=BATCH)
+    else:
+        cur.executemany(sql, batch)  # PyMySQL rewrites this into multi-row INSERTs
+
+
+# --- databases: a template per backend and scale, fresh copies from it -------------------------------------
+
+
+class Backend:
+    """Creates, copies and drops benchmark databases on one backend."""
+
+    def __init__(self, name: str, workdir: Path) -> None:
+        self.name = name
+        self.workdir = workdir
+        self.admin_url = make_url(SERVER_URLS[name]) if name != "sqlite" else None
+
+    def url(self, db: str) -> URL:
+        if self.name == "sqlite":
+            return make_url(f"sqlite:///{self.workdir / (db + '.db')}")
+        assert self.admin_url is not None
+        return self.admin_url.set(database=db)
+
+    def uri(self, db: str) -> str:
+        return self.url(db).render_as_string(hide_password=False)
+
+    def engine(self, db: str) -> Engine:
+        return create_engine(self.url(db))
+
+    def _admin(self, sql: str) -> None:
+        engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(sql)
+        finally:
+            engine.dispose()
+
+    def drop(self, db: str) -> None:
+        if self.name == "sqlite":
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                Path(str(self.workdir / db) + ".db" + suffix).unlink(missing_ok=True)
+        elif self.name == "postgresql":
+            self._admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        else:
+            self._admin(f"DROP DATABASE IF EXISTS `{db}`")
+
+    def create_empty(self, db: str) -> None:
+        self.drop(db)
+        if self.name == "postgresql":
+            self._admin(f'CREATE DATABASE "{db}"')
+        elif self.name == "mysql":
+            self._admin(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4")
+
+    def build(self, db: str, tables: dict[str, Callable[[], Rows]]) -> int:
+        self.create_empty(db)
+        engine = self.engine(db)
+        try:
+            with engine.begin() as conn:
+                load_snapshot(conn, read_snapshot(SNAPSHOT / f"{self.name}.json"))
+                rows = bulk_load(conn, tables)
+                conn.execute(text("DELETE FROM workspaces WHERE name <> 'default'"))
+                conn.execute(
+                    text("INSERT INTO workspaces (name) VALUES " + ", ".join(f"('{w}')" for w in WORKSPACES[1:]))
+                )
+        finally:
+            engine.dispose()
+        self.settle(db)
+        return rows
+
+    def add(self, db: str, tables: dict[str, Callable[[], Rows]]) -> int:
+        engine = self.engine(db)
+        try:
+            with engine.begin() as conn:
+                rows = bulk_load(conn, tables)
+        finally:
+            engine.dispose()
+        self.settle(db)
+        return rows
+
+    def settle(self, db: str) -> None:
+        """Statistics and visibility maps up to date, as on a database that has been in use."""
+        if self.name == "postgresql":
+            engine = create_engine(self.url(db), isolation_level="AUTOCOMMIT")
+            try:
+                with engine.connect() as conn:
+                    conn.exec_driver_sql("VACUUM ANALYZE")
+                    conn.exec_driver_sql("CHECKPOINT")
+            finally:
+                engine.dispose()
+        elif self.name == "sqlite":
+            engine = self.engine(db)
+            try:
+                with engine.connect() as conn:
+                    conn.exec_driver_sql("ANALYZE")
+            finally:
+                engine.dispose()
+        else:
+            engine = self.engine(db)
+            try:
+                with engine.connect() as conn:
+                    tables = inspect(conn).get_table_names()
+                    conn.exec_driver_sql("ANALYZE TABLE " + ", ".join(f"`{t}`" for t in tables)).all()
+            finally:
+                engine.dispose()
+
+    def copy(self, template: str, db: str) -> None:
+        self.drop(db)
+        if self.name == "sqlite":
+            shutil.copyfile(self.workdir / f"{template}.db", self.workdir / f"{db}.db")
+        elif self.name == "postgresql":
+            self._admin(f'CREATE DATABASE "{db}" TEMPLATE "{template}"')
+        else:
+            self._mysql_copy(template, db)
+
+    def _mysql_copy(self, template: str, db: str) -> None:
+        """MySQL has no template databases: the same DDL (triggers included), then INSERT ... SELECT."""
+        self.create_empty(db)
+        engine = self.engine(db)
+        try:
+            with engine.begin() as conn:
+                load_snapshot(conn, read_snapshot(SNAPSHOT / "mysql.json"))
+            with engine.begin() as conn:
+                conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
+                for t in inspect(conn).get_table_names():
+                    conn.exec_driver_sql(f"DELETE FROM `{t}`")
+                    conn.exec_driver_sql(f"INSERT INTO `{t}` SELECT * FROM `{template}`.`{t}`")
+                conn.exec_driver_sql("SET SESSION foreign_key_checks = 1")
+        finally:
+            engine.dispose()
+        self.settle(db)
+
+    def count_outside_default(self, db: str) -> int:
+        engine = self.engine(db)
+        try:
+            with engine.connect() as conn:
+                schema = reflect_schema(conn)
+                return sum(
+                    conn.execute(text(f"SELECT COUNT(*) FROM {t.name} WHERE workspace <> 'default'")).scalar_one()
+                    for t in schema.tables
+                )
+        finally:
+            engine.dispose()
+
+
+# --- what is timed ------------------------------------------------------------------------------------------
+
+
+def raw_update(backend: Backend, db: str) -> float:
+    """(a) The limit: one UPDATE per workspace table, parents first, one transaction, no checks."""
+    engine = backend.engine(db)
+    try:
+        with engine.connect() as conn:
+            order = [t.name for t in reflect_schema(conn).tables]
+            conn.rollback()
+            started = time.perf_counter()
+            with conn.begin():
+                for name in order:
+                    conn.exec_driver_sql(f"UPDATE {name} SET workspace = 'default' WHERE workspace <> 'default'")
+            return time.perf_counter() - started
+    finally:
+        engine.dispose()
+
+
+class Run:
+    """A finished subprocess: wall time, exit status, peak RSS, when the first conflict group was printed."""
+
+    def __init__(self, seconds: float, status: int, peak_rss_mb: float, lines: int, first_group_s: float | None):
+        self.seconds = seconds
+        self.status = status
+        self.peak_rss_mb = peak_rss_mb
+        self.lines = lines
+        self.first_group_s = first_group_s
+
+
+def run(cmd: list[str], timeout: float | None = None) -> Run:
+    """Run a command with stdout read line by line (so a streamed report is seen as it arrives)."""
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+    lines, first_group = 0, None
+    assert proc.stdout is not None and proc.stderr is not None
+    deadline = started + timeout if timeout else None
+    for line in proc.stdout:
+        lines += 1
+        if first_group is None and line.startswith(b"  ") and b"=" in line and b"fix:" not in line:
+            first_group = time.perf_counter() - started
+        if deadline and time.perf_counter() > deadline:
+            proc.kill()
+            break
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if deadline and seconds > timeout:
+        return Run(seconds, -9, usage.ru_maxrss / 1024, lines, first_group)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{' '.join(cmd[:4])}... exited {proc.returncode}: {err.decode(errors='replace')[-2000:]}")
+    return Run(seconds, proc.returncode, usage.ru_maxrss / 1024, lines, first_group)
+
+
+def ours(uri: str, *flags: str) -> Run:
+    return run([sys.executable, "-m", "mlflow_ws_admin", "db", "migrate-to-default-workspace", uri, *flags])
+
+
+def theirs(python: str, uri: str, *flags: str, timeout: float) -> Run:
+    return run([python, "-m", "mlflow", "db", "migrate-to-default-workspace", uri, *flags], timeout=timeout)
+
+
+def help_startup(runs: int = 7) -> float:
+    script = Path(sys.executable).with_name("mlflow-ws-admin")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "mlflow_ws_admin"]
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([*cmd, "--help"], check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+# --- one backend at one scale -------------------------------------------------------------------------------
+
+
+def bench_one(backend: Backend, scale: float, args: argparse.Namespace) -> dict[str, Any]:
+    tag = str(scale).replace(".", "_")
+    template, clash_template, work = f"{PREFIX}_tmpl_{tag}", f"{PREFIX}_clash_{tag}", f"{PREFIX}_run"
+    result: dict[str, Any] = {"backend": backend.name, "scale": scale}
+    try:
+        t = time.perf_counter()
+        result["rows_total"] = backend.build(template, dataset(scale))
+        result["rows_to_move"] = backend.count_outside_default(template)
+        log(f"{backend.name} x{scale}: built {result['rows_total']:,} rows in {time.perf_counter() - t:.1f}s")
+        backend.copy(template, clash_template)
+        result["clash_rows"] = backend.add(clash_template, clashes(scale))
+
+        raw, apply, dry = [], [], []
+        for attempt in range(args.repeat):
+            backend.copy(template, work)
+            raw.append(raw_update(backend, work))
+            assert backend.count_outside_default(work) == 0
+            backend.copy(template, work)
+            d = ours(backend.uri(work), "--dry-run")
+            assert d.status == 0, "clean dry run reported conflicts"
+            dry.append(d.seconds)
+            a = ours(backend.uri(work), "-y")
+            assert a.status == 0 and backend.count_outside_default(work) == 0, "apply left rows behind"
+            apply.append(a.seconds)
+            log(f"  run {attempt + 1}: raw {raw[-1]:.2f}s  apply {apply[-1]:.2f}s  dry run {dry[-1]:.2f}s")
+        result["raw_s"] = statistics.median(raw)
+        result["apply_s"] = statistics.median(apply)
+        result["apply_ratio"] = result["apply_s"] / result["raw_s"]
+        result["dry_run_s"] = statistics.median(dry)
+
+        c = ours(backend.uri(clash_template), "--dry-run")
+        assert c.status == 1, "planted collisions not reported"
+        v = ours(backend.uri(clash_template), "--dry-run", "--verbose")
+        assert v.status == 1
+        result |= {
+            "dry_run_conflicts_s": c.seconds,
+            "dry_run_conflicts_rss_mb": c.peak_rss_mb,
+            "dry_run_verbose_s": v.seconds,
+            "dry_run_verbose_rss_mb": v.peak_rss_mb,
+            "dry_run_verbose_lines": v.lines,
+            "dry_run_verbose_first_group_s": v.first_group_s,
+        }
+        log(
+            f"  collisions: dry run {c.seconds:.2f}s ({c.peak_rss_mb:.0f} MB), --verbose {v.seconds:.2f}s "
+            f"({v.peak_rss_mb:.0f} MB, {v.lines:,} lines, first group after {v.first_group_s or 0:.2f}s)"
+        )
+        if args.with_mlflow:
+            result |= bench_mlflow(backend, template, clash_template, work, args)
+    finally:
+        if not args.keep:
+            for db in (template, clash_template, work):
+                backend.drop(db)
+    return result
+
+
+def mlflow_uri(backend: Backend, db: str) -> str:
+    return backend.uri(db)
+
+
+def bench_mlflow(backend: Backend, template: str, clash_template: str, work: str, args: argparse.Namespace) -> dict:
+    out: dict[str, Any] = {}
+    backend.copy(template, work)
+    d = theirs(args.mlflow_python, mlflow_uri(backend, work), "--dry-run", timeout=args.mlflow_timeout)
+    a = theirs(args.mlflow_python, mlflow_uri(backend, work), "-y", timeout=args.mlflow_timeout)
+    assert a.status == 0 and backend.count_outside_default(work) == 0, "MLflow's apply left rows behind"
+    out |= {"mlflow_dry_run_s": d.seconds, "mlflow_apply_s": a.seconds}
+    log(f"  MLflow: apply {a.seconds:.2f}s  dry run {d.seconds:.2f}s")
+    if args.mlflow_conflicts:
+        c = theirs(args.mlflow_python, mlflow_uri(backend, clash_template), "--dry-run", timeout=args.mlflow_timeout)
+        out |= {
+            "mlflow_dry_run_conflicts_s": c.seconds,
+            "mlflow_dry_run_conflicts_rss_mb": c.peak_rss_mb,
+            "mlflow_dry_run_conflicts_timed_out": c.status == -9,
+        }
+        log(f"  MLflow collisions: dry run {c.seconds:.1f}s{' (timed out)' if c.status == -9 else ''}")
+    return out
+
+
+# --- report -------------------------------------------------------------------------------------------------
+
+
+def ratios(r: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    if "mlflow_apply_s" in r:
+        out["apply_vs_mlflow"] = r["apply_s"] / r["mlflow_apply_s"]
+        out["dry_run_vs_mlflow"] = r["dry_run_s"] / r["mlflow_dry_run_s"]
+    if "mlflow_dry_run_conflicts_s" in r:
+        out["dry_run_conflicts_vs_mlflow"] = r["dry_run_conflicts_s"] / r["mlflow_dry_run_conflicts_s"]
+    return out
+
+
+def scaling(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Growth from the smallest to the largest scale per backend: time ratio against size ratio."""
+    out = []
+    for name in BACKENDS:
+        rs = sorted((r for r in results if r["backend"] == name), key=lambda r: r["scale"])
+        if len(rs) < 2:
+            continue
+        lo, hi = rs[0], rs[-1]
+        row = {"backend": name, "from": lo["scale"], "to": hi["scale"], "rows": hi["rows_total"] / lo["rows_total"]}
+        for k in ("raw_s", "apply_s", "dry_run_s", "dry_run_conflicts_s", "dry_run_verbose_s"):
+            row[k] = hi[k] / lo[k]
+        out.append(row)
+    return out
+
+
+def targets(results: list[dict[str, Any]], help_s: float) -> list[dict[str, Any]]:
+    checks = [{"what": "--help start-up", "measured": round(help_s, 3), "target": HELP_TARGET_S, "ok": help_s <= 0.3}]
+    for r in results:
+        if r["scale"] != 1:
+            continue
+        limit = APPLY_RATIO_TARGET[r["backend"]]
+        checks.append(
+            {
+                "what": f"{r['backend']}: apply / raw",
+                "measured": round(r["apply_ratio"], 3),
+                "target": limit,
+                "ok": r["apply_ratio"] <= limit,
+            }
+        )
+        checks.append(
+            {
+                "what": f"{r['backend']}: --dry-run --verbose peak RSS (MB), 40k+20k collisions",
+                "measured": round(r["dry_run_verbose_rss_mb"], 1),
+                "target": RSS_TARGET_MB,
+                "ok": r["dry_run_verbose_rss_mb"] <= RSS_TARGET_MB,
+            }
+        )
+        if r["backend"] == "sqlite":
+            checks.append(
+                {
+                    "what": "sqlite: --dry-run with 40k+20k collisions (s)",
+                    "measured": round(r["dry_run_conflicts_s"], 2),
+                    "target": CONFLICT_DRY_RUN_TARGET_S,
+                    "ok": r["dry_run_conflicts_s"] < CONFLICT_DRY_RUN_TARGET_S,
+                }
+            )
+    return checks
+
+
+def print_report(report: dict[str, Any]) -> None:
+    print(f"\nmlflow-ws-admin benchmark, {report['finished']} ({report['machine']['cpus']} CPUs)")
+    print(f"--help start-up: {report['help_s']:.3f}s (median of 7)\n")
+    head = (
+        f"{'backend':<11}{'scale':>6}{'rows':>11}{'to move':>10}{'raw':>8}{'apply':>8}{'ratio':>7}"
+        f"{'dry':>7}{'dry 60k':>9}{'verbose':>9}{'RSS MB':>8}{'1st grp':>8}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in report["results"]:
+        print(
+            f"{r['backend']:<11}{r['scale']:>6g}{r['rows_total']:>11,}{r['rows_to_move']:>10,}{r['raw_s']:>7.2f}s"
+            f"{r['apply_s']:>7.2f}s{r['apply_ratio']:>6.2f}x{r['dry_run_s']:>6.2f}s{r['dry_run_conflicts_s']:>8.2f}s"
+            f"{r['dry_run_verbose_s']:>8.2f}s{r['dry_run_verbose_rss_mb']:>8.0f}{r['dry_run_verbose_first_group_s'] or 0:>7.2f}s"
+        )
+    mlflow = [r for r in report["results"] if "mlflow_apply_s" in r]
+    if mlflow:
+        print("\nMLflow's own command (same copies):")
+        for r in mlflow:
+            line = (
+                f"  {r['backend']:<11} x{r['scale']:g}: apply {r['mlflow_apply_s']:.2f}s (ours/MLflow "
+                f"{r['apply_vs_mlflow']:.2f}x), dry run {r['mlflow_dry_run_s']:.2f}s ({r['dry_run_vs_mlflow']:.2f}x)"
+            )
+            if "mlflow_dry_run_conflicts_s" in r:
+                timed_out = " timed out," if r["mlflow_dry_run_conflicts_timed_out"] else ""
+                line += (
+                    f", collisions dry run {r['mlflow_dry_run_conflicts_s']:.1f}s{timed_out} "
+                    f"{r['mlflow_dry_run_conflicts_rss_mb']:.0f} MB ({r['dry_run_conflicts_vs_mlflow']:.3f}x)"
+                )
+            print(line)
+    if report["scaling"]:
+        print("\nScaling (largest / smallest scale; linear = the rows ratio):")
+        for s in report["scaling"]:
+            print(
+                f"  {s['backend']:<11} x{s['from']:g} -> x{s['to']:g}: rows {s['rows']:.2f}x, raw {s['raw_s']:.2f}x, "
+                f"apply {s['apply_s']:.2f}x, dry run {s['dry_run_s']:.2f}x, collisions dry run "
+                f"{s['dry_run_conflicts_s']:.2f}x, --verbose {s['dry_run_verbose_s']:.2f}x"
+            )
+    print("\nTargets (scale 1):")
+    for c in report["targets"]:
+        print(f"  {'ok  ' if c['ok'] else 'MISS'} {c['what']}: {c['measured']} (target {c['target']})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated: sqlite,postgresql,mysql")
+    parser.add_argument("--scales", default="1,4", help="comma-separated scale factors (1 = ~610k rows)")
+    parser.add_argument("--scale", type=float, help="a single scale factor (overrides --scales)")
+    parser.add_argument("--repeat", type=int, default=1, help="raw/apply/dry-run repetitions (median is kept)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON (default: %(default)s)")
+    parser.add_argument("--workdir", type=Path, default=None, help="where SQLite files go (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
+    parser.add_argument("--with-mlflow", action="store_true", help="also time MLflow's own command")
+    parser.add_argument("--mlflow-python", default=str(MLFLOW_PYTHON), help="a Python with mlflow installed")
+    parser.add_argument("--mlflow-conflicts", action="store_true", help="also time MLflow's dry run with collisions")
+    parser.add_argument("--mlflow-timeout", type=float, default=600, help="seconds before an MLflow run is killed")
+    args = parser.parse_args(argv)
+
+    scales = [args.scale] if args.scale else [float(s) for s in args.scales.split(",")]
+    names = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if unknown := set(names) - set(BACKENDS):
+        parser.error(f"unknown backend(s): {', '.join(sorted(unknown))}")
+    if args.with_mlflow:
+        if not Path(args.mlflow_python).exists():
+            args.mlflow_python = sys.executable
+        probe = subprocess.run(
+            [args.mlflow_python, "-c", "import mlflow; print(mlflow.__version__)"], capture_output=True
+        )
+        if probe.returncode:
+            parser.error(f"--with-mlflow: mlflow is not importable by {args.mlflow_python} (use --mlflow-python)")
+        args.mlflow_version = probe.stdout.decode().strip()
+        log(f"MLflow {args.mlflow_version} from {args.mlflow_python}")
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mwa-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    help_s = help_startup()
+    log(f"--help start-up: {help_s:.3f}s")
+    results = []
+    try:
+        for name in names:
+            backend = Backend(name, workdir)
+            for scale in scales:
+                r = bench_one(backend, scale, args)
+                results.append(r | ratios(r))
+    finally:
+        if not args.workdir and not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    report = {
+        "finished": dt.datetime.now().isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "load_average": os.getloadavg(),
+        },
+        "mlflow": getattr(args, "mlflow_version", None),
+        "help_s": help_s,
+        "results": results,
+        "scaling": scaling(results),
+        "targets": targets(results, help_s),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print_report(report)
+    log(f"results written to {args.out}")
+    return 0 if all(c["ok"] for c in report["targets"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
