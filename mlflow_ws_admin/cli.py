@@ -240,6 +240,7 @@ def _migrate(
     from mlflow_ws_admin.apply import apply_plan
     from mlflow_ws_admin.connect import create_db_engine
     from mlflow_ws_admin.plan import DEFAULT_SAMPLE_GROUPS, build_plan, iter_conflict_groups
+    from mlflow_ws_admin.report.progress import apply_progress, planning_spinner
     from mlflow_ws_admin.report.text import render_apply_result, render_plan
     from mlflow_ws_admin.schema import reflect_schema
 
@@ -254,7 +255,7 @@ def _migrate(
     engine = create_db_engine(target, read_only=dry_run, busy_timeout_s=lock_timeout)
     try:
         with engine.connect() as conn:
-            with _planning_spinner(progress_console) as on_table:
+            with planning_spinner(progress_console) as on_table:
                 schema = reflect_schema(conn)
                 plan = build_plan(
                     conn,
@@ -292,7 +293,7 @@ def _migrate(
                 click.echo("Aborted: nothing changed.", err=True)
                 run.emit_plan(None, plan, ExitStatus.ABORTED)
                 return ExitStatus.ABORTED
-        with _apply_progress(plan, progress_console) as on_moved:
+        with apply_progress(plan, progress_console) as on_moved:
             result = apply_plan(
                 engine,
                 plan,
@@ -313,58 +314,6 @@ def _terminal_stderr() -> Console | None:
     """Progress goes to stderr, and only when it is a terminal: never into logs or pipes."""
     console = _console(stderr=True)
     return console if console.is_terminal else None
-
-
-@contextmanager
-def _planning_spinner(console: Console | None) -> Iterator[Callable[[str], None] | None]:
-    """A spinner naming the table being read (a dry run of a large database takes a while)."""
-    if console is None:
-        yield None
-        return
-    from rich.text import Text
-
-    with console.status(Text("Reading the schema")) as status:
-        yield lambda table: status.update(Text(f"Checking {table}"))
-
-
-@contextmanager
-def _apply_progress(plan: Plan, console: Console | None) -> Iterator[Callable[[str, int, float], None] | None]:
-    """One line per table that moves rows: its rows and the seconds since the previous table finished (the
-    first also waits for the locks and the conflict re-check).  The table being updated spins."""
-    if console is None:
-        yield None
-        return
-    from rich.progress import Progress, ProgressColumn, SpinnerColumn, Task, TextColumn
-    from rich.text import Text
-
-    class Seconds(ProgressColumn):
-        def render(self, task: Task) -> Text:
-            return Text("" if task.elapsed is None else f"{task.elapsed:.1f} s", style="progress.elapsed")
-
-    columns = (SpinnerColumn(finished_text="✓"), TextColumn("{task.description}", markup=False))
-    columns += (TextColumn("{task.fields[rows]}", justify="right", markup=False), Seconds())
-    with Progress(*columns, console=console) as progress:
-        pending = [
-            progress.add_task(m.table, total=1, start=False, rows=f"{m.rows_to_move:,} rows")
-            for m in plan.moves
-            if m.rows_to_move
-        ]
-        pending.append(progress.add_task("verify and commit", total=1, start=False, rows=""))
-        progress.start_task(pending[0])
-        by_table = dict(zip((m.table for m in plan.moves if m.rows_to_move), pending, strict=False))
-
-        def moved(table: str, rows: int, _elapsed: float) -> None:
-            task = by_table.get(table)
-            if task is None or task not in pending:
-                return  # nothing to move there
-            progress.update(task, completed=1, rows=f"{rows:,} rows")
-            progress.stop_task(task)
-            pending.remove(task)
-            progress.start_task(pending[0])
-
-        yield moved
-        progress.update(pending[-1], completed=1)
-        progress.stop_task(pending[-1])
 
 
 @db.command("preflight")

@@ -15,7 +15,6 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, event
@@ -120,30 +119,13 @@ def create_db_engine(target: Target, *, read_only: bool, busy_timeout_s: float =
             connect_args["init_command"] = "SET SESSION TRANSACTION READ ONLY"
     engine = create_engine(target.url, connect_args=connect_args)
     if target.backend == "mysql":
-        event.listen(engine, "connect", _tune_mysql_session)
+        from mlflow_ws_admin.dialects.mysql import tune_session
+
+        event.listen(engine, "connect", tune_session)
     return engine
 
 
 SQLITE_APPLY_CACHE_KIB = 64 * 1024
-#: Room for the in-memory temporary tables of GROUP BY / window queries over wide utf8mb4 keys, which spill to
-#: disk at the 16 MB default (2-3x slower).  Session-only; the server allocates it only while a query runs.
-MYSQL_TMP_TABLE_BYTES = 256 * 1024 * 1024
-
-
-def _tune_mysql_session(dbapi_conn: Any, _record: Any) -> None:
-    """Session settings for the conflict queries.  MariaDB joins derived tables (conflict groups to their
-    dependent-row counts) by nested loops unless hash joins are allowed: minutes instead of seconds at 20k
-    groups.  MySQL 8 hash-joins by default and has no such setting."""
-    cur = dbapi_conn.cursor()
-    try:
-        cur.execute(
-            f"SET SESSION tmp_table_size = {MYSQL_TMP_TABLE_BYTES}, max_heap_table_size = {MYSQL_TMP_TABLE_BYTES}"
-        )
-        cur.execute("SELECT VERSION()")
-        if "mariadb" in str(cur.fetchone()[0]).lower():
-            cur.execute("SET SESSION join_cache_level = 4")
-    finally:
-        cur.close()
 
 
 def _sqlite_engine(target: Target, *, read_only: bool, busy_timeout_s: float) -> Engine:
