@@ -332,7 +332,17 @@ def _terminal_stderr() -> Console | None:
     show_default=True,
     help="Seconds to wait for the tracking server's answer.",
 )
-def preflight(uri: str | None, default_artifact_root: str | None, server: str | None, server_timeout: float) -> None:
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON document on stdout with every check (contract in the README).",
+)
+def preflight(
+    uri: str | None, default_artifact_root: str | None, server: str | None, server_timeout: float, output_format: str
+) -> None:
     """Read-only startup checks for turning workspaces on or off: each prints pass, warn or fail.
 
     Checks the workspace schema, the `default` row, workspace names, the artifact root, experiments under
@@ -342,7 +352,8 @@ def preflight(uri: str | None, default_artifact_root: str | None, server: str | 
     target: Target | None = None
     secrets = [_uri_password(uri), _uri_password(server) if server else None]
     secrets.append(_uri_password(default_artifact_root) if default_artifact_root else None)
-    with _boundary(lambda: [target.password if target else None, *secrets]):
+    run = _Run(output_format, dry_run=True)
+    with _boundary(lambda: [target.password if target else None, *secrets], run.error_reporter(lambda: target)):
         from mlflow_ws_admin.connect import create_db_engine, resolve_target
         from mlflow_ws_admin.preflight import run_preflight
         from mlflow_ws_admin.report.preflight_text import render_preflight
@@ -357,8 +368,14 @@ def preflight(uri: str | None, default_artifact_root: str | None, server: str | 
                 result = run_preflight(conn, database=target.display, default_artifact_root=root, server=features)
         finally:
             engine.dispose()
-        render_preflight(result, _console())
-    sys.exit(int(ExitStatus.CONFLICTS if result.failed else ExitStatus.OK))
+        status = ExitStatus.CONFLICTS if result.failed else ExitStatus.OK
+        if run.json:
+            from mlflow_ws_admin.report.json_doc import preflight_document, write_document
+
+            write_document(preflight_document(result, exit_code=status), sys.stdout)
+        else:
+            render_preflight(result, _console())
+    sys.exit(int(status))
 
 
 @main.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from mlflow_ws_admin import preflight
@@ -208,3 +210,27 @@ def test_uri_errors_keep_their_exit_codes(tmp_path) -> None:
 )
 def test_workspace_name_rules(name: str, reason: str | None) -> None:
     assert preflight.invalid_name_reason(name) == reason
+
+
+def test_json_lists_every_check(mlflow_db) -> None:
+    populate(mlflow_db)
+    mlflow_db.execute("DELETE FROM workspaces WHERE name = 'default'")
+
+    result = run_preflight(mlflow_db, "--default-artifact-root", ROOT, "--format", "json")
+
+    assert result.exit_code == ExitStatus.CONFLICTS
+    doc = json.loads(result.stdout)
+    assert doc["schema_version"] == 1 and doc["status"] == "failed" and doc["exit_code"] == 1
+    statuses = {c["name"]: c["status"] for c in doc["checks"]}
+    assert statuses["default workspace"] == "fail"
+    assert statuses["workspace schema"] == "pass"
+    assert all(set(c) == {"name", "status", "reason", "details"} for c in doc["checks"])
+
+
+def test_json_error_is_a_document(tmp_path) -> None:
+    result = run_cli("db", "preflight", f"sqlite:///{tmp_path / 'missing.db'}", "--format", "json")
+
+    assert result.exit_code == ExitStatus.DATABASE_ERROR
+    doc = json.loads(result.stdout)
+    assert doc["status"] == "error" and "SQLite database file not found" in doc["message"]
+    assert not (tmp_path / "missing.db").exists()

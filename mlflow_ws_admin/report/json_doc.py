@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, Any
 
 from mlflow_ws_admin.plan import ConflictGroup, Plan, TableConflicts
+from mlflow_ws_admin.preflight import PreflightResult
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "conflicts", "applied", "nothing_to_move", "aborted", "error")
@@ -136,6 +137,20 @@ def restore_document(result: Any, *, status: str, exit_code: int, dialect: str, 
 
 def _ws_key(item: tuple[str | None, int]) -> tuple[bool, str]:
     return (item[0] is None, item[0] or "")
+
+
+def preflight_document(result: PreflightResult, *, exit_code: int) -> dict[str, Any]:
+    """`db preflight --format json`: every check with its status, reason and examples."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": "failed" if result.failed else "ok",
+        "exit_code": int(exit_code),
+        "database": {"url": result.database},
+        "default_artifact_root": result.default_artifact_root,
+        "checks": [
+            {"name": c.name, "status": c.status, "reason": c.reason, "details": list(c.details)} for c in result.checks
+        ],
+    }
 
 
 def write_document(doc: Mapping[str, Any], out: IO[str]) -> None:
