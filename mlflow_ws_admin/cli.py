@@ -51,6 +51,17 @@ def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
+def _format_option(command: Callable) -> Callable:
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="json: one JSON document on stdout (contract in the README); progress and prompts go to stderr.",
+    )(command)
+
+
 def _format_options(command: Callable) -> Callable:
     """--format and --max-conflicts, shared by migrate and restore."""
     command = click.option(
@@ -60,13 +71,16 @@ def _format_options(command: Callable) -> Callable:
         metavar="N",
         help="With --format json: list at most N conflict groups (conflict_count stays exact).",
     )(command)
+    return _format_option(command)
+
+
+def _lock_timeout_option(command: Callable) -> Callable:
     return click.option(
-        "--format",
-        "output_format",
-        type=click.Choice(["text", "json"]),
-        default="text",
+        "--lock-timeout",
+        type=click.FloatRange(min=0.1),
+        default=30.0,
         show_default=True,
-        help="json: one JSON document on stdout (contract in the README); progress and prompts go to stderr.",
+        help="Seconds to wait for the table locks the change needs (exit 3 after that).",
     )(command)
 
 
@@ -121,13 +135,7 @@ def db() -> None:
 @click.option("--dry-run", is_flag=True, help="Read-only preflight: print the plan and conflicts, change nothing.")
 @click.option("-v", "--verbose", is_flag=True, help="List every conflict group instead of the first 5 per table.")
 @click.option("-y", "--yes", is_flag=True, help="Apply without asking for confirmation.")
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0.1),
-    default=30.0,
-    show_default=True,
-    help="Seconds to wait for the table locks apply needs.",
-)
+@_lock_timeout_option
 @click.option(
     "--default-artifact-root",
     metavar="ROOT",
@@ -332,14 +340,7 @@ def _terminal_stderr() -> Console | None:
     show_default=True,
     help="Seconds to wait for the tracking server's answer.",
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: one JSON document on stdout with every check (contract in the README).",
-)
+@_format_option
 def preflight(
     uri: str | None, default_artifact_root: str | None, server: str | None, server_timeout: float, output_format: str
 ) -> None:
@@ -538,13 +539,7 @@ def _open_journal(path: str, operation: str, target: Target, schema: WorkspaceSc
 )
 @click.option("--dry-run", is_flag=True, help="Read-only: check the journal and report what would move back.")
 @click.option("-y", "--yes", is_flag=True, help="Restore without asking for confirmation.")
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0.1),
-    default=30.0,
-    show_default=True,
-    help="Seconds to wait for the table locks restore needs.",
-)
+@_lock_timeout_option
 @_format_options
 def restore_workspaces(
     uri: str | None,
