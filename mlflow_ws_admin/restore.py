@@ -203,7 +203,7 @@ def _recreate_catalog(
     name_col = schema.catalog.name_column
     for row in rows:
         name = row[name_col]
-        existing = conn.execute(catalog.select().where(catalog.c[name_col] == name)).mappings().first()
+        existing = _catalog_row(conn, schema, name)
         if existing is None:
             if write:
                 conn.execute(catalog.insert().values(row))
@@ -234,15 +234,20 @@ def _delete_catalog(
     catalog = queries.catalog_table(schema.catalog)
     name_col = schema.catalog.name_column
     for row in rows:
-        where = catalog.c[name_col] == row[name_col]
-        existing = conn.execute(catalog.select().where(where)).mappings().first()
+        existing = _catalog_row(conn, schema, row[name_col])
         if existing is None:
             continue
         if write and not result.conflict_count:
             if out:
                 out.catalog_deleted(dict(existing))
-            conn.execute(catalog.delete().where(where))
+            conn.execute(catalog.delete().where(catalog.c[name_col] == row[name_col]))
         result.catalog_deleted.append(row[name_col])
+
+
+def _catalog_row(conn: Connection, schema: WorkspaceSchema, name: Any) -> Mapping[str, Any] | None:
+    """The whole catalog row of one workspace, or None."""
+    catalog = queries.catalog_table(schema.catalog)
+    return conn.execute(catalog.select().where(catalog.c[schema.catalog.name_column] == name)).mappings().first()
 
 
 def _norm(value: Any) -> Any:
