@@ -6,8 +6,9 @@ workspaces (~580k of them outside `default`), then times, each on a fresh copy o
 
   (a) raw     one ``UPDATE t SET workspace='default' WHERE workspace <> 'default'`` per workspace table, parents
               first, in one transaction, through the driver in this process (the practical limit);
-  (b) apply   ``python -m mlflow_ws_admin db migrate-to-default-workspace URI -y`` as a subprocess (start-up,
-              reflection, plan, report, locks, conflict re-check, update, verification and commit included);
+  (b) apply   ``python -m mlflow_ws_admin db migrate-to-default-workspace URI -y --default-artifact-root ROOT``
+              as a subprocess (start-up, reflection, plan, artifact checks of every experiment's location, report,
+              locks, conflict re-check, update, verification and commit included);
   (c) dry     the same command with ``--dry-run`` on the clean copy, and with ``--dry-run`` / ``--dry-run --verbose``
               on a copy with 40k experiment and 20k registered-model name collisions (x scale) planted;
               peak RSS of the ``--verbose`` subprocess comes from ``os.wait4``;
@@ -62,6 +63,10 @@ JOBS = 60_000
 WEBHOOKS = 9_000
 GATEWAY = 3_000  # secrets, endpoints, model definitions, MCP servers (x2 versions) and their children
 BUDGETS = 1_000
+#: Where MLflow puts an experiment's artifacts under a server root: ROOT/<id> in `default`,
+#: ROOT/workspaces/<ws>/<id> in other workspaces.  Every experiment has one, as in real tracking databases,
+#: so the artifact-overlap finder reads and sorts them all.
+ARTIFACT_ROOT = "s3://mlflow-artifacts"
 #: Planted collisions per scale unit (groups of two rows in two workspaces).
 EXPERIMENT_CLASHES = 40_000
 MODEL_CLASHES = 20_000
@@ -86,6 +91,17 @@ def _ws(i: int) -> str:
     return WORKSPACES[i % len(WORKSPACES)]
 
 
+def _experiment(experiment_id: int, name: str, ws: str) -> dict[str, Any]:
+    where = "" if ws == "default" else f"/workspaces/{ws}"
+    return {
+        "experiment_id": experiment_id,
+        "name": name,
+        "workspace": ws,
+        "lifecycle_stage": "active",
+        "artifact_location": f"{ARTIFACT_ROOT}{where}/{experiment_id}",
+    }
+
+
 def dataset(scale: float) -> dict[str, Callable[[], Rows]]:
     """Table -> row generator, parents before children."""
 
@@ -94,7 +110,7 @@ def dataset(scale: float) -> dict[str, Callable[[], Rows]]:
 
     def experiments() -> Rows:
         for i in range(n(EXPERIMENTS)):
-            yield {"experiment_id": i + 1, "name": f"exp-{i}", "workspace": _ws(i), "lifecycle_stage": "active"}
+            yield _experiment(i + 1, f"exp-{i}", _ws(i))
 
     def models(table: str) -> Callable[[], Rows]:
         def rows() -> Rows:
@@ -175,7 +191,7 @@ def clashes(scale: float) -> dict[str, Callable[[], Rows]]:
     def experiments() -> Rows:
         for i in range(n_exp):
             for j in (1, 2):
-                yield {"experiment_id": 10**8 + 2 * i + j, "name": f"clash-exp-{i}", "workspace": _ws(i + j)}
+                yield _experiment(10**8 + 2 * i + j, f"clash-exp-{i}", _ws(i + j))
 
     def models(table: str) -> Callable[[], Rows]:
         def rows() -> Rows:
@@ -435,7 +451,9 @@ def run(cmd: list[str], timeout: float | None = None) -> Run:
 
 
 def ours(uri: str, *flags: str) -> Run:
-    return run([sys.executable, "-m", "mlflow_ws_admin", "db", "migrate-to-default-workspace", uri, *flags])
+    """Our command with the server's artifact root, as the runbook has it: every artifact check runs."""
+    command = [sys.executable, "-m", "mlflow_ws_admin", "db", "migrate-to-default-workspace", uri]
+    return run([*command, "--default-artifact-root", ARTIFACT_ROOT, *flags])
 
 
 def theirs(python: str, uri: str, *flags: str, timeout: float) -> Run:

@@ -1,3 +1,3 @@
-from mlflow_ws_admin.cli import main
+from mlflow_ws_admin.cli import entry_point
 
-main()
+entry_point()

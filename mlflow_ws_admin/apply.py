@@ -1,6 +1,12 @@
 """Execute a Plan in one transaction: lock, re-check, update in FK order, verify, commit.
 
 Any failure rolls the whole transaction back, so the database is either fully moved or untouched.
+
+The plan is re-validated under the lock with cheap checks, never with a second full conflict scan: a
+collision on a key the schema enforces (primary key, unique constraint or index) makes the database refuse
+the UPDATE itself, and only then is the exact conflict count taken; keys that only MLflow's code keeps
+unique have no index to refuse with, so those are re-tested explicitly (they are few and small).  The
+artifact locations are read under the lock too, and checked in a thread while the UPDATEs run.
 """
 
 from __future__ import annotations
@@ -14,15 +20,22 @@ from types import ModuleType
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from mlflow_ws_admin import dialects, knowledge, planfile, queries
+from mlflow_ws_admin import artifacts, dialects, knowledge, planfile, queries
+from mlflow_ws_admin.artifacts import ArtifactFinding
 from mlflow_ws_admin.connect import WRITE_LOCK_OPTION
-from mlflow_ws_admin.errors import ConflictsAppeared, DatabaseError, LockTimeout, VerificationFailed
+from mlflow_ws_admin.errors import (
+    ArtifactFindingsBlock,
+    ConflictsAppeared,
+    DatabaseError,
+    LockTimeout,
+    VerificationFailed,
+)
 from mlflow_ws_admin.failures import translate
 from mlflow_ws_admin.journal import JournalWriter, record_moves
 from mlflow_ws_admin.plan import Plan, key_has_conflicts
-from mlflow_ws_admin.schema import ForeignKey, WorkspaceSchema, WorkspaceTable
+from mlflow_ws_admin.schema import ForeignKey, UniqueKey, WorkspaceSchema, WorkspaceTable
 
 #: Called after each table with (table, rows moved, seconds since apply started).
 ProgressHook = Callable[[str, int, float], None]
@@ -35,6 +48,8 @@ class ApplyResult:
     created_default_workspace: bool
     #: catalog rows deleted by --prune-workspaces (workspaces the move emptied; never `default`)
     workspaces_pruned: tuple[str, ...] = ()
+    #: the artifact findings of the locked rows (warnings, or blocking ones the caller allowed)
+    artifact_findings: tuple[ArtifactFinding, ...] = ()
 
     @property
     def total_moved(self) -> int:
@@ -50,6 +65,10 @@ class ApplyExtras:
     #: records every moved row before COMMIT (sealed + fsynced), marked complete after it
     journal: JournalWriter | None = None
     prune_workspaces: bool = False
+    #: the server's root for the artifact checks apply repeats under its lock
+    default_artifact_root: str | None = None
+    #: go on despite blocking artifact findings (they are still reported)
+    allow_artifact_overlap: bool = False
 
 
 def apply_plan(
@@ -132,22 +151,17 @@ def _apply(
                 ops.lock_workspace_tables(conn, locked, lock_timeout_s)
                 if extras.expected_fingerprints is not None:
                     planfile.verify_fingerprints(conn, schema, extras.expected_fingerprints)
-                counts = {wt.name: conn.execute(queries.count_outside_default(wt)).scalar_one() for wt in schema.tables}
-                _recheck_conflicts(conn, schema)
+                _recheck_conflicts(conn, schema, _code_enforced_keys(schema))
+                # The locations are read now and checked in a thread while the UPDATEs run.
+                finding = artifacts.start_artifact_check(conn, schema, extras.default_artifact_root)
                 emptied = _source_workspaces(conn, schema) if extras.prune_workspaces else set()
                 if journal:
                     record_moves(conn, schema, journal)
                 created = _ensure_default_workspace(conn, schema)
                 cascades = ops.suspend_foreign_keys(conn, suspended)
-                cascaded = set()
-                for wt in schema.tables:
-                    if cascades and _moved_by_cascade(wt, suspended):
-                        cascaded.add(wt.name)
-                    elif counts[wt.name]:
-                        _move(conn, wt)
-                    if on_table:
-                        on_table(wt.name, counts[wt.name], time.monotonic() - started)
-                _verify_nothing_outside_default(conn, schema, cascaded)
+                cascaded = {wt.name for wt in schema.tables if cascades and _moved_by_cascade(wt, suspended)}
+                counts = _move_all(conn, schema, cascaded, on_table, started)
+                findings = _artifact_verdict(finding.result(), extras.allow_artifact_overlap)
                 pruned = _prune_catalog(conn, schema, emptied, journal)
                 ops.restore_foreign_keys(conn, suspended)
                 if journal:
@@ -163,7 +177,7 @@ def _apply(
             ops.release_locks(conn)
     if journal:
         journal.complete()
-    return ApplyResult(tuple((wt.name, counts[wt.name]) for wt in schema.tables), created, pruned)
+    return ApplyResult(tuple((wt.name, counts[wt.name]) for wt in schema.tables), created, pruned, findings)
 
 
 def _non_cascading_fks(schema: WorkspaceSchema) -> list[ForeignKey]:
@@ -181,26 +195,71 @@ def _moved_by_cascade(wt: WorkspaceTable, suspended: list[ForeignKey]) -> bool:
     )
 
 
-def _move(conn: Connection, wt: WorkspaceTable) -> None:
-    # One set-based UPDATE per workspace column; never row by row.
+def _move_all(
+    conn: Connection, schema: WorkspaceSchema, cascaded: set[str], on_table: ProgressHook | None, started: float
+) -> dict[str, int]:
+    """Move every table in FK order and verify; returns rows moved per table.  A duplicate key refused by
+    the database rolls back to the savepoint, so the exact conflicts can be counted under the same lock."""
+    # A cascade moves these tables' rows without an UPDATE of their own to count them: count first.
+    moved = {t: conn.execute(queries.count_outside_default(schema.table(t))).scalar_one() for t in cascaded}
+    try:
+        with conn.begin_nested():
+            for wt in schema.tables:
+                if wt.name not in cascaded:
+                    moved[wt.name] = _move(conn, wt)
+                if on_table:
+                    on_table(wt.name, moved[wt.name], time.monotonic() - started)
+            _verify_nothing_outside_default(conn, schema, cascaded)
+    except IntegrityError:
+        _recheck_conflicts(conn, schema, _all_keys(schema))
+        raise  # not a collision: the database's own error, rolled back
+    return moved
+
+
+def _move(conn: Connection, wt: WorkspaceTable) -> int:
+    """One set-based UPDATE per workspace column, never row by row; returns the rows moved."""
+    if len(wt.workspace_columns) == 1:
+        return conn.execute(queries.move_statement(wt, wt.workspace_column)).rowcount
+    # A row may sit outside `default` in several columns: count rows, not column updates.
+    rows = conn.execute(queries.count_outside_default(wt)).scalar_one()
     for col in wt.workspace_columns:
         conn.execute(queries.move_statement(wt, col))
+    return rows
 
 
-def _recheck_conflicts(conn: Connection, schema: WorkspaceSchema) -> None:
-    """One existence test per key (no roll-up joins); the exact group counts only when something collides."""
-    if not any(key_has_conflicts(conn, wt, key) for wt in schema.tables for key in wt.unique_keys):
+TableKeys = list[tuple[WorkspaceTable, UniqueKey]]
+
+
+def _all_keys(schema: WorkspaceSchema) -> TableKeys:
+    return [(wt, key) for wt in schema.tables for key in wt.unique_keys]
+
+
+def _code_enforced_keys(schema: WorkspaceSchema) -> TableKeys:
+    """The keys no index guards (only MLflow's code keeps them unique), so the UPDATE cannot refuse them."""
+    return [(wt, key) for wt, key in _all_keys(schema) if not key.enforced_by_database]
+
+
+def _recheck_conflicts(conn: Connection, schema: WorkspaceSchema, keys: TableKeys) -> None:
+    """One existence test per key of ``keys`` (no roll-up joins).  On a hit the exact group counts of every
+    key follow, so the message names all that collides, not only what was tested."""
+    if not any(key_has_conflicts(conn, wt, key) for wt, key in keys):
         return
     found = []
-    for wt in schema.tables:
-        for key in wt.unique_keys:
-            n = conn.execute(queries.count_groups(queries.conflict_groups(schema, wt, key))).scalar_one()
-            if n:
-                found.append(f"{wt.name} ({', '.join(key.columns)}): {n}")
-    if found:
-        raise ConflictsAppeared(
-            "conflicts found in the locked re-check, rolled back, nothing changed: " + "; ".join(found)
+    for wt, key in _all_keys(schema):
+        n = conn.execute(queries.count_groups(queries.conflict_groups(schema, wt, key))).scalar_one()
+        if n:
+            found.append(f"{wt.name} ({', '.join(key.columns)}): {n}")
+    raise ConflictsAppeared("conflicts found under the lock, rolled back, nothing changed: " + "; ".join(found))
+
+
+def _artifact_verdict(findings: tuple[ArtifactFinding, ...], allowed: bool) -> tuple[ArtifactFinding, ...]:
+    blocking = sum(1 for f in findings if f.blocking)
+    if blocking and not allowed:
+        raise ArtifactFindingsBlock(
+            f"{blocking:,} blocking artifact finding(s) under the lock, rolled back, nothing changed; fix them "
+            "or pass --allow-artifact-overlap"
         )
+    return findings
 
 
 def _ensure_default_workspace(conn: Connection, schema: WorkspaceSchema) -> bool:

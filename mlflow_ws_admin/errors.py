@@ -32,7 +32,13 @@ class VerificationFailed(WsAdminError):
 
 
 class ConflictsAppeared(WsAdminError):
-    """Conflicts appeared between the plan and the locked re-check; rolled back."""
+    """Apply found name conflicts under its lock (the plan had none); rolled back."""
+
+    exit_status = ExitStatus.CONFLICTS
+
+
+class ArtifactFindingsBlock(WsAdminError):
+    """Apply found blocking artifact findings under its lock (not allowed by the caller); rolled back."""
 
     exit_status = ExitStatus.CONFLICTS
 

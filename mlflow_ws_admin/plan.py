@@ -81,6 +81,8 @@ class Plan:
     #: experiments (and workspace roots) whose artifacts would collide; see ``artifacts``
     artifact_findings: tuple[ArtifactFinding, ...] = ()
     default_artifact_root: str | None = None  # the server's root the findings were computed with (masked)
+    #: conflicts on indexed keys and artifact findings were left to apply's lock (``-y``; see ``build_plan``)
+    checked_during_apply: bool = False
 
     @property
     def dialect(self) -> str:
@@ -141,12 +143,15 @@ def build_plan(
     default_artifact_root: str | None = None,
     stream_conflicts: bool = False,
     on_table: Callable[[str], None] | None = None,
+    defer_to_apply: bool = False,
 ) -> Plan:
     """Read everything the report and apply need.  Counts come from SQL; only sampled groups are fetched.
 
     stream_conflicts: fetch no conflict groups at all; the caller streams them with ``iter_conflict_groups``
     while it renders (``--verbose`` keeps memory flat however many groups there are).
-    on_table is called with each table's name before it is read (a progress spinner)."""
+    on_table is called with each table's name before it is read (a progress spinner).
+    defer_to_apply (apply without a prompt): leave the conflicts and artifact findings to apply, which checks
+    them under its lock anyway (see ``apply``); reading them here too would read every key twice."""
     moves: list[TableMove] = []
     conflicts: list[TableConflicts] = []
     conflict_limit = 0 if stream_conflicts else sample_limit
@@ -154,7 +159,7 @@ def build_plan(
         if on_table:
             on_table(wt.name)
         moves.append(_table_move(conn, wt))
-        for key in wt.unique_keys:
+        for key in () if defer_to_apply else wt.unique_keys:
             if (tc := _table_conflicts(conn, schema, wt, key, conflict_limit)).group_count:
                 conflicts.append(tc)
     catalog_names = tuple(conn.execute(queries.catalog_names(schema.catalog)).scalars())
@@ -166,8 +171,9 @@ def build_plan(
         creates_default_workspace=knowledge.DEFAULT_WORKSPACE not in catalog_names,
         catalog_workspaces=catalog_names,
         sample_limit=sample_limit,
-        artifact_findings=read_artifact_findings(conn, schema, default_artifact_root),
+        artifact_findings=() if defer_to_apply else read_artifact_findings(conn, schema, default_artifact_root),
         default_artifact_root=display_location(default_artifact_root) if default_artifact_root else None,
+        checked_during_apply=defer_to_apply,
     )
 
 
@@ -205,7 +211,7 @@ def iter_conflict_groups(
     """Stream the groups of one key from a server-side cursor, one group at a time."""
     stmt, ident, deps = queries.conflict_rows(schema, wt, key, limit)
     n_key, n_deps = len(key.columns), len(deps)
-    result = conn.execution_options(stream_results=True, yield_per=1000).execute(stmt)
+    result = conn.execute(stmt.execution_options(stream_results=True, yield_per=1000))
     current: tuple | None = None
     rows: list[ConflictRow] = []
     dep_counts: tuple = ()

@@ -39,17 +39,23 @@ def table_clause(wt: WorkspaceTable) -> TableClause:
     return table(wt.name, *(column(c) for c in wt.column_names))
 
 
-def outside_default(wt: WorkspaceTable, ws_column: str) -> ColumnElement[bool]:
+def outside_default(wt: WorkspaceTable, ws_column: str, *, as_ranges: bool = False) -> ColumnElement[bool]:
     """Rows this column moves.  A NULL in the table's own `workspace` column is outside `default` too;
-    a NULL in an FK-derived workspace column means "no reference" and stays NULL."""
+    a NULL in an FK-derived workspace column means "no reference" and stays NULL.
+
+    as_ranges spells `<> 'default'` as `< 'default' OR > 'default'`: the same rows under any collation, but
+    an index on the column answers a count at once (the check after the move).  UPDATEs keep `<>`, which
+    SQLite runs faster."""
     col = table_clause(wt).c[ws_column]
+    default = knowledge.DEFAULT_WORKSPACE
+    differs = or_(col < default, col > default) if as_ranges else col != default
     if ws_column == knowledge.WORKSPACE_COLUMN and wt.is_nullable(ws_column):
-        return or_(col.is_(None), col != knowledge.DEFAULT_WORKSPACE)
-    return col != knowledge.DEFAULT_WORKSPACE
+        return or_(col.is_(None), differs)
+    return differs
 
 
-def rows_outside_default(wt: WorkspaceTable) -> ColumnElement[bool]:
-    return or_(*(outside_default(wt, c) for c in wt.workspace_columns))
+def rows_outside_default(wt: WorkspaceTable, *, as_ranges: bool = False) -> ColumnElement[bool]:
+    return or_(*(outside_default(wt, c, as_ranges=as_ranges) for c in wt.workspace_columns))
 
 
 def moves_by_workspace(wt: WorkspaceTable) -> Select:
@@ -59,7 +65,7 @@ def moves_by_workspace(wt: WorkspaceTable) -> Select:
 
 
 def count_outside_default(wt: WorkspaceTable) -> Select:
-    return select(func.count()).select_from(table_clause(wt)).where(rows_outside_default(wt))
+    return select(func.count()).select_from(table_clause(wt)).where(rows_outside_default(wt, as_ranges=True))
 
 
 def move_statement(wt: WorkspaceTable, ws_column: str) -> Update:

@@ -48,6 +48,8 @@ class UniqueKey:
 
     columns: tuple[str, ...]
     source: str  # e.g. "primary key", "unique constraint uq_x", "MLflow code"
+    #: False for keys only MLflow's code keeps unique: no index refuses a duplicate
+    enforced_by_database: bool = True
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,7 @@ def _unique_keys(
             keys[key] = UniqueKey(key, source)
     for extra in knowledge.CODE_ENFORCED_UNIQUE_KEYS.get(table, ()):
         if set(extra) <= column_names and extra not in keys:
-            keys[extra] = UniqueKey(extra, "MLflow code (not enforced by the schema)")
+            keys[extra] = UniqueKey(extra, "MLflow code (not enforced by the schema)", enforced_by_database=False)
     return tuple(keys.values())
 
 

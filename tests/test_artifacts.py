@@ -74,11 +74,44 @@ def test_empty_location_is_skipped_and_passwords_never_reach_a_key() -> None:
     assert artifacts.display_location("http://u:secret@host/p") == "http://u:***@host/p"
 
 
+_URLISH = st.text(alphabet="aZ09:/.?#%@[]-+_ \t\\", max_size=24)
+_SHAPED = st.tuples(
+    st.sampled_from(["s3", "S3", "gs", "file", "mlflow-artifacts", "x+y.z", "1s", ""]),
+    st.sampled_from(["://", ":/", ":", ":///", "//"]),
+    st.sampled_from(["", "Bkt", "u:p@host", "host:9000", "[::1]", "h?q", "localhost"]),
+    st.lists(st.sampled_from(["a", ".", "..", "", "b c", "%41", "x?y", "z#f", "a\tb"]), max_size=4),
+).map(lambda t: t[0] + t[1] + t[2] + "/" + "/".join(t[3]))
+
+
+@settings(max_examples=600, deadline=None)
+@given(_URLISH | _SHAPED | st.text(max_size=12))
+def test_fast_paths_agree_with_the_general_parser(raw: str) -> None:
+    text = raw.strip()
+    if not text or artifacts._WINDOWS_DRIVE.match(text):
+        return
+    assert normalize_location(raw) == artifacts._parse_url(text)
+
+
+def test_a_location_no_url_parser_accepts_is_a_literal_path() -> None:
+    # urlsplit refuses an unclosed IPv6 bracket; such a location must not stop the run.
+    assert normalize_location("s3://[oops/x") == artifacts.Location("", "", ("s3:", "[oops", "x"))
+    assert normalize_location("//[") == normalize_location("/[") == artifacts.Location("file", "", ("[",))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["a", ".", "..", "", "b.c", "..d"]), max_size=6).map("/".join))
+def test_segment_fast_path_agrees_with_normpath(path: str) -> None:
+    assert artifacts._segments(path) == artifacts._normpath_segments(path)
+
+
 # --- the single-pass finder ----------------------------------------------------------------------------------
 
-_SEGMENT = st.sampled_from(["a", "b", "ab", "a-b"])
+# NUL and \x01 inside a segment exercise the escaping of the finder's string sort keys.
+_SEGMENT = st.sampled_from(["a", "b", "ab", "a-b", "a.b", "a\x00", "a\x01b", "\x00", ".."])
 _LOCATION = st.tuples(
-    st.sampled_from(["s3://bkt", "s3://other", "file://", ""]), st.lists(_SEGMENT, max_size=4), st.booleans()
+    st.sampled_from(["s3://bkt", "s3://other", "S3://Bkt", "file://", "mlflow-artifacts:", ""]),
+    st.lists(_SEGMENT, max_size=4),
+    st.booleans(),
 ).map(lambda t: t[0] + "/" + "/".join(t[1]) + ("/" if t[2] else ""))
 
 
@@ -284,18 +317,25 @@ def test_locations_print_literally_and_without_passwords(mlflow_db) -> None:
 
 def test_apply_is_blocked_by_artifact_findings_unless_allowed(mlflow_db) -> None:
     def fill(data, ids) -> None:
-        data.experiment("team-a", "a", artifact_location="/shared")
-        data.experiment("team-b", "b", artifact_location="/shared/sub")
+        ids["a"] = data.experiment("team-a", "a", artifact_location="/shared")
+        ids["b"] = data.experiment("team-b", "b", artifact_location="/shared/sub")
 
-    _plant(mlflow_db, fill)
+    ids = _plant(mlflow_db, fill)
+    finding = f'blocking: experiment {ids["b"]} (team-b) "/shared/sub": inside the location of experiment {ids["a"]}'
     before = mlflow_db.fingerprint()
 
+    # -y checks the locations under the lock while the rows move, then reports them as a dry run would.
     blocked = migrate(mlflow_db.uri, "-y")
     assert blocked.exit_code == ExitStatus.CONFLICTS, blocked.output
+    assert "Error: 1 blocking artifact finding(s) under the lock, rolled back, nothing changed" in blocked.stderr
+    assert finding in blocked.stdout
+    assert "Blocked: 1 blocking artifact finding(s)" in blocked.stdout
     assert mlflow_db.fingerprint() == before
 
     applied = migrate(mlflow_db.uri, "-y", "--allow-artifact-overlap")
     assert applied.exit_code == ExitStatus.OK, applied.output
+    after_move = applied.stdout[applied.stdout.index("Artifact findings: 1 blocking") :]
+    assert finding in after_move and "Done: moved" in after_move
     assert mlflow_db.outside_default("experiments") == 0
 
 

@@ -1,15 +1,18 @@
 """The fast paths added for large databases keep the exact behaviour: the cheap conflict pre-tests never
-miss a collision the database itself would see, --verbose streams every group, and progress appears only
-on a terminal (stderr), never with --format json.  Speed itself is measured by bench/bench.py, not here."""
+miss a collision the database itself would see; apply's one-pass checks under the lock (the unique indexes
+refusing a colliding UPDATE, the code-only keys re-tested, the artifact locations re-read and checked in a
+thread) roll back and report exactly what a dry run would; --verbose streams every group; progress appears
+only on a terminal (stderr), never with --format json.  Speed itself is measured by bench/bench.py, not here."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import text
 
-from mlflow_ws_admin.apply import apply_plan
+from mlflow_ws_admin.apply import ApplyExtras, apply_plan
+from mlflow_ws_admin.artifacts import OVERLAP
 from mlflow_ws_admin.connect import create_db_engine, resolve_target
-from mlflow_ws_admin.errors import ConflictsAppeared
+from mlflow_ws_admin.errors import ArtifactFindingsBlock, ConflictsAppeared
 from mlflow_ws_admin.exit_codes import ExitStatus
 from mlflow_ws_admin.plan import build_plan
 from mlflow_ws_admin.report.text import GROUP_PRINT_BATCH
@@ -17,6 +20,7 @@ from mlflow_ws_admin.sample_data import SampleData
 from mlflow_ws_admin.schema import reflect_schema
 
 from .helpers import migrate, populate
+from .test_json import document
 
 
 def _database_sees_collision(db) -> bool:
@@ -138,7 +142,165 @@ def test_conflict_appearing_after_the_plan_is_caught_under_the_lock(mlflow_db) -
         engine.dispose()
 
     assert caught.value.exit_status == ExitStatus.CONFLICTS
+    assert caught.value.message.startswith("conflicts found under the lock, rolled back, nothing changed: ")
     assert "experiments (name): 1" in caught.value.message
     assert "registered_models (name): 1" in caught.value.message
     assert "model_versions" not in caught.value.message  # rolled up under its model
+    assert mlflow_db.fingerprint() == before
+
+
+def _plan_then(mlflow_db, late_writes, seen: dict, **apply_kwargs):
+    """Build a plan on the clean database, let a writer change it, then apply that plan.  seen["before"] is
+    the database as apply finds it."""
+    target = resolve_target(mlflow_db.uri)
+    engine = create_db_engine(target, read_only=False)
+    try:
+        with engine.connect() as conn:
+            plan = build_plan(conn, reflect_schema(conn), database=target.display)
+        assert not plan.has_blocking_conflicts and not plan.has_blocking_artifact_findings
+        with mlflow_db.engine.begin() as conn, SampleData(conn) as data:
+            late_writes(data)
+        seen["before"] = mlflow_db.fingerprint()
+        return apply_plan(engine, plan, lock_timeout_s=10, **apply_kwargs)
+    finally:
+        engine.dispose()
+
+
+def test_code_only_key_collision_after_the_plan_is_caught_under_the_lock(mlflow_db) -> None:
+    # No index guards evaluation_datasets.name, so apply re-tests it explicitly before moving anything.
+    populate(mlflow_db)
+
+    def late(data) -> None:
+        data.add("evaluation_datasets", dataset_id="late-1", name="late-ds", workspace="team-a")
+        data.add("evaluation_datasets", dataset_id="late-2", name="late-ds", workspace="team-b")
+
+    seen: dict = {}
+    with pytest.raises(ConflictsAppeared) as caught:
+        _plan_then(mlflow_db, late, seen)
+    assert caught.value.message.endswith("nothing changed: evaluation_datasets (name): 1")
+    assert mlflow_db.fingerprint() == seen["before"]
+
+
+def test_artifact_overlap_after_the_plan_is_caught_under_the_lock(mlflow_db) -> None:
+    populate(mlflow_db)
+
+    def late(data) -> None:
+        data.experiment("team-a", "late-a", experiment_id=5_000_001, artifact_location="s3://bucket/shared")
+        data.experiment("team-b", "late-b", experiment_id=5_000_002, artifact_location="s3://bucket/shared/sub")
+
+    seen: dict = {}
+    with pytest.raises(ArtifactFindingsBlock) as caught:
+        _plan_then(mlflow_db, late, seen)
+    assert caught.value.exit_status == ExitStatus.CONFLICTS
+    assert "1 blocking artifact finding(s) under the lock, rolled back, nothing changed" in caught.value.message
+    assert mlflow_db.fingerprint() == seen["before"]
+
+
+def test_allowed_artifact_overlap_is_applied_and_reported(mlflow_db) -> None:
+    populate(mlflow_db)
+    ids: dict[str, int] = {}
+
+    def late(data) -> None:
+        ids["a"] = data.experiment("team-a", "late-a", experiment_id=5_000_001, artifact_location="s3://bucket/shared")
+        ids["b"] = data.experiment(
+            "team-b", "late-b", experiment_id=5_000_002, artifact_location="s3://bucket/shared/sub"
+        )
+
+    result = _plan_then(mlflow_db, late, {}, extras=ApplyExtras(allow_artifact_overlap=True))
+
+    assert [(f.kind, f.experiment_id, f.other_experiment_id, f.blocking) for f in result.artifact_findings] == [
+        (OVERLAP, ids["b"], ids["a"], True)
+    ]
+    assert mlflow_db.outside_default("experiments") == 0
+
+
+def _collide(data) -> None:
+    for i in range(3):
+        data.experiment("team-a", f"dup-{i}")
+        data.experiment("team-b", f"dup-{i}")
+    data.registered_model("team-a", "fraud", versions=2)
+    data.registered_model("team-c", "fraud", versions=1)
+
+
+def test_apply_without_prompt_reports_every_collision_the_indexes_refuse(mlflow_db) -> None:
+    # With -y the plan leaves the indexed keys to apply: the first colliding UPDATE is refused, everything is
+    # rolled back, and the report that follows lists every group, as the dry run does.
+    populate(mlflow_db, _collide)
+    before = mlflow_db.fingerprint()
+    dry = migrate(mlflow_db.uri, "--dry-run")
+
+    result = migrate(mlflow_db.uri, "-y")
+
+    assert result.exit_code == ExitStatus.CONFLICTS, result.output
+    assert "checked under the lock as the rows move" in result.stdout
+    assert (
+        "Error: conflicts found under the lock, rolled back, nothing changed: "
+        "experiments (name): 3; registered_models (name): 1" in result.stderr
+    )
+    report = result.stdout[result.stdout.rindex("Migrate to the `default` workspace") :]
+    assert "Blocked: 4 conflict group(s) in 2 table(s)" in report
+    conflicts = [line for line in report.splitlines() if line.startswith('  name="')]
+    assert conflicts == [line for line in dry.stdout.splitlines() if line.startswith('  name="')]
+    assert len(conflicts) == 4
+    assert "Done: moved" not in result.stdout
+    assert mlflow_db.fingerprint() == before
+
+
+def test_apply_without_prompt_reports_a_code_only_collision(mlflow_db) -> None:
+    def fill(data) -> None:
+        data.dataset("team-a", "shared-ds")
+        data.dataset("team-c", "shared-ds")
+
+    populate(mlflow_db, fill)
+    before = mlflow_db.fingerprint()
+
+    result = migrate(mlflow_db.uri, "-y")
+
+    assert result.exit_code == ExitStatus.CONFLICTS, result.output
+    assert "evaluation_datasets (name): 1" in result.stderr
+    assert 'name="shared-ds": team-a (dataset_id=' in result.stdout
+    assert mlflow_db.fingerprint() == before
+
+
+def test_apply_without_prompt_in_json_is_one_document_listing_every_conflict(mlflow_db) -> None:
+    populate(mlflow_db, _collide)
+    before = mlflow_db.fingerprint()
+
+    result = migrate(mlflow_db.uri, "-y", "--format", "json")
+
+    assert result.exit_code == ExitStatus.CONFLICTS
+    doc = document(result)
+    assert doc["status"] == "conflicts" and doc["dry_run"] is False
+    assert doc["conflict_count"] == 4 == len(doc["conflicts"])
+    assert {c["table"] for c in doc["conflicts"]} == {"experiments", "registered_models"}
+    assert "conflicts found under the lock" in result.stderr
+    assert mlflow_db.fingerprint() == before
+
+
+def _refuse_with_integrity_error(db) -> None:
+    """A trigger whose refusal is an integrity error (like a duplicate key) but no collision."""
+    if db.backend == "sqlite":
+        db.execute(
+            "CREATE TRIGGER mwa_refuse BEFORE UPDATE OF workspace ON jobs BEGIN SELECT RAISE(ABORT, 'jobs stay'); END"
+        )
+    elif db.backend == "postgresql":
+        db.execute(
+            "CREATE FUNCTION mwa_refuse() RETURNS trigger AS $$ BEGIN "
+            "RAISE EXCEPTION 'jobs stay' USING ERRCODE = 'check_violation'; END $$ LANGUAGE plpgsql"
+        )
+        db.execute("CREATE TRIGGER mwa_refuse BEFORE UPDATE ON jobs FOR EACH ROW EXECUTE FUNCTION mwa_refuse()")
+    else:  # a NULL in a NOT NULL column: MySQL's "cannot be null" is an integrity error
+        db.execute("CREATE TRIGGER mwa_refuse BEFORE UPDATE ON jobs FOR EACH ROW SET NEW.status = NULL")
+
+
+def test_an_integrity_error_that_is_no_collision_stays_a_database_error(mlflow_db) -> None:
+    populate(mlflow_db)
+    _refuse_with_integrity_error(mlflow_db)
+    before = mlflow_db.fingerprint()
+
+    result = migrate(mlflow_db.uri, "-y")
+
+    assert result.exit_code == ExitStatus.DATABASE_ERROR, result.output
+    assert "Error: database error while applying (rolled back: nothing was applied" in result.stderr
+    assert "conflicts found" not in result.output
     assert mlflow_db.fingerprint() == before

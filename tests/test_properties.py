@@ -1,5 +1,6 @@
 """Property test: for random multi-workspace contents with hostile names and planted collisions, the plan's
-conflicts are exactly what a brute-force Python model of the backend's comparison rules predicts; a
+conflicts are exactly what a brute-force Python model of the backend's comparison rules predicts; so are the
+collisions the unique indexes refuse when ``-y`` leaves them to apply (rolled back, counted exactly); a
 conflict-free plan applies with nothing left outside `default`; row totals never change.
 
 The alphabet is ASCII letters of both cases, digits and hostile ASCII punctuation (quotes, `;`, `%`, `_`,
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
 from mlflow_ws_admin.apply import apply_plan
 from mlflow_ws_admin.connect import create_db_engine, resolve_target
+from mlflow_ws_admin.errors import ConflictsAppeared
 from mlflow_ws_admin.plan import build_plan
 from mlflow_ws_admin.sample_data import SampleData
 from mlflow_ws_admin.schema import reflect_schema
@@ -122,8 +125,16 @@ def test_plan_conflicts_match_a_brute_force_model(mlflow_db, backend: str) -> No
                 found[tc.table][comparison_key(backend, value)] = {r.workspace for r in group.rows}
         assert found == expected
 
-        if not plan.has_blocking_conflicts:
-            apply_plan(engine, plan, lock_timeout_s=10)
+        # What -y does: a plan without the conflict scan, the unique indexes refusing during apply.
+        with engine.connect() as conn:
+            deferred = build_plan(conn, schema, database=target.display, defer_to_apply=True)
+        if plan.has_blocking_conflicts:
+            with pytest.raises(ConflictsAppeared) as caught:
+                apply_plan(engine, deferred, lock_timeout_s=10)
+            counted = [f"{t} (name): {len(groups)}" for t, groups in expected.items() if groups]
+            assert caught.value.message.endswith("nothing changed: " + "; ".join(counted))
+        else:
+            apply_plan(engine, deferred, lock_timeout_s=10)
             applied.append(len(drawn))
             with engine.connect() as conn:
                 for table in TABLES:

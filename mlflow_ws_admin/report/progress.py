@@ -28,7 +28,7 @@ def planning_spinner(console: Console | None) -> Iterator[Callable[[str], None] 
 @contextmanager
 def apply_progress(plan: Plan, console: Console | None) -> Iterator[Callable[[str, int, float], None] | None]:
     """One line per table that moves rows: its rows and the seconds since the previous table finished (the
-    first also waits for the locks and the conflict re-check).  The table being updated spins."""
+    first also waits for the locks and the checks before the first UPDATE).  The table being updated spins."""
     if console is None:
         yield None
         return

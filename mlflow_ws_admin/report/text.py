@@ -69,7 +69,10 @@ def render_plan(
         console.print()
         _render_conflicts(plan, console, groups_for)
     console.print()
-    render_artifact_findings(plan, console)
+    if plan.checked_during_apply:
+        console.print(Text("Artifact findings: checked under the lock while the rows move (listed after)."))
+    else:
+        render_artifact_findings(plan, console)
     console.print()
     console.print(summary_line(plan, dry_run=dry_run, allow_artifact_overlap=allow_artifact_overlap), style="bold")
 
@@ -161,6 +164,11 @@ def summary_line(plan: Plan, *, dry_run: bool, allow_artifact_overlap: bool = Fa
         line = "Nothing to move: every workspace row is already in `default`. Nothing was changed."
     elif dry_run:
         line = f"Dry run: {what} would move to `default`; no conflicts. Nothing was changed."
+    elif plan.checked_during_apply:
+        line = (
+            f"Ready: {what} will move to `default`; name conflicts and artifact findings are checked under the "
+            "lock as the rows move (a blocking one rolls everything back and is listed)."
+        )
     else:
         line = f"Ready: {what} will move to `default`; no conflicts."
     notes = []
