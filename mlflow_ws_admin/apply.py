@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from mlflow_ws_admin import artifacts, dialects, knowledge, planfile, queries
+from mlflow_ws_admin import artifacts, dialects, knowledge, queries
 from mlflow_ws_admin.artifacts import ArtifactFinding
 from mlflow_ws_admin.connect import WRITE_LOCK_OPTION
 from mlflow_ws_admin.errors import (
@@ -33,9 +33,11 @@ from mlflow_ws_admin.errors import (
     VerificationFailed,
 )
 from mlflow_ws_admin.failures import translate
-from mlflow_ws_admin.journal import JournalWriter, record_moves
 from mlflow_ws_admin.plan import Plan, key_has_conflicts
 from mlflow_ws_admin.schema import ForeignKey, UniqueKey, WorkspaceSchema, WorkspaceTable
+
+if TYPE_CHECKING:
+    from mlflow_ws_admin.journal import JournalWriter
 
 #: Called after each table with (table, rows moved, seconds since apply started).
 ProgressHook = Callable[[str, int, float], None]
@@ -150,12 +152,18 @@ def _apply(
                 _check_privileges(conn, ops, schema, suspended)
                 ops.lock_workspace_tables(conn, locked, lock_timeout_s)
                 if extras.expected_fingerprints is not None:
-                    planfile.verify_fingerprints(conn, schema, extras.expected_fingerprints)
+                    from mlflow_ws_admin.planfile import verify_fingerprints  # only --plan runs pay its import
+
+                    verify_fingerprints(conn, schema, extras.expected_fingerprints)
                 _recheck_conflicts(conn, schema, _code_enforced_keys(schema))
-                # The locations are read now and checked in a thread while the UPDATEs run.
-                finding = artifacts.start_artifact_check(conn, schema, extras.default_artifact_root)
+                # The locations are checked in a thread while the UPDATEs run.
+                finding = artifacts.start_artifact_check(
+                    conn, schema, extras.default_artifact_root, read_beside=ops.OTHER_SESSIONS_READ_LOCKED_TABLES
+                )
                 emptied = _source_workspaces(conn, schema) if extras.prune_workspaces else set()
                 if journal:
+                    from mlflow_ws_admin.journal import record_moves  # only --journal runs pay its import
+
                     record_moves(conn, schema, journal)
                 created = _ensure_default_workspace(conn, schema)
                 cascades = ops.suspend_foreign_keys(conn, suspended)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from mlflow_ws_admin import knowledge, queries
 from mlflow_ws_admin.connect import _mask_userinfo
@@ -402,17 +402,30 @@ def read_artifact_findings(
 
 
 def start_artifact_check(
-    conn: Connection, schema: WorkspaceSchema, default_artifact_root: str | None
+    conn: Connection, schema: WorkspaceSchema, default_artifact_root: str | None, *, read_beside: bool
 ) -> Future[tuple[ArtifactFinding, ...]]:
-    """Read every location now (under the caller's lock) and find in a background thread, so the finding
-    overlaps the caller's next statements: the drivers release the GIL while the database works."""
-    experiments, roots = _artifact_rows(conn, schema)
-    rows = list(experiments)  # the connection is needed for other statements from here on
+    """Check every location in a background thread, so the check overlaps the caller's next statements
+    (apply's UPDATEs): the drivers release the GIL while the database works.
+
+    The caller holds write locks.  read_beside: the database lets another session read the locked tables, as
+    they were when locked, so the thread streams them on a connection of its own; otherwise the rows are read
+    on ``conn`` first."""
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwa-artifacts")
     try:
+        if read_beside:
+            return executor.submit(_read_beside, conn.engine, schema, default_artifact_root)
+        experiments, roots = _artifact_rows(conn, schema)
+        rows = list(experiments)  # ``conn`` is needed for other statements from here on
         return executor.submit(find_artifact_findings, rows, roots, default_artifact_root)
     finally:
         executor.shutdown(wait=False)  # the worker ends with its one task
+
+
+def _read_beside(
+    engine: Engine, schema: WorkspaceSchema, default_artifact_root: str | None
+) -> tuple[ArtifactFinding, ...]:
+    with engine.connect() as conn:  # closed (its read lock released) before the caller can commit
+        return read_artifact_findings(conn, schema, default_artifact_root)
 
 
 def _artifact_rows(

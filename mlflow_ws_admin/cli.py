@@ -308,9 +308,11 @@ def _migrate(
                     ),
                 )
         except (ConflictsAppeared, ArtifactFindingsBlock):
-            # Rolled back, nothing changed: list every conflict and finding, exactly as a dry run would; the
-            # boundary then prints the error line and exits 1.
-            report.show(dry_run=False, defer_to_apply=False, status=ExitStatus.CONFLICTS)
+            # Rolled back, nothing changed: list every conflict and finding in a read-only report, exactly as a
+            # dry run would; the boundary then prints the error line and exits 1.
+            if not run.json:
+                console.print()
+            report.show(dry_run=True, defer_to_apply=False, status=ExitStatus.CONFLICTS)
             raise
         if plan.checked_during_apply:
             plan = dataclasses.replace(plan, artifact_findings=result.artifact_findings)

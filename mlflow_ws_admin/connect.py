@@ -20,6 +20,7 @@ from urllib.parse import quote
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import NullPool
 
 from mlflow_ws_admin.errors import DatabaseError, UsageError
 
@@ -150,7 +151,10 @@ def _sqlite_engine(target: Target, *, read_only: bool, busy_timeout_s: float) ->
             conn.execute(f"PRAGMA cache_size = -{SQLITE_APPLY_CACHE_KIB}")
         return conn
 
-    engine = create_engine("sqlite+pysqlite://", creator=connect)
+    # NullPool: every connect() is a connection of its own, closed for real.  SQLAlchemy's default for this
+    # database-less URL is the in-memory pool, which keeps one connection per thread and closes other threads'
+    # connections when it fills up: fatal with the artifact check's reader thread.
+    engine = create_engine("sqlite+pysqlite://", creator=connect, poolclass=NullPool)
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:

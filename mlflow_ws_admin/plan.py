@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from mlflow_ws_admin import knowledge, queries
-from mlflow_ws_admin.artifacts import ArtifactFinding, display_location, read_artifact_findings
+from mlflow_ws_admin.artifacts import ArtifactFinding, display_location, start_artifact_check
 from mlflow_ws_admin.schema import UniqueKey, WorkspaceSchema, WorkspaceTable
 
 DEFAULT_SAMPLE_GROUPS = 5
@@ -155,6 +155,9 @@ def build_plan(
     moves: list[TableMove] = []
     conflicts: list[TableConflicts] = []
     conflict_limit = 0 if stream_conflicts else sample_limit
+    # The artifact check reads on a session of its own, beside this one (nothing is locked while planning),
+    # and runs while the counts and conflict queries below keep the database busy.
+    finding = None if defer_to_apply else start_artifact_check(conn, schema, default_artifact_root, read_beside=True)
     for wt in schema.tables:
         if on_table:
             on_table(wt.name)
@@ -171,7 +174,7 @@ def build_plan(
         creates_default_workspace=knowledge.DEFAULT_WORKSPACE not in catalog_names,
         catalog_workspaces=catalog_names,
         sample_limit=sample_limit,
-        artifact_findings=() if defer_to_apply else read_artifact_findings(conn, schema, default_artifact_root),
+        artifact_findings=finding.result() if finding else (),
         default_artifact_root=display_location(default_artifact_root) if default_artifact_root else None,
         checked_during_apply=defer_to_apply,
     )

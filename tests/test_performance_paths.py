@@ -237,7 +237,8 @@ def test_apply_without_prompt_reports_every_collision_the_indexes_refuse(mlflow_
         "Error: conflicts found under the lock, rolled back, nothing changed: "
         "experiments (name): 3; registered_models (name): 1" in result.stderr
     )
-    report = result.stdout[result.stdout.rindex("Migrate to the `default` workspace") :]
+    report = result.stdout[result.stdout.index("Migrate to the `default` workspace (dry run, read-only)") :]
+    assert "Ready: " in result.stdout[: -len(report)]  # the plan printed before the move was attempted
     assert "Blocked: 4 conflict group(s) in 2 table(s)" in report
     conflicts = [line for line in report.splitlines() if line.startswith('  name="')]
     assert conflicts == [line for line in dry.stdout.splitlines() if line.startswith('  name="')]

@@ -14,6 +14,9 @@ from mlflow_ws_admin.errors import VerificationFailed
 from mlflow_ws_admin.schema import ForeignKey
 
 CASCADES_ON_UPDATE = True
+#: LOCK TABLES ... WRITE keeps every other session out, readers too: apply's artifact check reads on the
+#: locking connection.
+OTHER_SESSIONS_READ_LOCKED_TABLES = False
 #: table/column/database access denied
 _PRIVILEGE_ERRORS = {1142, 1143, 1044}
 

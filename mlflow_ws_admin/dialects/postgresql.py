@@ -11,6 +11,9 @@ from sqlalchemy.engine import Connection
 from mlflow_ws_admin.schema import ForeignKey
 
 CASCADES_ON_UPDATE = True
+#: SHARE ROW EXCLUSIVE lets other sessions read the locked tables (as committed): apply's artifact check
+#: reads beside the lock on a connection of its own.
+OTHER_SESSIONS_READ_LOCKED_TABLES = True
 
 
 def _quote(conn: Connection, name: str) -> str:

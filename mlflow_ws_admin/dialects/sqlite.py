@@ -12,6 +12,9 @@ from mlflow_ws_admin.schema import ForeignKey
 #: Our connections run with PRAGMA foreign_keys=OFF (SQLite's default), so nothing cascades and apply
 #: updates every workspace table explicitly.
 CASCADES_ON_UPDATE = False
+#: Another connection may read while apply holds the write lock (until COMMIT needs it exclusively), and
+#: sees the database as it was when locked: apply's artifact check reads beside it.
+OTHER_SESSIONS_READ_LOCKED_TABLES = True
 
 
 def lock_workspace_tables(conn: Connection, tables: Sequence[str], timeout_s: float) -> None:

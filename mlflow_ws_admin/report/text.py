@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -18,7 +18,9 @@ from rich.text import Text
 from mlflow_ws_admin import artifacts, knowledge
 from mlflow_ws_admin.apply import ApplyResult
 from mlflow_ws_admin.plan import ConflictGroup, ConflictRow, Plan, TableConflicts
-from mlflow_ws_admin.restore import RestoreResult
+
+if TYPE_CHECKING:  # restore's machinery is not needed to print its result
+    from mlflow_ws_admin.restore import RestoreResult
 
 GroupSource = Callable[[TableConflicts], Iterable[ConflictGroup]]
 GROUP_PRINT_BATCH = 500
