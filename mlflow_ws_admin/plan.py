@@ -81,7 +81,7 @@ class Plan:
     #: experiments (and workspace roots) whose artifacts would collide; see ``artifacts``
     artifact_findings: tuple[ArtifactFinding, ...] = ()
     default_artifact_root: str | None = None  # the server's root the findings were computed with (masked)
-    #: conflicts on indexed keys and artifact findings were left to apply's lock (``-y``; see ``build_plan``)
+    #: the conflicts and artifact findings were left to apply's lock (``-y``; see ``build_plan``)
     checked_during_apply: bool = False
 
     @property
