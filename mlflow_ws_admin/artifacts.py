@@ -407,9 +407,9 @@ def start_artifact_check(
     """Check every location in a background thread, so the check overlaps the caller's next statements
     (apply's UPDATEs): the drivers release the GIL while the database works.
 
-    The caller holds write locks.  read_beside: the database lets another session read the locked tables, as
-    they were when locked, so the thread streams them on a connection of its own; otherwise the rows are read
-    on ``conn`` first."""
+    read_beside: another session may read the tables now (nothing is locked, or the database lets others read
+    what the caller locked, as it was when locked), so the thread streams them on a connection of its own;
+    otherwise the rows are read on ``conn`` first."""
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwa-artifacts")
     try:
         if read_beside:
