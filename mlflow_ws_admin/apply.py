@@ -1,4 +1,4 @@
-"""Execute a Plan in one transaction: lock, re-check, update in FK order, verify, commit.
+"""Execute a migrate Plan on the locked-transaction core (``transaction``): re-check, update in FK order, verify.
 
 Any failure rolls the whole transaction back, so the database is either fully moved or untouched.
 
@@ -11,30 +11,20 @@ artifact locations are read under the lock too, and checked in a thread while th
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError
 
-from mlflow_ws_admin import artifacts, dialects, knowledge, queries
+from mlflow_ws_admin import artifacts, mlflow_facts, queries
 from mlflow_ws_admin.artifacts import ArtifactFinding
-from mlflow_ws_admin.connect import WRITE_LOCK_OPTION
-from mlflow_ws_admin.errors import (
-    ArtifactFindingsBlock,
-    ConflictsAppeared,
-    DatabaseError,
-    LockTimeout,
-    VerificationFailed,
-)
-from mlflow_ws_admin.failures import translate
+from mlflow_ws_admin.errors import ArtifactFindingsBlock, ConflictsAppeared, VerificationFailed
 from mlflow_ws_admin.plan import Plan, key_has_conflicts
 from mlflow_ws_admin.schema import ForeignKey, UniqueKey, WorkspaceSchema, WorkspaceTable
+from mlflow_ws_admin.transaction import Locked, locked_transaction
 
 if TYPE_CHECKING:
     from mlflow_ws_admin.journal import JournalWriter
@@ -81,110 +71,45 @@ def apply_plan(
     on_table: ProgressHook | None = None,
     extras: ApplyExtras | None = None,
 ) -> ApplyResult:
-    """Move every row of the plan's tables into `default`.  Raises (after rollback) on any problem: a
-    database error comes back as a WsAdminError that says nothing was applied and what is pending."""
-    try:
-        return _apply(engine, plan, lock_timeout_s, on_table, extras or ApplyExtras())
-    except SQLAlchemyError as exc:
-        pending = f"{plan.total_rows_to_move:,} row(s) in {sum(1 for m in plan.moves if m.rows_to_move)} table(s)"
-        error = translate(exc, doing=f"applying (rolled back: nothing was applied; still pending: {pending})")
-        if isinstance(error, LockTimeout):
-            error = LockTimeout(error.message + _lock_holders(engine, plan.schema))
-        raise error from None
-    finally:
-        _release_interrupts()
-
-
-#: The SIGINT handler to put back, while apply holds Ctrl-C during COMMIT.
-_held_handler: list[Any] = []
-
-
-def _hold_interrupts() -> None:
-    """From COMMIT on, Ctrl-C is ignored: once sent, COMMIT may have succeeded, and an interrupt must never
-    be reported as "rolled back" then.  Only the main thread can handle signals."""
-    if threading.current_thread() is threading.main_thread():
-        _held_handler.append(signal.signal(signal.SIGINT, signal.SIG_IGN))
-
-
-def _release_interrupts() -> None:
-    while _held_handler:
-        signal.signal(signal.SIGINT, _held_handler.pop())
-
-
-def _locked_tables(schema: WorkspaceSchema) -> list[str]:
-    return [t.name for t in schema.tables] + [schema.catalog.table]
-
-
-def _lock_holders(engine: Engine, schema: WorkspaceSchema) -> str:
-    """Who blocks us, asked on a new connection after the rollback; best effort."""
-    try:
-        with engine.connect() as conn:
-            holders = dialects.for_backend(schema.dialect).describe_lock_holders(conn, _locked_tables(schema))
-    except SQLAlchemyError:
-        return ""
-    return f"; blocked by {holders}" if holders else ""
-
-
-def _check_privileges(conn: Connection, ops: ModuleType, schema: WorkspaceSchema, suspended: list[ForeignKey]) -> None:
-    """Refuse before locking anything, naming every missing privilege at once."""
-    updated = {wt.name: wt.workspace_columns[0] for wt in schema.tables}
-    updated[schema.catalog.table] = schema.catalog.name_column
-    by_privilege: dict[str, list[str]] = {}
-    for privilege, table in ops.missing_privileges(conn, updated, sorted({fk.child for fk in suspended})):
-        by_privilege.setdefault(privilege, []).append(table)
-    if by_privilege:
-        needs = "; ".join(f"{p} on {', '.join(sorted(tables))}" for p, tables in by_privilege.items())
-        raise DatabaseError(f"the database user needs {needs}; nothing was changed")
-
-
-def _apply(
-    engine: Engine, plan: Plan, lock_timeout_s: float, on_table: ProgressHook | None, extras: ApplyExtras
-) -> ApplyResult:
+    """Move every row of the plan's tables into `default` on the locked-transaction core.  Raises (after
+    rollback) on any problem: a database error says nothing was applied and what is pending."""
+    extras = extras or ApplyExtras()
     schema = plan.schema
-    ops = dialects.for_backend(schema.dialect)
-    locked = _locked_tables(schema)
-    suspended = _non_cascading_fks(schema)
+    suspendable = _non_cascading_fks(schema)
     journal = extras.journal
+    pending = f"{plan.total_rows_to_move:,} row(s) in {sum(1 for m in plan.moves if m.rows_to_move)} table(s)"
     started = time.monotonic()
-    with engine.connect().execution_options(**{WRITE_LOCK_OPTION: True}) as conn:
-        try:
-            with conn.begin():
-                _check_privileges(conn, ops, schema, suspended)
-                ops.lock_workspace_tables(conn, locked, lock_timeout_s)
-                if extras.expected_fingerprints is not None:
-                    from mlflow_ws_admin.planfile import verify_fingerprints  # only --plan runs pay its import
+    with locked_transaction(
+        engine,
+        schema,
+        suspendable=suspendable,
+        lock_timeout_s=lock_timeout_s,
+        journal=journal,
+        doing=f"applying (rolled back: nothing was applied; still pending: {pending})",
+    ) as tx:
+        conn = tx.conn
+        if extras.expected_fingerprints is not None:
+            from mlflow_ws_admin.planfile import verify_fingerprints  # only --plan runs pay its import
 
-                    verify_fingerprints(conn, schema, extras.expected_fingerprints)
-                _recheck_conflicts(conn, schema, _code_enforced_keys(schema))
-                # The locations are checked in a thread while the UPDATEs run.
-                finding = artifacts.start_artifact_check(
-                    conn, schema, extras.default_artifact_root, read_beside=ops.OTHER_SESSIONS_READ_LOCKED_TABLES
-                )
-                emptied = _source_workspaces(conn, schema) if extras.prune_workspaces else set()
-                if journal:
-                    from mlflow_ws_admin.journal import record_moves  # only --journal runs pay its import
+            verify_fingerprints(conn, schema, extras.expected_fingerprints)
+        _recheck_conflicts(conn, schema, _code_enforced_keys(schema))
+        # The locations are checked in a thread while the UPDATEs run.
+        finding = artifacts.start_artifact_check(
+            conn, schema, extras.default_artifact_root, read_beside=tx.dialect.other_sessions_read_locked_tables
+        )
+        emptied = _source_workspaces(conn, schema) if extras.prune_workspaces else set()
+        if journal:
+            from mlflow_ws_admin.journal import record_moves  # only --journal runs pay its import
 
-                    record_moves(conn, schema, journal)
-                created = _ensure_default_workspace(conn, schema)
-                cascades = ops.suspend_foreign_keys(conn, suspended)
-                cascaded = {wt.name for wt in schema.tables if cascades and _moved_by_cascade(wt, suspended)}
-                counts = _move_all(conn, schema, cascaded, on_table, started)
-                findings = _artifact_verdict(finding.result(), extras.allow_artifact_overlap)
-                pruned = _prune_catalog(conn, schema, emptied, journal)
-                ops.restore_foreign_keys(conn, suspended)
-                if journal:
-                    if created:
-                        journal.catalog_inserted({schema.catalog.name_column: knowledge.DEFAULT_WORKSPACE})
-                    journal.seal()  # on disk before the data changes
-                _hold_interrupts()  # only COMMIT is left
-        except BaseException:
-            if journal:
-                journal.abandon()
-            raise
-        finally:
-            ops.release_locks(conn)
-    if journal:
-        journal.complete()
+            record_moves(conn, schema, journal)
+        created = _ensure_default_workspace(conn, schema)
+        cascades = tx.suspend_foreign_keys()
+        cascaded = {wt.name for wt in schema.tables if cascades and _moved_by_cascade(wt, suspendable)}
+        counts = _move_all(tx, cascaded, on_table, started)
+        findings = _artifact_verdict(finding.result(), extras.allow_artifact_overlap)
+        pruned = _prune_catalog(conn, schema, emptied, journal)
+        if journal and created:
+            journal.catalog_inserted({schema.catalog.name_column: mlflow_facts.DEFAULT_WORKSPACE})
     return ApplyResult(tuple((wt.name, counts[wt.name]) for wt in schema.tables), created, pruned, findings)
 
 
@@ -203,11 +128,11 @@ def _moved_by_cascade(wt: WorkspaceTable, suspended: list[ForeignKey]) -> bool:
     )
 
 
-def _move_all(
-    conn: Connection, schema: WorkspaceSchema, cascaded: set[str], on_table: ProgressHook | None, started: float
-) -> dict[str, int]:
+def _move_all(tx: Locked, cascaded: set[str], on_table: ProgressHook | None, started: float) -> dict[str, int]:
     """Move every table in FK order and verify; returns rows moved per table.  A duplicate key refused by
-    the database rolls back to the savepoint, so the exact conflicts can be counted under the same lock."""
+    the database (directly, or through a cascade into a child's key: MariaDB's error 1761) rolls back to the
+    savepoint, so the exact conflicts can be counted under the same lock."""
+    conn, schema = tx.conn, tx.schema
     # A cascade moves these tables' rows without an UPDATE of their own to count them: count first.
     moved = {t: conn.execute(queries.count_outside_default(schema.table(t))).scalar_one() for t in cascaded}
     try:
@@ -218,9 +143,10 @@ def _move_all(
                 if on_table:
                     on_table(wt.name, moved[wt.name], time.monotonic() - started)
             _verify_nothing_outside_default(conn, schema, cascaded)
-    except IntegrityError:
-        _recheck_conflicts(conn, schema, _all_keys(schema))
-        raise  # not a collision: the database's own error, rolled back
+    except DBAPIError as exc:
+        if tx.dialect.is_duplicate_key(exc):
+            _recheck_conflicts(conn, schema, _all_keys(schema))
+        raise  # not a collision (or none left to count): the database's own error, rolled back
     return moved
 
 
@@ -272,7 +198,7 @@ def _artifact_verdict(findings: tuple[ArtifactFinding, ...], allowed: bool) -> t
 
 def _ensure_default_workspace(conn: Connection, schema: WorkspaceSchema) -> bool:
     names = set(conn.execute(queries.catalog_names(schema.catalog)).scalars())
-    if knowledge.DEFAULT_WORKSPACE in names:
+    if mlflow_facts.DEFAULT_WORKSPACE in names:
         return False
     conn.execute(queries.insert_default_workspace(schema.catalog))
     return True
@@ -287,7 +213,7 @@ def _prune_catalog(
     conn: Connection, schema: WorkspaceSchema, emptied: set[str], journal: JournalWriter | None
 ) -> tuple[str, ...]:
     """Delete the catalog rows of the emptied workspaces (never `default`), journaling each full row first."""
-    names = sorted(emptied - {knowledge.DEFAULT_WORKSPACE})
+    names = sorted(emptied - {mlflow_facts.DEFAULT_WORKSPACE})
     if not names:
         return ()
     catalog = queries.catalog_table(schema.catalog)

@@ -9,7 +9,6 @@ O(n log n) — never by comparing all pairs.
 from __future__ import annotations
 
 import itertools
-import json
 import posixpath
 import re
 from collections.abc import Iterable, Iterator
@@ -20,8 +19,9 @@ from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.engine import Connection, Engine
 
-from mlflow_ws_admin import knowledge, queries
-from mlflow_ws_admin.connect import _mask_userinfo
+from mlflow_ws_admin import mlflow_facts, queries
+from mlflow_ws_admin.display import quoted
+from mlflow_ws_admin.errors import mask_password_in
 from mlflow_ws_admin.schema import WorkspaceSchema
 
 BLOCKING = "blocking"
@@ -125,7 +125,7 @@ def _comparable_netloc(netloc: str) -> str:
 
 def display_location(raw: str) -> str:
     """A stored location as it may be printed: any `user:password@` has its password masked."""
-    return _mask_userinfo(raw)
+    return mask_password_in(raw)
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def find_artifact_findings(
     Needs the server's root for the reserved-path kinds.  One pass over the rows checks each location on its
     own and keeps only a compact item per experiment for the overlap sort (memory: ~300 bytes each)."""
     root = normalize_location(default_artifact_root) if default_artifact_root else None
-    reserved = root.child(knowledge.RESERVED_ARTIFACT_SEGMENT) if root is not None else None
+    reserved = root.child(mlflow_facts.RESERVED_ARTIFACT_SEGMENT) if root is not None else None
     items: list[_Item] = []
     unlocated: list[tuple[Any, str | None]] = []  # their ids can still be squatted on as ROOT/<id>
     claims: list[tuple[_Item, str]] = []  # (item, n): the location is ROOT/<n> for an n not its own id
@@ -313,12 +313,12 @@ def _squatter(item: _Item, location: Location, reserved: Location) -> ArtifactFi
     """A location under ROOT/workspaces/<ws>/ for a workspace other than the experiment's own."""
     if not reserved.contains(location):
         return None
-    own = item.group if item.group is not None else knowledge.DEFAULT_WORKSPACE
+    own = item.group if item.group is not None else mlflow_facts.DEFAULT_WORKSPACE
     depth = len(reserved.segments)
     if len(location.segments) == depth:
         detail = f"is the reserved directory {reserved} itself, where every workspace's experiments go"
     elif (ws := location.segments[depth]) != own:
-        detail = f"sits under {reserved.child(ws)}/, reserved for workspace {_q(ws)}'s new experiments"
+        detail = f"sits under {reserved.child(ws)}/, reserved for workspace {quoted(ws)}'s new experiments"
     else:
         return None
     return ArtifactFinding(
@@ -335,10 +335,10 @@ def _proxied_path(item: _Item, location: Location) -> ArtifactFinding | None:
     """A `mlflow-artifacts:` path under workspaces/<ws>/: the proxy rejects it for `default` while workspaces
     are on."""
     segs = location.segments
-    if location.scheme != knowledge.PROXIED_ARTIFACT_SCHEME or knowledge.RESERVED_ARTIFACT_SEGMENT not in segs:
+    if location.scheme != mlflow_facts.PROXIED_ARTIFACT_SCHEME or mlflow_facts.RESERVED_ARTIFACT_SEGMENT not in segs:
         return None
-    i = segs.index(knowledge.RESERVED_ARTIFACT_SEGMENT)
-    if i + 1 >= len(segs) or segs[i + 1] == knowledge.DEFAULT_WORKSPACE:
+    i = segs.index(mlflow_facts.RESERVED_ARTIFACT_SEGMENT)
+    if i + 1 >= len(segs) or segs[i + 1] == mlflow_facts.DEFAULT_WORKSPACE:
         return None
     return ArtifactFinding(
         kind=PROXIED_PATH,
@@ -363,7 +363,7 @@ def _workspace_root_overlaps(
         if raw is not None and (key := normalize_location(raw)) is not None
     ]
     if root is not None:
-        reserved = root.child(knowledge.RESERVED_ARTIFACT_SEGMENT)
+        reserved = root.child(mlflow_facts.RESERVED_ARTIFACT_SEGMENT)
         items.append(_Item(_sort_key(reserved), None, None, str(reserved)))  # group None marks the reserved tree
     for item, partner, crosses in nested_pairs(items):
         if not crosses:
@@ -384,12 +384,7 @@ def _workspace_root_overlaps(
 
 
 def _ws(workspace: str | None) -> str:
-    return "workspace (null)" if workspace is None else f"workspace {_q(workspace)}"
-
-
-def _q(value: str) -> str:
-    """User data JSON-quoted, as every report shows it (escapes visible)."""
-    return json.dumps(value, ensure_ascii=False)
+    return "workspace (null)" if workspace is None else f"workspace {quoted(workspace)}"
 
 
 def read_artifact_findings(
@@ -433,10 +428,10 @@ def _artifact_rows(
 ) -> tuple[Iterable[tuple[Any, str | None, str | None]], list[tuple[str, str | None]]]:
     """(experiments' (id, workspace, location) rows streamed from a cursor, catalog (workspace, root) rows)."""
     roots: list[tuple[str, str | None]] = []
-    if any(c.name == knowledge.CATALOG_ARTIFACT_ROOT_COLUMN for c in schema.catalog.columns):
+    if any(c.name == mlflow_facts.CATALOG_ARTIFACT_ROOT_COLUMN for c in schema.catalog.columns):
         roots = [(ws, root) for ws, root in conn.execute(queries.workspace_artifact_roots(schema.catalog))]
-    wt = next((t for t in schema.tables if t.name == knowledge.EXPERIMENTS_TABLE), None)
-    if wt is None or not wt.has_column(knowledge.ARTIFACT_LOCATION_COLUMN):
+    wt = next((t for t in schema.tables if t.name == mlflow_facts.EXPERIMENTS_TABLE), None)
+    if wt is None or not wt.has_column(mlflow_facts.ARTIFACT_LOCATION_COLUMN):
         return (), roots
     # Statement options, not connection options: those would stay on the connection (apply's UPDATEs).
     result = conn.execute(

@@ -1,6 +1,35 @@
-"""Exceptions the engine raises; the CLI maps each to one exit code and a one-line message."""
+"""Everything about failing: the exit codes, the tool's errors, driver-error translation, password scrubbing.
 
-from mlflow_ws_admin.exit_codes import ExitStatus
+The engine raises ``WsAdminError`` subclasses (each carries its exit status); the CLI boundary maps every
+exception to one scrubbed line and one exit status, once (``cli.boundary``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from enum import IntEnum
+from typing import TYPE_CHECKING
+from urllib.parse import quote, quote_plus
+
+if TYPE_CHECKING:
+    from sqlalchemy.exc import SQLAlchemyError
+
+#: What a password is replaced with wherever it would be printed.
+MASK = "***"
+
+
+class ExitStatus(IntEnum):
+    """The documented exit codes (README, "Exit codes").  1 always means "conflicts, nothing changed"."""
+
+    OK = 0
+    CONFLICTS = 1  # blocking conflicts or artifact findings; nothing changed
+    USAGE = 2  # bad command line, option value, plan file or journal
+    DATABASE_ERROR = 3  # cannot connect, not an MLflow workspace schema, locks, privileges, ...
+    VERIFICATION_FAILED = 4  # post-verify or plan check failed; rolled back
+    ABORTED = 5  # the user declined or interrupted; nothing changed
+    INTERNAL_ERROR = 70  # a bug in this tool (sysexits' EX_SOFTWARE); the message names the exception
+    OUTPUT_CLOSED = 141  # stdout was closed by its reader (`| head`), as a shell reports SIGPIPE (128 + 13)
 
 
 class WsAdminError(Exception):
@@ -50,6 +79,65 @@ class Aborted(WsAdminError):
 
 
 class UsageError(WsAdminError):
-    """The command line or an option value is invalid."""
+    """The command line, an option value, a plan file or a journal is invalid."""
 
     exit_status = ExitStatus.USAGE
+
+
+# --- passwords ---------------------------------------------------------------------------------------------
+
+#: `scheme://user:password@` in any text, parsed or not.
+_USERINFO_PASSWORD = re.compile(r"(//[^:/@\s]*:)([^@\s]*)@")
+
+
+def password_in(text: str | None) -> str | None:
+    """The password of a URI-like text that may not even parse (so it can still be scrubbed from errors)."""
+    match = _USERINFO_PASSWORD.search(text or "")
+    return match.group(2) if match else None
+
+
+def mask_password_in(text: str) -> str:
+    """``text`` with every `user:password@` shown as `user:***@`."""
+    return _USERINFO_PASSWORD.sub(rf"\1{MASK}@", text)
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """Replace every secret, raw or URL-encoded, with the mask; then any `user:password@` left."""
+    for secret in secrets:
+        if not secret:
+            continue
+        for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
+            text = text.replace(form, MASK)
+    return mask_password_in(text)
+
+
+# --- driver errors -----------------------------------------------------------------------------------------
+
+
+def driver_message(exc: BaseException) -> str:
+    """The driver's own first line, without SQLAlchemy's statement dump and background links."""
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, BaseException) and len(orig.args) >= 2 and isinstance(orig.args[0], int):
+        text = str(orig.args[1])  # pymysql: (code, message)
+    else:
+        text = str(orig)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(orig).__name__
+
+
+def translate(exc: SQLAlchemyError, *, doing: str) -> WsAdminError:
+    """Map a SQLAlchemy/driver error to the error the CLI reports (the message is not yet scrubbed).  The
+    dialect of the driver that raised it says what its codes mean."""
+    from mlflow_ws_admin.dialects import for_driver_error
+
+    message = driver_message(exc)
+    kind = for_driver_error(exc).classify(exc)
+    if kind == "lock_timeout":
+        return LockTimeout(f"timed out waiting for table locks while {doing}: {message}")
+    if kind == "privilege":
+        return DatabaseError(f"the database user lacks a privilege needed for {doing}: {message}")
+    if kind == "read_only":
+        return DatabaseError(f"the database refused a write while {doing}: {message}")
+    if kind == "not_a_database":
+        return DatabaseError(f"not a usable SQLite database ({message})")
+    return DatabaseError(f"database error while {doing}: {message}")

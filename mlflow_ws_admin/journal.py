@@ -30,7 +30,7 @@ from typing import IO, Any
 from sqlalchemy import case, literal, select
 from sqlalchemy.engine import Connection
 
-from mlflow_ws_admin import __version__, knowledge, queries
+from mlflow_ws_admin import __version__, mlflow_facts, queries
 from mlflow_ws_admin.errors import UsageError, WsAdminError
 from mlflow_ws_admin.schema import WorkspaceSchema, WorkspaceTable
 
@@ -57,7 +57,7 @@ def key_columns(wt: WorkspaceTable) -> list[str]:
 
 
 def creation_column(wt: WorkspaceTable) -> str | None:
-    return next((c for c in knowledge.CREATION_COLUMNS if wt.has_column(c)), None)
+    return next((c for c in mlflow_facts.CREATION_COLUMNS if wt.has_column(c)), None)
 
 
 def header(operation: str, database: Mapping[str, Any], signature: str) -> dict[str, Any]:
@@ -185,7 +185,7 @@ def record_moves(conn: Connection, schema: WorkspaceSchema, journal: JournalWrit
             raise JournalError(f"cannot journal {wt.name}: it has no primary key to find its rows by")
         created = creation_column(wt)
         after = [
-            case((queries.outside_default(wt, c), literal(knowledge.DEFAULT_WORKSPACE)), else_=t.c[c])
+            case((queries.outside_default(wt, c), literal(mlflow_facts.DEFAULT_WORKSPACE)), else_=t.c[c])
             for c in wt.workspace_columns
         ]
         cols = [
@@ -228,7 +228,10 @@ def _records(path: Path) -> Iterator[dict[str, Any]]:
             for line in f:
                 if not line.endswith("\n"):
                     raise JournalRefused(f"journal {path} is incomplete: its last line is torn; refusing it")
-                yield json.loads(line)
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise JournalRefused(f"journal {path} is malformed: a line is not a JSON object; refusing it")
+                yield record
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise JournalRefused(f"journal {path} is incomplete or corrupt ({exc}); refusing it") from None
     except json.JSONDecodeError as exc:

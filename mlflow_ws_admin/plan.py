@@ -11,8 +11,9 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from mlflow_ws_admin import knowledge, queries
+from mlflow_ws_admin import mlflow_facts, queries
 from mlflow_ws_admin.artifacts import ArtifactFinding, display_location, start_artifact_check
+from mlflow_ws_admin.dialects import for_backend
 from mlflow_ws_admin.schema import UniqueKey, WorkspaceSchema, WorkspaceTable
 
 DEFAULT_SAMPLE_GROUPS = 5
@@ -131,7 +132,7 @@ def fix_hint(table: str, key: UniqueKey, renameable: bool) -> str:
 
 
 def is_renameable(table: str, key: UniqueKey) -> bool:
-    return not (knowledge.UNRENAMEABLE_KEY_COLUMNS.get(table, frozenset()) & set(key.columns))
+    return not (mlflow_facts.UNRENAMEABLE_KEY_COLUMNS.get(table, frozenset()) & set(key.columns))
 
 
 def build_plan(
@@ -171,7 +172,7 @@ def build_plan(
         schema=schema,
         moves=tuple(moves),
         conflicts=tuple(conflicts),
-        creates_default_workspace=knowledge.DEFAULT_WORKSPACE not in catalog_names,
+        creates_default_workspace=mlflow_facts.DEFAULT_WORKSPACE not in catalog_names,
         catalog_workspaces=catalog_names,
         sample_limit=sample_limit,
         artifact_findings=finding.result() if finding else (),
@@ -200,10 +201,10 @@ def _table_conflicts(
 def key_has_conflicts(conn: Connection, wt: WorkspaceTable, key: UniqueKey) -> bool:
     """Whether two workspaces hold the same value of this key (before roll-up).  A cheaper superset test
     clears clean keys first (hashed on MySQL, except for keys only MLflow's code keeps unique)."""
-    code_only = key.columns in knowledge.CODE_ENFORCED_UNIQUE_KEYS.get(wt.name, ())
-    mysql = conn.dialect.name == "mysql"
-    prefilter = queries.may_have_raw_conflicts(wt, key, hashed=mysql)
-    if not (mysql and code_only) and not conn.execute(prefilter).scalar_one():
+    code_only = key.columns in mlflow_facts.CODE_ENFORCED_UNIQUE_KEYS.get(wt.name, ())
+    hashed = for_backend(conn.dialect.name).hashed_conflict_prefilter
+    prefilter = queries.may_have_raw_conflicts(wt, key, hashed=hashed)
+    if not (hashed and code_only) and not conn.execute(prefilter).scalar_one():
         return False
     return bool(conn.execute(queries.has_raw_conflicts(wt, key)).scalar_one())
 
@@ -244,9 +245,9 @@ def _group(
 
 def _conflict_row(wt: WorkspaceTable, values: dict[str, Any]) -> ConflictRow:
     workspace = values.pop(wt.workspace_column)
-    stage = values.pop(knowledge.LIFECYCLE_COLUMN, None)
+    stage = values.pop(mlflow_facts.LIFECYCLE_COLUMN, None)
     return ConflictRow(
         workspace=workspace,
         identity=tuple(values.items()),
-        deleted=stage == knowledge.DELETED_LIFECYCLE,
+        deleted=stage == mlflow_facts.DELETED_LIFECYCLE,
     )

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from mlflow_ws_admin import __version__, dialects, knowledge, queries
+from mlflow_ws_admin import __version__, dialects, mlflow_facts, queries
 from mlflow_ws_admin.connect import Target
 from mlflow_ws_admin.errors import UsageError, VerificationFailed
 from mlflow_ws_admin.schema import WorkspaceSchema, WorkspaceTable
@@ -36,27 +36,11 @@ class PlanDrifted(VerificationFailed):
     """The database no longer matches the plan file; apply rolled back (exit 4)."""
 
 
-def database_identity(target: Target) -> dict[str, Any]:
-    """What names one database, without credentials: the SQLite file's absolute path, or host/port/name."""
-    if target.sqlite_path is not None:
-        return {"dialect": "sqlite", "path": str(target.sqlite_path.expanduser().resolve())}
-    url = target.url
-    return {"dialect": target.backend, "host": url.host or "", "port": url.port, "database": url.database}
-
-
-def schema_signature(schema: WorkspaceSchema) -> str:
-    """A digest of what the plan and journal rely on: each workspace table's columns, key and workspace columns."""
-    shape = [
-        [wt.name, sorted(wt.column_names), list(wt.primary_key), list(wt.workspace_columns)] for wt in schema.tables
-    ]
-    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:32]
-
-
 def fingerprint_columns(wt: WorkspaceTable) -> list[str]:
     """Primary key, per-workspace key columns and workspace columns: what identifies a row and what collides."""
     cols: list[str] = []
     for c in (*wt.primary_key, *(c for k in wt.unique_keys for c in k.columns), *wt.workspace_columns):
-        if c not in cols and c not in knowledge.SENSITIVE_COLUMNS:
+        if c not in cols and c not in mlflow_facts.SENSITIVE_COLUMNS:
             cols.append(c)
     return cols
 
@@ -97,8 +81,8 @@ def plan_document(
         "schema_version": PLAN_VERSION,
         "tool_version": __version__,
         "created_at": (now or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds"),
-        "database": {"dialect": plan.dialect, "url": plan.database, "identity": database_identity(target)},
-        "schema_signature": schema_signature(plan.schema),
+        "database": {"dialect": plan.dialect, "url": plan.database, "identity": target.identity},
+        "schema_signature": plan.schema.signature,
         "fingerprint_algorithm": FINGERPRINT_ALGORITHM,
         "tables": [
             {
@@ -128,8 +112,11 @@ def read_plan_file(path: str | Path, target: Target) -> dict[str, str]:
         raise UsageError(f"{path} is not an mlflow-ws-admin plan file (version {PLAN_VERSION})")
     if doc.get("fingerprint_algorithm") != FINGERPRINT_ALGORITHM:
         raise UsageError(f"plan file {path} uses an unknown fingerprint algorithm")
-    if (doc.get("database") or {}).get("identity") != database_identity(target):
-        raise UsageError(f"plan file {path} was written for another database ({doc['database'].get('url')})")
+    database = doc.get("database")
+    if not isinstance(database, dict):
+        raise UsageError(f"plan file {path} is malformed: no database object")
+    if database.get("identity") != target.identity:
+        raise UsageError(f"plan file {path} was written for another database ({database.get('url')})")
     try:
         return {str(t["table"]): str(t["fingerprint"]) for t in doc["tables"]}
     except (KeyError, TypeError):

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
-from mlflow_ws_admin import artifacts, knowledge, queries, server_probe
+from mlflow_ws_admin import artifacts, mlflow_facts, queries, server_probe
 from mlflow_ws_admin.artifacts import ArtifactFinding, normalize_location
+from mlflow_ws_admin.display import quoted
 from mlflow_ws_admin.errors import NotAWorkspaceDatabase
-from mlflow_ws_admin.report.text import quoted
 from mlflow_ws_admin.schema import WorkspaceSchema, reflect_schema
 from mlflow_ws_admin.server_probe import ServerFeatures
 
@@ -20,7 +20,7 @@ PASS, WARN, FAIL = "pass", "warn", "fail"
 #: Examples listed under a warn/fail check; the reason line carries the full count.
 MAX_DETAILS = 5
 
-_NAME = re.compile(knowledge.WORKSPACE_NAME_PATTERN)
+_NAME = re.compile(mlflow_facts.WORKSPACE_NAME_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -79,10 +79,10 @@ def run_preflight(
 def schema_check(schema: WorkspaceSchema) -> Check:
     """The tracking and registry tables MLflow scopes by workspace all carry the column."""
     scoped = {t.name for t in schema.tables}
-    missing = [t for t in knowledge.WORKSPACE_STORE_TABLES if t not in schema.all_table_names]
-    unscoped = [t for t in knowledge.WORKSPACE_STORE_TABLES if t in schema.all_table_names and t not in scoped]
+    missing = [t for t in mlflow_facts.WORKSPACE_STORE_TABLES if t not in schema.all_table_names]
+    unscoped = [t for t in mlflow_facts.WORKSPACE_STORE_TABLES if t in schema.all_table_names and t not in scoped]
     if missing or unscoped:
-        parts = [f"no `{knowledge.WORKSPACE_COLUMN}` column in {', '.join(unscoped)}"] if unscoped else []
+        parts = [f"no `{mlflow_facts.WORKSPACE_COLUMN}` column in {', '.join(unscoped)}"] if unscoped else []
         parts += [f"missing table(s) {', '.join(missing)}"] if missing else []
         return Check("workspace schema", FAIL, "; ".join(parts) + " (run `mlflow db upgrade` with MLflow 3.10+)")
     return Check(
@@ -93,7 +93,7 @@ def schema_check(schema: WorkspaceSchema) -> Check:
 
 
 def default_row_check(catalog_names: tuple[str, ...]) -> Check:
-    if knowledge.DEFAULT_WORKSPACE in catalog_names:
+    if mlflow_facts.DEFAULT_WORKSPACE in catalog_names:
         return Check("default workspace", PASS, "the reserved `default` row exists in the workspaces catalog")
     return Check(
         "default workspace",
@@ -105,8 +105,8 @@ def default_row_check(catalog_names: tuple[str, ...]) -> Check:
 
 def invalid_name_reason(name: str) -> str | None:
     """Why MLflow would refuse this workspace name, or None when it is valid."""
-    low, high = knowledge.WORKSPACE_NAME_LENGTH
-    if name in knowledge.RESERVED_WORKSPACE_NAMES:
+    low, high = mlflow_facts.WORKSPACE_NAME_LENGTH
+    if name in mlflow_facts.RESERVED_WORKSPACE_NAMES:
         return "reserved name"
     if not low <= len(name) <= high:
         return f"length {len(name)} (must be {low}-{high})"
@@ -135,16 +135,16 @@ def artifact_root_check(root: str | None) -> Check:
     if location is None:
         return Check("artifact root", FAIL, "the artifact root is empty")
     segs = location.segments
-    if segs and segs[-1] == knowledge.RESERVED_ARTIFACT_SEGMENT:
-        return Check("artifact root", FAIL, f"ends in a reserved `{knowledge.RESERVED_ARTIFACT_SEGMENT}` segment")
-    if knowledge.RESERVED_ARTIFACT_SEGMENT in segs[:-1]:
+    if segs and segs[-1] == mlflow_facts.RESERVED_ARTIFACT_SEGMENT:
+        return Check("artifact root", FAIL, f"ends in a reserved `{mlflow_facts.RESERVED_ARTIFACT_SEGMENT}` segment")
+    if mlflow_facts.RESERVED_ARTIFACT_SEGMENT in segs[:-1]:
         return Check(
-            "artifact root", FAIL, f"sits under a reserved `{knowledge.RESERVED_ARTIFACT_SEGMENT}/<name>` path"
+            "artifact root", FAIL, f"sits under a reserved `{mlflow_facts.RESERVED_ARTIFACT_SEGMENT}/<name>` path"
         )
     return Check(
         "artifact root",
         PASS,
-        f"not a reserved path; new experiments go to {location.child(knowledge.RESERVED_ARTIFACT_SEGMENT)}/<ws>/<id>",
+        f"not a reserved path; new experiments go to {location.child(mlflow_facts.RESERVED_ARTIFACT_SEGMENT)}/<ws>/<id>",
     )
 
 

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.expression import TableClause
 
-from mlflow_ws_admin import knowledge
+from mlflow_ws_admin import mlflow_facts
 from mlflow_ws_admin.schema import Catalog, ForeignKey, UniqueKey, WorkspaceSchema, WorkspaceTable
 
 GROUP_SIZE = "_mwa_rows"
@@ -47,9 +47,9 @@ def outside_default(wt: WorkspaceTable, ws_column: str, *, as_ranges: bool = Fal
     an index on the column answers a count at once (the check after the move).  UPDATEs keep `<>`, which
     SQLite runs faster."""
     col = table_clause(wt).c[ws_column]
-    default = knowledge.DEFAULT_WORKSPACE
+    default = mlflow_facts.DEFAULT_WORKSPACE
     differs = or_(col < default, col > default) if as_ranges else col != default
-    if ws_column == knowledge.WORKSPACE_COLUMN and wt.is_nullable(ws_column):
+    if ws_column == mlflow_facts.WORKSPACE_COLUMN and wt.is_nullable(ws_column):
         return or_(col.is_(None), differs)
     return differs
 
@@ -70,7 +70,7 @@ def count_outside_default(wt: WorkspaceTable) -> Select:
 
 def move_statement(wt: WorkspaceTable, ws_column: str) -> Update:
     t = table_clause(wt)
-    return t.update().where(outside_default(wt, ws_column)).values({ws_column: knowledge.DEFAULT_WORKSPACE})
+    return t.update().where(outside_default(wt, ws_column)).values({ws_column: mlflow_facts.DEFAULT_WORKSPACE})
 
 
 def catalog_names(catalog: Catalog) -> Select:
@@ -80,7 +80,7 @@ def catalog_names(catalog: Catalog) -> Select:
 
 def insert_default_workspace(catalog: Catalog) -> Insert:
     name = column(catalog.name_column)
-    return table(catalog.table, name).insert().values({catalog.name_column: knowledge.DEFAULT_WORKSPACE})
+    return table(catalog.table, name).insert().values({catalog.name_column: mlflow_facts.DEFAULT_WORKSPACE})
 
 
 # --- conflicts -----------------------------------------------------------------------------------------
@@ -106,6 +106,20 @@ def has_raw_conflicts(wt: WorkspaceTable, key: UniqueKey) -> Select:
     """Whether any key value is held by two workspaces.  No roll-up: a child's collision always sits under
     a colliding parent or is a root group itself, so "none here" for every key means "no conflicts"."""
     return select(exists(_raw_conflict_keys(wt, key)))
+
+
+def duplicates_within_workspace(wt: WorkspaceTable, key: UniqueKey) -> Select:
+    """Key values held twice inside one workspace: what a unique index would refuse, for keys without one."""
+    t = table_clause(wt)
+    cols = [t.c[c] for c in key.columns]
+    ws = t.c[wt.workspace_column]
+    return (
+        select(ws, *cols)
+        .where(and_(*(c.is_not(None) for c in cols)))
+        .group_by(ws, *cols)
+        .having(func.count() > 1)
+        .limit(1)
+    )
 
 
 def rollup_parents(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey) -> list[tuple[ForeignKey, UniqueKey]]:
@@ -204,9 +218,9 @@ def identity_columns(wt: WorkspaceTable, key: UniqueKey) -> list[str]:
     and its lifecycle stage.  Never a sensitive column."""
     cols = [wt.workspace_column]
     cols += [c for c in wt.primary_key if c not in key.columns and c not in cols]
-    if wt.has_column(knowledge.LIFECYCLE_COLUMN):
-        cols.append(knowledge.LIFECYCLE_COLUMN)
-    return [c for c in cols if c not in knowledge.SENSITIVE_COLUMNS]
+    if wt.has_column(mlflow_facts.LIFECYCLE_COLUMN):
+        cols.append(mlflow_facts.LIFECYCLE_COLUMN)
+    return [c for c in cols if c not in mlflow_facts.SENSITIVE_COLUMNS]
 
 
 def conflict_rows(
@@ -273,13 +287,13 @@ def experiment_locations(wt: WorkspaceTable) -> Select:
     """(experiment id, workspace, artifact location) of every experiment; the location may be NULL."""
     t = table_clause(wt)
     return select(
-        t.c[knowledge.EXPERIMENT_ID_COLUMN], t.c[wt.workspace_column], t.c[knowledge.ARTIFACT_LOCATION_COLUMN]
+        t.c[mlflow_facts.EXPERIMENT_ID_COLUMN], t.c[wt.workspace_column], t.c[mlflow_facts.ARTIFACT_LOCATION_COLUMN]
     )
 
 
 def workspace_artifact_roots(catalog: Catalog) -> Select:
     """(workspace, default_artifact_root) of every catalog row that sets its own root."""
-    name, root = column(catalog.name_column), column(knowledge.CATALOG_ARTIFACT_ROOT_COLUMN)
+    name, root = column(catalog.name_column), column(mlflow_facts.CATALOG_ARTIFACT_ROOT_COLUMN)
     return select(name, root).select_from(table(catalog.table, name, root)).where(root.is_not(None)).order_by(name)
 
 

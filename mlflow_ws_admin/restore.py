@@ -1,36 +1,43 @@
 """``db restore-workspaces``: move journaled rows back to their original workspaces, in one transaction.
 
-The journal is read twice, never held: once to refuse it unless complete and written for this database
-(``journal.check_journal``), once to restore.  Rows are handled in batches per table, in the journal's order
-(parents first, as apply wrote them).  Each batch is first checked:
+The journal is read, never held: once to refuse it unless complete and written for this database
+(``journal.check_journal``), then once per pass, table by table in the journal's order (parents first).
+
+``plan_restore`` is the read-only check (the dry run and the preview before the prompt).  It reads the rows in
+batches and finds, per row:
 
 - **missing**: the row is no longer where the journal left it (deleted or moved since); it is skipped;
 - **replaced**: a row holds the journaled key, but its creation time differs — a new row took the name in the
   meantime, so moving it would move the wrong row (a conflict);
 - **occupied**: the original workspace now holds another row with the same per-workspace key (a conflict).
 
-Any conflict rolls everything back.  Otherwise the pruned catalog rows are re-created, the rows move back with
-workspace FKs suspended (so nothing cascades twice), the FKs are restored and verified, and the restore's own
-journal (``--journal OUT``) is sealed before COMMIT: restoring that journal undoes the restore.
+``apply_restore`` runs on the locked-transaction core (``transaction``), set-based: each table's journaled rows
+are loaded into a temporary table, and one UPDATE joined to it moves them all back.  It re-checks under the lock
+as migrate's apply does: "replaced" with one join, "occupied" by the unique indexes that refuse the UPDATE (plus
+an explicit test of the keys only MLflow's code keeps unique).  Any conflict rolls everything back and raises
+ConflictsAppeared; the caller then reports them with ``plan_restore``.  Pruned catalog rows are re-created,
+workspace FKs are suspended (so nothing cascades twice) and re-checked, and the restore's own journal
+(``--record-journal``) is sealed before COMMIT: restoring that journal undoes the restore.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select, tuple_
+from sqlalchemy import and_, column, false, func, select, table, tuple_
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.sql import TableClause
 
-from mlflow_ws_admin import dialects, queries
-from mlflow_ws_admin.connect import WRITE_LOCK_OPTION
-from mlflow_ws_admin.errors import VerificationFailed
-from mlflow_ws_admin.failures import translate
+from mlflow_ws_admin import queries
+from mlflow_ws_admin.errors import ConflictsAppeared, VerificationFailed, translate
 from mlflow_ws_admin.journal import JournalWriter, creation_column, key_columns, read_records
 from mlflow_ws_admin.schema import UniqueKey, WorkspaceSchema, WorkspaceTable
+from mlflow_ws_admin.transaction import Locked, locked_transaction
 
 BATCH = 500
 MISSING, REPLACED, OCCUPIED, CATALOG = "missing", "replaced", "occupied", "catalog"
@@ -75,77 +82,59 @@ class _Row:
     created: Any
 
 
-def restore_journal(
-    engine: Engine,
-    schema: WorkspaceSchema,
-    journal_path: str,
-    *,
-    dry_run: bool,
-    out: JournalWriter | None = None,
-    lock_timeout_s: float = 30.0,
-    max_conflicts: int | None = None,
+def plan_restore(
+    engine: Engine, schema: WorkspaceSchema, journal_path: str, *, max_conflicts: int | None = None
 ) -> RestoreResult:
-    """Check (and unless dry_run, apply) a journal that ``check_journal`` accepted."""
-    try:
-        return _restore(engine, schema, journal_path, dry_run, out, lock_timeout_s, max_conflicts)
-    except SQLAlchemyError as exc:
-        raise translate(exc, doing="restoring (rolled back: nothing was restored)") from None
-
-
-def _restore(
-    engine: Engine,
-    schema: WorkspaceSchema,
-    journal_path: str,
-    dry_run: bool,
-    out: JournalWriter | None,
-    lock_timeout_s: float,
-    max_conflicts: int | None,
-) -> RestoreResult:
-    ops = dialects.for_backend(schema.dialect)
-    result = RestoreResult(dry_run=dry_run, conflicts=[])
-    fks = [fk for wt in schema.tables for fk in wt.parent_keys]  # all of them: nothing may cascade twice
-    write = not dry_run
-    conn_opts = {WRITE_LOCK_OPTION: True} if write else {}
+    """Read-only: what a restore of this (accepted) journal would move back, and every conflict."""
+    result = RestoreResult(dry_run=True)
 
     def conflict(c: RestoreConflict) -> None:
         result.conflict_count += 1
         if max_conflicts is None or len(result.conflicts) < max_conflicts:
             result.conflicts.append(c)
 
-    with engine.connect().execution_options(**conn_opts) as conn:
-        try:
-            trans = conn.begin()
-            if write:
-                ops.lock_workspace_tables(
-                    conn, [t.name for t in schema.tables] + [schema.catalog.table], lock_timeout_s
-                )
+    try:
+        with engine.connect() as conn:
             deleted_rows, inserted_rows = _catalog_records(journal_path)
-            _recreate_catalog(conn, schema, deleted_rows, result, conflict, out, write)
-            if write:
-                ops.suspend_foreign_keys(conn, fks)
-            for wt, rows in _batches(journal_path, schema):
-                _restore_batch(conn, wt, rows, result, conflict, out, write and not result.conflict_count)
-            _delete_catalog(conn, schema, inserted_rows, result, out, write)
-            if write and not result.conflict_count:
-                ops.restore_foreign_keys(conn, fks)
-                if out:
-                    out.seal()
-                trans.commit()
-                result.applied = True
-            else:
-                trans.rollback()
-        except BaseException:
-            if out:
-                out.abandon()
-            raise
-        finally:
-            if write:
-                ops.release_locks(conn)
-    if out:
-        if result.applied:
-            out.complete()
-        else:
-            out.abandon()
+            _check_catalog(conn, schema, deleted_rows, result, conflict)
+            for wt, rows in _table_runs(journal_path, schema):
+                for batch in _chunks(rows, BATCH):
+                    _check_batch(conn, wt, batch, result, conflict)
+            result.catalog_deleted.extend(r[schema.catalog.name_column] for r in _existing(conn, schema, inserted_rows))
+    except SQLAlchemyError as exc:
+        raise translate(exc, doing="checking the restore (nothing was changed)") from None
+    return result
+
+
+def apply_restore(
+    engine: Engine,
+    schema: WorkspaceSchema,
+    journal_path: str,
+    *,
+    out: JournalWriter | None = None,
+    lock_timeout_s: float = 30.0,
+) -> RestoreResult:
+    """Move the journaled rows back on the locked-transaction core, set-based, re-checked under the lock.
+    Raises ConflictsAppeared (rolled back) on any conflict."""
+    result = RestoreResult(dry_run=False)
+    # All workspace FKs: the journal holds every row that moved, cascaded children too, so nothing may
+    # cascade a second time.
+    suspendable = [fk for wt in schema.tables for fk in wt.parent_keys]
+    with locked_transaction(
+        engine,
+        schema,
+        suspendable=suspendable,
+        lock_timeout_s=lock_timeout_s,
+        journal=out,
+        doing="restoring (rolled back: nothing was restored)",
+    ) as tx:
+        deleted_rows, inserted_rows = _catalog_records(journal_path)
+        _recreate_catalog(tx.conn, schema, deleted_rows, result, out)
+        tx.suspend_foreign_keys()
+        for wt, rows in _table_runs(journal_path, schema):
+            _move_back(tx, wt, rows, result, out)
+        _delete_catalog(tx.conn, schema, inserted_rows, result, out)
+    result.applied = True
     return result
 
 
@@ -163,20 +152,20 @@ def _catalog_records(path: str) -> tuple[list[dict[str, Any]], list[dict[str, An
     return deleted, inserted
 
 
-def _batches(path: str, schema: WorkspaceSchema) -> Iterator[tuple[WorkspaceTable, list[_Row]]]:
-    """Row records grouped into batches of one table, in journal order."""
-    current: WorkspaceTable | None = None
-    batch: list[_Row] = []
-    for record in read_records(path):
-        if record.get("type") != "row":
-            continue
-        if current is None or record["table"] != current.name or len(batch) >= BATCH:
-            if batch and current is not None:
-                yield current, batch
-            current, batch = _table(schema, record["table"]), []
-        batch.append(_Row(tuple(record["key"]), tuple(record["from"]), tuple(record["to"]), record.get("created")))
-    if batch and current is not None:
-        yield current, batch
+def _table_runs(path: str, schema: WorkspaceSchema) -> Iterator[tuple[WorkspaceTable, Iterator[_Row]]]:
+    """The row records, one run of consecutive rows per table, streamed in journal order."""
+    rows = (r for r in read_records(path) if r.get("type") == "row")
+    for name, run in itertools.groupby(rows, key=lambda r: r["table"]):
+        yield (
+            _table(schema, name),
+            (_Row(tuple(r["key"]), tuple(r["from"]), tuple(r["to"]), r.get("created")) for r in run),
+        )
+
+
+def _chunks(rows: Iterable[_Row], size: int) -> Iterator[list[_Row]]:
+    it = iter(rows)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
 
 
 def _table(schema: WorkspaceSchema, name: str) -> WorkspaceTable:
@@ -189,37 +178,67 @@ def _table(schema: WorkspaceSchema, name: str) -> WorkspaceTable:
 # --- catalog ---------------------------------------------------------------------------------------------
 
 
-def _recreate_catalog(
+def _check_catalog(
     conn: Connection,
     schema: WorkspaceSchema,
     rows: list[dict[str, Any]],
     result: RestoreResult,
     conflict: Callable[[RestoreConflict], None],
-    out: JournalWriter | None,
-    write: bool,
 ) -> None:
-    """Re-insert pruned catalog rows; an existing row with the same name must be identical."""
-    catalog = queries.catalog_table(schema.catalog)
-    name_col = schema.catalog.name_column
-    for row in rows:
-        name = row[name_col]
-        existing = _catalog_row(conn, schema, name)
+    """Read-only: which pruned catalog rows would be re-created, and which exist again with other settings."""
+    for row, existing in _pruned_catalog_rows(conn, schema, rows):
         if existing is None:
-            if write:
-                conn.execute(catalog.insert().values(row))
-                if out:
-                    out.catalog_inserted(row)
-            result.workspaces_recreated.append(name)
-        elif {k: _norm(v) for k, v in existing.items()} != {k: _norm(v) for k, v in row.items()}:
-            conflict(
-                RestoreConflict(
-                    schema.catalog.table,
-                    CATALOG,
-                    ((name_col, name),),
-                    name,
-                    "the workspace exists again with different settings",
-                )
-            )
+            result.workspaces_recreated.append(row[schema.catalog.name_column])
+        elif _differs(existing, row):
+            conflict(_catalog_conflict(schema, row))
+
+
+def _recreate_catalog(
+    conn: Connection,
+    schema: WorkspaceSchema,
+    rows: list[dict[str, Any]],
+    result: RestoreResult,
+    out: JournalWriter | None,
+) -> None:
+    """Under the lock: re-insert pruned catalog rows; an existing row with the same name must be identical."""
+    catalog = queries.catalog_table(schema.catalog)
+    for row, existing in _pruned_catalog_rows(conn, schema, rows):
+        if existing is None:
+            conn.execute(catalog.insert().values(row))
+            if out:
+                out.catalog_inserted(row)
+            result.workspaces_recreated.append(row[schema.catalog.name_column])
+        elif _differs(existing, row):
+            raise _conflicts_under_lock(f"{_catalog_conflict(schema, row).detail}: {row[schema.catalog.name_column]!r}")
+
+
+def _pruned_catalog_rows(
+    conn: Connection, schema: WorkspaceSchema, rows: list[dict[str, Any]]
+) -> Iterator[tuple[dict[str, Any], Mapping[str, Any] | None]]:
+    for row in rows:
+        yield row, _catalog_row(conn, schema, row[schema.catalog.name_column])
+
+
+def _differs(existing: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
+    return {k: _norm(v) for k, v in existing.items()} != {k: _norm(v) for k, v in row.items()}
+
+
+def _catalog_conflict(schema: WorkspaceSchema, row: Mapping[str, Any]) -> RestoreConflict:
+    name = row[schema.catalog.name_column]
+    return RestoreConflict(
+        schema.catalog.table,
+        CATALOG,
+        ((schema.catalog.name_column, name),),
+        name,
+        "the workspace exists again with different settings",
+    )
+
+
+def _existing(conn: Connection, schema: WorkspaceSchema, rows: list[dict[str, Any]]) -> list[Mapping[str, Any]]:
+    """The catalog rows the journaled run created (the `default` row apply adds when it was missing) that
+    are still there."""
+    found = (_catalog_row(conn, schema, row[schema.catalog.name_column]) for row in rows)
+    return [row for row in found if row is not None]
 
 
 def _delete_catalog(
@@ -228,20 +247,19 @@ def _delete_catalog(
     rows: list[dict[str, Any]],
     result: RestoreResult,
     out: JournalWriter | None,
-    write: bool,
 ) -> None:
-    """Remove catalog rows the journaled run created (the `default` row apply adds when it was missing)."""
+    """Under the lock: remove the catalog rows the journaled run created, journaling each full row first."""
     catalog = queries.catalog_table(schema.catalog)
     name_col = schema.catalog.name_column
-    for row in rows:
-        existing = _catalog_row(conn, schema, row[name_col])
-        if existing is None:
-            continue
-        if write and not result.conflict_count:
-            if out:
-                out.catalog_deleted(dict(existing))
-            conn.execute(catalog.delete().where(catalog.c[name_col] == row[name_col]))
-        result.catalog_deleted.append(row[name_col])
+    for existing in _existing(conn, schema, rows):
+        if out:
+            out.catalog_deleted(dict(existing))
+        conn.execute(catalog.delete().where(catalog.c[name_col] == existing[name_col]))
+        result.catalog_deleted.append(existing[name_col])
+
+
+def _conflicts_under_lock(detail: str) -> ConflictsAppeared:
+    return ConflictsAppeared(f"restore conflicts found under the lock, rolled back, nothing changed: {detail}")
 
 
 def _catalog_row(conn: Connection, schema: WorkspaceSchema, name: Any) -> Mapping[str, Any] | None:
@@ -257,15 +275,14 @@ def _norm(value: Any) -> Any:
 # --- rows ------------------------------------------------------------------------------------------------
 
 
-def _restore_batch(
+def _check_batch(
     conn: Connection,
     wt: WorkspaceTable,
     rows: list[_Row],
     result: RestoreResult,
     conflict: Callable[[RestoreConflict], None],
-    out: JournalWriter | None,
-    write: bool,
 ) -> None:
+    """Read-only: classify one batch of journaled rows as present, missing, replaced or occupied."""
     keys = key_columns(wt)
     created_col = creation_column(wt)
     found = _current_rows(conn, wt, keys, created_col, rows)
@@ -299,8 +316,6 @@ def _restore_batch(
             )
     moves = result.moves.setdefault(wt.name, Counter())
     moves.update(r.before[0] for r in present)
-    if write and present and not result.conflict_count:
-        _move_back(conn, wt, keys, present, out)
 
 
 def _lookup(key: tuple[Any, ...], workspace: Any) -> tuple[str | None, ...]:
@@ -373,40 +388,128 @@ def _describe_key(keys: list[str], holder: Mapping[str, Any]) -> str:
     return ", ".join(f"{c}={holder[c]!r}" for c in holder if c in keys) or "same key"
 
 
+# --- moving back, set-based ------------------------------------------------------------------------------
+
+#: The session-private table one table's journaled rows are loaded into.
+_LOADED = "mwa_restore_rows"
+_LOAD_BATCH = 5000
+
+
 def _move_back(
-    conn: Connection, wt: WorkspaceTable, keys: list[str], rows: list[_Row], out: JournalWriter | None
+    tx: Locked, wt: WorkspaceTable, rows: Iterator[_Row], result: RestoreResult, out: JournalWriter | None
 ) -> None:
-    """One executemany UPDATE per NULL pattern: WHERE key = :k AND workspace = :now, SET workspaces = :before."""
+    """Under the lock: load the table's journaled rows, re-check them, and move them back in one UPDATE."""
+    conn = tx.conn
+    loaded = _load(conn, wt, rows)
     t = queries.table_clause(wt)
-    ws = wt.workspace_column
-    setters = {c: bindparam(f"b_{i}") for i, c in enumerate(wt.workspace_columns)}
-    key_match = [t.c[c] == bindparam(f"k_{i}") for i, c in enumerate(keys)]
-    for null_ws in (False, True):
-        group = [r for r in rows if (r.now[0] is None) == null_ws]
-        if not group:
-            continue
-        ws_match = t.c[ws].is_(None) if null_ws else t.c[ws] == bindparam("n_ws")
-        stmt = t.update().where(*key_match, ws_match).values(setters)
-        params = [
-            {
-                **{f"k_{i}": v for i, v in enumerate(r.key)},
-                **{f"b_{i}": v for i, v in enumerate(r.before)},
-                **({} if null_ws else {"n_ws": r.now[0]}),
-            }
-            for r in group
-        ]
-        conn.execute(stmt, params)
+    at_journaled_spot = _joined(t, loaded, wt, "now")
+    _refuse_replaced(conn, wt, t, loaded, at_journaled_spot)
+    back = dict(
+        conn.execute(
+            select(loaded.c.before_0, func.count())
+            .select_from(loaded)
+            .join(t, at_journaled_spot)
+            .group_by(loaded.c.before_0)
+        ).all()
+    )
     if out:
-        out.table(wt)
-        for r in rows:
-            out.row(wt.name, list(r.key), list(r.now), list(r.before), r.created)
-    _verify_moved(conn, wt, keys, rows)
+        _journal_move_back(conn, wt, t, loaded, at_journaled_spot, out)
+    update = (
+        t.update()
+        .where(at_journaled_spot)
+        .values({c: loaded.c[f"before_{i}"] for i, c in enumerate(wt.workspace_columns)})
+    )
+    try:
+        with conn.begin_nested():
+            moved = conn.execute(update).rowcount
+    except DBAPIError as exc:
+        if tx.dialect.is_duplicate_key(exc):
+            raise _conflicts_under_lock(f"{wt.name}: the original workspace holds another row with a key") from None
+        raise
+    _refuse_code_enforced_duplicates(conn, wt)
+    left = conn.execute(select(func.count()).select_from(loaded).join(t, at_journaled_spot)).scalar_one()
+    if left or moved != sum(back.values()):
+        raise VerificationFailed(f"{wt.name}: {left or moved} row(s) did not return to their workspace; rolled back")
+    total = conn.execute(select(func.count()).select_from(loaded)).scalar_one()
+    result.moves.setdefault(wt.name, Counter()).update({ws: int(n) for ws, n in back.items()})
+    if total - moved:
+        result.missing[wt.name] = result.missing.get(wt.name, 0) + total - moved
+    # Only on success: a failure rolls the transaction back, which takes the table along (PostgreSQL, SQLite)
+    # or leaves it to the session's end (MySQL), and a DROP in an aborted transaction would hide the error.
+    tx.dialect.drop_temporary_table(conn, _LOADED)
 
 
-def _verify_moved(conn: Connection, wt: WorkspaceTable, keys: list[str], rows: list[_Row]) -> None:
-    """Every row of the batch must now sit in its original workspace."""
-    back = _current_rows(conn, wt, keys, None, [_Row(r.key, r.now, r.before, r.created) for r in rows])
-    if len(back) != len(rows):
-        raise VerificationFailed(
-            f"{wt.name}: {len(rows) - len(back)} row(s) did not return to their workspace; rolled back"
-        )
+def _load(conn: Connection, wt: WorkspaceTable, rows: Iterator[_Row]) -> TableClause:
+    """A temporary table shaped like the journal's rows, with the source columns' own types (so values
+    compare as the database compares them), filled with this run of rows."""
+    t = queries.table_clause(wt)
+    keys = key_columns(wt)
+    created = creation_column(wt)
+    shape = [
+        *(t.c[c].label(f"k_{i}") for i, c in enumerate(keys)),
+        *(t.c[c].label(f"now_{i}") for i, c in enumerate(wt.workspace_columns)),
+        *(t.c[c].label(f"before_{i}") for i, c in enumerate(wt.workspace_columns)),
+        *([t.c[created].label("created")] if created else []),
+    ]
+    empty = select(*shape).where(false()).compile(conn, compile_kwargs={"literal_binds": True})
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {_LOADED} AS {empty}")
+    loaded = table(_LOADED, *(column(c.name) for c in shape))
+    for chunk in _chunks(rows, _LOAD_BATCH):
+        conn.execute(loaded.insert(), [_loaded_values(wt, keys, created, r) for r in chunk])
+    return loaded
+
+
+def _loaded_values(wt: WorkspaceTable, keys: list[str], created: str | None, row: _Row) -> dict[str, Any]:
+    values = {f"k_{i}": v for i, v in enumerate(row.key)}
+    values.update({f"now_{i}": v for i, v in enumerate(row.now)})
+    values.update({f"before_{i}": v for i, v in enumerate(row.before)})
+    if created:
+        values["created"] = row.created
+    return values
+
+
+def _joined(t: TableClause, loaded: TableClause, wt: WorkspaceTable, spot: str) -> Any:
+    """Rows of ``t`` that are journaled rows sitting in their ``now`` (or ``before``) workspace."""
+    return and_(
+        *(t.c[c] == loaded.c[f"k_{i}"] for i, c in enumerate(key_columns(wt))),
+        t.c[wt.workspace_column].is_not_distinct_from(loaded.c[f"{spot}_0"]),
+    )
+
+
+def _refuse_replaced(conn: Connection, wt: WorkspaceTable, t: TableClause, loaded: TableClause, joined: Any) -> None:
+    """A journaled key held by a row created since the move (a new row took the name): moving it would move
+    the wrong row."""
+    created = creation_column(wt)
+    if not created:
+        return
+    replaced = conn.execute(
+        select(func.count())
+        .select_from(loaded)
+        .join(t, joined)
+        .where(loaded.c.created.is_not(None), t.c[created].is_distinct_from(loaded.c.created))
+    ).scalar_one()
+    if replaced:
+        raise _conflicts_under_lock(f"{wt.name}: {replaced} row(s) replaced by a new row since the move")
+
+
+def _refuse_code_enforced_duplicates(conn: Connection, wt: WorkspaceTable) -> None:
+    """Keys only MLflow's code keeps unique have no index to refuse the UPDATE: test them after it."""
+    for key in wt.unique_keys:
+        if not key.enforced_by_database and conn.execute(queries.duplicates_within_workspace(wt, key)).first():
+            raise _conflicts_under_lock(f"{wt.name}: two rows of one workspace share ({', '.join(key.columns)})")
+
+
+def _journal_move_back(
+    conn: Connection, wt: WorkspaceTable, t: TableClause, loaded: TableClause, joined: Any, out: JournalWriter
+) -> None:
+    """Record every row about to move back (from where it is to where it goes): the restore's own undo."""
+    n_key, n_ws = len(key_columns(wt)), len(wt.workspace_columns)
+    cols = [loaded.c[f"k_{i}"] for i in range(n_key)]
+    cols += [loaded.c[f"now_{i}"] for i in range(n_ws)] + [loaded.c[f"before_{i}"] for i in range(n_ws)]
+    cols.append(loaded.c.created if creation_column(wt) else None)
+    stmt = select(*(c for c in cols if c is not None)).select_from(loaded).join(t, joined)
+    out.table(wt)
+    for record in conn.execute(stmt.execution_options(stream_results=True, yield_per=_LOAD_BATCH)):
+        values = list(record)
+        created = values[n_key + 2 * n_ws] if creation_column(wt) else None
+        out.row(wt.name, values[:n_key], values[n_key : n_key + n_ws], values[n_key + n_ws : n_key + 2 * n_ws], created)

@@ -3,11 +3,13 @@
 Nothing here is a list of MLflow tables.  A table is workspace-scoped when it has a ``workspace`` column, or
 a column that is a foreign key onto another workspace-scoped table's workspace column (MLflow's
 ``agent_plugin_version_members.plugin_workspace``).  Keys come from the real PRIMARY KEY / UNIQUE
-constraints and unique indexes, plus the documented extras in ``knowledge``.
+constraints and unique indexes, plus the documented extras in ``mlflow_facts``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from mlflow_ws_admin import knowledge
+from mlflow_ws_admin import mlflow_facts
 from mlflow_ws_admin.errors import NotAWorkspaceDatabase
 
 
@@ -110,6 +112,15 @@ class WorkspaceSchema:
     def children_of(self, parent: str) -> tuple[ForeignKey, ...]:
         return tuple(fk for t in self.tables for fk in t.parent_keys if fk.parent == parent)
 
+    @property
+    def signature(self) -> str:
+        """A digest of what plan files and journals rely on: each workspace table's columns, key and workspace
+        columns.  A file written for another signature (MLflow upgraded since) is refused."""
+        shape = [
+            [wt.name, sorted(wt.column_names), list(wt.primary_key), list(wt.workspace_columns)] for wt in self.tables
+        ]
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:32]
+
 
 def reflect_schema(conn: Connection) -> WorkspaceSchema:
     """Read the live schema and derive the workspace tables, keys and FK graph.  Read-only."""
@@ -118,12 +129,18 @@ def reflect_schema(conn: Connection) -> WorkspaceSchema:
     columns = _by_table(insp.get_multi_columns(), names)
     foreign_keys = _by_table(insp.get_multi_foreign_keys(), names)
 
+    if not set(mlflow_facts.TRACKING_TABLES) & set(names):
+        # Never suggest MLflow's migrations for somebody else's database.
+        raise NotAWorkspaceDatabase(
+            f"not an MLflow tracking database: it has none of the tables {', '.join(mlflow_facts.TRACKING_TABLES)}"
+            " (check the URI)"
+        )
     ws_columns = _discover_workspace_columns(names, columns, foreign_keys)
     catalog = _catalog(columns)
     if not ws_columns:
         if catalog is None:
             raise NotAWorkspaceDatabase(
-                "not an MLflow database with workspaces: no `workspaces` table and no table has a "
+                "an MLflow tracking database from before workspaces: no `workspaces` table and no table has a "
                 "`workspace` column (MLflow 3.10+ with `mlflow db upgrade` is required)"
             )
         raise NotAWorkspaceDatabase("the `workspaces` table exists but no table has a `workspace` column")
@@ -175,9 +192,9 @@ def _discover_workspace_columns(
 ) -> dict[str, tuple[str, ...]]:
     """Tables with a `workspace` column, then (to a fixed point) columns that are FKs onto one."""
     found: dict[str, list[str]] = {
-        t: [knowledge.WORKSPACE_COLUMN]
+        t: [mlflow_facts.WORKSPACE_COLUMN]
         for t in names
-        if any(c["name"] == knowledge.WORKSPACE_COLUMN for c in columns.get(t, []))
+        if any(c["name"] == mlflow_facts.WORKSPACE_COLUMN for c in columns.get(t, []))
     }
     changed = True
     while changed:
@@ -193,12 +210,12 @@ def _discover_workspace_columns(
 
 
 def _catalog(columns: dict[str, list[dict]]) -> Catalog | None:
-    cols = columns.get(knowledge.CATALOG_TABLE)
-    if not cols or not any(c["name"] == knowledge.CATALOG_NAME_COLUMN for c in cols):
+    cols = columns.get(mlflow_facts.CATALOG_TABLE)
+    if not cols or not any(c["name"] == mlflow_facts.CATALOG_NAME_COLUMN for c in cols):
         return None
     return Catalog(
-        table=knowledge.CATALOG_TABLE,
-        name_column=knowledge.CATALOG_NAME_COLUMN,
+        table=mlflow_facts.CATALOG_TABLE,
+        name_column=mlflow_facts.CATALOG_NAME_COLUMN,
         columns=tuple(ColumnInfo(c["name"], bool(c.get("nullable", True))) for c in cols),
     )
 
@@ -225,7 +242,7 @@ def _unique_keys(
         key = tuple(c for c in cols if c not in ws_cols)
         if key and key not in keys:
             keys[key] = UniqueKey(key, source)
-    for extra in knowledge.CODE_ENFORCED_UNIQUE_KEYS.get(table, ()):
+    for extra in mlflow_facts.CODE_ENFORCED_UNIQUE_KEYS.get(table, ()):
         if set(extra) <= column_names and extra not in keys:
             keys[extra] = UniqueKey(extra, "MLflow code (not enforced by the schema)", enforced_by_database=False)
     return tuple(keys.values())

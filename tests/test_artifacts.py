@@ -22,7 +22,7 @@ from mlflow_ws_admin.artifacts import (
     find_artifact_findings,
     normalize_location,
 )
-from mlflow_ws_admin.exit_codes import ExitStatus
+from mlflow_ws_admin.errors import ExitStatus
 from mlflow_ws_admin.schema import reflect_schema
 
 from .helpers import migrate, populate

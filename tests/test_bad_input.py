@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_ws_admin.exit_codes import ExitStatus
+from mlflow_ws_admin.errors import ExitStatus
 
 from .conftest import SERVER_URLS, require_backend
 from .helpers import migrate, populate, run_cli
@@ -112,11 +112,11 @@ def _write(path: Path, kind: str) -> None:
 FILE_CASES = {
     "missing-file": ("missing", "SQLite database file not found"),
     "directory": ("directory", "is a directory"),
-    "empty-file": ("empty-file", "not an MLflow database with workspaces"),
+    "empty-file": ("empty-file", "not an MLflow tracking database"),
     "corrupt-file": ("corrupt", "not a usable SQLite database"),
     "csv-not-sqlite": ("text-file", "not a usable SQLite database"),
-    "non-mlflow-database": ("non-mlflow", "not an MLflow database with workspaces"),
-    "mlflow-before-workspaces": ("pre-workspaces-mlflow", "not an MLflow database with workspaces"),
+    "non-mlflow-database": ("non-mlflow", "not an MLflow tracking database"),
+    "mlflow-before-workspaces": ("pre-workspaces-mlflow", "an MLflow tracking database from before workspaces"),
 }
 
 
@@ -143,7 +143,7 @@ def test_empty_server_database_is_not_a_workspace_schema(scratch_db) -> None:
 
     result = migrate(scratch_db.uri, "--dry-run")
 
-    _one_line_error(result, DB, "not an MLflow database with workspaces")
+    _one_line_error(result, DB, "not an MLflow tracking database")
     assert scratch_db.fingerprint() == before
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from mlflow_ws_admin.apply import apply_plan
 from mlflow_ws_admin.connect import create_db_engine, resolve_target
-from mlflow_ws_admin.exit_codes import ExitStatus
+from mlflow_ws_admin.errors import ExitStatus
 from mlflow_ws_admin.plan import build_plan
 from mlflow_ws_admin.schema import reflect_schema
 

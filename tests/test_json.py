@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mlflow_ws_admin.exit_codes import ExitStatus
+from mlflow_ws_admin.errors import ExitStatus
 
 from .helpers import migrate, populate, run_cli
 
@@ -53,6 +53,7 @@ DOCUMENT = {
     },
     "optional": {
         "message": STR,
+        "rows_moved": {"type": (int, type(None))},
         "missing_rows": {"type": dict, "values": INT},
         "workspaces_recreated": {"type": list, "items": STR},
     },
@@ -171,6 +172,7 @@ def test_applied_document_lists_pruned_workspaces(mlflow_db, tmp_path) -> None:
     assert result.exit_code == ExitStatus.OK, result.output
     doc = document(result)
     assert doc["status"] == "applied" and doc["dry_run"] is False
+    assert doc["rows_moved"] == doc["total_rows_to_move"] > 0  # counted under the lock
     assert doc["workspaces_pruned"] == ["team-a", "team-b", "team-c"]
     assert mlflow_db.scalar("SELECT COUNT(*) FROM workspaces") == 1
 

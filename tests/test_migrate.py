@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlflow_ws_admin import cli
-from mlflow_ws_admin.exit_codes import ExitStatus
+from mlflow_ws_admin.errors import ExitStatus
 
 from .conftest import OLDEST
 from .helpers import TEAMS, migrate, populate, run_cli

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_ws_admin.exit_codes import ExitStatus
+from mlflow_ws_admin.errors import ExitStatus
 
 from .helpers import migrate, populate
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mlflow_ws_admin import preflight
-from mlflow_ws_admin.exit_codes import ExitStatus
+from mlflow_ws_admin.errors import ExitStatus
 
 from .conftest import OLDEST
 from .helpers import populate, run_cli
@@ -158,7 +158,7 @@ def test_database_without_workspaces_fails_the_schema_check(scratch_db) -> None:
 
     assert result.exit_code == ExitStatus.CONFLICTS, result.output
     assert status_of(result) == {"workspace schema": "FAIL", "artifact root": "PASS"}
-    assert "not an MLflow database with workspaces" in result.stdout
+    assert "an MLflow tracking database from before workspaces" in result.stdout
 
 
 def test_workspace_store_table_without_the_column_fails(mlflow_db, backend: str) -> None:

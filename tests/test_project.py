@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from mlflow_ws_admin.exit_codes import ExitStatus
+from mlflow_ws_admin.errors import ExitStatus
 from mlflow_ws_admin.sample_data import BUNDLED_SNAPSHOT, bundled_sqlite_snapshot
 
 from .conftest import NEWEST, ROOT, snapshot

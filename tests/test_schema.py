@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Column, ForeignKeyConstraint, Integer, MetaData, String, Table, UniqueConstraint, inspect
 
-from mlflow_ws_admin.exit_codes import ExitStatus
+from mlflow_ws_admin.errors import ExitStatus
 from mlflow_ws_admin.schema import reflect_schema
 
 from .conftest import NEWEST, OLDEST, snapshot
@@ -35,7 +35,7 @@ def test_keys_and_fk_graph_come_from_constraints(mlflow_db) -> None:
     assert keys["registered_models"] == {("name",)}
     assert keys["model_versions"] == {("name", "version")}
     assert keys["secrets"] == {("secret_name",)}
-    assert keys["evaluation_datasets"] == {("name",)}  # from knowledge.py, not the schema
+    assert keys["evaluation_datasets"] == {("name",)}  # from mlflow_facts.py, not the schema
     assert keys["webhooks"] == set()
     mv_fk = schema.table("model_versions").parent_keys
     assert [(fk.parent, fk.child_columns, fk.cascades_on_update) for fk in mv_fk] == [
@@ -181,7 +181,9 @@ def test_database_without_workspaces_is_refused(scratch_db) -> None:
     result = migrate(scratch_db.uri, "--dry-run")
 
     assert result.exit_code == ExitStatus.DATABASE_ERROR
-    assert result.stderr.startswith("Error: not an MLflow database with workspaces")
+    # No MLflow table at all: never an invitation to run MLflow's migrations on somebody else's database.
+    assert result.stderr.startswith("Error: not an MLflow tracking database")
+    assert "mlflow db upgrade" not in result.stderr
     assert result.stderr.count("\n") == 1
     assert scratch_db.fingerprint() == before
 

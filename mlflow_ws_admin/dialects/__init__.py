@@ -1,18 +1,142 @@
-"""The few places where SQLite, PostgreSQL and MySQL/MariaDB really differ, one small module each."""
+"""The places where SQLite, PostgreSQL and MySQL/MariaDB truly differ: one class per backend.
+
+``Dialect`` holds the generic behaviour; each backend's subclass overrides what its database does
+differently (in the style of alembic's ``DefaultImpl``).  ``for_backend`` returns an instance.
+"""
 
 from __future__ import annotations
 
-from types import ModuleType
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlalchemy.engine import Connection
+
+if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement
+    from sqlalchemy.engine import Engine
+
+    from mlflow_ws_admin.connect import Target
+    from mlflow_ws_admin.schema import ForeignKey
+
+#: Connection execution option set by the transaction core: the transaction it begins must hold the write lock
+#: (SQLite begins it with BEGIN IMMEDIATE; the servers lock tables explicitly).
+WRITE_LOCK_OPTION = "mwa_write_lock"
+#: Server connections fail within this many seconds instead of retrying for minutes.
+CONNECT_TIMEOUT_S = 10
+
+#: What a driver error means, as far as the tool's messages and exit codes care.
+ErrorKind = str  # "lock_timeout" | "privilege" | "read_only" | "duplicate" | "not_a_database" | "other"
 
 
-def for_backend(backend: str) -> ModuleType:
-    """The dialect module for 'sqlite', 'postgresql' or 'mysql'."""
+class Dialect:
+    """The generic case; subclasses override only what their database does differently."""
+
+    name: ClassVar[str] = ""
+    #: Enforced ON UPDATE CASCADE FKs move child rows along with their parents on our connections.
+    cascades_on_update: ClassVar[bool] = True
+    #: Another session may read the tables while apply holds its locks (so checks can read beside the lock).
+    other_sessions_read_locked_tables: ClassVar[bool] = True
+    #: Conflict pre-checks group by hashes of the key (cheaper temporary tables) instead of the key itself.
+    hashed_conflict_prefilter: ClassVar[bool] = False
+    #: Driver error codes (SQLSTATE or numeric) by what they mean.
+    error_codes: ClassVar[Mapping[ErrorKind, frozenset[Any]]] = {}
+
+    # --- connecting -----------------------------------------------------------------------------------------
+
+    def create_engine(self, target: Target, *, read_only: bool, busy_timeout_s: float) -> Engine:
+        """An engine for one short-lived session; read_only makes the database itself refuse writes."""
+        from sqlalchemy import create_engine, event
+
+        engine = create_engine(target.url, connect_args=self.connect_args(read_only=read_only))
+        event.listen(engine, "connect", self.tune_session)
+        return engine
+
+    def connect_args(self, *, read_only: bool) -> dict[str, Any]:
+        return {}
+
+    def tune_session(self, dbapi_conn: Any, _record: Any) -> None:
+        """Session settings run on every new connection."""
+
+    # --- errors ---------------------------------------------------------------------------------------------
+
+    def error_code(self, exc: BaseException) -> Any:
+        return None
+
+    def classify(self, exc: BaseException) -> ErrorKind:
+        code = self.error_code(exc)
+        for kind, codes in self.error_codes.items():
+            if code is not None and code in codes:
+                return kind
+        return "other"
+
+    def is_duplicate_key(self, exc: BaseException) -> bool:
+        """The database refused a write because a unique key (or a cascade into one) would be duplicated."""
+        return self.classify(exc) == "duplicate"
+
+    # --- identifiers ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def quote(conn: Connection, name: str) -> str:
+        return conn.dialect.identifier_preparer.quote(name)
+
+    # --- locks and privileges -------------------------------------------------------------------------------
+
+    def lock_workspace_tables(self, conn: Connection, tables: Sequence[str], timeout_s: float) -> None:
+        """Keep other writers out of these tables until the transaction ends."""
+
+    def release_locks(self, conn: Connection) -> None:
+        """Locks end with the transaction."""
+
+    def missing_privileges(
+        self, conn: Connection, updated: Mapping[str, str], altered: Sequence[str]
+    ) -> list[tuple[str, str]]:
+        """(privilege, table) pairs this user lacks to update ``updated`` and re-create FKs of ``altered``."""
+        return []
+
+    def describe_lock_holders(self, conn: Connection, tables: Sequence[str]) -> str | None:
+        """Who holds locks on these tables, without their statement text; None when unknown."""
+        return None
+
+    # --- foreign keys ---------------------------------------------------------------------------------------
+
+    def suspend_foreign_keys(self, conn: Connection, fks: Sequence[ForeignKey]) -> bool:
+        """Stop ``fks`` from refusing the move; returns whether the other FKs still cascade."""
+        return self.cascades_on_update
+
+    def restore_foreign_keys(self, conn: Connection, fks: Sequence[ForeignKey]) -> None:
+        """Put back what ``suspend_foreign_keys`` suspended, proving every suspended FK still resolves."""
+
+    # --- scratch tables ------------------------------------------------------------------------------------
+
+    def drop_temporary_table(self, conn: Connection, name: str) -> None:
+        conn.exec_driver_sql(f"DROP TABLE {self.quote(conn, name)}")
+
+    # --- digests --------------------------------------------------------------------------------------------
+
+    def row_hash_sum(self, columns: Sequence[ColumnElement]) -> ColumnElement | None:
+        """An order-free digest of a row set computed in SQL, or None when the caller must hash in Python."""
+        return None
+
+
+def for_backend(backend: str) -> Dialect:
+    """The dialect for 'sqlite', 'postgresql' or 'mysql'."""
     if backend == "sqlite":
-        from mlflow_ws_admin.dialects import sqlite as module
+        from mlflow_ws_admin.dialects.sqlite import SQLiteDialect as cls
     elif backend == "postgresql":
-        from mlflow_ws_admin.dialects import postgresql as module
+        from mlflow_ws_admin.dialects.postgresql import PostgreSQLDialect as cls
     elif backend == "mysql":
-        from mlflow_ws_admin.dialects import mysql as module
+        from mlflow_ws_admin.dialects.mysql import MySQLDialect as cls
     else:
         raise ValueError(f"unsupported backend {backend!r}")
-    return module
+    return cls()
+
+
+_DRIVER_BACKENDS = {"sqlite3": "sqlite", "psycopg2": "postgresql", "pymysql": "mysql"}
+
+
+def for_driver_error(exc: BaseException) -> Dialect:
+    """The dialect whose driver raised ``exc`` (the generic one when no known driver did)."""
+    orig = getattr(exc, "orig", None) or exc
+    package = type(orig).__module__.split(".")[0]
+    backend = _DRIVER_BACKENDS.get(package)
+    return for_backend(backend) if backend else Dialect()

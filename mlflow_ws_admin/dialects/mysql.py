@@ -4,148 +4,172 @@ session settings the conflict queries need."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import ColumnElement, Integer, Select, bindparam, cast, column, exists, func, select, table, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
+from mlflow_ws_admin.dialects import CONNECT_TIMEOUT_S, Dialect, ErrorKind
 from mlflow_ws_admin.errors import VerificationFailed
-from mlflow_ws_admin.schema import ForeignKey
 
-CASCADES_ON_UPDATE = True
-#: LOCK TABLES ... WRITE keeps every other session out, readers too: apply's artifact check reads on the
-#: locking connection.
-OTHER_SESSIONS_READ_LOCKED_TABLES = False
-#: table/column/database access denied
-_PRIVILEGE_ERRORS = {1142, 1143, 1044}
-
-
-def _quote(conn: Connection, name: str) -> str:
-    return conn.dialect.identifier_preparer.quote(name)
-
-
-def lock_workspace_tables(conn: Connection, tables: Sequence[str], timeout_s: float) -> None:
-    """WRITE locks block other sessions' reads and writes of these tables until UNLOCK TABLES, which we
-    issue only after COMMIT/ROLLBACK (the documented way to combine LOCK TABLES with InnoDB).
-
-    While the locks are held, every query may reference each table only by its own name (no aliases)."""
-    seconds = max(1, int(timeout_s))
-    conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {seconds}")
-    conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {seconds}")
-    conn.exec_driver_sql("LOCK TABLES " + ", ".join(f"{_quote(conn, t)} WRITE" for t in tables))
-
-
-def release_locks(conn: Connection) -> None:
-    conn.exec_driver_sql("UNLOCK TABLES")
-
-
-def missing_privileges(conn: Connection, updated: Mapping[str, str], altered: Sequence[str]) -> list[tuple[str, str]]:
-    """What this user lacks for apply, asked before locking.  EXPLAIN UPDATE checks the UPDATE privilege
-    exactly as the server would (grants, roles, wildcards) and changes nothing.  (`altered` is unused:
-    FK checks are switched off per session, which needs no privilege.)"""
-    missing = []
-    for t, col in updated.items():
-        try:
-            conn.exec_driver_sql(f"EXPLAIN UPDATE {_quote(conn, t)} SET {_quote(conn, col)} = NULL WHERE 1 = 0")
-        except DBAPIError as exc:
-            if exc.orig is None or not exc.orig.args or exc.orig.args[0] not in _PRIVILEGE_ERRORS:
-                raise
-            missing.append(("UPDATE privilege", t))
-    return missing
-
-
-def describe_lock_holders(conn: Connection, tables: Sequence[str]) -> str | None:
-    """Sessions holding metadata locks on these tables (MariaDB's metadata_lock_info plugin), or else the
-    other sessions on this database with what they are doing.  Never their statement text."""
-    try:
-        rows = conn.execute(
-            text(
-                "SELECT m.thread_id, p.user, p.host, p.command, p.time, m.table_name, m.lock_mode"
-                " FROM information_schema.metadata_lock_info m"
-                " JOIN information_schema.processlist p ON p.id = m.thread_id"
-                " WHERE m.table_schema = DATABASE() AND m.table_name IN :tables AND m.thread_id <> CONNECTION_ID()"
-            ).bindparams(bindparam("tables", expanding=True)),
-            {"tables": list(tables)},
-        ).all()
-    except DBAPIError:  # the plugin is not installed
-        rows = None
-    if rows:
-        sessions: dict[int, tuple[str, list[str]]] = {}
-        for tid, user, host, command, secs, table_name, mode in rows:
-            sessions.setdefault(tid, (f"connection {tid} ({user}@{host}, {command} for {secs} s)", []))[1].append(
-                f"{table_name} {mode}"
-            )
-        return "; ".join(f"{who} holding {', '.join(locks)}" for who, locks in sessions.values())
-    others = conn.execute(
-        text(
-            "SELECT p.id, p.user, p.host, p.command, p.time, p.state, t.trx_started IS NOT NULL"
-            " FROM information_schema.processlist p"
-            " LEFT JOIN information_schema.innodb_trx t ON t.trx_mysql_thread_id = p.id"
-            " WHERE p.db = DATABASE() AND p.id <> CONNECTION_ID() ORDER BY p.time DESC LIMIT 5"
-        )
-    ).all()
-    if not others:
-        return None
-    described = [
-        f"connection {tid} ({user}@{host}, {command} for {secs} s{', in a transaction' if in_trx else ''}"
-        f"{', ' + state if state else ''})"
-        for tid, user, host, command, secs, state, in_trx in others
-    ]
-    return "other sessions on this database: " + "; ".join(described)
-
-
-def suspend_foreign_keys(conn: Connection, fks: Sequence[ForeignKey]) -> bool:
-    """MySQL has no transactional DDL, so switch FK checks off for this session instead; apply verifies
-    the suspended FKs itself before commit.  With checks off InnoDB does not cascade either."""
-    if not fks:
-        return True
-    conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
-    return False
-
-
-def restore_foreign_keys(conn: Connection, fks: Sequence[ForeignKey]) -> None:
-    """Switch checks back on, after proving what MySQL will not re-check: every suspended FK resolves."""
-    if not fks:
-        return
-    broken = [f"{fk.child} -> {fk.parent}: {n}" for fk in fks if (n := conn.execute(_dangling(fk)).scalar_one())]
-    if broken:
-        raise VerificationFailed(f"foreign keys would dangle after the move ({'; '.join(broken)}); rolled back")
-    conn.exec_driver_sql("SET SESSION foreign_key_checks = 1")
-
-
-def _dangling(fk: ForeignKey) -> Select:
-    """Child rows whose (non-NULL) FK columns match no parent row.  Tables by name only: LOCK TABLES."""
-    child = table(fk.child, *(column(c) for c in fk.child_columns))
-    parent = table(fk.parent, *(column(c) for c in fk.parent_columns))
-    match = exists().where(
-        *(parent.c[p] == child.c[c] for c, p in zip(fk.child_columns, fk.parent_columns, strict=True))
-    )
-    return select(func.count()).select_from(child).where(*(child.c[c].is_not(None) for c in fk.child_columns), ~match)
-
-
-def row_hash_sum(columns: Sequence[ColumnElement]) -> ColumnElement:
-    """SUM over rows of 60 bits of MD5(JSON_ARRAY(columns)); SUM of integers is an exact DECIMAL here."""
-    digest = func.md5(func.json_array(*columns))
-    return func.coalesce(func.sum(cast(func.conv(func.substr(digest, 1, 15), 16, 10), Integer)), 0)
-
+if TYPE_CHECKING:
+    from mlflow_ws_admin.schema import ForeignKey
 
 #: Room for the in-memory temporary tables of GROUP BY / window queries over wide utf8mb4 keys, which spill to
 #: disk at the 16 MB default (2-3x slower).  Session-only; the server allocates it only while a query runs.
 MYSQL_TMP_TABLE_BYTES = 256 * 1024 * 1024
 
 
-def tune_session(dbapi_conn: Any, _record: Any) -> None:
-    """Session settings for the conflict queries.  MariaDB joins derived tables (conflict groups to their
-    dependent-row counts) by nested loops unless hash joins are allowed: minutes instead of seconds at 20k
-    groups.  MySQL 8 hash-joins by default and has no such setting."""
-    cur = dbapi_conn.cursor()
-    try:
-        cur.execute(
-            f"SET SESSION tmp_table_size = {MYSQL_TMP_TABLE_BYTES}, max_heap_table_size = {MYSQL_TMP_TABLE_BYTES}"
+class MySQLDialect(Dialect):
+    name = "mysql"
+    #: LOCK TABLES ... WRITE keeps every other session out, readers too: apply's artifact check reads on the
+    #: locking connection.
+    other_sessions_read_locked_tables = False
+    #: Grouping wide utf8mb4 keys makes big temporary tables; CRC32s of their collation weights are 20x smaller.
+    hashed_conflict_prefilter = True
+    error_codes: ClassVar[Mapping[ErrorKind, frozenset[Any]]] = {
+        "lock_timeout": frozenset({1205}),
+        # table, column, database access denied; "you need (at least one of) the ... privilege"
+        "privilege": frozenset({1142, 1143, 1044, 1227}),
+        "read_only": frozenset({1792}),
+        # a duplicate entry, or (MariaDB 1761/1762) an ON UPDATE CASCADE that would make one in a child table,
+        # which PyMySQL raises as OperationalError rather than IntegrityError
+        "duplicate": frozenset({1062, 1586, 1761, 1762}),
+    }
+
+    def connect_args(self, *, read_only: bool) -> dict[str, Any]:
+        args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S, "charset": "utf8mb4"}
+        if read_only:
+            args["init_command"] = "SET SESSION TRANSACTION READ ONLY"
+        return args
+
+    def error_code(self, exc: BaseException) -> Any:
+        orig = getattr(exc, "orig", None) or exc
+        args = getattr(orig, "args", ())
+        return args[0] if args and isinstance(args[0], int) else None
+
+    def tune_session(self, dbapi_conn: Any, _record: Any) -> None:
+        """Session settings for the conflict queries.  MariaDB joins derived tables (conflict groups to their
+        dependent-row counts) by nested loops unless hash joins are allowed: minutes instead of seconds at 20k
+        groups.  MySQL 8 hash-joins by default and has no such setting."""
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(
+                f"SET SESSION tmp_table_size = {MYSQL_TMP_TABLE_BYTES}, max_heap_table_size = {MYSQL_TMP_TABLE_BYTES}"
+            )
+            cur.execute("SELECT VERSION()")
+            if "mariadb" in str(cur.fetchone()[0]).lower():
+                cur.execute("SET SESSION join_cache_level = 4")
+        finally:
+            cur.close()
+
+    def lock_workspace_tables(self, conn: Connection, tables: Sequence[str], timeout_s: float) -> None:
+        """WRITE locks block other sessions' reads and writes of these tables until UNLOCK TABLES, which we
+        issue only after COMMIT/ROLLBACK (the documented way to combine LOCK TABLES with InnoDB).
+
+        While the locks are held, every query may reference each table only by its own name (no aliases)."""
+        seconds = max(1, int(timeout_s))
+        conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {seconds}")
+        conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {seconds}")
+        conn.exec_driver_sql("LOCK TABLES " + ", ".join(f"{self.quote(conn, t)} WRITE" for t in tables))
+
+    def release_locks(self, conn: Connection) -> None:
+        conn.exec_driver_sql("UNLOCK TABLES")
+
+    def drop_temporary_table(self, conn: Connection, name: str) -> None:
+        """TEMPORARY: a plain DROP TABLE would commit the transaction implicitly."""
+        conn.exec_driver_sql(f"DROP TEMPORARY TABLE {self.quote(conn, name)}")
+
+    def missing_privileges(
+        self, conn: Connection, updated: Mapping[str, str], altered: Sequence[str]
+    ) -> list[tuple[str, str]]:
+        """EXPLAIN UPDATE checks the UPDATE privilege exactly as the server would (grants, roles, wildcards)
+        and changes nothing.  (`altered` is unused: FK checks are switched off per session, which needs no
+        privilege.)"""
+        missing = []
+        for t, col in updated.items():
+            try:
+                conn.exec_driver_sql(
+                    f"EXPLAIN UPDATE {self.quote(conn, t)} SET {self.quote(conn, col)} = NULL WHERE 1 = 0"
+                )
+            except DBAPIError as exc:
+                if self.classify(exc) != "privilege":
+                    raise
+                missing.append(("UPDATE privilege", t))
+        return missing
+
+    def describe_lock_holders(self, conn: Connection, tables: Sequence[str]) -> str | None:
+        """Sessions holding metadata locks on these tables (MariaDB's metadata_lock_info plugin), or else the
+        other sessions on this database with what they are doing.  Never their statement text."""
+        try:
+            rows = conn.execute(
+                text(
+                    "SELECT m.thread_id, p.user, p.host, p.command, p.time, m.table_name, m.lock_mode"
+                    " FROM information_schema.metadata_lock_info m"
+                    " JOIN information_schema.processlist p ON p.id = m.thread_id"
+                    " WHERE m.table_schema = DATABASE() AND m.table_name IN :tables AND m.thread_id <> CONNECTION_ID()"
+                ).bindparams(bindparam("tables", expanding=True)),
+                {"tables": list(tables)},
+            ).all()
+        except DBAPIError:  # the plugin is not installed
+            rows = None
+        if rows:
+            sessions: dict[int, tuple[str, list[str]]] = {}
+            for tid, user, host, command, secs, table_name, mode in rows:
+                sessions.setdefault(tid, (f"connection {tid} ({user}@{host}, {command} for {secs} s)", []))[1].append(
+                    f"{table_name} {mode}"
+                )
+            return "; ".join(f"{who} holding {', '.join(locks)}" for who, locks in sessions.values())
+        others = conn.execute(
+            text(
+                "SELECT p.id, p.user, p.host, p.command, p.time, p.state, t.trx_started IS NOT NULL"
+                " FROM information_schema.processlist p"
+                " LEFT JOIN information_schema.innodb_trx t ON t.trx_mysql_thread_id = p.id"
+                " WHERE p.db = DATABASE() AND p.id <> CONNECTION_ID() ORDER BY p.time DESC LIMIT 5"
+            )
+        ).all()
+        if not others:
+            return None
+        described = [
+            f"connection {tid} ({user}@{host}, {command} for {secs} s{', in a transaction' if in_trx else ''}"
+            f"{', ' + state if state else ''})"
+            for tid, user, host, command, secs, state, in_trx in others
+        ]
+        return "other sessions on this database: " + "; ".join(described)
+
+    def suspend_foreign_keys(self, conn: Connection, fks: Sequence[ForeignKey]) -> bool:
+        """MySQL has no transactional DDL, so switch FK checks off for this session instead; apply verifies
+        the suspended FKs itself before commit.  With checks off InnoDB does not cascade either."""
+        if not fks:
+            return True
+        conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
+        return False
+
+    def restore_foreign_keys(self, conn: Connection, fks: Sequence[ForeignKey]) -> None:
+        """Switch checks back on, after proving what MySQL will not re-check: every suspended FK resolves."""
+        if not fks:
+            return
+        broken = [
+            f"{fk.child} -> {fk.parent}: {n}" for fk in fks if (n := conn.execute(self._dangling(fk)).scalar_one())
+        ]
+        if broken:
+            raise VerificationFailed(f"foreign keys would dangle after the move ({'; '.join(broken)}); rolled back")
+        conn.exec_driver_sql("SET SESSION foreign_key_checks = 1")
+
+    @staticmethod
+    def _dangling(fk: ForeignKey) -> Select:
+        """Child rows whose (non-NULL) FK columns match no parent row.  Tables by name only: LOCK TABLES."""
+        child = table(fk.child, *(column(c) for c in fk.child_columns))
+        parent = table(fk.parent, *(column(c) for c in fk.parent_columns))
+        match = exists().where(
+            *(parent.c[p] == child.c[c] for c, p in zip(fk.child_columns, fk.parent_columns, strict=True))
         )
-        cur.execute("SELECT VERSION()")
-        if "mariadb" in str(cur.fetchone()[0]).lower():
-            cur.execute("SET SESSION join_cache_level = 4")
-    finally:
-        cur.close()
+        return (
+            select(func.count()).select_from(child).where(*(child.c[c].is_not(None) for c in fk.child_columns), ~match)
+        )
+
+    def row_hash_sum(self, columns: Sequence[ColumnElement]) -> ColumnElement:
+        """SUM over rows of 60 bits of MD5(JSON_ARRAY(columns)); SUM of integers is an exact DECIMAL here."""
+        digest = func.md5(func.json_array(*columns))
+        return func.coalesce(func.sum(cast(func.conv(func.substr(digest, 1, 15), 16, 10), Integer)), 0)

@@ -52,14 +52,17 @@ def plan_document(
     dry_run: bool,
     conflicts: Iterable[dict[str, Any]] = (),
     workspaces_pruned: Iterable[str] = (),
+    rows_moved: int | None = None,
 ) -> dict[str, Any]:
-    """The document for a migrate run.  ``conflicts`` may be a generator: ``write_document`` streams it."""
+    """The document for a migrate run.  ``conflicts`` may be a generator: ``write_document`` streams it.
+    ``rows_moved`` is what apply moved under its lock (null when nothing was applied)."""
     doc = base_document(status=status, exit_code=exit_code, dry_run=dry_run, dialect=plan.dialect, url=plan.database)
     doc["tables"] = [
         {"table": m.table, "rows_to_move": m.rows_to_move, "by_workspace": _by_workspace(m.by_workspace)}
         for m in plan.moves
     ]
     doc["total_rows_to_move"] = plan.total_rows_to_move
+    doc["rows_moved"] = rows_moved
     doc["conflicts"] = conflicts
     doc["conflict_count"] = plan.conflict_count
     doc["artifact_findings"] = [artifact_finding(f) for f in getattr(plan, "artifact_findings", ())]

@@ -6,8 +6,7 @@ User data is always wrapped in ``Text`` (never parsed as markup) and shown JSON-
 
 from __future__ import annotations
 
-import json
-import re
+import itertools
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +14,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mlflow_ws_admin import artifacts, knowledge
+from mlflow_ws_admin import artifacts, mlflow_facts
 from mlflow_ws_admin.apply import ApplyResult
+from mlflow_ws_admin.display import quoted, workspace_label
 from mlflow_ws_admin.plan import ConflictGroup, ConflictRow, Plan, TableConflicts
 
 if TYPE_CHECKING:  # restore's machinery is not needed to print its result
@@ -24,24 +24,6 @@ if TYPE_CHECKING:  # restore's machinery is not needed to print its result
 
 GroupSource = Callable[[TableConflicts], Iterable[ConflictGroup]]
 GROUP_PRINT_BATCH = 500
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-
-def quoted(value: Any) -> str:
-    """A value as a reader should see it: strings JSON-quoted (escapes visible), NULL as null."""
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
-
-
-def workspace_label(ws: str | None) -> str:
-    """Plain for ordinary names; JSON-quoted when empty or holding anything a reader could misread
-    (spaces, quotes, newlines, `:`/`;` separators), so each group stays one unambiguous line."""
-    if ws is None:
-        return "(null)"
-    return ws if _PLAIN_NAME.fullmatch(ws) else quoted(ws)
 
 
 def render_plan(
@@ -51,10 +33,12 @@ def render_plan(
     dry_run: bool,
     groups_for: GroupSource | None = None,
     allow_artifact_overlap: bool = False,
+    max_groups: int | None = None,
 ) -> None:
     """The full plan: header, rows-to-move table, conflicts, artifact findings, summary line.
 
-    groups_for streams every group of a key (``--verbose``); without it each key shows its sample."""
+    groups_for streams every group of a key (``--verbose``); without it each key shows its sample.
+    max_groups (``--max-conflicts``) caps the groups listed over all tables; the counts stay exact."""
     mode = "dry run, read-only" if dry_run else "plan"
     console.print(Text(f"Migrate to the `default` workspace ({mode})", style="bold"))
     console.print(Text(f"Database: {plan.database} ({plan.dialect}, {len(plan.schema.tables)} workspace tables)"))
@@ -69,7 +53,7 @@ def render_plan(
     _render_moves(plan, console)
     if plan.conflicts:
         console.print()
-        _render_conflicts(plan, console, groups_for)
+        _render_conflicts(plan, console, groups_for, max_groups)
     console.print()
     if plan.checked_during_apply:
         console.print(Text("Artifact findings: checked under the lock while the rows move (listed after)."))
@@ -99,7 +83,7 @@ def _render_moves(plan: Plan, console: Console) -> None:
         console.print(Text(f"{idle} other workspace table(s) have nothing to move."))
 
 
-def _render_conflicts(plan: Plan, console: Console, groups_for: GroupSource | None) -> None:
+def _render_conflicts(plan: Plan, console: Console, groups_for: GroupSource | None, max_groups: int | None) -> None:
     tables = sorted({c.table for c in plan.conflicts})
     console.print(
         Text(
@@ -107,6 +91,7 @@ def _render_conflicts(plan: Plan, console: Console, groups_for: GroupSource | No
             style="bold red",
         )
     )
+    listed = 0
     for tc in plan.conflicts:
         console.print()
         console.print(
@@ -117,7 +102,10 @@ def _render_conflicts(plan: Plan, console: Console, groups_for: GroupSource | No
         )
         shown = 0
         batch: list[Text] = []
-        for group in groups_for(tc) if groups_for else tc.sample:
+        groups = groups_for(tc) if groups_for else tc.sample
+        if max_groups is not None:
+            groups = itertools.islice(groups, max(0, max_groups - listed))
+        for group in groups:
             batch.append(group_line(group))
             shown += 1
             # Rich's cost is per print call, so a 60k-group report prints in batches; the first group goes
@@ -127,6 +115,7 @@ def _render_conflicts(plan: Plan, console: Console, groups_for: GroupSource | No
                 batch = []
         if batch:
             console.print(Text("\n").join(batch))
+        listed += shown
         if shown < tc.group_count:
             console.print(Text(f"  ... {tc.group_count - shown:,} more (use --verbose to list all)"))
         console.print(Text(f"  fix: {tc.fix_hint}", style="cyan"))
@@ -145,7 +134,7 @@ def group_line(group: ConflictGroup) -> Text:
 def _row_label(row: ConflictRow) -> str:
     parts = [f"{col}={quoted(val)}" for col, val in row.identity]
     if row.deleted:
-        parts.append(f"{knowledge.LIFECYCLE_COLUMN}=deleted: restore or purge it first")
+        parts.append(f"{mlflow_facts.LIFECYCLE_COLUMN}=deleted: restore or purge it first")
     label = workspace_label(row.workspace)
     return f"{label} ({', '.join(parts)})" if parts else label
 
@@ -269,9 +258,11 @@ def render_apply_result(result: ApplyResult, console: Console) -> None:
     )
 
 
-def render_restore(result: RestoreResult, console: Console, journal_header: dict[str, Any]) -> None:
-    """What a restore moved back (or would), what it could not find, and its conflicts."""
-    mode = "dry run, read-only" if result.dry_run else "restore"
+def render_restore(
+    result: RestoreResult, console: Console, journal_header: dict[str, Any], *, awaiting_confirmation: bool = False
+) -> None:
+    """What a restore moved back (or would, or will once confirmed), what it could not find, its conflicts."""
+    mode = "plan" if awaiting_confirmation else "dry run, read-only" if result.dry_run else "restore"
     console.print(Text(f"Restore workspaces from a journal ({mode})", style="bold"))
     console.print(Text(f"Journal: {journal_header.get('operation')} run of {journal_header.get('created_at')}"))
     for table, counts in result.moves.items():
@@ -298,5 +289,7 @@ def render_restore(result: RestoreResult, console: Console, journal_header: dict
         console.print(Text("Nothing to restore: no journaled row is where the run left it. Nothing was changed."))
     elif result.applied:
         console.print(Text(f"Done: moved {result.total:,} row(s) back; committed.", style="bold green"))
+    elif awaiting_confirmation:
+        console.print(Text(f"Ready: {result.total:,} row(s) will move back, in one transaction."), style="bold")
     else:
         console.print(Text(f"Dry run: {result.total:,} row(s) would move back. Nothing was changed."), style="bold")

@@ -1,4 +1,4 @@
-"""Extra knowledge about MLflow that the database schema does not state.
+"""Extra mlflow_facts about MLflow that the database schema does not state.
 
 Everything else is discovered by reflection (see ``schema``).  Each entry names a table and column(s) and
 applies only when they exist, so older and newer MLflow schemas work unchanged.
@@ -7,6 +7,10 @@ applies only when they exist, so older and newer MLflow schemas work unchanged.
 from __future__ import annotations
 
 DEFAULT_WORKSPACE = "default"
+
+#: Tables every MLflow tracking database has, with or without workspaces: without them a database is not
+#: MLflow's at all (and MLflow's migrations must not be suggested for it).
+TRACKING_TABLES = ("experiments", "runs")
 
 #: The catalog table that lists workspaces, and its key column.
 CATALOG_TABLE = "workspaces"

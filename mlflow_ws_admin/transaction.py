@@ -1,0 +1,131 @@
+"""The one locked-transaction core that every change runs on (migrate's apply, restore, and later moves).
+
+It owns, in this order: the privilege pre-check, the write lock and table locks (``--lock-timeout``), FK
+suspension and its re-check, the journal's seal + fsync before COMMIT and its ``complete`` mark after,
+holding Ctrl-C from COMMIT on, and translating driver errors into the tool's errors.  The caller's body only
+reads and moves rows on the locked connection.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from mlflow_ws_admin.dialects import WRITE_LOCK_OPTION, Dialect, for_backend
+from mlflow_ws_admin.errors import DatabaseError, LockTimeout, translate
+
+if TYPE_CHECKING:
+    from mlflow_ws_admin.journal import JournalWriter
+    from mlflow_ws_admin.schema import ForeignKey, WorkspaceSchema
+
+
+@dataclass
+class Locked:
+    """What the body of a locked transaction works with."""
+
+    conn: Connection
+    dialect: Dialect
+    schema: WorkspaceSchema
+    #: the FKs the body may suspend (declared up front: the privilege check needs them)
+    suspendable: tuple[ForeignKey, ...]
+    suspended: bool = field(default=False)
+
+    def suspend_foreign_keys(self) -> bool:
+        """Suspend the declared FKs until just before COMMIT; returns whether the others still cascade."""
+        self.suspended = True
+        return self.dialect.suspend_foreign_keys(self.conn, self.suspendable)
+
+
+def locked_tables(schema: WorkspaceSchema) -> list[str]:
+    return [t.name for t in schema.tables] + [schema.catalog.table]
+
+
+@contextmanager
+def locked_transaction(
+    engine: Engine,
+    schema: WorkspaceSchema,
+    *,
+    suspendable: Sequence[ForeignKey],
+    lock_timeout_s: float,
+    journal: JournalWriter | None,
+    doing: str,
+) -> Iterator[Locked]:
+    """Run the body under the locks in one transaction; COMMIT when it returns, roll back when it raises.
+
+    ``doing`` names the operation in error messages, e.g. "applying (rolled back: nothing was applied)"."""
+    dialect = for_backend(schema.dialect)
+    try:
+        with engine.connect().execution_options(**{WRITE_LOCK_OPTION: True}) as conn:
+            try:
+                with conn.begin():
+                    _check_privileges(conn, dialect, schema, suspendable)
+                    dialect.lock_workspace_tables(conn, locked_tables(schema), lock_timeout_s)
+                    locked = Locked(conn, dialect, schema, tuple(suspendable))
+                    yield locked
+                    if locked.suspended:
+                        dialect.restore_foreign_keys(conn, locked.suspendable)
+                    if journal:
+                        journal.seal()  # on disk before the data changes
+                    _hold_interrupts()  # only COMMIT is left
+            except BaseException:
+                if journal:
+                    journal.abandon()
+                raise
+            finally:
+                dialect.release_locks(conn)
+        if journal:
+            journal.complete()
+    except SQLAlchemyError as exc:
+        error = translate(exc, doing=doing)
+        if isinstance(error, LockTimeout):
+            error = LockTimeout(error.message + _lock_holders(engine, dialect, schema))
+        raise error from None
+    finally:
+        _release_interrupts()
+
+
+def _check_privileges(
+    conn: Connection, dialect: Dialect, schema: WorkspaceSchema, suspendable: Sequence[ForeignKey]
+) -> None:
+    """Refuse before locking anything, naming every missing privilege at once."""
+    updated = {wt.name: wt.workspace_columns[0] for wt in schema.tables}
+    updated[schema.catalog.table] = schema.catalog.name_column
+    by_privilege: dict[str, list[str]] = {}
+    for privilege, table in dialect.missing_privileges(conn, updated, sorted({fk.child for fk in suspendable})):
+        by_privilege.setdefault(privilege, []).append(table)
+    if by_privilege:
+        needs = "; ".join(f"{p} on {', '.join(sorted(tables))}" for p, tables in by_privilege.items())
+        raise DatabaseError(f"the database user needs {needs}; nothing was changed")
+
+
+def _lock_holders(engine: Engine, dialect: Dialect, schema: WorkspaceSchema) -> str:
+    """Who blocks us, asked on a new connection after the rollback; best effort."""
+    try:
+        with engine.connect() as conn:
+            holders = dialect.describe_lock_holders(conn, locked_tables(schema))
+    except SQLAlchemyError:
+        return ""
+    return f"; blocked by {holders}" if holders else ""
+
+
+#: The SIGINT handler to put back, while the core holds Ctrl-C during COMMIT.
+_held_handler: list[Any] = []
+
+
+def _hold_interrupts() -> None:
+    """From COMMIT on, Ctrl-C is ignored: once sent, COMMIT may have succeeded, and an interrupt must never
+    be reported as "rolled back" then.  Only the main thread can handle signals."""
+    if threading.current_thread() is threading.main_thread():
+        _held_handler.append(signal.signal(signal.SIGINT, signal.SIG_IGN))
+
+
+def _release_interrupts() -> None:
+    while _held_handler:
+        signal.signal(signal.SIGINT, _held_handler.pop())

@@ -1,0 +1,190 @@
+"""Prompts, pipes, exit codes and MLflow users' habits (issue 14), on every backend where they apply."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mlflow_ws_admin.errors import ExitStatus
+
+from .helpers import migrate, populate, run_cli
+
+
+def _plant_conflicts(db, groups: int = 3) -> None:
+    def fill(data) -> None:
+        for i in range(groups):
+            data.experiment("default", f"dup-{i}")
+            data.experiment("team-a", f"dup-{i}")
+
+    populate(db, fill)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mlflow_ws_admin", *args]
+
+
+class _Terminal:
+    """The real CLI with a pseudo-terminal as stdin (so it prompts), stdout and stderr as pipes."""
+
+    def __init__(self, *args: str) -> None:
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen(
+            _cli(*args),
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        os.close(slave)
+        self.err = b""
+
+    def wait_for_prompt(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while b"Proceed?" not in self.err:
+            assert time.monotonic() < deadline, f"no prompt; stderr so far: {self.err!r}"
+            ready, _, _ = select.select([self.proc.stderr], [], [], 0.2)
+            if ready:
+                chunk = os.read(self.proc.stderr.fileno(), 4096)
+                assert chunk, f"the CLI ended before prompting: {self.err!r}"
+                self.err += chunk
+
+    def finish(self) -> tuple[int, str, str]:
+        out, err = self.proc.communicate(timeout=120)
+        os.close(self.master)
+        return self.proc.returncode, out.decode(), (self.err + err).decode()
+
+
+def _answer_prompt(args: tuple[str, ...], answer: str) -> tuple[int, str, str]:
+    term = _Terminal(*args)
+    term.wait_for_prompt()
+    time.sleep(0.5)  # a person answers once the prompt is shown, not while input() is still being entered
+    if answer == "ctrl-c":
+        term.proc.send_signal(signal.SIGINT)  # what the terminal sends the foreground process on Ctrl-C
+    else:
+        os.write(term.master, b"\x04" if answer == "ctrl-d" else b"n\n")
+    return term.finish()
+
+
+def _assert_aborted(code: int, err: str) -> None:
+    assert code == ExitStatus.ABORTED, err
+    assert "Aborted: nothing changed." in err
+    assert "Traceback" not in err and "Error: Abort" not in err
+
+
+@pytest.mark.parametrize("answer", ["ctrl-c", "ctrl-d", "n"])
+def test_interrupt_or_eof_at_the_prompt_aborts_like_no(mlflow_db, tmp_path, answer: str) -> None:
+    populate(mlflow_db)
+    before = mlflow_db.fingerprint()
+
+    _assert_aborted(*_answer_prompt(("db", "migrate-to-default-workspace", mlflow_db.uri), answer)[::2])
+    assert mlflow_db.fingerprint() == before
+
+    journal = tmp_path / "move.jsonl"
+    assert migrate(mlflow_db.uri, "-y", "--journal", str(journal)).exit_code == ExitStatus.OK
+    migrated = mlflow_db.fingerprint()
+
+    _assert_aborted(
+        *_answer_prompt(("db", "restore-workspaces", mlflow_db.uri, "--journal", str(journal)), answer)[::2]
+    )
+    assert mlflow_db.fingerprint() == migrated
+
+
+def test_interactive_restore_says_ready_not_dry_run(mlflow_db, tmp_path) -> None:
+    populate(mlflow_db)
+    journal = tmp_path / "move.jsonl"
+    assert migrate(mlflow_db.uri, "-y", "--journal", str(journal)).exit_code == ExitStatus.OK
+    before = mlflow_db.fingerprint()
+
+    code, out, _ = _answer_prompt(("db", "restore-workspaces", mlflow_db.uri, "--journal", str(journal)), "n")
+
+    assert code == ExitStatus.ABORTED
+    assert "Ready: 60 row(s) will move back" in out
+    assert "dry run" not in out.lower()
+    assert mlflow_db.fingerprint() == before
+
+
+def test_closed_stdout_never_exits_with_the_conflicts_code(mlflow_db) -> None:
+    _plant_conflicts(mlflow_db, groups=50)
+    before = mlflow_db.fingerprint()
+    for fmt in ("text", "json"):
+        proc = subprocess.Popen(
+            _cli("db", "migrate-to-default-workspace", mlflow_db.uri, "--dry-run", "--verbose", "--format", fmt),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        proc.stdout.close()  # the reader is gone before the first line (`| head -0`)
+        _, err = proc.communicate(timeout=120)
+
+        assert proc.returncode == ExitStatus.OUTPUT_CLOSED == 141, err
+        assert b"Traceback" not in err
+    assert mlflow_db.fingerprint() == before
+
+
+@pytest.mark.parametrize("value", ["9223372036854775808", "99999999999999999999999"])
+def test_huge_max_conflicts_gives_one_complete_document(mlflow_db, value: str) -> None:
+    _plant_conflicts(mlflow_db)
+    before = mlflow_db.fingerprint()
+
+    result = migrate(mlflow_db.uri, "--dry-run", "--format", "json", "--max-conflicts", value)
+
+    assert result.exit_code == ExitStatus.CONFLICTS, result.output
+    doc = json.loads(result.stdout)
+    assert doc["conflict_count"] == len(doc["conflicts"]) == 3
+    assert mlflow_db.fingerprint() == before
+
+
+def test_max_conflicts_limits_the_text_report_too(mlflow_db) -> None:
+    _plant_conflicts(mlflow_db)
+    before = mlflow_db.fingerprint()
+
+    capped = migrate(mlflow_db.uri, "--dry-run", "--verbose", "--max-conflicts", "1")
+    full = migrate(mlflow_db.uri, "--dry-run", "--verbose")
+
+    assert capped.exit_code == full.exit_code == ExitStatus.CONFLICTS
+    assert sum(line.startswith('  name="dup-') for line in full.stdout.splitlines()) == 3
+    assert sum(line.startswith('  name="dup-') for line in capped.stdout.splitlines()) == 1
+    assert "Conflicts: 3 group(s)" in capped.stdout  # the count stays exact
+    assert mlflow_db.fingerprint() == before
+
+
+def test_no_dry_run_is_accepted(mlflow_db) -> None:
+    populate(mlflow_db)
+
+    result = migrate(mlflow_db.uri, "--no-dry-run", "-y")
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert mlflow_db.outside_default("experiments") == 0
+
+
+def test_unusable_uri_from_the_environment_says_where_it_came_from() -> None:
+    env = {"MLFLOW_TRACKING_URI": "http://tracking.example:5000"}
+
+    result = run_cli("db", "migrate-to-default-workspace", "--dry-run", env=env)
+    help_text = run_cli("db", "migrate-to-default-workspace", "--help").stdout
+
+    assert result.exit_code == ExitStatus.USAGE
+    assert result.stderr.startswith("Error: $MLFLOW_TRACKING_URI (used because no URI was given): ")
+    assert "$MLFLOW_TRACKING_URI" in " ".join(help_text.split())
+
+
+def test_record_journal_names_the_restores_own_journal(mlflow_db, tmp_path) -> None:
+    populate(mlflow_db)
+    journal, undo = tmp_path / "move.jsonl", tmp_path / "undo.jsonl"
+    assert migrate(mlflow_db.uri, "-y", "--journal", str(journal)).exit_code == ExitStatus.OK
+    migrated = mlflow_db.dump()
+
+    back = run_cli(
+        "db", "restore-workspaces", mlflow_db.uri, "--journal", str(journal), "-y", "--record-journal", str(undo)
+    )
+    again = run_cli("db", "restore-workspaces", mlflow_db.uri, "--journal", str(undo), "-y")
+
+    assert back.exit_code == again.exit_code == ExitStatus.OK, back.output + again.output
+    assert mlflow_db.dump() == migrated
