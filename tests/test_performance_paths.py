@@ -12,8 +12,7 @@ from sqlalchemy import text
 from mlflow_ws_admin.apply import ApplyExtras, apply_plan
 from mlflow_ws_admin.artifacts import OVERLAP
 from mlflow_ws_admin.connect import create_db_engine, resolve_target
-from mlflow_ws_admin.errors import ArtifactFindingsBlock, ConflictsAppeared
-from mlflow_ws_admin.errors import ExitStatus
+from mlflow_ws_admin.errors import ArtifactFindingsBlock, ConflictsAppeared, ExitStatus
 from mlflow_ws_admin.plan import build_plan
 from mlflow_ws_admin.report.text import GROUP_PRINT_BATCH
 from mlflow_ws_admin.sample_data import SampleData

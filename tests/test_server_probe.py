@@ -12,8 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mlflow_ws_admin.errors import UsageError
-from mlflow_ws_admin.errors import ExitStatus
+from mlflow_ws_admin.errors import ExitStatus, UsageError
 from mlflow_ws_admin.server_probe import (
     DISABLED,
     ENABLED,
