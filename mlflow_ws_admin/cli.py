@@ -57,10 +57,11 @@ def _format_option(command: Callable) -> Callable:
     return click.option(
         "--format",
         "output_format",
-        type=click.Choice(["text", "json"]),
+        type=click.Choice(["text", "json", "markdown"]),
         default="text",
         show_default=True,
-        help="json: one JSON document on stdout (contract in the README); progress and prompts go to stderr.",
+        help="json: one JSON document on stdout (contract in the README); progress and prompts go to stderr. "
+        "markdown: a GitHub-flavoured report for CI summaries (dry runs and preflight only).",
     )(command)
 
 
@@ -377,11 +378,11 @@ class _PlanReport:
                     on_table=on_table,
                     defer_to_apply=defer_to_apply,
                 )
-            if not run.json:
 
-                def all_groups(tc: TableConflicts) -> Iterator[ConflictGroup]:
-                    return iter_conflict_groups(conn, schema, schema.table(tc.table), tc.key, None)
+            def all_groups(tc: TableConflicts) -> Iterator[ConflictGroup]:
+                return iter_conflict_groups(conn, schema, schema.table(tc.table), tc.key, None)
 
+            if not (run.json or run.markdown):
                 render_plan(
                     plan,
                     self.console,
@@ -397,6 +398,16 @@ class _PlanReport:
                 status = ExitStatus.CONFLICTS if blocked else ExitStatus.OK
             if status is not None:
                 run.emit_plan(conn, plan, status)
+            if status is not None and run.markdown:
+                from mlflow_ws_admin.report.markdown import render_plan_markdown
+
+                render_plan_markdown(
+                    plan,
+                    sys.stdout,
+                    exit_code=status,
+                    groups_for=all_groups if stream else None,
+                    allow_artifact_overlap=self.allow_artifact_overlap,
+                )
         return plan, status
 
 
@@ -456,6 +467,10 @@ def preflight(
             from mlflow_ws_admin.report.json_doc import preflight_document, write_document
 
             write_document(preflight_document(result, exit_code=status), sys.stdout)
+        elif run.markdown:
+            from mlflow_ws_admin.report.markdown import render_preflight_markdown
+
+            render_preflight_markdown(result, sys.stdout, exit_code=status)
         else:
             render_preflight(result, _console())
     sys.exit(int(status))
@@ -498,6 +513,7 @@ class _Run:
         prune_workspaces: bool = False,
     ) -> None:
         self.json = output_format == "json"
+        self.markdown = output_format == "markdown"
         self.max_conflicts = max_conflicts
         self.dry_run = dry_run
         self.plan_out = plan_out
@@ -507,6 +523,9 @@ class _Run:
         self.emitted = False
 
     def check_usage(self) -> None:
+        if self.markdown and not self.dry_run:
+            # A CI report of what would happen; a real run's outcome is the text or JSON report.
+            raise _Failure("--format markdown reports a --dry-run; add --dry-run", ExitStatus.USAGE)
         if self.plan_out and not self.dry_run:
             raise _Failure("--plan-out writes the plan of a --dry-run; add --dry-run", ExitStatus.USAGE)
         if self.plan_file and self.dry_run:
@@ -654,6 +673,7 @@ def restore_workspaces(
     ):
         from mlflow_ws_admin.connect import resolve_target
 
+        run.check_usage()
         if len(journals) > 2:
             raise _Failure(
                 "--journal takes the journal to restore and, optionally, one output journal", ExitStatus.USAGE
@@ -734,6 +754,12 @@ def _restore_outcome(
         doc = restore_document(result, status=name, exit_code=int(status), dialect=target.backend, url=target.display)
         write_document(doc, sys.stdout)
         run.emitted = True
+    elif run.markdown:
+        from mlflow_ws_admin.report.markdown import render_restore_markdown
+
+        render_restore_markdown(
+            result, sys.stdout, exit_code=status, database=target.display, journal_header=journal_header or {}
+        )
     elif journal_header is not None:
         render_restore(result, console, journal_header)
     return status
