@@ -5,10 +5,11 @@ streamed, as for the text report.  Only dry runs and preflight have a Markdown f
 real run), so every document describes a read-only run.
 
 User data never becomes markup.  Values are shown as the text report shows them (strings JSON-quoted, so a
-newline reads ``\\n``), then every character Markdown or HTML could act on — ``| \\ ` * _ ~ [ ] $ < > &`` and
-anything unprintable — is written as a numeric HTML entity.  CommonMark treats an entity as literal text, never
-as a delimiter, so a cell can neither end early nor start a link, code span, emphasis or HTML tag.  Long values
-stay whole: a reviewer needs the exact name to fix it, and GitHub scrolls a wide table.
+newline reads ``\\n``); then every character Markdown or HTML could act on (``| \\ ` * _ ~ [ ] $ < > &``) is
+written as a numeric HTML entity, and anything unprintable as a visible ``\\uXXXX``.  CommonMark treats an
+entity as literal text, never as a delimiter, so a cell can neither end early nor start a link, code span,
+emphasis or HTML tag.  Long values stay whole: a reviewer needs the exact name to fix it, and GitHub scrolls
+a wide table.
 """
 
 from __future__ import annotations
@@ -33,7 +34,17 @@ _BR = "<br>"
 
 def escape(text: str) -> str:
     """Text that renders literally inside a table cell or a paragraph: see the module docstring."""
-    return "".join(f"&#{ord(ch)};" if ch in _ACTIVE or not ch.isprintable() else ch for ch in text)
+    return "".join(_escape_char(ch) for ch in text)
+
+
+def _escape_char(ch: str) -> str:
+    if ch in _ACTIVE:
+        return f"&#{ord(ch)};"
+    if not ch.isprintable():
+        # HTML drops or remaps control characters given as entities, so they are shown as a visible escape.
+        code = ord(ch)
+        return f"&#92;u{code:04x}" if code <= 0xFFFF else f"&#92;U{code:08x}"
+    return ch
 
 
 def value(val: Any) -> str:
