@@ -369,3 +369,13 @@ def test_preflight_markdown_matches_json(mlflow_db) -> None:
     ] == [(c["status"], c["name"], c["reason"], c["details"]) for c in doc["checks"]]
     assert any('"Bad|Name<b>"' in d for c in doc["checks"] for d in c["details"])
     assert mlflow_db.fingerprint() == before
+
+
+def test_an_error_leaves_stdout_empty(tmp_path) -> None:
+    """The error goes to stderr as in text mode; a CI summary gets no half report (the recipes say why)."""
+    uri = f"sqlite:///{tmp_path}/nope.db"
+    for args in (("db", "migrate-to-default-workspace", uri, "--dry-run"), ("db", "preflight", uri)):
+        result = run_cli(*args, "--format", "markdown")
+        assert result.exit_code == ExitStatus.DATABASE_ERROR, result.output
+        assert result.stdout == "" and result.stderr.startswith("Error: ")
+    assert not (tmp_path / "nope.db").exists()

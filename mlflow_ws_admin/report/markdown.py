@@ -23,7 +23,7 @@ from mlflow_ws_admin.preflight import FAIL, PASS, WARN, PreflightResult
 from mlflow_ws_admin.report.text import ARTIFACT_KIND_TEXT, quoted, summary_line, workspace_label
 
 if TYPE_CHECKING:  # restore's machinery is not needed to print its result
-    from mlflow_ws_admin.restore import RestoreResult
+    from mlflow_ws_admin.restore import RestoreConflict, RestoreResult
 
 GroupSource = Callable[[TableConflicts], Iterable[ConflictGroup]]
 #: Source workspaces listed per table; the rest are counted in one "… N more workspaces".
@@ -94,7 +94,7 @@ def render_plan_markdown(
     database = f"Database: {escape(plan.database)} ({escape(plan.dialect)}, {len(plan.schema.tables)} workspace tables)"
     _write(out, [database, ""])
     if plan.creates_default_workspace:
-        _write(out, ["The `default` row is missing from the workspaces catalog; it will be created.", ""])
+        _write(out, ["The `default` row is missing from the workspaces catalog; applying would create it.", ""])
     _write(out, moves_section(plan))
     if plan.conflicts:
         _write_conflicts(plan, out, groups_for)
@@ -255,7 +255,7 @@ def _restore_catalog_lines(result: RestoreResult) -> list[str]:
     return [*lines, ""] if lines else []
 
 
-def restore_conflict_cells(conflict: Any) -> tuple[str, str, str, str, str]:
+def restore_conflict_cells(conflict: RestoreConflict) -> tuple[str, str, str, str, str]:
     key = ", ".join(f"{escape(col)}={value(val)}" for col, val in conflict.key)
     return (
         escape(conflict.table),
