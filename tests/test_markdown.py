@@ -317,13 +317,16 @@ def test_restore_dry_run_markdown_matches_json(mlflow_db, tmp_path) -> None:
     populate(mlflow_db)
     journal = tmp_path / "move.jsonl"
     assert migrate(mlflow_db.uri, "-y", "--journal", str(journal), "--prune-workspaces").exit_code == 0
+    args = ("db", "restore-workspaces", mlflow_db.uri, "--journal", str(journal), "--dry-run")
+    clean = run_cli(*args, "--format", "markdown")
+    assert clean.exit_code == ExitStatus.OK and verdict(clean.stdout) == ("PASS", 0), clean.output
+    assert "Restore conflicts" not in clean.stdout and 'catalog row "team-a" re-created' in html.unescape(clean.stdout)
     # Two rows take journaled names in their old workspace: the restore is blocked by them.
     with mlflow_db.engine.begin() as conn, SampleData(conn) as data:
         data.workspace("team-a")
         data.experiment("team-a", "team-a-exp-0", experiment_id=2_000_001)
         data.experiment("team-a", "team-a-exp-1", experiment_id=2_000_002)
     before = mlflow_db.fingerprint()
-    args = ("db", "restore-workspaces", mlflow_db.uri, "--journal", str(journal), "--dry-run")
 
     result = run_cli(*args, "--format", "markdown")
     doc = json_doc(run_cli(*args, "--format", "json"))
