@@ -28,23 +28,22 @@ if TYPE_CHECKING:  # restore's machinery is not needed to print its result
 GroupSource = Callable[[TableConflicts], Iterable[ConflictGroup]]
 #: Source workspaces listed per table; the rest are counted in one "… N more workspaces".
 TOP_WORKSPACES = 5
-_ACTIVE = "|\\`*_~[]$<>&"
+_ENTITIES = str.maketrans({ch: f"&#{ord(ch)};" for ch in "|\\`*_~[]$<>&"})
 _BR = "<br>"
 
 
 def escape(text: str) -> str:
     """Text that renders literally inside a table cell or a paragraph: see the module docstring."""
-    return "".join(_escape_char(ch) for ch in text)
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else _visible_escape(ch) for ch in text)
+    return text.translate(_ENTITIES)
 
 
-def _escape_char(ch: str) -> str:
-    if ch in _ACTIVE:
-        return f"&#{ord(ch)};"
-    if not ch.isprintable():
-        # HTML drops or remaps control characters given as entities, so they are shown as a visible escape.
-        code = ord(ch)
-        return f"&#92;u{code:04x}" if code <= 0xFFFF else f"&#92;U{code:08x}"
-    return ch
+def _visible_escape(ch: str) -> str:
+    # HTML drops or remaps control characters given as entities, so they are shown as a visible escape
+    # (whose backslash the entity table then escapes).
+    code = ord(ch)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def value(val: Any) -> str:
