@@ -113,10 +113,11 @@ def _format_option(command: Callable) -> Callable:
     return click.option(
         "--format",
         "output_format",
-        type=click.Choice(["text", "json"]),
+        type=click.Choice(["text", "json", "markdown"]),
         default="text",
         show_default=True,
-        help="json: one JSON document on stdout (contract in the README); progress and prompts go to stderr.",
+        help="json: one JSON document on stdout (contract in the README); progress and prompts go to stderr. "
+        "markdown: a GitHub-flavoured report for CI summaries (dry runs and preflight only).",
     )(command)
 
 

@@ -88,6 +88,15 @@ class Output:
     def json(self) -> bool:
         return self.output_format == "json"
 
+    @property
+    def markdown(self) -> bool:
+        return self.output_format == "markdown"
+
+    def check(self) -> None:
+        if self.markdown and not self.dry_run:
+            # A CI report of what would happen; a real run's outcome is the text or JSON report.
+            raise UsageError("--format markdown reports a --dry-run; add --dry-run")
+
     def error_document(self, ui: UI, message: str, status: ExitStatus, target: Target | None) -> None:
         """The error as the run's JSON document, unless the document is out already (stderr carries it)."""
         if not self.json or self.emitted:
@@ -156,6 +165,7 @@ def migrate(target: Target, options: MigrateOptions, output: Output, ui: UI) -> 
     from mlflow_ws_admin.report.text import render_apply_result, render_artifact_findings, render_plan
 
     options.check()
+    output.check()
     refuse_without_terminal(ui, dry_run=options.dry_run, yes=options.yes, verb="apply")
     expected = _expected_fingerprints(options.plan_file, target)
     console = ui.console(stderr=output.json)
@@ -254,11 +264,11 @@ class _PlanReport:
                     on_table=on_table,
                     defer_to_apply=defer_to_apply,
                 )
-            if not output.json:
 
-                def all_groups(tc: TableConflicts) -> Iterator[ConflictGroup]:
-                    return iter_conflict_groups(conn, schema, schema.table(tc.table), tc.key, None)
+            def all_groups(tc: TableConflicts) -> Iterator[ConflictGroup]:
+                return iter_conflict_groups(conn, schema, schema.table(tc.table), tc.key, None)
 
+            if not (output.json or output.markdown):
                 render_plan(
                     plan,
                     self.console,
@@ -275,6 +285,16 @@ class _PlanReport:
                 status = ExitStatus.CONFLICTS if blocked else ExitStatus.OK
             if status is not None:
                 _emit_plan(output, self.ui, conn, plan, status)
+            if status is not None and output.markdown:
+                from mlflow_ws_admin.report.markdown import render_plan_markdown
+
+                render_plan_markdown(
+                    plan,
+                    self.ui.stdout(),
+                    exit_code=status,
+                    groups_for=all_groups if stream else None,
+                    allow_artifact_overlap=options.allow_artifact_overlap,
+                )
         return plan, status
 
     def _write_plan_file(self, conn: Connection, plan: Plan) -> None:
@@ -376,6 +396,7 @@ def restore(target: Target, options: RestoreOptions, output: Output, ui: UI) -> 
     from mlflow_ws_admin.schema import reflect_schema
 
     options.check()
+    output.check()
     refuse_without_terminal(ui, dry_run=options.dry_run, yes=options.yes, verb="restore")
     console = ui.console(stderr=output.json)
     engine = create_db_engine(target, read_only=options.dry_run, busy_timeout_s=options.lock_timeout)
@@ -438,6 +459,12 @@ def _restore_outcome(
         doc = restore_document(result, status=name, exit_code=int(status), dialect=target.backend, url=target.display)
         write_document(doc, ui.stdout())
         output.emitted = True
+    elif output.markdown:
+        from mlflow_ws_admin.report.markdown import render_restore_markdown
+
+        render_restore_markdown(
+            result, ui.stdout(), exit_code=status, database=target.display, journal_header=journal_header
+        )
     elif status != ExitStatus.ABORTED:
         render_restore(result, console, journal_header, awaiting_confirmation=awaiting)
     return status
@@ -475,6 +502,10 @@ def preflight(target: Target, options: PreflightOptions, output: Output, ui: UI)
 
         write_document(preflight_document(result, exit_code=status), ui.stdout())
         output.emitted = True
+    elif output.markdown:
+        from mlflow_ws_admin.report.markdown import render_preflight_markdown
+
+        render_preflight_markdown(result, ui.stdout(), exit_code=status)
     else:
         render_preflight(result, ui.console())
     return status
