@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlflow_ws_admin import cli
+from mlflow_ws_admin import commands
+from mlflow_ws_admin.connect import resolve_target
 from mlflow_ws_admin.errors import ExitStatus
 
 from .conftest import OLDEST
@@ -174,26 +175,40 @@ def test_missing_default_row_is_created_by_apply(mlflow_db) -> None:
     assert mlflow_db.scalar("SELECT COUNT(*) FROM workspaces WHERE name = 'default'") == 1
 
 
-def test_declining_the_prompt_changes_nothing(mlflow_db, monkeypatch: pytest.MonkeyPatch) -> None:
+def _prompted(db, answer: bool) -> tuple[ExitStatus, list[str]]:
+    """The migrate use case with a terminal UI whose person answers ``answer`` (no monkeypatching)."""
+    asked: list[str] = []
+
+    def confirm(question: str) -> bool:
+        asked.append(question)
+        return answer
+
+    ui = commands.UI(stdin_is_terminal=True, confirm=confirm)
+    status = commands.migrate(resolve_target(db.uri), commands.MigrateOptions(), commands.Output(), ui)
+    return status, asked
+
+
+def test_declining_the_prompt_changes_nothing(mlflow_db, capsys: pytest.CaptureFixture[str]) -> None:
     populate(mlflow_db)
     before = mlflow_db.fingerprint()
-    monkeypatch.setattr(cli, "_stdin_is_interactive", lambda: True)
 
-    result = migrate(mlflow_db.uri, input="n\n")
+    status, asked = _prompted(mlflow_db, False)
 
-    assert result.exit_code == ExitStatus.ABORTED
-    assert "Proceed?" in result.stderr
-    assert "Aborted: nothing changed." in result.stderr
+    out, err = capsys.readouterr()
+    assert status == ExitStatus.ABORTED
+    assert asked == ["Proceed?"]
+    assert "Ready: 60 row(s)" in out
+    assert "Aborted: nothing changed." in err
     assert mlflow_db.fingerprint() == before
 
 
-def test_accepting_the_prompt_applies(mlflow_db, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_accepting_the_prompt_applies(mlflow_db) -> None:
     populate(mlflow_db)
-    monkeypatch.setattr(cli, "_stdin_is_interactive", lambda: True)
 
-    result = migrate(mlflow_db.uri, input="y\n")
+    status, asked = _prompted(mlflow_db, True)
 
-    assert result.exit_code == ExitStatus.OK, result.output
+    assert status == ExitStatus.OK
+    assert asked == ["Proceed?"]
     assert mlflow_db.outside_default("experiments") == 0
 
 
