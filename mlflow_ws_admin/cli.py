@@ -68,6 +68,9 @@ def _boundary(run: _Invocation) -> Iterator[None]:
             run.output.error_document(run.ui, message, status, run.target)
         sys.exit(int(status))
 
+    from mlflow_ws_admin.transaction import commit_count
+
+    commits = commit_count()
     try:
         yield
     except WsAdminError as exc:
@@ -76,8 +79,10 @@ def _boundary(run: _Invocation) -> Iterator[None]:
         err = translate(exc, doing="reading the database")
         leave(err.message, err.exit_status)
     except KeyboardInterrupt:
-        # Planning never writes, and the transaction core holds Ctrl-C from COMMIT on, so an interrupt that
-        # gets here always left the database as it was.
+        # Planning never writes, and the transaction core holds Ctrl-C from COMMIT until it has returned, so
+        # an interrupt before any commit left the database as it was; one after it only cut the report short.
+        if commit_count() > commits:
+            leave("interrupted after the change was committed; only its report was cut short", ExitStatus.OK)
         leave("interrupted: rolled back, nothing changed", ExitStatus.ABORTED)
     except BrokenPipeError:
         # The reader of stdout went away (`| head`): the report is lost, not the run; never "conflicts".
@@ -163,6 +168,9 @@ def entry_point() -> NoReturn:
     try:
         main()
         code = 0
+    except KeyboardInterrupt:  # before any command began (start-up): nothing was touched
+        print("Error: interrupted: nothing changed", file=sys.stderr)
+        code = int(ExitStatus.ABORTED)
     except SystemExit as exc:
         if isinstance(exc.code, str):
             print(exc.code, file=sys.stderr)

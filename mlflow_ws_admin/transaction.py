@@ -80,6 +80,7 @@ def locked_transaction(
                 raise
             finally:
                 dialect.release_locks(conn)
+        _commits.append(None)
         if journal:
             journal.complete()
     except SQLAlchemyError as exc:
@@ -113,6 +114,14 @@ def _lock_holders(engine: Engine, dialect: Dialect, schema: WorkspaceSchema) -> 
     except SQLAlchemyError:
         return ""
     return f"; blocked by {holders}" if holders else ""
+
+
+#: How many locked transactions this process committed: an interrupt after one must not say "rolled back".
+_commits: list[None] = []
+
+
+def commit_count() -> int:
+    return len(_commits)
 
 
 #: The SIGINT handler to put back, while the core holds Ctrl-C during COMMIT.

@@ -188,3 +188,32 @@ def test_record_journal_names_the_restores_own_journal(mlflow_db, tmp_path) -> N
 
     assert back.exit_code == again.exit_code == ExitStatus.OK, back.output + again.output
     assert mlflow_db.dump() == migrated
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_apply_that_found_nothing_left_under_the_lock_says_so(mlflow_db, capsys, fmt: str) -> None:
+    """Two applies at once: the second planned 60 rows, but another run moved them while it waited at its
+    prompt.  Its report must say what happened under its lock."""
+    from mlflow_ws_admin import commands
+    from mlflow_ws_admin.connect import resolve_target
+
+    populate(mlflow_db)
+
+    def confirm(question: str) -> bool:
+        other = migrate(mlflow_db.uri, "-y")  # the other admin's run, between our plan and our lock
+        assert other.exit_code == ExitStatus.OK, other.output
+        return True
+
+    ui = commands.UI(stdin_is_terminal=True, confirm=confirm)
+    status = commands.migrate(resolve_target(mlflow_db.uri), commands.MigrateOptions(), commands.Output(fmt), ui)
+
+    out = capsys.readouterr().out
+    assert status == ExitStatus.OK
+    assert mlflow_db.outside_default("experiments") == 0
+    if fmt == "json":
+        doc = json.loads(out)
+        assert doc["total_rows_to_move"] == 60  # what the plan saw
+        assert doc["rows_moved"] == 0 and doc["status"] == "nothing_to_move"  # what happened under the lock
+    else:
+        assert "Ready: 60 row(s)" in out
+        assert "Nothing left to move under the lock" in out and "Done: moved" not in out

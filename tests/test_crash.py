@@ -155,3 +155,71 @@ def test_sigkill_and_sigint_during_apply_change_nothing(backend: str, tmp_path: 
         for gen in made:
             for _ in gen:
                 pass
+
+
+def _run_restore(uri: str, journal: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlflow_ws_admin", "db", "restore-workspaces", uri, "--journal", str(journal), "-y"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_sigint_during_restore_is_never_reported_as_rolled_back_after_commit(backend: str, tmp_path: Path) -> None:
+    """Ctrl-C at random points of a restore, late ones included (its COMMIT): either nothing changed and it
+    says so (exit 5), or the restore committed whole and says so (exit 0).  Never both, never half."""
+    print(f"crash seed: {SEED} (replay with MWA_CRASH_SEED={SEED})")
+    rng = random.Random(f"{SEED}-restore-{backend}")
+    made = [_create_scratch(backend, tmp_path)]
+    try:
+        db = next(made[0]).load()
+        with db.engine.begin() as conn:
+            build_big(conn, SIZES[backend] // 2)
+        original = _state(db)
+
+        def migrated(n: int) -> tuple[Path, tuple]:
+            journal = tmp_path / f"move-{n}.jsonl"
+            args = ["db", "migrate-to-default-workspace", db.uri, "-y", "--journal", str(journal)]
+            proc = subprocess.run(
+                [sys.executable, "-m", "mlflow_ws_admin", *args],
+                capture_output=True,
+                text=True,
+            )
+            assert proc.returncode == ExitStatus.OK, proc.stderr
+            return journal, _state(db)
+
+        # The restore window, from process start to exit, measured by one complete restore.
+        journal, moved = migrated(0)
+        started = time.monotonic()
+        proc = _run_restore(db.uri, journal)
+        proc.communicate(timeout=300)
+        window = time.monotonic() - started
+        assert proc.returncode == ExitStatus.OK and _state(db) == original
+        journal, moved = migrated(1)
+        outcomes = []
+        for n in range(4):
+            # Past interpreter start-up, up to the end: the last points fall on or near COMMIT.
+            delay = rng.uniform(0.45, 1.0) * window
+            context = f"SIGINT {delay:.2f} s into restore (seed {SEED}, {backend})"
+            proc = _run_restore(db.uri, journal)
+            time.sleep(delay)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=120)
+            _wait_for_server_sessions(db)
+            state = _state(db)
+            if proc.returncode == ExitStatus.ABORTED:
+                assert "rolled back, nothing changed" in err, context
+                assert state == moved, f"{context}: said 'rolled back' but the database changed"
+                outcomes.append("rolled back")
+            else:
+                assert proc.returncode == ExitStatus.OK, f"{context}: exit {proc.returncode}: {err}"
+                assert "Done: moved" in out and state == original, f"{context}: committed but not whole"
+                outcomes.append("committed")
+                journal, moved = migrated(n + 2)
+        print(f"{backend}: restore interrupted 4 times: {outcomes}")
+    finally:
+        for gen in made:
+            for _ in gen:
+                pass

@@ -242,6 +242,12 @@ def finding_line(finding: artifacts.ArtifactFinding) -> Text:
 
 
 def render_apply_result(result: ApplyResult, console: Console) -> None:
+    if not result.total_moved and not result.created_default_workspace:
+        console.print(
+            Text("Nothing left to move under the lock (another run moved the rows since the plan); nothing changed."),
+            style="bold",
+        )
+        return
     moved = [(t, n) for t, n in result.moved if n]
     for t, n in moved:
         console.print(Text(f"  moved {n:,} row(s) of {t}"))
