@@ -16,19 +16,19 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from mlflow_ws_admin import __version__
+from mlflow_ws_admin.cli_options import (
+    URI_HELP,
+    artifact_root_option,
+    dry_run_option,
+    format_option,
+    lock_timeout_option,
+    report_options,
+)
 from mlflow_ws_admin.errors import ExitStatus, UsageError, password_in
 
 if TYPE_CHECKING:
     from mlflow_ws_admin.commands import UI, Output
     from mlflow_ws_admin.connect import Target
-
-URI_HELP = (
-    "URI is the tracking database: sqlite:///relative.db, sqlite:////absolute.db, postgresql://user@host/db "
-    "(also postgres://, postgresql+psycopg2://) or mysql://user@host/db (also mariadb://, mysql+pymysql://). "
-    "Without URI, $MLFLOW_TRACKING_URI is used; an http(s) tracking-server URL is not a database."
-)
-#: IntRange's bound: every value gives one complete report (SQLite's LIMIT overflows past 2**63 - 1).
-MAX_CONFLICTS_LIMIT = 2**31 - 1
 
 
 class _Invocation:
@@ -111,48 +111,6 @@ def _artifact_root(root: str | None) -> str | None:
     return root.strip() if root else None
 
 
-# --- shared options ----------------------------------------------------------------------------------------
-
-
-def _format_option(command: Callable) -> Callable:
-    return click.option(
-        "--format",
-        "output_format",
-        type=click.Choice(["text", "json", "markdown"]),
-        default="text",
-        show_default=True,
-        help="json: one JSON document on stdout (contract in the README); progress and prompts go to stderr. "
-        "markdown: a GitHub-flavoured report for CI summaries (dry runs and preflight only).",
-    )(command)
-
-
-def _report_options(command: Callable) -> Callable:
-    """--format and --max-conflicts, shared by migrate and restore."""
-    command = click.option(
-        "--max-conflicts",
-        type=click.IntRange(min=0, max=MAX_CONFLICTS_LIMIT, clamp=True),
-        default=None,
-        metavar="N",
-        help="List at most N conflict groups, in text and JSON alike (the counts stay exact).",
-    )(command)
-    return _format_option(command)
-
-
-def _lock_timeout_option(command: Callable) -> Callable:
-    return click.option(
-        "--lock-timeout",
-        type=click.FloatRange(min=0.1),
-        default=30.0,
-        show_default=True,
-        help="Seconds to wait for the table locks the change needs (exit 3 after that).",
-    )(command)
-
-
-def _dry_run_option(help_text: str) -> Callable[[Callable], Callable]:
-    # --no-dry-run as MLflow's own commands accept it.
-    return click.option("--dry-run/--no-dry-run", default=False, help=help_text)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mlflow-ws-admin")
 def main() -> None:
@@ -160,11 +118,8 @@ def main() -> None:
 
 
 def entry_point() -> NoReturn:
-    """The installed command and ``python -m mlflow_ws_admin``: run ``main``, then leave at once.
-
-    By the time a command returns, every connection, journal and plan file is closed, so the interpreter's
-    teardown (freeing SQLAlchemy's and Rich's modules: ~0.07 s, 5% of a 600k-row SQLite apply) would only
-    keep the shell waiting.  Tests call ``main`` in-process instead."""
+    """The installed command and ``python -m mlflow_ws_admin``: run ``main``, then leave at once.  Everything
+    is closed by then, so the interpreter's teardown (~0.07 s) would only keep the shell waiting."""
     try:
         main()
         code = 0
@@ -193,22 +148,17 @@ def db() -> None:
 
 @db.command("migrate-to-default-workspace", epilog=URI_HELP)
 @click.argument("uri", required=False)
-@_dry_run_option("Read-only preflight: print the plan and conflicts, change nothing.")
+@dry_run_option("Read-only preflight: print the plan and conflicts, change nothing.")
 @click.option("-v", "--verbose", is_flag=True, help="List every conflict group instead of the first 5 per table.")
 @click.option("-y", "--yes", is_flag=True, help="Apply without asking for confirmation.")
-@_lock_timeout_option
-@click.option(
-    "--default-artifact-root",
-    metavar="ROOT",
-    default=None,
-    help="The tracking server's --default-artifact-root: enables the reserved-path artifact checks.",
-)
+@lock_timeout_option
+@artifact_root_option("The tracking server's --default-artifact-root: enables the reserved-path artifact checks.")
 @click.option(
     "--allow-artifact-overlap",
     is_flag=True,
     help="Proceed despite blocking artifact findings (overlapping locations across workspaces).",
 )
-@_report_options
+@report_options
 @click.option(
     "--plan-out",
     type=click.Path(dir_okay=False),
@@ -256,12 +206,7 @@ def migrate_to_default_workspace(
 
 @db.command("preflight", epilog=URI_HELP)
 @click.argument("uri", required=False)
-@click.option(
-    "--default-artifact-root",
-    metavar="ROOT",
-    default=None,
-    help="The tracking server's --default-artifact-root: enables the artifact-root checks.",
-)
+@artifact_root_option("The tracking server's --default-artifact-root: enables the artifact-root checks.")
 @click.option("--server", metavar="URL", default=None, help="Also ask this tracking server whether workspaces are on.")
 @click.option(
     "--server-timeout",
@@ -270,7 +215,7 @@ def migrate_to_default_workspace(
     show_default=True,
     help="Seconds to wait for the tracking server's answer.",
 )
-@_format_option
+@format_option
 def preflight(
     uri: str | None, default_artifact_root: str | None, server: str | None, server_timeout: float, output_format: str
 ) -> None:
@@ -323,10 +268,10 @@ def demo(path: str | None) -> None:
     metavar="FILE",
     help="Record this restore's own moves in a new journal, so the restore can be undone too.",
 )
-@_dry_run_option("Read-only: check the journal and report what would move back.")
+@dry_run_option("Read-only: check the journal and report what would move back.")
 @click.option("-y", "--yes", is_flag=True, help="Restore without asking for confirmation.")
-@_lock_timeout_option
-@_report_options
+@lock_timeout_option
+@report_options
 def restore_workspaces(
     uri: str | None,
     journals: tuple[str, ...],

@@ -1,0 +1,58 @@
+"""The options several commands share, defined once (Click only)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+
+URI_HELP = (
+    "URI is the tracking database: sqlite:///relative.db, sqlite:////absolute.db, postgresql://user@host/db "
+    "(also postgres://, postgresql+psycopg2://) or mysql://user@host/db (also mariadb://, mysql+pymysql://). "
+    "Without URI, $MLFLOW_TRACKING_URI is used; an http(s) tracking-server URL is not a database."
+)
+#: IntRange's bound: every value gives one complete report (SQLite's LIMIT overflows past 2**63 - 1).
+MAX_CONFLICTS_LIMIT = 2**31 - 1
+
+
+def format_option(command: Callable) -> Callable:
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["text", "json", "markdown"]),
+        default="text",
+        show_default=True,
+        help="json: one JSON document on stdout (contract in the README); progress and prompts go to stderr. "
+        "markdown: a GitHub-flavoured report for CI summaries (dry runs and preflight only).",
+    )(command)
+
+
+def report_options(command: Callable) -> Callable:
+    """--format and --max-conflicts, shared by migrate and restore."""
+    command = click.option(
+        "--max-conflicts",
+        type=click.IntRange(min=0, max=MAX_CONFLICTS_LIMIT, clamp=True),
+        default=None,
+        metavar="N",
+        help="List at most N conflict groups, in text and JSON alike (the counts stay exact).",
+    )(command)
+    return format_option(command)
+
+
+def lock_timeout_option(command: Callable) -> Callable:
+    return click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0.1),
+        default=30.0,
+        show_default=True,
+        help="Seconds to wait for the table locks the change needs (exit 3 after that).",
+    )(command)
+
+
+def dry_run_option(help_text: str) -> Callable[[Callable], Callable]:
+    # --no-dry-run as MLflow's own commands accept it.
+    return click.option("--dry-run/--no-dry-run", default=False, help=help_text)
+
+
+def artifact_root_option(help_text: str) -> Callable[[Callable], Callable]:
+    return click.option("--default-artifact-root", metavar="ROOT", default=None, help=help_text)
