@@ -168,6 +168,23 @@ def count_groups(stmt: Select) -> Select:
     return select(func.count()).select_from(stmt.subquery("mwa_count"))
 
 
+def groups_by_workspace(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey) -> Select:
+    """(workspace, root conflict groups holding a row of it) for one key: a group of rows from two workspaces
+    counts once for each, two rows of one workspace in a group (where the schema allows that) once.
+
+    The rows whose key is a root group's key, grouped by (workspace, key) under the column's collation, then
+    counted per workspace.  A semi-join rather than conflict_rows' window pass: 3x faster on MariaDB, as fast
+    elsewhere (60k groups)."""
+    t = table_clause(wt)
+    cols = [t.c[c] for c in key.columns]
+    ws = t.c[wt.workspace_column]
+    roots = conflict_groups(schema, wt, key).subquery("mwa_roots")
+    root_keys = select(*(roots.c[c] for c in key.columns))
+    in_root_group = (cols[0] if len(cols) == 1 else tuple_(*cols)).in_(root_keys)
+    pairs = select(ws.label("mwa_ws")).where(in_root_group).group_by(ws, *cols).subquery("mwa_pairs")
+    return select(pairs.c.mwa_ws, func.count()).group_by(pairs.c.mwa_ws)
+
+
 @dataclass(frozen=True)
 class Dependent:
     """Rows of a descendant table that share a root key (they move and collide with their parent)."""
@@ -209,15 +226,18 @@ def identity_columns(wt: WorkspaceTable, key: UniqueKey) -> list[str]:
     return [c for c in cols if c not in knowledge.SENSITIVE_COLUMNS]
 
 
-def _root_group_rows(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, ident: list[str]) -> Select:
-    """Every row of every root conflict group, one sorted pass: the group's representative key (``mwa_key_<i>``),
-    its size (``GROUP_SIZE``) and the row's ``ident`` columns (``mwa_id_<i>``).
+def conflict_rows(
+    schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, limit: int | None
+) -> tuple[Select, list[str], list[Dependent]]:
+    """One streaming query: every row of the first `limit` groups (all groups when None), ordered by group,
+    each carrying the group's representative key and its dependent-row counts.
 
     Window functions over one sorted pass find the colliding rows; joining the table back to a grouped
     subquery instead makes MariaDB scan the table once per group (minutes at 40k groups)."""
     t = table_clause(wt)
     cols = [t.c[c] for c in key.columns]
     ws = t.c[wt.workspace_column]
+    ident = identity_columns(wt, key)
 
     def per_group(fn: ColumnElement) -> ColumnElement:
         return fn.over(partition_by=cols)
@@ -235,38 +255,18 @@ def _root_group_rows(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey
         .where(and_(*(c.is_not(None) for c in cols)))
         .subquery("mwa_w")
     )
-    by_name = {c: windowed.c[f"mwa_key_{i}"] for i, c in enumerate(key.columns)}
-    return select(*windowed.c).where(
+    w_keys = [windowed.c[f"mwa_key_{i}"] for i in range(len(cols))]
+    by_name = dict(zip(key.columns, w_keys, strict=True))
+    rows = select(*windowed.c).where(
         windowed.c.mwa_ws_min != windowed.c.mwa_ws_max,
         # Groups under a colliding parent are reported with the parent.
         *(_not_rolled_up(schema, fk, pk, by_name, i) for i, (fk, pk) in enumerate(rollup_parents(schema, wt, key))),
     )
-
-
-def groups_by_workspace(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey) -> Select:
-    """(workspace, root conflict groups holding a row of it) for one key.  A group of rows from two
-    workspaces counts once for each; two rows of one workspace in a group (where the schema allows that)
-    count once."""
-    rows = _root_group_rows(schema, wt, key, [wt.workspace_column]).subquery("mwa_rows")
-    keys = [rows.c[f"mwa_key_{i}"] for i in range(len(key.columns))]
-    ws = rows.c.mwa_id_0
-    pairs = select(ws.label("mwa_ws")).group_by(ws, *keys).subquery("mwa_pairs")
-    return select(pairs.c.mwa_ws, func.count()).group_by(pairs.c.mwa_ws)
-
-
-def conflict_rows(
-    schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, limit: int | None
-) -> tuple[Select, list[str], list[Dependent]]:
-    """One streaming query: every row of the first `limit` groups (all groups when None), ordered by group,
-    each carrying the group's representative key and its dependent-row counts."""
-    ident = identity_columns(wt, key)
-    rows = _root_group_rows(schema, wt, key, ident)
-    w_keys = [rows.selected_columns[f"mwa_key_{i}"] for i in range(len(key.columns))]
     if limit is not None:
         ranked = rows.add_columns(func.dense_rank().over(order_by=w_keys).label("mwa_rank")).subquery("mwa_r")
-        rows = select(*(ranked.c[c.name] for c in rows.selected_columns)).where(ranked.c.mwa_rank <= limit)
+        rows = select(*(ranked.c[c.name] for c in windowed.c)).where(ranked.c.mwa_rank <= limit)
     top = rows.subquery("mwa_top")
-    top_keys = [top.c[f"mwa_key_{i}"] for i in range(len(key.columns))]
+    top_keys = [top.c[f"mwa_key_{i}"] for i in range(len(cols))]
 
     deps = dependents(schema, wt, key)
     dep_counts: list[ColumnElement] = []
