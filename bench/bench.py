@@ -76,6 +76,10 @@ APPLY_RATIO_TARGET = {"sqlite": 1.3, "postgresql": 1.15, "mysql": 1.15}
 CONFLICT_DRY_RUN_TARGET_S = 5.0  # SQLite, 40k+20k collisions
 HELP_TARGET_S = 0.3
 RSS_TARGET_MB = 120.0
+#: Memory must stay flat: peak RSS of `--dry-run --verbose` with the planted collisions at scale 4, and its
+#: growth from scale 1 to 4 (every backend measured at both).
+RSS_4X_TARGET_MB = 150.0
+RSS_GROWTH_LIMIT = 1.2
 
 
 def log(message: str) -> None:
@@ -476,7 +480,8 @@ def help_startup(runs: int = 7) -> float:
 
 def bench_one(backend: Backend, scale: float, args: argparse.Namespace) -> dict[str, Any]:
     tag = str(scale).replace(".", "_")
-    template, clash_template, work = f"{PREFIX}_tmpl_{tag}", f"{PREFIX}_clash_{tag}", f"{PREFIX}_run"
+    prefix = args.db_prefix
+    template, clash_template, work = f"{prefix}_tmpl_{tag}", f"{prefix}_clash_{tag}", f"{prefix}_run"
     result: dict[str, Any] = {"backend": backend.name, "scale": scale}
     try:
         t = time.perf_counter()
@@ -574,7 +579,14 @@ def scaling(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         lo, hi = rs[0], rs[-1]
         row = {"backend": name, "from": lo["scale"], "to": hi["scale"], "rows": hi["rows_total"] / lo["rows_total"]}
-        for k in ("raw_s", "apply_s", "dry_run_s", "dry_run_conflicts_s", "dry_run_verbose_s"):
+        for k in (
+            "raw_s",
+            "apply_s",
+            "dry_run_s",
+            "dry_run_conflicts_s",
+            "dry_run_verbose_s",
+            "dry_run_verbose_rss_mb",
+        ):
             row[k] = hi[k] / lo[k]
         out.append(row)
     return out
@@ -582,6 +594,7 @@ def scaling(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def targets(results: list[dict[str, Any]], help_s: float) -> list[dict[str, Any]]:
     checks = [{"what": "--help start-up", "measured": round(help_s, 3), "target": HELP_TARGET_S, "ok": help_s <= 0.3}]
+    checks += memory_targets(results)
     for r in results:
         if r["scale"] != 1:
             continue
@@ -609,6 +622,34 @@ def targets(results: list[dict[str, Any]], help_s: float) -> list[dict[str, Any]
                     "measured": round(r["dry_run_conflicts_s"], 2),
                     "target": CONFLICT_DRY_RUN_TARGET_S,
                     "ok": r["dry_run_conflicts_s"] < CONFLICT_DRY_RUN_TARGET_S,
+                }
+            )
+    return checks
+
+
+def memory_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Peak RSS of `--dry-run --verbose` with the planted collisions: at most RSS_4X_TARGET_MB at scale 4, and
+    under RSS_GROWTH_LIMIT times its scale-1 figure, per backend measured at both scales."""
+    checks = []
+    for name in BACKENDS:
+        by_scale = {r["scale"]: r["dry_run_verbose_rss_mb"] for r in results if r["backend"] == name}
+        if 4 in by_scale:
+            checks.append(
+                {
+                    "what": f"{name}: --dry-run --verbose peak RSS (MB) at scale 4, collisions",
+                    "measured": round(by_scale[4], 1),
+                    "target": RSS_4X_TARGET_MB,
+                    "ok": by_scale[4] <= RSS_4X_TARGET_MB,
+                }
+            )
+        if 1 in by_scale and 4 in by_scale:
+            growth = by_scale[4] / by_scale[1]
+            checks.append(
+                {
+                    "what": f"{name}: --dry-run --verbose peak RSS growth, scale 1 -> 4 (x)",
+                    "measured": round(growth, 3),
+                    "target": RSS_GROWTH_LIMIT,
+                    "ok": growth < RSS_GROWTH_LIMIT,
                 }
             )
     return checks
@@ -650,9 +691,10 @@ def print_report(report: dict[str, Any]) -> None:
             print(
                 f"  {s['backend']:<11} x{s['from']:g} -> x{s['to']:g}: rows {s['rows']:.2f}x, raw {s['raw_s']:.2f}x, "
                 f"apply {s['apply_s']:.2f}x, dry run {s['dry_run_s']:.2f}x, collisions dry run "
-                f"{s['dry_run_conflicts_s']:.2f}x, --verbose {s['dry_run_verbose_s']:.2f}x"
+                f"{s['dry_run_conflicts_s']:.2f}x, --verbose {s['dry_run_verbose_s']:.2f}x "
+                f"(peak RSS {s['dry_run_verbose_rss_mb']:.2f}x)"
             )
-    print("\nTargets (scale 1):")
+    print("\nTargets (scale 1; memory at scale 4):")
     for c in report["targets"]:
         print(f"  {'ok  ' if c['ok'] else 'MISS'} {c['what']}: {c['measured']} (target {c['target']})")
 
@@ -666,6 +708,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON (default: %(default)s)")
     parser.add_argument("--workdir", type=Path, default=None, help="where SQLite files go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
+    parser.add_argument(
+        "--db-prefix",
+        default=PREFIX,
+        help="names of the benchmark databases (default: %(default)s_*); another "
+        "prefix keeps two runs on one server apart",
+    )
     parser.add_argument("--with-mlflow", action="store_true", help="also time MLflow's own command")
     parser.add_argument("--mlflow-python", default=str(MLFLOW_PYTHON), help="a Python with mlflow installed")
     parser.add_argument("--mlflow-conflicts", action="store_true", help="also time MLflow's dry run with collisions")

@@ -3,14 +3,18 @@
 Locations are normalized to (scheme, netloc, path segments), so `file:///a/b/`, `file:/a/b` and `/a/b` are one
 place and `/a/b` is not a prefix of `/a/bc`.  Overlaps are found by sorting the normalized keys: a location's
 descendants then follow it directly, and one pass with a stack of open ancestors finds every overlap in
-O(n log n) — never by comparing all pairs.
+O(n log n) — never by comparing all pairs.  Past ``SPILL_AFTER`` experiments the sort happens in a temporary
+SQLite file, so memory stays flat however many experiments there are.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import posixpath
 import re
+import sqlite3
+import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,6 +45,9 @@ _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 _PLAIN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(?://([^/?#\[\]\t\r\n]*)(/[^?#\t\r\n]*)?|(?!//)([^?#\t\r\n]*))")
 _LOCAL_HOSTS = frozenset({"", "localhost"})
 _READ_BATCH = 5000
+#: Up to this many located experiments the finder sorts them in a list (~300 bytes each); past it, they go to
+#: a temporary SQLite file that sorts them on disk, so memory stays flat however many there are.
+SPILL_AFTER = 100_000
 
 
 class Location(NamedTuple):
@@ -156,41 +163,120 @@ def find_artifact_findings(
     experiments: Iterable[tuple[Any, str | None, str | None]],
     workspace_roots: Iterable[tuple[str, str | None]] = (),
     default_artifact_root: str | None = None,
+    *,
+    spill_after: int | None = SPILL_AFTER,
 ) -> tuple[ArtifactFinding, ...]:
     """Every finding for (experiment id, workspace, artifact_location) rows and (workspace, root) catalog rows.
 
     NULL or empty locations are skipped, but their experiments' ids still count for ROOT/<id> collisions.
     Needs the server's root for the reserved-path kinds.  One pass over the rows checks each location on its
-    own and keeps only a compact item per experiment for the overlap sort (memory: ~300 bytes each)."""
+    own and keeps a compact item per experiment for the overlap sort: in memory up to ``spill_after`` items,
+    in a temporary SQLite file past that (None: always in memory)."""
     root = normalize_location(default_artifact_root) if default_artifact_root else None
     reserved = root.child(mlflow_facts.RESERVED_ARTIFACT_SEGMENT) if root is not None else None
-    items: list[_Item] = []
     unlocated: list[tuple[Any, str | None]] = []  # their ids can still be squatted on as ROOT/<id>
     claims: list[tuple[_Item, str]] = []  # (item, n): the location is ROOT/<n> for an n not its own id
     squatters: list[ArtifactFinding] = []
     proxied: list[ArtifactFinding] = []
     workspaces: dict[str | None, str | None] = {}  # one string object per workspace name, not one per row
-    for exp_id, ws, raw in experiments:
-        ws = workspaces.setdefault(ws, ws)
-        location = normalize_location(raw) if raw is not None else None
-        if location is None:
-            unlocated.append((exp_id, ws))
-            continue
-        item = _Item(_sort_key(location), exp_id, ws, raw)
-        items.append(item)
-        if root is not None and reserved is not None:
-            if (n := _reserved_id(location, root)) is not None and n != str(exp_id):
-                claims.append((item, n))
-            if (finding := _squatter(item, location, reserved)) is not None:
-                squatters.append(finding)
-        if (finding := _proxied_path(item, location)) is not None:
-            proxied.append(finding)
-    found = list(_overlaps(items))
-    if root is not None:
-        found += _reserved_collisions(claims, root, items, unlocated)
+    with _ItemStore(spill_after) as items:
+        for exp_id, ws, raw in experiments:
+            ws = workspaces.setdefault(ws, ws)
+            location = normalize_location(raw) if raw is not None else None
+            if location is None:
+                unlocated.append((exp_id, ws))
+                continue
+            item = _Item(_sort_key(location), exp_id, ws, raw)
+            items.add(item)
+            if root is not None and reserved is not None:
+                if (n := _reserved_id(location, root)) is not None and n != str(exp_id):
+                    claims.append((item, n))
+                if (finding := _squatter(item, location, reserved)) is not None:
+                    squatters.append(finding)
+            if (finding := _proxied_path(item, location)) is not None:
+                proxied.append(finding)
+        found = list(_overlaps(pairs_in_sorted(items.by_key())))
+        if root is not None:
+            found += _reserved_collisions(claims, root, items, unlocated)
     found += squatters + proxied
     found += _workspace_root_overlaps(workspace_roots, root)
     return tuple(found)  # in KINDS order, each kind in its own order
+
+
+class _ItemStore:
+    """The finder's items: a list while there are few, a temporary SQLite file past ``spill_after``.
+
+    Read back in input order, or in key order with equal keys by ``_id_order`` (then input order).  SQLite
+    orders BLOBs bytewise, and UTF-8 bytes sort as the code points they encode (surrogates included, with
+    surrogatepass), so the file sorts exactly as Python sorts the strings."""
+
+    _FLUSH_BATCH = 5000
+
+    def __init__(self, spill_after: int | None) -> None:
+        self._spill_after = spill_after
+        self._buffer: list[_Item] = []
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self._db: sqlite3.Connection | None = None
+
+    def __enter__(self) -> _ItemStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._db is not None:
+            self._db.close()
+        if self._dir is not None:
+            self._dir.cleanup()
+
+    def add(self, item: _Item) -> None:
+        self._buffer.append(item)
+        limit = self._FLUSH_BATCH if self._db is not None else self._spill_after
+        if limit is not None and len(self._buffer) >= limit:
+            self._flush()
+
+    def by_key(self) -> Iterator[_Item]:
+        if self._db is None:
+            return iter(_sorted_items(self._buffer))
+        self._flush()
+        return self._read("SELECT key, ident, grp, raw FROM items ORDER BY key, id_kind, id_value, seq")
+
+    def __iter__(self) -> Iterator[_Item]:
+        """In input order."""
+        if self._db is None:
+            return iter(self._buffer)
+        self._flush()
+        return self._read("SELECT key, ident, grp, raw FROM items ORDER BY seq")
+
+    def _flush(self) -> None:
+        db = self._db or self._open()
+        with db:  # one transaction per batch
+            db.executemany(
+                "INSERT INTO items (key, id_kind, id_value, ident, grp, raw) VALUES (?, ?, ?, ?, ?, ?)",
+                ((_utf8(i.key), *_id_order(i.ident), i.ident, i.group, _utf8(i.raw)) for i in self._buffer),
+            )
+        self._buffer.clear()
+
+    def _open(self) -> sqlite3.Connection:
+        self._dir = tempfile.TemporaryDirectory(prefix="mwa-artifacts-")
+        db = sqlite3.connect(os.path.join(self._dir.name, "items.db"))
+        # A scratch file deleted afterwards: no journal, no fsync; the sort spills to temporary files.
+        db.executescript(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
+            # Columns without a type keep values as given: ids as the driver gave them, ``_id_order`` parts
+            # as ints (numeric order) or text (code point order, as UTF-8 bytes sort).
+            "CREATE TABLE items (seq INTEGER PRIMARY KEY, key BLOB NOT NULL, id_kind, id_value, ident, grp,"
+            " raw BLOB NOT NULL);"
+        )
+        self._db = db
+        return db
+
+    def _read(self, sql: str) -> Iterator[_Item]:
+        assert self._db is not None
+        for key, ident, group, raw in self._db.execute(sql):
+            yield _Item(key.decode("utf-8", "surrogatepass"), ident, group, raw.decode("utf-8", "surrogatepass"))
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 def nested_pairs(items: Iterable[_Item]) -> Iterator[tuple[_Item, _Item, bool]]:
@@ -201,8 +287,11 @@ def nested_pairs(items: Iterable[_Item]) -> Iterator[tuple[_Item, _Item, bool]]:
     entry carries two samples of everything at or above it: the nearest item, and the nearest one of another
     group than that.  Whatever the current item's group, one of the two is its answer, so each step is O(1)
     however deep the nesting."""
-    ordered = sorted(items, key=_item_key)  # stable: equal keys stay in input order...
-    _order_ties_by_id(ordered)  # ...then by id, so the older experiment is the partner
+    return pairs_in_sorted(_sorted_items(items))
+
+
+def pairs_in_sorted(ordered: Iterable[_Item]) -> Iterator[tuple[_Item, _Item, bool]]:
+    """``nested_pairs`` of items already in key order (equal keys by id): one pass, streamed."""
     stack: list[tuple[str, str, tuple[_Item, ...]]] = []  # (sort key, its descendants' prefix, samples)
     for item in ordered:
         key = item.key
@@ -221,6 +310,13 @@ def nested_pairs(items: Iterable[_Item]) -> Iterator[tuple[_Item, _Item, bool]]:
 
 def _item_key(item: _Item) -> str:
     return item.key
+
+
+def _sorted_items(items: Iterable[_Item]) -> list[_Item]:
+    """Items in key order, equal keys by id (so the older experiment is the partner), then input order."""
+    ordered = sorted(items, key=_item_key)  # stable: equal keys stay in input order...
+    _order_ties_by_id(ordered)  # ...then go by id
+    return ordered
 
 
 def _order_ties_by_id(ordered: list[_Item]) -> None:
@@ -259,8 +355,8 @@ def _id_order(ident: Any) -> tuple[int, Any]:
     return (0, ident) if isinstance(ident, int) else (1, str(ident))
 
 
-def _overlaps(items: list[_Item]) -> Iterator[ArtifactFinding]:
-    for item, partner, crosses in nested_pairs(items):
+def _overlaps(pairs: Iterable[tuple[_Item, _Item, bool]]) -> Iterator[ArtifactFinding]:
+    for item, partner, crosses in pairs:
         where = "the same location as" if item.key == partner.key else "inside the location of"
         why = (
             "different workspaces: once merged, deleting or garbage-collecting one destroys the other's artifacts"
@@ -287,7 +383,7 @@ def _reserved_id(location: Location, root: Location) -> str | None:
 
 
 def _reserved_collisions(
-    claims: list[tuple[_Item, str]], root: Location, items: list[_Item], unlocated: list[tuple[Any, str | None]]
+    claims: list[tuple[_Item, str]], root: Location, items: Iterable[_Item], unlocated: list[tuple[Any, str | None]]
 ) -> Iterator[ArtifactFinding]:
     """A location equal to ROOT/<n> for another experiment n: MLflow's own place for n's artifacts."""
     if not claims:
@@ -391,7 +487,7 @@ def read_artifact_findings(
     conn: Connection, schema: WorkspaceSchema, default_artifact_root: str | None
 ) -> tuple[ArtifactFinding, ...]:
     """One streamed read of experiments' locations and one of the catalog's roots; only reads.  The rows go
-    from the cursor straight into the finder, which keeps a compact item per experiment."""
+    from the cursor straight into the finder (see ``find_artifact_findings`` for its memory)."""
     experiments, roots = _artifact_rows(conn, schema)
     return find_artifact_findings(experiments, roots, default_artifact_root)
 

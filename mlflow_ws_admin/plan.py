@@ -64,6 +64,8 @@ class TableConflicts:
     #: the first groups in key order (all of them when the plan was built without a limit)
     sample: tuple[ConflictGroup, ...]
     renameable: bool
+    #: (workspace, groups holding a row of it), sorted by workspace: exact, whether groups are sampled or not
+    by_workspace: tuple[tuple[str | None, int], ...] = ()
 
     @property
     def fix_hint(self) -> str:
@@ -100,6 +102,22 @@ class Plan:
     @property
     def conflict_count(self) -> int:
         return sum(c.group_count for c in self.conflicts)
+
+    def conflict_groups_by_workspace(self) -> dict[str | None, int]:
+        """workspace -> conflict groups (of every table and key) holding at least one of its rows."""
+        counts: dict[str | None, int] = {}
+        for tc in self.conflicts:
+            for ws, n in tc.by_workspace:
+                counts[ws] = counts.get(ws, 0) + n
+        return counts
+
+    def rows_by_workspace(self) -> dict[str | None, int]:
+        """source workspace -> rows to move, over every table."""
+        counts: dict[str | None, int] = {}
+        for m in self.moves:
+            for ws, n in m.by_workspace:
+                counts[ws] = counts.get(ws, 0) + n
+        return counts
 
     @property
     def has_blocking_conflicts(self) -> bool:
@@ -183,7 +201,7 @@ def build_plan(
 
 def _table_move(conn: Connection, wt: WorkspaceTable) -> TableMove:
     rows = conn.execute(queries.moves_by_workspace(wt)).all()
-    return TableMove(wt.name, tuple(sorted(((ws, int(n)) for ws, n in rows), key=lambda p: (p[0] is None, p[0] or ""))))
+    return TableMove(wt.name, tuple(sorted(((ws, int(n)) for ws, n in rows), key=_workspace_order)))
 
 
 def _table_conflicts(
@@ -195,7 +213,19 @@ def _table_conflicts(
     if key_has_conflicts(conn, wt, key):
         group_count = conn.execute(queries.count_groups(queries.conflict_groups(schema, wt, key))).scalar_one()
     sample = tuple(iter_conflict_groups(conn, schema, wt, key, limit)) if group_count and limit != 0 else ()
-    return TableConflicts(wt.name, key, int(group_count), sample, is_renameable(wt.name, key))
+    by_workspace = _groups_by_workspace(conn, schema, wt, key) if group_count else ()
+    return TableConflicts(wt.name, key, int(group_count), sample, is_renameable(wt.name, key), by_workspace)
+
+
+def _groups_by_workspace(
+    conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey
+) -> tuple[tuple[str | None, int], ...]:
+    rows = conn.execute(queries.groups_by_workspace(schema, wt, key)).all()
+    return tuple(sorted(((ws, int(n)) for ws, n in rows), key=_workspace_order))
+
+
+def _workspace_order(pair: tuple[str | None, int]) -> tuple[bool, str]:
+    return (pair[0] is None, pair[0] or "")
 
 
 def key_has_conflicts(conn: Connection, wt: WorkspaceTable, key: UniqueKey) -> bool:

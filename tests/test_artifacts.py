@@ -127,11 +127,13 @@ def _brute_force(rows: list[tuple[int, str, str]]) -> dict[int, bool]:
     return result
 
 
+# spill_after=2: past two items the finder sorts in its temporary SQLite file; None: always in memory.
+@pytest.mark.parametrize("spill_after", [None, 2])
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["default", "team-a", "team-b"]), _LOCATION), max_size=25))
-def test_single_pass_matches_all_pairs(rows: list[tuple[str, str]]) -> None:
+def test_single_pass_matches_all_pairs(spill_after: int | None, rows: list[tuple[str, str]]) -> None:
     numbered = [(i + 1, ws, loc) for i, (ws, loc) in enumerate(rows)]
-    findings = [f for f in find_artifact_findings(numbered) if f.kind == OVERLAP]
+    findings = [f for f in find_artifact_findings(numbered, spill_after=spill_after) if f.kind == OVERLAP]
     got = {f.experiment_id: f.blocking for f in findings}
     assert got == _brute_force(numbered)
     by_id = {exp_id: (ws, normalize_location(loc)) for exp_id, ws, loc in numbered}
@@ -140,6 +142,48 @@ def test_single_pass_matches_all_pairs(rows: list[tuple[str, str]]) -> None:
         other_ws, other_key = by_id[f.other_experiment_id]
         assert other_key.contains(key)
         assert (other_ws != ws) == f.blocking
+
+
+# Segments whose UTF-16 order differs from their code point order (U+E000 vs U+1F600), NUL and \x01
+# separators, and the reserved layout, so every kind and every tie shows up on both sides.
+_SPILL_SEGMENT = st.sampled_from(["a", "ab", "a\x00", "\x01", "\ue000", "\U0001f600", "workspaces", "team-a", "7"])
+_SPILL_LOCATION = st.tuples(
+    st.sampled_from(["s3://r", "s3://R/", "mlflow-artifacts:", "/abs", "rel"]),
+    st.lists(_SPILL_SEGMENT, max_size=3),
+).map(lambda t: t[0] + "/" + "/".join(t[1]))
+_SPILL_ID = st.integers(min_value=1, max_value=9) | st.sampled_from(["7", "x", "\ue000"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(_SPILL_ID, st.sampled_from(["default", "team-a", "team-b"]), _SPILL_LOCATION | st.none()),
+        max_size=30,
+    ),
+    st.lists(st.tuples(st.sampled_from(["w1", "w2"]), _SPILL_LOCATION), max_size=3),
+)
+def test_spilled_finder_gives_exactly_the_in_memory_findings(
+    rows: list[tuple[object, str, str | None]], roots: list[tuple[str, str]]
+) -> None:
+    in_memory = find_artifact_findings(rows, roots, "s3://r", spill_after=None)
+    for spill_after in (0, 1, 5):
+        assert find_artifact_findings(rows, roots, "s3://r", spill_after=spill_after) == in_memory
+
+
+def test_spill_file_lives_only_while_the_finder_runs(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(artifacts.tempfile, "tempdir", str(tmp_path))
+    seen: list[list[str]] = []
+
+    def rows():
+        for i in range(1, 8):
+            seen.append(sorted(p.name for p in tmp_path.iterdir()))
+            yield (i, "team-a", f"s3://b/{i % 3}")
+
+    findings = find_artifact_findings(rows(), spill_after=3)
+
+    assert seen[0] == [] and seen[-1] != []  # spilled once past 3 items...
+    assert list(tmp_path.iterdir()) == []  # ...and removed afterwards
+    assert [(f.experiment_id, f.other_experiment_id) for f in findings] == [(6, 3), (4, 1), (7, 4), (5, 2)]
 
 
 def test_overlap_in_100k_experiments_is_found() -> None:

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.measure import Measurement
+from rich.segment import Segments
 from rich.table import Table
 from rich.text import Text
 
@@ -24,6 +26,10 @@ if TYPE_CHECKING:  # restore's machinery is not needed to print its result
 
 GroupSource = Callable[[TableConflicts], Iterable[ConflictGroup]]
 GROUP_PRINT_BATCH = 500
+#: Source workspaces named per table in the rows-to-move table (the largest), and rows of the source-workspace
+#: table without --verbose: the report keeps its length however many workspaces there are.
+WORKSPACES_PER_TABLE = 5
+WORKSPACE_TABLE_ROWS = 10
 
 
 def render_plan(
@@ -51,6 +57,9 @@ def render_plan(
         )
     console.print()
     _render_moves(plan, console)
+    if plan.total_rows_to_move:
+        console.print()
+        _render_source_workspaces(plan, console)
     if plan.conflicts:
         console.print()
         _render_conflicts(plan, console, groups_for, max_groups)
@@ -71,16 +80,65 @@ def _render_moves(plan: Plan, console: Console) -> None:
     table = Table(title="Rows to move into `default`", title_justify="left")
     table.add_column("table")
     table.add_column("rows", justify="right")
-    table.add_column("from workspace")
+    table.add_column("from workspace (largest first)")
     for m in moving:
-        breakdown = ", ".join(f"{workspace_label(ws)}: {n:,}" for ws, n in m.by_workspace)
-        table.add_row(Text(m.table), Text(f"{m.rows_to_move:,}"), Text(breakdown))
+        table.add_row(Text(m.table), Text(f"{m.rows_to_move:,}"), Text(largest_sources(m.by_workspace)))
     table.add_section()
     table.add_row(Text("total", style="bold"), Text(f"{plan.total_rows_to_move:,}", style="bold"), Text(""))
-    console.print(table)
+    print_table(console, table)
     idle = len(plan.moves) - len(moving)
     if idle:
         console.print(Text(f"{idle} other workspace table(s) have nothing to move."))
+
+
+def print_table(console: Console, table: Table) -> None:
+    """A terminal gets the table fitted to its width.  Off one (logs, pipes: 80 columns by default) it is
+    printed at its natural width, one line per row, as long lines of text stay whole there (soft wrap): a
+    log's length then does not depend on how many workspaces a cell names."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    natural = Measurement.get(console, console.options.update_width(_UNBOUNDED), table).maximum
+    lines = console.render_lines(table, console.options.update_width(natural), new_lines=True)
+    console.print(Segments(segment for line in lines for segment in line), crop=False)
+
+
+_UNBOUNDED = 1_000_000
+
+
+def largest_sources(by_workspace: Iterable[tuple[str | None, int]], shown: int = WORKSPACES_PER_TABLE) -> str:
+    """The ``shown`` workspaces with the most rows, then how many more there are."""
+    ordered = _most_rows_first(by_workspace)
+    text = ", ".join(f"{workspace_label(ws)}: {n:,}" for ws, n in ordered[:shown])
+    if (more := len(ordered) - shown) > 0:
+        text += f", … {more:,} more workspace{'s' if more > 1 else ''}"
+    return text
+
+
+def _most_rows_first(counts: Iterable[tuple[str | None, int]]) -> list[tuple[str | None, int]]:
+    return sorted(counts, key=lambda p: (-p[1], p[0] is None, p[0] or ""))
+
+
+def _render_source_workspaces(plan: Plan, console: Console) -> None:
+    """One line per source workspace: its rows over every table and its conflict groups.  The first
+    WORKSPACE_TABLE_ROWS by rows, all of them when the plan lists everything (--verbose)."""
+    ordered = _most_rows_first(plan.rows_by_workspace().items())
+    shown = ordered if plan.sample_limit is None else ordered[:WORKSPACE_TABLE_ROWS]
+    # With -y the conflicts are left to apply's lock, so there is nothing to count here.
+    groups = None if plan.checked_during_apply else plan.conflict_groups_by_workspace()
+    table = Table(title=f"Source workspaces: {len(ordered):,}, most rows first", title_justify="left")
+    table.add_column("workspace")
+    table.add_column("rows", justify="right")
+    if groups is not None:
+        table.add_column("conflict groups", justify="right")
+    for ws, n in shown:
+        cells = [Text(workspace_label(ws)), Text(f"{n:,}")]
+        if groups is not None:
+            cells.append(Text(f"{groups.get(ws, 0):,}"))
+        table.add_row(*cells)
+    print_table(console, table)
+    if (more := len(ordered) - len(shown)) > 0:
+        console.print(Text(f"… {more:,} more workspace{'s' if more > 1 else ''} (use --verbose to list all)"))
 
 
 def _render_conflicts(plan: Plan, console: Console, groups_for: GroupSource | None, max_groups: int | None) -> None:
