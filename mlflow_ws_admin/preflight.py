@@ -184,8 +184,9 @@ def finding_detail(f: ArtifactFinding) -> str:
 
 
 def server_check(features: ServerFeatures) -> Check:
-    # Both answers are a pass: the check reports the server's state; only "cannot tell" is not.
-    status = {server_probe.ENABLED: PASS, server_probe.DISABLED: PASS, server_probe.UNSUPPORTED: WARN}.get(
+    # A server that says true or false passes (the check reports its state); one that cannot say (404 on
+    # server-info and server-features) warns, since "unknown" is not "off"; unreachable or broken fails.
+    status = {server_probe.ENABLED: PASS, server_probe.DISABLED: PASS, server_probe.UNKNOWN: WARN}.get(
         features.state, FAIL
     )
     return Check("tracking server", status, f"{features.message} ({features.url})")

@@ -19,7 +19,7 @@ from sqlalchemy import Column, MetaData, Table, create_engine, insert
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Connection
 
-BUNDLED_SNAPSHOT = "mlflow-3.17.2-sqlite.json"
+BUNDLED_SNAPSHOT = "mlflow-3.18.0-sqlite.json"
 INSERT_BATCH = 5000
 
 
@@ -34,7 +34,7 @@ def read_snapshot(path: str | Path) -> dict[str, Any]:
 
 
 def bundled_sqlite_snapshot() -> dict[str, Any]:
-    """The MLflow 3.17.2 SQLite snapshot shipped inside the package (used by ``demo``)."""
+    """The newest captured MLflow SQLite snapshot (3.18.0), shipped inside the package for ``demo``."""
     return json.loads(resources.files("mlflow_ws_admin").joinpath("data", BUNDLED_SNAPSHOT).read_text("utf-8"))
 
 

@@ -30,7 +30,10 @@ SERVER_URLS = {
     "mysql": os.environ.get("MWA_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/mysql"),
 }
 REQUIRED = {b.strip() for b in os.environ.get("MWA_REQUIRE_BACKENDS", "").split(",") if b.strip()}
-NEWEST, OLDEST = "3.17.2", "3.10.0"
+#: Every captured MLflow schema (fixtures/schemas/mlflow-<version>), oldest first.  Schema-driven tests run on
+#: each; `mlflow_db` (most of the suite) uses NEWEST.
+VERSIONS = ("3.10.0", "3.17.2", "3.18.0")
+OLDEST, NEWEST = VERSIONS[0], VERSIONS[-1]
 
 
 def snapshot(version: str, backend: str) -> dict:

@@ -10,7 +10,7 @@ from sqlalchemy import Column, ForeignKeyConstraint, Integer, MetaData, String, 
 from mlflow_ws_admin.errors import ExitStatus
 from mlflow_ws_admin.schema import reflect_schema
 
-from .conftest import NEWEST, OLDEST, snapshot
+from .conftest import FIXTURES, VERSIONS, snapshot
 from .helpers import migrate, populate
 
 
@@ -19,7 +19,16 @@ def _reflect(db):
         return reflect_schema(conn)
 
 
-@pytest.mark.parametrize("version", [OLDEST, NEWEST])
+def test_every_captured_schema_is_tested() -> None:
+    captured = sorted((p.name.removeprefix("mlflow-") for p in FIXTURES.glob("mlflow-*")), key=_version_key)
+    assert tuple(captured) == VERSIONS
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
 def test_discovers_exactly_the_workspace_tables_of_real_mlflow(scratch_db, version: str) -> None:
     db = scratch_db.load(version)
     schema = _reflect(db)
@@ -48,7 +57,9 @@ def test_keys_and_fk_graph_come_from_constraints(mlflow_db) -> None:
 
 def _future_tables(meta: MetaData) -> None:
     """Tables a future MLflow might add: one with a plain workspace column, and the development branch's
-    agent plugins, whose member table carries its workspace as `plugin_workspace` behind NO ACTION FKs."""
+    agent plugins, whose member table carries its workspace as `plugin_workspace` behind NO ACTION FKs.
+    `skills`/`skill_versions` are shaped as MLflow 3.18.0 ships them (keyed by organization and name);
+    `create_all` leaves the real ones alone where the schema already has them."""
     ws = lambda: Column("workspace", String(63), primary_key=True, server_default="default")  # noqa: E731
     Table(
         "future_things",
@@ -69,14 +80,20 @@ def _future_tables(meta: MetaData) -> None:
             ["workspace", "name"], ["agent_plugins.workspace", "agent_plugins.name"], onupdate="CASCADE"
         ),
     )
-    Table("skills", meta, ws(), Column("name", String(100), primary_key=True))
+    org = lambda: Column("organization", String(64), primary_key=True, server_default="")  # noqa: E731
+    Table("skills", meta, ws(), org(), Column("name", String(128), primary_key=True))
     Table(
         "skill_versions",
         meta,
         ws(),
-        Column("name", String(100), primary_key=True),
+        org(),
+        Column("name", String(128), primary_key=True),
         Column("version", Integer, primary_key=True, autoincrement=False),
-        ForeignKeyConstraint(["workspace", "name"], ["skills.workspace", "skills.name"], onupdate="CASCADE"),
+        ForeignKeyConstraint(
+            ["workspace", "organization", "name"],
+            ["skills.workspace", "skills.organization", "skills.name"],
+            onupdate="CASCADE",
+        ),
     )
     Table(
         "agent_plugin_version_members",
@@ -84,7 +101,8 @@ def _future_tables(meta: MetaData) -> None:
         Column("plugin_workspace", String(63), primary_key=True),
         Column("plugin_name", String(100), primary_key=True),
         Column("plugin_version", Integer, primary_key=True, autoincrement=False),
-        Column("skill_name", String(100), primary_key=True),
+        Column("skill_organization", String(64), primary_key=True),
+        Column("skill_name", String(128), primary_key=True),
         Column("skill_version", Integer, primary_key=True, autoincrement=False),
         ForeignKeyConstraint(
             ["plugin_workspace", "plugin_name", "plugin_version"],
@@ -92,8 +110,8 @@ def _future_tables(meta: MetaData) -> None:
             name="fk_members_plugin_versions",
         ),
         ForeignKeyConstraint(
-            ["plugin_workspace", "skill_name", "skill_version"],
-            ["skill_versions.workspace", "skill_versions.name", "skill_versions.version"],
+            ["plugin_workspace", "skill_organization", "skill_name", "skill_version"],
+            [f"skill_versions.{c}" for c in ("workspace", "organization", "name", "version")],
             name="fk_members_skill_versions",
         ),
     )
@@ -110,14 +128,15 @@ def _fill_future(db, *, colliding: bool) -> None:
         for i, ws in enumerate(("team-a", "team-b")):
             data.add("future_things", id=i, label="shared" if colliding else f"thing-{ws}", workspace=ws)
             data.add("agent_plugins", workspace=ws, name=f"plugin-{ws}")
-            data.add("skills", workspace=ws, name=f"skill-{ws}")
+            data.add("skills", workspace=ws, organization="acme", name=f"skill-{ws}")
             data.add("agent_plugin_versions", workspace=ws, name=f"plugin-{ws}", version=1)
-            data.add("skill_versions", workspace=ws, name=f"skill-{ws}", version=1)
+            data.add("skill_versions", workspace=ws, organization="acme", name=f"skill-{ws}", version=1)
             data.add(
                 "agent_plugin_version_members",
                 plugin_workspace=ws,
                 plugin_name=f"plugin-{ws}",
                 plugin_version=1,
+                skill_organization="acme",
                 skill_name=f"skill-{ws}",
                 skill_version=1,
             )
@@ -196,3 +215,37 @@ def test_missing_sqlite_file_is_not_created(backend: str, tmp_path: Path) -> Non
         assert result.exit_code == ExitStatus.DATABASE_ERROR
         assert "SQLite database file not found" in result.stderr
         assert not path.exists()
+
+
+def test_skills_of_mlflow_3_18_collide_on_organization_and_name(scratch_db) -> None:
+    """3.18.0's skills are keyed per workspace by (organization, name): the same name under another organization
+    is no conflict, and the four child tables follow their skill."""
+    db = scratch_db.load("3.18.0")
+
+    def fill(data) -> None:
+        for ws in ("team-a", "team-b"):
+            data.add("skills", workspace=ws, organization="acme", name="summarize")
+            data.add("skills", workspace=ws, organization=ws, name="summarize")
+            key = {"workspace": ws, "organization": ws, "name": "summarize"}
+            data.add("skill_versions", **key, version=1, source_type="git")
+            data.add("skill_version_tags", **key, version=1, key="k")
+            data.add("skill_tags", **key, key="k")
+            data.add("skill_aliases", **key, alias="latest", version=1)
+
+    populate(db, fill, spread=False)
+    before = db.fingerprint()
+
+    dry = migrate(db.uri, "--dry-run")
+    assert dry.exit_code == ExitStatus.CONFLICTS, dry.output
+    assert "skills — key (organization, name) from primary key: 1 group(s)" in dry.stdout
+    assert 'organization="acme", name="summarize": team-a; team-b' in dry.stdout
+    assert "Blocked: 1 conflict group(s) in 1 table(s)" in dry.stdout
+    assert db.fingerprint() == before
+
+    db.execute("DELETE FROM skills WHERE organization = 'acme' AND workspace = 'team-b'")
+    applied = migrate(db.uri, "-y")
+    assert applied.exit_code == ExitStatus.OK, applied.output
+    for table in ("skills", "skill_versions", "skill_version_tags", "skill_tags", "skill_aliases"):
+        assert db.outside_default(table) == 0, table
+    assert db.scalar("SELECT COUNT(*) FROM skills WHERE workspace = 'default'") == 3
+    assert db.scalar("SELECT COUNT(*) FROM skill_aliases WHERE workspace = 'default'") == 2

@@ -1,4 +1,4 @@
-"""The server-features probe, against a real HTTP server started by each test (no mocks)."""
+"""The server probe (server-info, then server-features), against real HTTP servers started by each test."""
 
 from __future__ import annotations
 
@@ -18,20 +18,23 @@ from mlflow_ws_admin.server_probe import (
     ENABLED,
     ERROR,
     FEATURES_PATH,
-    UNSUPPORTED,
+    INFO_PATH,
+    UNKNOWN,
     probe_server_features,
     strip_userinfo,
 )
 
 from .helpers import run_cli
 
+NOT_FOUND = (404, b'{"error_code": "ENDPOINT_NOT_FOUND"}')
+
 
 @dataclass
 class FakeServer:
-    """A real HTTP server on 127.0.0.1: answers every GET with (status, body) and records what it got."""
+    """A real HTTP server on 127.0.0.1 (ephemeral port).  It answers the paths in `routes` with their
+    (status, body), every other path with 404, and records each request's path and headers."""
 
-    status: int = 200
-    body: bytes = b'{"workspaces_enabled": true}'
+    routes: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     port: int = 0
 
@@ -39,9 +42,12 @@ class FakeServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def answer(self, status: int, payload: object) -> None:
-        self.status = status
-        self.body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    @property
+    def paths(self) -> list[str]:
+        return [path for path, _ in self.requests]
+
+    def answer(self, path: str, status: int, payload: object) -> None:
+        self.routes[path] = (status, payload if isinstance(payload, bytes) else json.dumps(payload).encode())
 
 
 @pytest.fixture
@@ -51,11 +57,12 @@ def server() -> Iterator[FakeServer]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             fake.requests.append((self.path, dict(self.headers)))
-            self.send_response(fake.status)
+            status, body = fake.routes.get(self.path, NOT_FOUND)
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(fake.body)))
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(fake.body)
+            self.wfile.write(body)
 
         def log_message(self, *args: object) -> None:
             pass
@@ -80,39 +87,87 @@ def closed_port() -> int:
     return port
 
 
-@pytest.mark.parametrize(
-    "payload, state, message",
-    [
-        ({"workspaces_enabled": True}, ENABLED, "workspaces_enabled: true"),
-        ({"workspaces_enabled": False, "other": 1}, DISABLED, "workspaces_enabled: false"),
-        ({"something": "else"}, ERROR, "the answer has no boolean `workspaces_enabled` field"),
-        ({"workspaces_enabled": "yes"}, ERROR, "the answer has no boolean `workspaces_enabled` field"),
-        (b"<html>hello</html>", ERROR, "the answer is not JSON: is this an MLflow tracking server?"),
-    ],
-)
-def test_answers(server: FakeServer, payload: object, state: str, message: str) -> None:
-    server.answer(200, payload)
+ANSWERS = [
+    ({"workspaces_enabled": True}, ENABLED, "workspaces_enabled: true"),
+    ({"workspaces_enabled": False, "other": 1}, DISABLED, "workspaces_enabled: false"),
+    ({"workspaces_enabled": "yes"}, ERROR, "the answer has no boolean `workspaces_enabled` field"),
+    ([1, 2], ERROR, "the answer has no boolean `workspaces_enabled` field"),
+    (b"<html>hello</html>", ERROR, "the answer is not JSON: is this an MLflow tracking server?"),
+]
+
+
+@pytest.mark.parametrize("payload, state, message", ANSWERS)
+def test_a_server_with_only_server_info(server: FakeServer, payload: object, state: str, message: str) -> None:
+    # What MLflow 3.17.2 and 3.18.0 serve: the first endpoint decides, server-features is never asked.
+    server.answer(INFO_PATH, 200, payload)
     result = probe_server_features(server.url, timeout_s=5)
 
-    assert (result.state, result.message) == (state, message)
+    assert (result.state, result.message, result.url) == (state, message, server.url + INFO_PATH)
     assert result.workspaces_enabled is {ENABLED: True, DISABLED: False}.get(state)
-    assert [path for path, _ in server.requests] == [FEATURES_PATH]
+    assert server.paths == [INFO_PATH]
     assert "X-Mlflow-Workspace" not in server.requests[0][1]
 
 
-def test_404_means_an_older_server(server: FakeServer) -> None:
-    server.answer(404, {"error_code": "ENDPOINT_NOT_FOUND"})
+@pytest.mark.parametrize("payload, state, message", [*ANSWERS, ({"x": 1}, ERROR, ANSWERS[2][2])])
+def test_a_server_with_only_server_features(server: FakeServer, payload: object, state: str, message: str) -> None:
+    # The path the workspace docs name: asked after server-info answered 404.
+    server.answer(FEATURES_PATH, 200, payload)
     result = probe_server_features(server.url, timeout_s=5)
 
-    assert result.state == UNSUPPORTED
-    assert "HTTP 404: an older MLflow server without workspace support" in result.message
+    assert (result.state, result.message, result.url) == (state, message, server.url + FEATURES_PATH)
+    assert result.workspaces_enabled is {ENABLED: True, DISABLED: False}.get(state)
+    assert server.paths == [INFO_PATH, FEATURES_PATH]
 
 
-def test_server_error_is_reported(server: FakeServer) -> None:
-    server.answer(503, {"error": "down"})
+def test_server_info_wins_over_server_features(server: FakeServer) -> None:
+    server.answer(INFO_PATH, 200, {"store_type": "SqlStore", "workspaces_enabled": False})
+    server.answer(FEATURES_PATH, 200, {"workspaces_enabled": True})
+    result = probe_server_features(server.url, timeout_s=5)
+
+    assert (result.state, result.workspaces_enabled) == (DISABLED, False)
+    assert server.paths == [INFO_PATH]
+
+
+def test_404_on_both_is_unknown_never_off(server: FakeServer) -> None:
+    result = probe_server_features(server.url, timeout_s=5)
+
+    assert result.state == UNKNOWN
+    assert result.workspaces_enabled is None
+    assert result.message == (
+        "unknown (server-info HTTP 404; server-features HTTP 404): "
+        "not an MLflow server with workspace support, or too old"
+    )
+    assert "off" not in result.message and "false" not in result.message
+    assert server.paths == [INFO_PATH, FEATURES_PATH]
+
+
+def test_server_info_without_the_field_asks_server_features(server: FakeServer) -> None:
+    server.answer(INFO_PATH, 200, {"store_type": "SqlStore"})
+    unknown = probe_server_features(server.url, timeout_s=5)
+    assert (unknown.state, unknown.workspaces_enabled) == (UNKNOWN, None)
+    assert unknown.message.startswith("unknown (server-info has no `workspaces_enabled`; server-features HTTP 404)")
+
+    server.answer(FEATURES_PATH, 200, {"workspaces_enabled": True})
+    assert probe_server_features(server.url, timeout_s=5).state == ENABLED
+    assert server.paths == [INFO_PATH, FEATURES_PATH] * 2
+
+
+@pytest.mark.parametrize("status, reason", [(503, "Service Unavailable"), (401, "Unauthorized"), (403, "Forbidden")])
+def test_another_http_status_stops_at_server_info(server: FakeServer, status: int, reason: str) -> None:
+    server.answer(INFO_PATH, status, {"error": "no"})
+    server.answer(FEATURES_PATH, 200, {"workspaces_enabled": False})
+    result = probe_server_features(server.url, timeout_s=5)
+
+    assert (result.state, result.message) == (ERROR, f"the server answered HTTP {status} {reason}")
+    assert server.paths == [INFO_PATH]
+
+
+def test_an_error_at_server_features_is_reported(server: FakeServer) -> None:
+    server.answer(FEATURES_PATH, 503, {"error": "down"})
     result = probe_server_features(server.url, timeout_s=5)
 
     assert (result.state, result.message) == (ERROR, "the server answered HTTP 503 Service Unavailable")
+    assert result.url == server.url + FEATURES_PATH
 
 
 def test_connection_refused(closed_port: int) -> None:
@@ -134,13 +189,15 @@ def test_timeout() -> None:
 
 
 def test_credentials_go_in_a_header_never_in_an_echoed_url(server: FakeServer) -> None:
+    # Only server-features exists under the prefix, so both requests are made: both carry the header.
+    server.answer(f"/mlflow{FEATURES_PATH}", 200, {"workspaces_enabled": True})
     result = probe_server_features(f"http://alice:s3cr%40t@127.0.0.1:{server.port}/mlflow/?token=x", timeout_s=5)
 
     assert result.state == ENABLED
     assert result.url == f"http://127.0.0.1:{server.port}/mlflow{FEATURES_PATH}"
-    path, headers = server.requests[0]
-    assert path == f"/mlflow{FEATURES_PATH}"
-    assert headers["Authorization"] == "Basic " + base64.b64encode(b"alice:s3cr@t").decode()
+    assert server.paths == [f"/mlflow{INFO_PATH}", f"/mlflow{FEATURES_PATH}"]
+    expected = "Basic " + base64.b64encode(b"alice:s3cr@t").decode()
+    assert [headers["Authorization"] for _, headers in server.requests] == [expected, expected]
 
 
 @pytest.mark.parametrize("url", ["ftp://host/x", "not a url", "http://", "http://host:port/"])
@@ -165,16 +222,18 @@ def _preflight(db, *flags: str):
 
 
 def test_preflight_reports_the_server_state(mlflow_db, server: FakeServer) -> None:
-    server.answer(200, {"workspaces_enabled": False})
+    server.answer(INFO_PATH, 200, {"store_type": "SqlStore", "workspaces_enabled": False})
     off = _preflight(mlflow_db, "--server", server.url)
     assert off.exit_code == ExitStatus.OK, off.output
-    assert f"workspaces_enabled: false ({server.url}{FEATURES_PATH})" in off.stdout
+    assert f"workspaces_enabled: false ({server.url}{INFO_PATH})" in off.stdout
     assert any(line.startswith("PASS  tracking server") for line in off.stdout.splitlines())
 
-    server.answer(404, b"")
-    old = _preflight(mlflow_db, "--server", server.url)
-    assert old.exit_code == ExitStatus.OK, old.output
-    assert any(line.startswith("WARN  tracking server") for line in old.stdout.splitlines())
+    server.routes.clear()  # 404 on both endpoints: a warning that says "unknown", never "false"
+    unknown = _preflight(mlflow_db, "--server", server.url)
+    assert unknown.exit_code == ExitStatus.OK, unknown.output
+    line = next(line for line in unknown.stdout.splitlines() if "tracking server" in line)
+    assert line.startswith("WARN  tracking server")
+    assert "unknown" in line and "workspaces_enabled: false" not in unknown.stdout
 
 
 def test_preflight_fails_on_an_unreachable_server_without_echoing_credentials(mlflow_db, closed_port: int) -> None:
@@ -184,7 +243,7 @@ def test_preflight_fails_on_an_unreachable_server_without_echoing_credentials(ml
     assert any(
         line.startswith("FAIL  tracking server") and "connection refused" in line for line in result.stdout.splitlines()
     )
-    assert f"(http://127.0.0.1:{closed_port}{FEATURES_PATH})" in result.stdout
+    assert f"(http://127.0.0.1:{closed_port}{INFO_PATH})" in result.stdout
     assert "topsecret" not in result.output and "admin" not in result.output
 
 
