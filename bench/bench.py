@@ -73,6 +73,8 @@ MODEL_CLASHES = 20_000
 
 #: Targets from the issue, checked at scale 1.
 APPLY_RATIO_TARGET = {"sqlite": 1.3, "postgresql": 1.15, "mysql": 1.15}
+#: Restoring a journal may cost at most this many times the journaled apply it undoes (issue 10).
+RESTORE_RATIO_TARGET = 1.5
 CONFLICT_DRY_RUN_TARGET_S = 5.0  # SQLite, 40k+20k collisions
 HELP_TARGET_S = 0.3
 RSS_TARGET_MB = 120.0
@@ -460,6 +462,13 @@ def ours(uri: str, *flags: str) -> Run:
     return run([*command, "--default-artifact-root", ARTIFACT_ROOT, *flags])
 
 
+def ours_restore(uri: str, journal: Path) -> Run:
+    """`db restore-workspaces -y`: the undo of a journaled apply."""
+    return run(
+        [sys.executable, "-m", "mlflow_ws_admin", "db", "restore-workspaces", uri, "--journal", str(journal), "-y"]
+    )
+
+
 def theirs(python: str, uri: str, *flags: str, timeout: float) -> Run:
     return run([python, "-m", "mlflow", "db", "migrate-to-default-workspace", uri, *flags], timeout=timeout)
 
@@ -508,6 +517,7 @@ def bench_one(backend: Backend, scale: float, args: argparse.Namespace) -> dict[
         result["apply_s"] = statistics.median(apply)
         result["apply_ratio"] = result["apply_s"] / result["raw_s"]
         result["dry_run_s"] = statistics.median(dry)
+        result |= journaled_round_trip(backend, template, work, result["rows_to_move"], args)
 
         c = ours(backend.uri(clash_template), "--dry-run")
         assert c.status == 1, "planted collisions not reported"
@@ -532,6 +542,27 @@ def bench_one(backend: Backend, scale: float, args: argparse.Namespace) -> dict[
             for db in (template, clash_template, work):
                 backend.drop(db)
     return result
+
+
+def journaled_round_trip(
+    backend: Backend, template: str, work: str, rows_to_move: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Apply with --journal, then restore that journal: the undo must cost at most RESTORE_RATIO_TARGET times
+    the apply it undoes (same process start-up, same rows)."""
+    journaled, restored = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for attempt in range(args.repeat):
+            backend.copy(template, work)
+            journal = Path(folder) / f"move-{attempt}.jsonl"
+            a = ours(backend.uri(work), "-y", "--journal", str(journal))
+            assert a.status == 0 and backend.count_outside_default(work) == 0, "journaled apply left rows behind"
+            r = ours_restore(backend.uri(work), journal)
+            assert r.status == 0 and backend.count_outside_default(work) == rows_to_move, "restore incomplete"
+            journaled.append(a.seconds)
+            restored.append(r.seconds)
+            log(f"  run {attempt + 1}: apply --journal {journaled[-1]:.2f}s  restore {restored[-1]:.2f}s")
+    apply_s, restore_s = statistics.median(journaled), statistics.median(restored)
+    return {"journaled_apply_s": apply_s, "restore_s": restore_s, "restore_ratio": restore_s / apply_s}
 
 
 def mlflow_uri(backend: Backend, db: str) -> str:
@@ -609,6 +640,14 @@ def targets(results: list[dict[str, Any]], help_s: float) -> list[dict[str, Any]
         )
         checks.append(
             {
+                "what": f"{r['backend']}: restore / the journaled apply it undoes",
+                "measured": round(r["restore_ratio"], 3),
+                "target": RESTORE_RATIO_TARGET,
+                "ok": r["restore_ratio"] <= RESTORE_RATIO_TARGET,
+            }
+        )
+        checks.append(
+            {
                 "what": f"{r['backend']}: --dry-run --verbose peak RSS (MB), 40k+20k collisions",
                 "measured": round(r["dry_run_verbose_rss_mb"], 1),
                 "target": RSS_TARGET_MB,
@@ -669,6 +708,12 @@ def print_report(report: dict[str, Any]) -> None:
             f"{r['backend']:<11}{r['scale']:>6g}{r['rows_total']:>11,}{r['rows_to_move']:>10,}{r['raw_s']:>7.2f}s"
             f"{r['apply_s']:>7.2f}s{r['apply_ratio']:>6.2f}x{r['dry_run_s']:>6.2f}s{r['dry_run_conflicts_s']:>8.2f}s"
             f"{r['dry_run_verbose_s']:>8.2f}s{r['dry_run_verbose_rss_mb']:>8.0f}{r['dry_run_verbose_first_group_s'] or 0:>7.2f}s"
+        )
+    print("\nUndo (apply --journal, then db restore-workspaces of that journal):")
+    for r in report["results"]:
+        print(
+            f"  {r['backend']:<11} x{r['scale']:g}: apply --journal {r['journaled_apply_s']:.2f}s, "
+            f"restore {r['restore_s']:.2f}s ({r['restore_ratio']:.2f}x)"
         )
     mlflow = [r for r in report["results"] if "mlflow_apply_s" in r]
     if mlflow:
