@@ -36,8 +36,9 @@ RESERVED_COLLISION = "reserved-path-collision"
 RESERVED_SQUATTING = "reserved-path-squatting"
 PROXIED_PATH = "proxied-path"
 WORKSPACE_ROOT_OVERLAP = "workspace-root-overlap"
+STORED_CONTENT = "workspace-stored-content"
 #: Report order.
-KINDS = (OVERLAP, RESERVED_COLLISION, RESERVED_SQUATTING, PROXIED_PATH, WORKSPACE_ROOT_OVERLAP)
+KINDS = (OVERLAP, RESERVED_COLLISION, RESERVED_SQUATTING, PROXIED_PATH, WORKSPACE_ROOT_OVERLAP, STORED_CONTENT)
 
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 #: `scheme:[//netloc]path` with nothing urlsplit would treat specially (query, fragment, brackets, the
@@ -489,7 +490,7 @@ def read_artifact_findings(
     """One streamed read of experiments' locations and one of the catalog's roots; only reads.  The rows go
     from the cursor straight into the finder (see ``find_artifact_findings`` for its memory)."""
     experiments, roots = _artifact_rows(conn, schema)
-    return find_artifact_findings(experiments, roots, default_artifact_root)
+    return find_artifact_findings(experiments, roots, default_artifact_root) + stored_content_findings(conn, schema)
 
 
 def start_artifact_check(
@@ -507,7 +508,8 @@ def start_artifact_check(
             return executor.submit(_read_beside, conn.engine, schema, default_artifact_root)
         experiments, roots = _artifact_rows(conn, schema)
         rows = list(experiments)  # ``conn`` is needed for other statements from here on
-        return executor.submit(find_artifact_findings, rows, roots, default_artifact_root)
+        stored = stored_content_findings(conn, schema)
+        return executor.submit(lambda: find_artifact_findings(rows, roots, default_artifact_root) + stored)
     finally:
         executor.shutdown(wait=False)  # the worker ends with its one task
 
@@ -534,6 +536,32 @@ def _artifact_rows(
         queries.experiment_locations(wt).execution_options(stream_results=True, yield_per=_READ_BATCH)
     )
     return ((exp_id, ws, loc) for exp_id, ws, loc in result), roots
+
+
+def stored_content_findings(conn: Connection, schema: WorkspaceSchema) -> tuple[ArtifactFinding, ...]:
+    """Rows to move whose content MLflow stores under their own workspace's path (``WORKSPACE_STORED_CONTENT``,
+    MLflow 3.18.0's skill versions): blocking, as MLflow's own migrate refuses them."""
+    found: list[ArtifactFinding] = []
+    for name, (column, value, location_column) in mlflow_facts.WORKSPACE_STORED_CONTENT.items():
+        wt = next((t for t in schema.tables if t.name == name), None)
+        if wt is None or not wt.has_column(column):
+            continue
+        stmt, keys = queries.stored_content_rows(wt, column, value, location_column)
+        for row in conn.execute(stmt):
+            workspace, location, ident = row[0], row[1], row[2:]
+            what = ", ".join(f"{k}={quoted(v)}" for k, v in zip(keys, ident, strict=True))
+            found.append(
+                ArtifactFinding(
+                    kind=STORED_CONTENT,
+                    severity=BLOCKING,
+                    experiment_id=None,
+                    location=display_location(location or ""),
+                    detail=f"{name} ({what}): MLflow keeps this content under {_ws(workspace)}'s artifact path, "
+                    "where it cannot be reached from another workspace",
+                    workspace=workspace,
+                )
+            )
+    return tuple(found)
 
 
 def count_by_kind(findings: Iterable[ArtifactFinding]) -> dict[str, int]:

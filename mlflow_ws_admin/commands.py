@@ -405,7 +405,7 @@ def restore(target: Target, options: RestoreOptions, output: Output, ui: UI) -> 
         return _restore_outcome(output, ui, target, result, console, summary.header, status, awaiting=awaiting)
 
     def plan() -> RestoreResult:
-        return plan_restore(engine, schema, options.journal, max_conflicts=output.max_conflicts)
+        return plan_restore(engine, schema, options.journal, summary, max_conflicts=output.max_conflicts)
 
     try:
         with engine.connect() as conn:
@@ -422,7 +422,9 @@ def restore(target: Target, options: RestoreOptions, output: Output, ui: UI) -> 
                 return report(check, ExitStatus.ABORTED)
         out = open_journal(options.record_journal, "restore", target, schema) if options.record_journal else None
         try:
-            result = apply_restore(engine, schema, options.journal, out=out, lock_timeout_s=options.lock_timeout)
+            result = apply_restore(
+                engine, schema, options.journal, summary, out=out, lock_timeout_s=options.lock_timeout
+            )
         except ConflictsAppeared:
             report(plan(), ExitStatus.CONFLICTS)
             raise

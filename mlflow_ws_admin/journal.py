@@ -217,25 +217,26 @@ def record_moves(conn: Connection, schema: WorkspaceSchema, journal: JournalWrit
 class JournalSummary:
     header: dict[str, Any]
     rows: int
-    catalog_deleted: int
-    catalog_inserted: int
+    #: the full catalog rows the run deleted (pruned) and created: few, one per workspace, so kept
+    catalog_deleted: tuple[dict[str, Any], ...]
+    catalog_inserted: tuple[dict[str, Any], ...]
 
 
-def _records(path: Path) -> Iterator[dict[str, Any]]:
-    """Every record; a truncated gzip stream or a torn last line ends the iteration as 'incomplete'."""
+#: How every row record's line begins (``_json`` keeps the dict's order and no spaces): check_journal counts
+#: these without parsing them; restore parses them when it reads the rows.
+_ROW_LINE = '{"type":"row",'
+
+
+def _lines(path: Path) -> Iterator[str]:
+    """Every line; a truncated gzip stream or a torn last line ends the iteration as 'incomplete'."""
     try:
         with _open_text(path, "r") as f:
             for line in f:
                 if not line.endswith("\n"):
                     raise JournalRefused(f"journal {path} is incomplete: its last line is torn; refusing it")
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise JournalRefused(f"journal {path} is malformed: a line is not a JSON object; refusing it")
-                yield record
+                yield line
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise JournalRefused(f"journal {path} is incomplete or corrupt ({exc}); refusing it") from None
-    except json.JSONDecodeError as exc:
-        raise JournalRefused(f"journal {path} is not JSON Lines (line error: {exc.msg}); refusing it") from None
     except UnicodeDecodeError:
         raise JournalRefused(f"journal {path} is not a text journal; refusing it") from None
     except FileNotFoundError:
@@ -244,23 +245,47 @@ def _records(path: Path) -> Iterator[dict[str, Any]]:
         raise JournalRefused(f"cannot read journal {path}: {exc.strerror or exc}") from None
 
 
+def _parse(path: Path, line: str) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise JournalRefused(f"journal {path} is not JSON Lines (line error: {exc.msg}); refusing it") from None
+    if not isinstance(record, dict):
+        raise JournalRefused(f"journal {path} is malformed: a line is not a JSON object; refusing it")
+    return record
+
+
+def _records(path: Path) -> Iterator[dict[str, Any]]:
+    for line in _lines(path):
+        yield _parse(path, line)
+
+
 def check_journal(path: str | Path, identity: Mapping[str, Any], signature: str) -> JournalSummary:
     """Read the whole journal once (constant memory) and refuse it unless it is complete, consistent, and was
     written for this database and schema."""
     path = Path(path)
-    records = _records(path)
-    head = next(records, None)
+    lines = _lines(path)
+    first = next(lines, None)
+    head = _parse(path, first) if first is not None else None
     if not head or head.get("type") != "header" or head.get("format") != JOURNAL_FORMAT:
         raise JournalRefused(f"{path} is not an mlflow-ws-admin journal")
     if head.get("version") != JOURNAL_VERSION:
         raise JournalRefused(f"journal {path} has version {head.get('version')}; this tool reads {JOURNAL_VERSION}")
     counts = {"row": 0, "catalog_deleted": 0, "catalog_inserted": 0}
+    catalog: dict[str, list[dict[str, Any]]] = {"catalog_deleted": [], "catalog_inserted": []}
     sealed: dict[str, Any] | None = None
     complete = False
-    for record in records:
+    for line in lines:
+        if line.startswith(_ROW_LINE):
+            counts["row"] += 1  # parsed, and its shape checked, when restore reads the rows
+            continue
+        record = _parse(path, line)
         kind = record.get("type")
         if kind in counts:
             counts[kind] += 1
+            _check_shape(path, kind, record)
+            if kind in catalog:
+                catalog[kind].append(record["row"])
         elif kind == "sealed":
             sealed = record
         elif kind == "complete":
@@ -280,7 +305,20 @@ def check_journal(path: str | Path, identity: Mapping[str, Any], signature: str)
         raise JournalRefused(f"journal {path} belongs to another database ({_describe(theirs)}); refusing it")
     if head.get("schema_signature") != signature:
         raise JournalRefused(f"journal {path} was written for a different schema (MLflow upgraded since?); refusing it")
-    return JournalSummary(head, counts["row"], counts["catalog_deleted"], counts["catalog_inserted"])
+    return JournalSummary(head, counts["row"], tuple(catalog["catalog_deleted"]), tuple(catalog["catalog_inserted"]))
+
+
+def _check_shape(path: Path, kind: str, record: Mapping[str, Any]) -> None:
+    """A row needs its table, key and workspace lists; a catalog record its row: refuse anything else here,
+    before restore reads the journal again."""
+    if kind == "row":
+        ok = isinstance(record.get("table"), str) and all(
+            isinstance(record.get(k), list) for k in ("key", "from", "to")
+        )
+    else:
+        ok = isinstance(record.get("row"), dict)
+    if not ok:
+        raise JournalRefused(f"journal {path} is malformed: a {kind} record lacks its fields; refusing it")
 
 
 def _describe(identity: Any) -> str:
@@ -292,7 +330,11 @@ def _describe(identity: Any) -> str:
 
 
 def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
-    """The records after the header (call ``check_journal`` first)."""
-    records = _records(Path(path))
+    """The records after the header (call ``check_journal`` first); row records have their shape checked."""
+    path = Path(path)
+    records = _records(path)
     next(records, None)
-    yield from records
+    for record in records:
+        if record.get("type") == "row":
+            _check_shape(path, "row", record)
+        yield record

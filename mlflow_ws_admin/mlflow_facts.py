@@ -66,6 +66,18 @@ WORKSPACE_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 WORKSPACE_NAME_LENGTH = (2, 63)
 RESERVED_WORKSPACE_NAMES = frozenset({"workspaces", "api", "ajax-api", "static-files"})
 
+#: Rows whose content MLflow stores itself, under the path of the workspace the row lives in: table ->
+#: (column, value that marks them, column holding the stored location).  Moved into another workspace, their
+#: content can no longer be reached (seen on a real 3.18.0 server: `mlflow-artifacts:/skills/...` answers 404).
+#: MLflow 3.18.0's own migrate and move-resources refuse them (store/db/workspace_migration.py); new in 3.18.0.
+WORKSPACE_STORED_CONTENT: dict[str, tuple[str, str, str]] = {
+    "skill_versions": ("source_type", "mlflow", "source"),
+}
+
+#: Resources whose key MLflow's client cannot rename (no rename API as of 3.18.0): a collision there is fixed
+#: by deleting (or re-creating under another name), never by a client rename.
+NO_CLIENT_RENAME = frozenset({"skills", "evaluation_datasets"})
+
 #: Columns that record when a row was created.  The move journal keeps their value so that restore can tell the
 #: row it moved from a new row that took the same name in `default` since (a "replaced" restore conflict).
 CREATION_COLUMNS = ("creation_time", "creation_timestamp", "created_at", "created_time")

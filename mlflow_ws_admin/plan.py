@@ -146,6 +146,11 @@ def fix_hint(table: str, key: UniqueKey, renameable: bool) -> str:
             f"permanently delete all but one row of each group ({what} cannot be renamed: MLflow binds it "
             "into the secret's encryption)"
         )
+    if table in mlflow_facts.NO_CLIENT_RENAME:
+        return (
+            f"MLflow has no rename for {table}: permanently delete all but one row of each group, or re-create "
+            "it under a new name and delete the old one"
+        )
     return f"rename all but one row of each group (change {what}), or permanently delete the extras"
 
 

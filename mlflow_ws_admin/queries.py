@@ -73,6 +73,19 @@ def move_statement(wt: WorkspaceTable, ws_column: str) -> Update:
     return t.update().where(outside_default(wt, ws_column)).values({ws_column: mlflow_facts.DEFAULT_WORKSPACE})
 
 
+def stored_content_rows(wt: WorkspaceTable, column: str, value: str, location_column: str) -> tuple[Select, list[str]]:
+    """(workspace, location, *key) of the rows to move whose ``column`` is ``value``; and the key columns."""
+    t = table_clause(wt)
+    keys = [c for c in wt.primary_key if c not in wt.workspace_columns]
+    location = t.c[location_column] if wt.has_column(location_column) else literal(None)
+    stmt = (
+        select(t.c[wt.workspace_column], location, *(t.c[k] for k in keys))
+        .where(rows_outside_default(wt), t.c[column] == value)
+        .order_by(t.c[wt.workspace_column], *(t.c[k] for k in keys))
+    )
+    return stmt, keys
+
+
 def catalog_names(catalog: Catalog) -> Select:
     name = column(catalog.name_column)
     return select(name).select_from(table(catalog.table, name)).order_by(name)

@@ -24,18 +24,19 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, column, false, func, select, table, tuple_
+from sqlalchemy import and_, case, column, false, func, literal, or_, select, table, tuple_
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.sql import TableClause
 
 from mlflow_ws_admin import queries
+from mlflow_ws_admin.dialects import Dialect
 from mlflow_ws_admin.errors import ConflictsAppeared, VerificationFailed, translate
-from mlflow_ws_admin.journal import JournalWriter, creation_column, key_columns, read_records
+from mlflow_ws_admin.journal import JournalSummary, JournalWriter, creation_column, key_columns, read_records
 from mlflow_ws_admin.schema import UniqueKey, WorkspaceSchema, WorkspaceTable
 from mlflow_ws_admin.transaction import Locked, locked_transaction
 
@@ -74,16 +75,20 @@ class RestoreResult:
         return not self.total and not self.workspaces_recreated and not self.catalog_deleted
 
 
-@dataclass(frozen=True)
-class _Row:
-    key: tuple[Any, ...]
-    before: tuple[Any, ...]  # workspace values to restore (journal "from")
-    now: tuple[Any, ...]  # workspace values the journal left ("to")
+class _Row(NamedTuple):
+    key: list[Any]
+    before: list[Any]  # workspace values to restore (journal "from")
+    now: list[Any]  # workspace values the journal left ("to")
     created: Any
 
 
 def plan_restore(
-    engine: Engine, schema: WorkspaceSchema, journal_path: str, *, max_conflicts: int | None = None
+    engine: Engine,
+    schema: WorkspaceSchema,
+    journal_path: str,
+    summary: JournalSummary,
+    *,
+    max_conflicts: int | None = None,
 ) -> RestoreResult:
     """Read-only: what a restore of this (accepted) journal would move back, and every conflict."""
     result = RestoreResult(dry_run=True)
@@ -95,12 +100,13 @@ def plan_restore(
 
     try:
         with engine.connect() as conn:
-            deleted_rows, inserted_rows = _catalog_records(journal_path)
-            _check_catalog(conn, schema, deleted_rows, result, conflict)
+            _check_catalog(conn, schema, summary.catalog_deleted, result, conflict)
             for wt, rows in _table_runs(journal_path, schema):
                 for batch in _chunks(rows, BATCH):
                     _check_batch(conn, wt, batch, result, conflict)
-            result.catalog_deleted.extend(r[schema.catalog.name_column] for r in _existing(conn, schema, inserted_rows))
+            result.catalog_deleted.extend(
+                r[schema.catalog.name_column] for r in _existing(conn, schema, summary.catalog_inserted)
+            )
     except SQLAlchemyError as exc:
         raise translate(exc, doing="checking the restore (nothing was changed)") from None
     return result
@@ -110,6 +116,7 @@ def apply_restore(
     engine: Engine,
     schema: WorkspaceSchema,
     journal_path: str,
+    summary: JournalSummary,
     *,
     out: JournalWriter | None = None,
     lock_timeout_s: float = 30.0,
@@ -128,28 +135,17 @@ def apply_restore(
         journal=out,
         doing="restoring (rolled back: nothing was restored)",
     ) as tx:
-        deleted_rows, inserted_rows = _catalog_records(journal_path)
-        _recreate_catalog(tx.conn, schema, deleted_rows, result, out)
+        _recreate_catalog(tx.conn, schema, summary.catalog_deleted, result, out)
         tx.suspend_foreign_keys()
-        for wt, rows in _table_runs(journal_path, schema):
-            _move_back(tx, wt, rows, result, out)
-        _delete_catalog(tx.conn, schema, inserted_rows, result, out)
+        with tx.dialect.index_joins(tx.conn):
+            for wt, rows in _table_runs(journal_path, schema):
+                _move_back(tx, wt, rows, result, out)
+        _delete_catalog(tx.conn, schema, summary.catalog_inserted, result, out)
     result.applied = True
     return result
 
 
 # --- reading the journal -----------------------------------------------------------------------------------
-
-
-def _catalog_records(path: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Catalog rows are few (one per workspace): the only records held in memory."""
-    deleted, inserted = [], []
-    for record in read_records(path):
-        if record.get("type") == "catalog_deleted":
-            deleted.append(record["row"])
-        elif record.get("type") == "catalog_inserted":
-            inserted.append(record["row"])
-    return deleted, inserted
 
 
 def _table_runs(path: str, schema: WorkspaceSchema) -> Iterator[tuple[WorkspaceTable, Iterator[_Row]]]:
@@ -158,7 +154,7 @@ def _table_runs(path: str, schema: WorkspaceSchema) -> Iterator[tuple[WorkspaceT
     for name, run in itertools.groupby(rows, key=lambda r: r["table"]):
         yield (
             _table(schema, name),
-            (_Row(tuple(r["key"]), tuple(r["from"]), tuple(r["to"]), r.get("created")) for r in run),
+            (_Row(r["key"], r["from"], r["to"], r.get("created")) for r in run),
         )
 
 
@@ -181,7 +177,7 @@ def _table(schema: WorkspaceSchema, name: str) -> WorkspaceTable:
 def _check_catalog(
     conn: Connection,
     schema: WorkspaceSchema,
-    rows: list[dict[str, Any]],
+    rows: Sequence[dict[str, Any]],
     result: RestoreResult,
     conflict: Callable[[RestoreConflict], None],
 ) -> None:
@@ -196,7 +192,7 @@ def _check_catalog(
 def _recreate_catalog(
     conn: Connection,
     schema: WorkspaceSchema,
-    rows: list[dict[str, Any]],
+    rows: Sequence[dict[str, Any]],
     result: RestoreResult,
     out: JournalWriter | None,
 ) -> None:
@@ -213,7 +209,7 @@ def _recreate_catalog(
 
 
 def _pruned_catalog_rows(
-    conn: Connection, schema: WorkspaceSchema, rows: list[dict[str, Any]]
+    conn: Connection, schema: WorkspaceSchema, rows: Sequence[dict[str, Any]]
 ) -> Iterator[tuple[dict[str, Any], Mapping[str, Any] | None]]:
     for row in rows:
         yield row, _catalog_row(conn, schema, row[schema.catalog.name_column])
@@ -234,7 +230,7 @@ def _catalog_conflict(schema: WorkspaceSchema, row: Mapping[str, Any]) -> Restor
     )
 
 
-def _existing(conn: Connection, schema: WorkspaceSchema, rows: list[dict[str, Any]]) -> list[Mapping[str, Any]]:
+def _existing(conn: Connection, schema: WorkspaceSchema, rows: Sequence[dict[str, Any]]) -> list[Mapping[str, Any]]:
     """The catalog rows the journaled run created (the `default` row apply adds when it was missing) that
     are still there."""
     found = (_catalog_row(conn, schema, row[schema.catalog.name_column]) for row in rows)
@@ -244,7 +240,7 @@ def _existing(conn: Connection, schema: WorkspaceSchema, rows: list[dict[str, An
 def _delete_catalog(
     conn: Connection,
     schema: WorkspaceSchema,
-    rows: list[dict[str, Any]],
+    rows: Sequence[dict[str, Any]],
     result: RestoreResult,
     out: JournalWriter | None,
 ) -> None:
@@ -398,40 +394,31 @@ _LOAD_BATCH = 5000
 def _move_back(
     tx: Locked, wt: WorkspaceTable, rows: Iterator[_Row], result: RestoreResult, out: JournalWriter | None
 ) -> None:
-    """Under the lock: load the table's journaled rows, re-check them, and move them back in one UPDATE."""
+    """Under the lock: load the table's journaled rows, re-check them, and move them back in one UPDATE
+    (two when some rows sit in a NULL workspace)."""
     conn = tx.conn
-    loaded = _load(conn, wt, rows)
+    loaded, total, null_spots = _load(conn, tx.dialect, wt, rows)
     t = queries.table_clause(wt)
-    at_journaled_spot = _joined(t, loaded, wt, "now")
-    _refuse_replaced(conn, wt, t, loaded, at_journaled_spot)
-    back = dict(
-        conn.execute(
-            select(loaded.c.before_0, func.count())
-            .select_from(loaded)
-            .join(t, at_journaled_spot)
-            .group_by(loaded.c.before_0)
-        ).all()
-    )
-    if out:
-        _journal_move_back(conn, wt, t, loaded, at_journaled_spot, out)
-    update = (
-        t.update()
-        .where(at_journaled_spot)
-        .values({c: loaded.c[f"before_{i}"] for i, c in enumerate(wt.workspace_columns)})
-    )
-    try:
-        with conn.begin_nested():
-            moved = conn.execute(update).rowcount
-    except DBAPIError as exc:
-        if tx.dialect.is_duplicate_key(exc):
-            raise _conflicts_under_lock(f"{wt.name}: the original workspace holds another row with a key") from None
-        raise
+    moved = 0
+    for spot in _spots(t, loaded, wt, null_spots):
+        back, replaced = _matched(conn, wt, t, loaded, spot)
+        if replaced:
+            raise _conflicts_under_lock(f"{wt.name}: {replaced} row(s) replaced by a new row since the move")
+        if out:
+            _journal_move_back(conn, wt, t, loaded, spot, out)
+        update = t.update().where(spot).values({c: loaded.c[f"before_{i}"] for i, c in enumerate(wt.workspace_columns)})
+        try:
+            with conn.begin_nested():
+                n = conn.execute(update).rowcount
+        except DBAPIError as exc:
+            if tx.dialect.is_duplicate_key(exc):
+                raise _conflicts_under_lock(f"{wt.name}: the original workspace holds another row with a key") from None
+            raise
+        if n != sum(back.values()):  # the UPDATE's WHERE is the very join that counted them
+            raise VerificationFailed(f"{wt.name}: {sum(back.values()) - n} row(s) did not return; rolled back")
+        moved += n
+        result.moves.setdefault(wt.name, Counter()).update(back)
     _refuse_code_enforced_duplicates(conn, wt)
-    left = conn.execute(select(func.count()).select_from(loaded).join(t, at_journaled_spot)).scalar_one()
-    if left or moved != sum(back.values()):
-        raise VerificationFailed(f"{wt.name}: {left or moved} row(s) did not return to their workspace; rolled back")
-    total = conn.execute(select(func.count()).select_from(loaded)).scalar_one()
-    result.moves.setdefault(wt.name, Counter()).update({ws: int(n) for ws, n in back.items()})
     if total - moved:
         result.missing[wt.name] = result.missing.get(wt.name, 0) + total - moved
     # Only on success: a failure rolls the transaction back, which takes the table along (PostgreSQL, SQLite)
@@ -439,9 +426,47 @@ def _move_back(
     tx.dialect.drop_temporary_table(conn, _LOADED)
 
 
-def _load(conn: Connection, wt: WorkspaceTable, rows: Iterator[_Row]) -> TableClause:
+def _spots(t: TableClause, loaded: TableClause, wt: WorkspaceTable, null_spots: bool) -> list[Any]:
+    """Join conditions: a journaled row, found where the journal left it.  Plain equality on the workspace
+    column (so the table's (workspace, key) index finds each row); rows left in a NULL workspace, rare, get a
+    pass of their own, since IS NOT DISTINCT FROM would keep every index out."""
+    keys = [t.c[c] == loaded.c[f"k_{i}"] for i, c in enumerate(key_columns(wt))]
+    ws, now = t.c[wt.workspace_column], loaded.c.now_0
+    spots = [and_(*keys, ws == now)]
+    if null_spots:
+        spots.append(and_(*keys, ws.is_(None), now.is_(None)))
+    return spots
+
+
+def _matched(
+    conn: Connection, wt: WorkspaceTable, t: TableClause, loaded: TableClause, spot: Any
+) -> tuple[dict[Any, int], int]:
+    """One pass over the found rows: how many go back to each workspace, and how many were replaced (a row
+    with the journaled key, created since the move: a new row took the name, moving it would move the wrong
+    row)."""
+    created = creation_column(wt)
+    replaced = (
+        func.sum(
+            case(
+                (and_(loaded.c.created.is_not(None), or_(t.c[created].is_(None), t.c[created] != loaded.c.created)), 1),
+                else_=0,
+            )
+        )
+        if created
+        else literal(0)
+    )
+    rows = conn.execute(
+        select(loaded.c.before_0, func.count(), replaced).select_from(loaded).join(t, spot).group_by(loaded.c.before_0)
+    ).all()
+    return {ws: int(n) for ws, n, _ in rows}, sum(int(r or 0) for _, _, r in rows)
+
+
+def _load(
+    conn: Connection, dialect: Dialect, wt: WorkspaceTable, rows: Iterator[_Row]
+) -> tuple[TableClause, int, bool]:
     """A temporary table shaped like the journal's rows, with the source columns' own types (so values
-    compare as the database compares them), filled with this run of rows."""
+    compare as the database compares them), filled with this run of rows.  Also returns how many rows it
+    holds and whether any sits in a NULL workspace."""
     t = queries.table_clause(wt)
     keys = key_columns(wt)
     created = creation_column(wt)
@@ -452,44 +477,22 @@ def _load(conn: Connection, wt: WorkspaceTable, rows: Iterator[_Row]) -> TableCl
         *([t.c[created].label("created")] if created else []),
     ]
     empty = select(*shape).where(false()).compile(conn, compile_kwargs={"literal_binds": True})
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {_LOADED} AS {empty}")
+    # Indexed on (key, now): whichever side the database drives the joins from, each row is found by index.
+    indexed = [*(f"k_{i}" for i in range(len(keys))), "now_0"]
+    dialect.create_temporary_table(conn, _LOADED, str(empty), indexed)
     loaded = table(_LOADED, *(column(c.name) for c in shape))
+    with_created = created is not None
+    total, null_spots = 0, False
     for chunk in _chunks(rows, _LOAD_BATCH):
-        conn.execute(loaded.insert(), [_loaded_values(wt, keys, created, r) for r in chunk])
-    return loaded
-
-
-def _loaded_values(wt: WorkspaceTable, keys: list[str], created: str | None, row: _Row) -> dict[str, Any]:
-    values = {f"k_{i}": v for i, v in enumerate(row.key)}
-    values.update({f"now_{i}": v for i, v in enumerate(row.now)})
-    values.update({f"before_{i}": v for i, v in enumerate(row.before)})
-    if created:
-        values["created"] = row.created
-    return values
-
-
-def _joined(t: TableClause, loaded: TableClause, wt: WorkspaceTable, spot: str) -> Any:
-    """Rows of ``t`` that are journaled rows sitting in their ``now`` (or ``before``) workspace."""
-    return and_(
-        *(t.c[c] == loaded.c[f"k_{i}"] for i, c in enumerate(key_columns(wt))),
-        t.c[wt.workspace_column].is_not_distinct_from(loaded.c[f"{spot}_0"]),
-    )
-
-
-def _refuse_replaced(conn: Connection, wt: WorkspaceTable, t: TableClause, loaded: TableClause, joined: Any) -> None:
-    """A journaled key held by a row created since the move (a new row took the name): moving it would move
-    the wrong row."""
-    created = creation_column(wt)
-    if not created:
-        return
-    replaced = conn.execute(
-        select(func.count())
-        .select_from(loaded)
-        .join(t, joined)
-        .where(loaded.c.created.is_not(None), t.c[created].is_distinct_from(loaded.c.created))
-    ).scalar_one()
-    if replaced:
-        raise _conflicts_under_lock(f"{wt.name}: {replaced} row(s) replaced by a new row since the move")
+        dialect.insert_rows(
+            conn,
+            _LOADED,
+            len(shape),
+            [(*r.key, *r.now, *r.before, *((r.created,) if with_created else ())) for r in chunk],
+        )
+        total += len(chunk)
+        null_spots = null_spots or any(r.now[0] is None for r in chunk)
+    return loaded, total, null_spots
 
 
 def _refuse_code_enforced_duplicates(conn: Connection, wt: WorkspaceTable) -> None:

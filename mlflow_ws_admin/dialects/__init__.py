@@ -6,7 +6,8 @@ differently (in the style of alembic's ``DefaultImpl``).  ``for_backend`` return
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy.engine import Connection
@@ -107,6 +108,23 @@ class Dialect:
         """Put back what ``suspend_foreign_keys`` suspended, proving every suspended FK still resolves."""
 
     # --- scratch tables ------------------------------------------------------------------------------------
+
+    def create_temporary_table(self, conn: Connection, name: str, select_sql: str, index: Sequence[str]) -> None:
+        """A session-private table shaped (and typed) like ``select_sql``'s result, indexed on ``index``."""
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} AS {select_sql}")
+        conn.exec_driver_sql(f"CREATE INDEX {name}_idx ON {name} ({', '.join(index)})")
+
+    @contextmanager
+    def index_joins(self, conn: Connection) -> Iterator[None]:
+        """Joins of a loaded temporary table to a workspace table by its key: let the database look each row
+        up by index (the default everywhere but MariaDB as this tool tunes it)."""
+        yield
+
+    def insert_rows(self, conn: Connection, table: str, width: int, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Many positional rows in one go, straight to the driver: Core's per-row dicts cost more than the
+        database's work for a bulk load."""
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        conn.exec_driver_sql(f"INSERT INTO {table} VALUES ({', '.join([mark] * width)})", list(rows))
 
     def drop_temporary_table(self, conn: Connection, name: str) -> None:
         conn.exec_driver_sql(f"DROP TABLE {self.quote(conn, name)}")

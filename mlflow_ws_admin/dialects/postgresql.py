@@ -108,6 +108,16 @@ class PostgreSQLDialect(Dialect):
                 ddl += f" DEFERRABLE INITIALLY {fk.initially or 'IMMEDIATE'}"
             conn.exec_driver_sql(ddl)
 
+    def insert_rows(self, conn: Connection, table: str, width: int, rows: Sequence[tuple[Any, ...]]) -> None:
+        """psycopg2's executemany sends one statement per row; execute_values sends pages of many."""
+        from psycopg2.extras import execute_values
+
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            execute_values(cursor, f"INSERT INTO {table} VALUES %s", rows, page_size=len(rows) or 1)
+        finally:
+            cursor.close()
+
     def row_hash_sum(self, columns: Sequence[ColumnElement]) -> ColumnElement:
         """SUM over rows of 60 bits of md5(json_build_array(columns)): an order-free digest of the row set,
         computed by the server.  SUM(bigint) is numeric in PostgreSQL, so it cannot overflow."""

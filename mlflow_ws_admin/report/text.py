@@ -250,6 +250,10 @@ ARTIFACT_KIND_TEXT = {
         "workspace default_artifact_root values that overlap each other or <root>/workspaces/",
         "give each workspace a root of its own outside <root>/workspaces/",
     ),
+    artifacts.STORED_CONTENT: (
+        "skill versions whose content MLflow stores under their workspace's path (source_type mlflow, 3.18+)",
+        "delete these versions, or re-register their content in `default`, before migrating (MLflow refuses too)",
+    ),
 }
 
 
