@@ -61,6 +61,8 @@ class ApplyExtras:
     default_artifact_root: str | None = None
     #: go on despite blocking artifact findings (they are still reported)
     allow_artifact_overlap: bool = False
+    #: apply even while other sessions (a tracking server) are connected to the database
+    ignore_other_sessions: bool = False
 
 
 def apply_plan(
@@ -86,6 +88,7 @@ def apply_plan(
         lock_timeout_s=lock_timeout_s,
         journal=journal,
         doing=f"applying (rolled back: nothing was applied; still pending: {pending})",
+        ignore_other_sessions=extras.ignore_other_sessions,
     ) as tx:
         conn = tx.conn
         if extras.expected_fingerprints is not None:

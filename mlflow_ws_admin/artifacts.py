@@ -72,6 +72,8 @@ class Location(NamedTuple):
             return path[1:] or "."
         if self.scheme == "file" and not self.netloc:
             return path or "/"
+        if not self.netloc:  # MLflow's own spelling: mlflow-artifacts:/path, not mlflow-artifacts:///path
+            return f"{self.scheme}:{path or '/'}"
         return f"{self.scheme}://{self.netloc}{path}"
 
 

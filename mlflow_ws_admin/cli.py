@@ -21,8 +21,10 @@ from mlflow_ws_admin.cli_options import (
     artifact_root_option,
     dry_run_option,
     format_option,
+    ignore_other_sessions_option,
     lock_timeout_option,
     report_options,
+    server_options,
 )
 from mlflow_ws_admin.errors import ExitStatus, UsageError, password_in
 
@@ -152,6 +154,7 @@ def db() -> None:
 @click.option("-v", "--verbose", is_flag=True, help="List every conflict group instead of the first 5 per table.")
 @click.option("-y", "--yes", is_flag=True, help="Apply without asking for confirmation.")
 @lock_timeout_option
+@ignore_other_sessions_option
 @artifact_root_option("The tracking server's --default-artifact-root: enables the reserved-path artifact checks.")
 @click.option(
     "--allow-artifact-overlap",
@@ -207,30 +210,25 @@ def migrate_to_default_workspace(
 @db.command("preflight", epilog=URI_HELP)
 @click.argument("uri", required=False)
 @artifact_root_option("The tracking server's --default-artifact-root: enables the artifact-root checks.")
-@click.option("--server", metavar="URL", default=None, help="Also ask this tracking server whether workspaces are on.")
-@click.option(
-    "--server-timeout",
-    type=click.FloatRange(min=0.1),
-    default=10.0,
-    show_default=True,
-    help="Seconds to wait for the tracking server's answer.",
-)
+@server_options
 @format_option
 def preflight(
-    uri: str | None, default_artifact_root: str | None, server: str | None, server_timeout: float, output_format: str
+    uri: str | None,
+    default_artifact_root: str | None,
+    server: str | None,
+    server_timeout: float,
+    direction: str,
+    output_format: str,
 ) -> None:
-    """Read-only startup checks for turning workspaces on or off: each prints pass, warn or fail.
-
-    Checks the workspace schema, the `default` row, workspace names, the artifact root, experiments under
-    the reserved <root>/workspaces/ paths, overlapping artifact locations and, with --server, the server's
-    `workspaces_enabled`.  Exit codes: 0 nothing failed, 1 a check failed, 2 usage, 3 database error.
-    """
+    """Read-only checks for turning workspaces off (--for disable: what would block the migration, other
+    sessions, the server) or on (--for enable: names, artifact root, reserved paths): each pass, warn or fail.
+    Exit codes: 0 nothing failed, 1 a check failed, 2 usage, 3 database error."""
     from mlflow_ws_admin import commands
 
     output = commands.Output(output_format, dry_run=True)
     run = _Invocation(uri, server, default_artifact_root, output=output)
     with _boundary(run):
-        opts = commands.PreflightOptions(_artifact_root(default_artifact_root), server, server_timeout)
+        opts = commands.PreflightOptions(_artifact_root(default_artifact_root), server, server_timeout, direction)
     _run(run, lambda target: commands.preflight(target, opts, output, run.ui))
 
 
@@ -271,6 +269,7 @@ def demo(path: str | None) -> None:
 @dry_run_option("Read-only: check the journal and report what would move back.")
 @click.option("-y", "--yes", is_flag=True, help="Restore without asking for confirmation.")
 @lock_timeout_option
+@ignore_other_sessions_option
 @report_options
 def restore_workspaces(
     uri: str | None,

@@ -56,3 +56,40 @@ def dry_run_option(help_text: str) -> Callable[[Callable], Callable]:
 
 def artifact_root_option(help_text: str) -> Callable[[Callable], Callable]:
     return click.option("--default-artifact-root", metavar="ROOT", default=None, help=help_text)
+
+
+def ignore_other_sessions_option(command: Callable) -> Callable:
+    return click.option(
+        "--ignore-other-sessions",
+        is_flag=True,
+        help="Change the database even while other sessions (a running tracking server) are connected to it.",
+    )(command)
+
+
+_SERVER_OPTIONS = [
+    click.option(
+        "--server", metavar="URL", default=None, help="Also ask this tracking server whether workspaces are on."
+    ),
+    click.option(
+        "--server-timeout",
+        type=click.FloatRange(min=0.1),
+        default=10.0,
+        show_default=True,
+        help="Seconds to wait for the tracking server's answer.",
+    ),
+    click.option(
+        "--for",
+        "direction",
+        type=click.Choice(["disable", "enable"]),
+        default="disable",
+        show_default=True,
+        help="disable: what would block migrate-to-default-workspace; enable: the reserved-path checks.",
+    ),
+]
+
+
+def server_options(command: Callable) -> Callable:
+    """db preflight's --server, --server-timeout and --for."""
+    for option in reversed(_SERVER_OPTIONS):
+        command = option(command)
+    return command

@@ -146,6 +146,7 @@ class MigrateOptions:
     plan_file: str | None = None
     journal: str | None = None
     prune_workspaces: bool = False
+    ignore_other_sessions: bool = False
 
     def check(self) -> None:
         if self.plan_out and not self.dry_run:
@@ -325,6 +326,7 @@ def _apply_extras(
         prune_workspaces=options.prune_workspaces,
         default_artifact_root=options.default_artifact_root,
         allow_artifact_overlap=options.allow_artifact_overlap,
+        ignore_other_sessions=options.ignore_other_sessions,
     )
 
 
@@ -380,6 +382,7 @@ class RestoreOptions:
     dry_run: bool = False
     yes: bool = False
     lock_timeout: float = 30.0
+    ignore_other_sessions: bool = False
 
     def check(self) -> None:
         if self.record_journal and self.dry_run:
@@ -423,7 +426,13 @@ def restore(target: Target, options: RestoreOptions, output: Output, ui: UI) -> 
         out = open_journal(options.record_journal, "restore", target, schema) if options.record_journal else None
         try:
             result = apply_restore(
-                engine, schema, options.journal, summary, out=out, lock_timeout_s=options.lock_timeout
+                engine,
+                schema,
+                options.journal,
+                summary,
+                out=out,
+                lock_timeout_s=options.lock_timeout,
+                ignore_other_sessions=options.ignore_other_sessions,
             )
         except ConflictsAppeared:
             report(plan(), ExitStatus.CONFLICTS)
@@ -480,6 +489,7 @@ class PreflightOptions:
     default_artifact_root: str | None = None
     server: str | None = None
     server_timeout: float = 10.0
+    direction: str = "disable"
 
 
 def preflight(target: Target, options: PreflightOptions, output: Output, ui: UI) -> ExitStatus:
@@ -494,7 +504,11 @@ def preflight(target: Target, options: PreflightOptions, output: Output, ui: UI)
     try:
         with engine.connect() as conn:
             result = run_preflight(
-                conn, database=target.display, default_artifact_root=options.default_artifact_root, server=features
+                conn,
+                database=target.display,
+                default_artifact_root=options.default_artifact_root,
+                server=features,
+                direction=options.direction,
             )
     finally:
         engine.dispose()

@@ -54,6 +54,10 @@ class LockTimeout(WsAdminError):
     """The locks apply needs could not be taken in time."""
 
 
+class OtherSessions(WsAdminError):
+    """Other sessions (a tracking server still running?) are connected to the database; apply refuses."""
+
+
 class VerificationFailed(WsAdminError):
     """The in-transaction re-check or post-verify failed; the transaction was rolled back."""
 

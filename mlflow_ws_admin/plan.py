@@ -86,6 +86,8 @@ class Plan:
     default_artifact_root: str | None = None  # the server's root the findings were computed with (masked)
     #: the conflicts and artifact findings were left to apply's lock (``-y``; see ``build_plan``)
     checked_during_apply: bool = False
+    #: other sessions connected to the database while planning (None: the database cannot tell)
+    other_sessions: tuple[str, ...] | None = ()
 
     @property
     def dialect(self) -> str:
@@ -179,6 +181,8 @@ def build_plan(
     moves: list[TableMove] = []
     conflicts: list[TableConflicts] = []
     conflict_limit = 0 if stream_conflicts else sample_limit
+    # Before the artifact check opens a session of its own, so that only others are counted.
+    others = for_backend(conn.dialect.name).other_sessions(conn)
     # The artifact check reads on a session of its own, beside this one (nothing is locked while planning),
     # and runs while the counts and conflict queries below keep the database busy.
     finding = None if defer_to_apply else start_artifact_check(conn, schema, default_artifact_root, read_beside=True)
@@ -201,6 +205,7 @@ def build_plan(
         artifact_findings=finding.result() if finding else (),
         default_artifact_root=display_location(default_artifact_root) if default_artifact_root else None,
         checked_during_apply=defer_to_apply,
+        other_sessions=None if others is None else tuple(others),
     )
 
 

@@ -11,12 +11,18 @@ from sqlalchemy.engine import Connection
 
 from mlflow_ws_admin import artifacts, mlflow_facts, queries, server_probe
 from mlflow_ws_admin.artifacts import ArtifactFinding, normalize_location
-from mlflow_ws_admin.display import quoted
+from mlflow_ws_admin.display import quoted, workspace_label
 from mlflow_ws_admin.errors import NotAWorkspaceDatabase
+from mlflow_ws_admin.plan import Plan, build_plan
 from mlflow_ws_admin.schema import WorkspaceSchema, reflect_schema
 from mlflow_ws_admin.server_probe import ServerFeatures
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
+#: Which way workspaces are being switched: off (this tool's job: the checks of migrate-to-default-workspace),
+#: or on (the reserved-path checks MLflow's docs list for enabling them).
+DISABLE, ENABLE = "disable", "enable"
+#: Findings that only matter while workspaces are on: after disabling, nobody can act on them.
+_WHILE_ENABLED = frozenset({artifacts.RESERVED_SQUATTING, artifacts.PROXIED_PATH, artifacts.WORKSPACE_ROOT_OVERLAP})
 #: Examples listed under a warn/fail check; the reason line carries the full count.
 MAX_DETAILS = 5
 
@@ -36,6 +42,7 @@ class PreflightResult:
     database: str  # display URL, password masked
     default_artifact_root: str | None  # masked
     checks: tuple[Check, ...]
+    direction: str = DISABLE
 
     @property
     def failed(self) -> bool:
@@ -51,29 +58,88 @@ def run_preflight(
     database: str,
     default_artifact_root: str | None,
     server: ServerFeatures | None = None,
+    direction: str = DISABLE,
 ) -> PreflightResult:
-    """Every check, in a fixed order.  A database without the workspace schema fails the first check and skips
-    the checks that need it."""
+    """Every check of the direction, in a fixed order.  A database without the workspace schema fails the
+    first check and skips the checks that need it."""
     checks: list[Check] = []
     try:
         schema = reflect_schema(conn)
     except NotAWorkspaceDatabase as exc:
         schema = None
         checks.append(Check("workspace schema", FAIL, exc.message))
+    rows_outside = None
     if schema is not None:
         checks.append(schema_check(schema))
         names = tuple(conn.execute(queries.catalog_names(schema.catalog)).scalars())
-        checks.append(default_row_check(names))
-        checks.append(workspace_names_check(names))
-    checks.append(artifact_root_check(default_artifact_root))
-    if schema is not None:
+        checks.append(default_row_check(names, direction))
+        if direction == ENABLE:
+            checks.append(workspace_names_check(names))
+    checks.append(artifact_root_check(default_artifact_root, direction))
+    if schema is not None and direction == DISABLE:
+        plan = build_plan(
+            conn, schema, database=database, sample_limit=MAX_DETAILS, default_artifact_root=default_artifact_root
+        )
+        rows_outside = plan.total_rows_to_move
+        checks.append(conflicts_check(plan))
+        checks.append(rows_outside_check(plan))
+        checks.append(artifact_findings_check(tuple(f for f in plan.artifact_findings if f.kind not in _WHILE_ENABLED)))
+        checks.append(other_sessions_check(plan.other_sessions))
+    elif schema is not None:
         findings = artifacts.read_artifact_findings(conn, schema, default_artifact_root)
         checks.append(reserved_path_check(findings, default_artifact_root))
         checks.append(artifact_findings_check(findings))
     if server is not None:
-        checks.append(server_check(server))
+        checks.append(server_check(server, direction, rows_outside))
     shown_root = artifacts.display_location(default_artifact_root) if default_artifact_root else None
-    return PreflightResult(database, shown_root, tuple(checks))
+    return PreflightResult(database, shown_root, tuple(checks), direction)
+
+
+def conflicts_check(plan: Plan) -> Check:
+    """What makes migrate-to-default-workspace exit 1: every name collision, counted as it counts them."""
+    if not plan.conflicts:
+        return Check("name conflicts", PASS, "no two workspaces hold the same name of any per-workspace key")
+    tables = ", ".join(f"{tc.table} ({', '.join(tc.key.columns)}): {tc.group_count:,}" for tc in plan.conflicts)
+    examples = tuple(
+        f"{tc.table}: "
+        + "; ".join(f"{c}={quoted(v)}" for c, v in group.key)
+        + " in "
+        + ", ".join(workspace_label(r.workspace) for r in group.rows)
+        for tc in plan.conflicts
+        for group in tc.sample
+    )[:MAX_DETAILS]
+    return Check(
+        "name conflicts",
+        FAIL,
+        f"{plan.conflict_count:,} group(s) would collide in `default` ({tables}): migrate-to-default-workspace "
+        "--dry-run --verbose lists them all",
+        examples,
+    )
+
+
+def rows_outside_check(plan: Plan) -> Check:
+    """Informational: how much the migration moves (0 once it ran)."""
+    if not plan.total_rows_to_move:
+        return Check("rows outside default", PASS, "none: every row already sits in `default`")
+    sources = len({ws for m in plan.moves for ws, _ in m.by_workspace})
+    return Check(
+        "rows outside default",
+        PASS,
+        f"{plan.total_rows_to_move:,} row(s) in {sources} workspace(s) will move (migrate-to-default-workspace)",
+    )
+
+
+def other_sessions_check(sessions: tuple[str, ...] | None) -> Check:
+    if sessions is None:
+        return Check("other sessions", WARN, "SQLite cannot tell whether a tracking server uses the file: stop it")
+    if not sessions:
+        return Check("other sessions", PASS, "no other session is connected to this database")
+    return Check(
+        "other sessions",
+        WARN,
+        f"{len(sessions)} other session(s) connected (a tracking server?): apply refuses while they are",
+        tuple(sessions[:MAX_DETAILS]),
+    )
 
 
 def schema_check(schema: WorkspaceSchema) -> Check:
@@ -92,9 +158,11 @@ def schema_check(schema: WorkspaceSchema) -> Check:
     )
 
 
-def default_row_check(catalog_names: tuple[str, ...]) -> Check:
+def default_row_check(catalog_names: tuple[str, ...], direction: str = ENABLE) -> Check:
     if mlflow_facts.DEFAULT_WORKSPACE in catalog_names:
         return Check("default workspace", PASS, "the reserved `default` row exists in the workspaces catalog")
+    if direction == DISABLE:
+        return Check("default workspace", PASS, "the `default` catalog row is missing; the migration creates it")
     return Check(
         "default workspace",
         FAIL,
@@ -127,13 +195,17 @@ def workspace_names_check(catalog_names: tuple[str, ...]) -> Check:
     )
 
 
-def artifact_root_check(root: str | None) -> Check:
-    """The server refuses a root ending in `workspaces` or sitting under `workspaces/<name>`."""
+def artifact_root_check(root: str | None, direction: str = ENABLE) -> Check:
+    """Enabling: the server refuses a root ending in `workspaces` or sitting under `workspaces/<name>`.
+    Disabling: where new experiments go once workspaces are off."""
     if root is None:
         return Check("artifact root", WARN, "not checked: pass --default-artifact-root ROOT (the server's root)")
     location = normalize_location(root)
     if location is None:
         return Check("artifact root", FAIL, "the artifact root is empty")
+    if direction == DISABLE:
+        where = str(location).rstrip("/") + "/<experiment_id>"
+        return Check("artifact root", PASS, f"with workspaces off, new experiments go to {where}")
     segs = location.segments
     if segs and segs[-1] == mlflow_facts.RESERVED_ARTIFACT_SEGMENT:
         return Check("artifact root", FAIL, f"ends in a reserved `{mlflow_facts.RESERVED_ARTIFACT_SEGMENT}` segment")
@@ -183,10 +255,19 @@ def finding_detail(f: ArtifactFinding) -> str:
     return f"{f.kind}: {subject} {quoted(f.location)}: {f.detail}"
 
 
-def server_check(features: ServerFeatures) -> Check:
-    # A server that says true or false passes (the check reports its state); one that cannot say (404 on
-    # server-info and server-features) warns, since "unknown" is not "off"; unreachable or broken fails.
-    status = {server_probe.ENABLED: PASS, server_probe.DISABLED: PASS, server_probe.UNKNOWN: WARN}.get(
-        features.state, FAIL
-    )
-    return Check("tracking server", status, f"{features.message} ({features.url})")
+def server_check(features: ServerFeatures, direction: str = ENABLE, rows_outside: int | None = None) -> Check:
+    """Enabling: the server's state is reported (true or false pass).  Disabling: workspaces on is expected
+    while rows are outside `default`, and must be off once none are (restart without --enable-workspaces).
+    A server that cannot say (404 on server-info and server-features) warns: "unknown" is not "off"."""
+    shown = f"{features.message} ({features.url})"
+    if features.state == server_probe.UNKNOWN:
+        return Check("tracking server", WARN, shown)
+    if features.state not in (server_probe.ENABLED, server_probe.DISABLED):
+        return Check("tracking server", FAIL, shown)
+    if direction == DISABLE and rows_outside == 0 and features.state == server_probe.ENABLED:
+        return Check(
+            "tracking server", FAIL, f"{shown}: every row is in `default`; restart it without --enable-workspaces"
+        )
+    if direction == DISABLE and rows_outside and features.state == server_probe.DISABLED:
+        return Check("tracking server", WARN, f"{shown}, yet rows are outside `default`: is it this database's server?")
+    return Check("tracking server", PASS, shown)

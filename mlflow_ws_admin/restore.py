@@ -120,6 +120,7 @@ def apply_restore(
     *,
     out: JournalWriter | None = None,
     lock_timeout_s: float = 30.0,
+    ignore_other_sessions: bool = False,
 ) -> RestoreResult:
     """Move the journaled rows back on the locked-transaction core, set-based, re-checked under the lock.
     Raises ConflictsAppeared (rolled back) on any conflict."""
@@ -134,6 +135,7 @@ def apply_restore(
         lock_timeout_s=lock_timeout_s,
         journal=out,
         doing="restoring (rolled back: nothing was restored)",
+        ignore_other_sessions=ignore_other_sessions,
     ) as tx:
         _recreate_catalog(tx.conn, schema, summary.catalog_deleted, result, out)
         tx.suspend_foreign_keys()

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from mlflow_ws_admin.dialects import WRITE_LOCK_OPTION, Dialect, for_backend
-from mlflow_ws_admin.errors import DatabaseError, LockTimeout, translate
+from mlflow_ws_admin.errors import DatabaseError, LockTimeout, OtherSessions, translate
 
 if TYPE_CHECKING:
     from mlflow_ws_admin.journal import JournalWriter
@@ -56,15 +56,21 @@ def locked_transaction(
     lock_timeout_s: float,
     journal: JournalWriter | None,
     doing: str,
+    ignore_other_sessions: bool = False,
 ) -> Iterator[Locked]:
     """Run the body under the locks in one transaction; COMMIT when it returns, roll back when it raises.
 
-    ``doing`` names the operation in error messages, e.g. "applying (rolled back: nothing was applied)"."""
+    ``doing`` names the operation in error messages, e.g. "applying (rolled back: nothing was applied)".
+    Unless ``ignore_other_sessions``, another session connected to the database (a tracking server that still
+    runs, with workspaces on) makes it refuse before anything is locked."""
     dialect = for_backend(schema.dialect)
+    engine.dispose()  # our own idle connections (the plan's) are not "other sessions"
     try:
         with engine.connect().execution_options(**{WRITE_LOCK_OPTION: True}) as conn:
             try:
                 with conn.begin():
+                    if not ignore_other_sessions:
+                        _refuse_other_sessions(conn, dialect)
                     _check_privileges(conn, dialect, schema, suspendable)
                     dialect.lock_workspace_tables(conn, locked_tables(schema), lock_timeout_s)
                     locked = Locked(conn, dialect, schema, tuple(suspendable))
@@ -90,6 +96,16 @@ def locked_transaction(
         raise error from None
     finally:
         _release_interrupts()
+
+
+def _refuse_other_sessions(conn: Connection, dialect: Dialect) -> None:
+    others = dialect.other_sessions(conn)
+    if others:
+        shown = "; ".join(others[:5]) + (f"; and {len(others) - 5} more" if len(others) > 5 else "")
+        raise OtherSessions(
+            f"{len(others)} other session(s) are connected to this database: {shown}. Stop the tracking server "
+            "(and anything else using the database) first, or pass --ignore-other-sessions; nothing was changed"
+        )
 
 
 def _check_privileges(

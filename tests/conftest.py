@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.pool import NullPool
 
 from mlflow_ws_admin.sample_data import load_snapshot, read_snapshot, sorted_rows
 
@@ -88,7 +89,9 @@ class ScratchDB:
 
     @functools.cached_property
     def engine(self) -> Engine:
-        return create_engine(self.url)
+        # NullPool: the test's own reads and writes leave no idle session behind, which apply would (rightly)
+        # take for a tracking server still connected to the database.
+        return create_engine(self.url, poolclass=NullPool)
 
     def load(self, version: str = NEWEST) -> ScratchDB:
         with self.engine.begin() as conn:

@@ -54,6 +54,7 @@ DOCUMENT = {
     "optional": {
         "message": STR,
         "rows_moved": {"type": (int, type(None))},
+        "other_sessions": {"type": (list, type(None)), "items": STR},  # null: SQLite cannot tell
         "missing_rows": {"type": dict, "values": INT},
         "workspaces_recreated": {"type": list, "items": STR},
     },

@@ -358,7 +358,7 @@ def test_preflight_markdown_matches_json(mlflow_db) -> None:
 
     populate(mlflow_db, fill)
     before = mlflow_db.fingerprint()
-    args = ("db", "preflight", mlflow_db.uri, "--default-artifact-root", "s3://root")
+    args = ("db", "preflight", mlflow_db.uri, "--for", "enable", "--default-artifact-root", "s3://root")
 
     result = run_cli(*args, "--format", "markdown")
     doc = json_doc(run_cli(*args, "--format", "json"))

@@ -15,10 +15,11 @@ from .helpers import populate, run_cli
 ROOT = "s3://mlflow-root"
 
 
-def run_preflight(db, *flags: str):
-    """Run the command and check that it changed nothing (it opens the database read-only)."""
+def run_preflight(db, *flags: str, direction: str = "enable"):
+    """Run the command and check that it changed nothing (it opens the database read-only).  Most checks
+    here are the ones MLflow's docs list for turning workspaces on."""
     before = db.fingerprint()
-    result = run_cli("db", "preflight", db.uri, *flags)
+    result = run_cli("db", "preflight", db.uri, "--for", direction, *flags)
     assert db.fingerprint() == before
     return result
 
@@ -54,7 +55,7 @@ def test_fresh_mlflow_database_passes(mlflow_db) -> None:
 
     assert result.exit_code == ExitStatus.OK, result.output
     assert status_of(result) == {name: "PASS" for name in CHECKS[:6]}
-    assert "Workspace preflight (read-only)" in result.stdout
+    assert "Workspace preflight for turning workspaces on (read-only)" in result.stdout
     assert "new experiments go to s3://mlflow-root/workspaces/<ws>/<id>" in result.stdout
     assert "6 passed, 0 warning(s), 0 failed: nothing blocks." in result.stdout
 
@@ -234,3 +235,62 @@ def test_json_error_is_a_document(tmp_path) -> None:
     doc = json.loads(result.stdout)
     assert doc["status"] == "error" and "SQLite database file not found" in doc["message"]
     assert not (tmp_path / "missing.db").exists()
+
+
+# --- --for disable (the default): what would block migrate-to-default-workspace ---------------------------
+
+
+def _plant_conflict(db) -> None:
+    def fill(data) -> None:
+        data.experiment("default", "churn")
+        data.experiment("team-a", "churn")
+
+    populate(db, fill)
+
+
+def test_disable_is_the_default_and_conflicts_fail_it(mlflow_db) -> None:
+    _plant_conflict(mlflow_db)
+    dry = run_cli("db", "migrate-to-default-workspace", mlflow_db.uri, "--dry-run")
+
+    result = run_preflight(mlflow_db, "--default-artifact-root", ROOT, direction="disable")
+    default = run_cli("db", "preflight", mlflow_db.uri, "--default-artifact-root", ROOT)
+    doc = json.loads(run_preflight(mlflow_db, "--format", "json", direction="disable").stdout)
+
+    assert dry.exit_code == result.exit_code == default.exit_code == ExitStatus.CONFLICTS, result.output
+    assert result.stdout == default.stdout  # disable is the default
+    assert "Workspace preflight for turning workspaces off (read-only)" in result.stdout
+    conflicts = next(line for line in result.stdout.splitlines() if "name conflicts" in line)
+    assert conflicts.startswith("FAIL") and "experiments (name): 1" in conflicts
+    assert 'experiments: name="churn" in default, team-a' in result.stdout
+    assert "nothing blocks" not in result.stdout
+    assert doc["direction"] == "disable"
+    assert {c["name"]: c["status"] for c in doc["checks"]}["name conflicts"] == "fail"
+
+
+def test_disable_describes_where_new_experiments_go_and_drops_enable_only_warnings(mlflow_db) -> None:
+    populate(mlflow_db)
+    # An experiment under another workspace's reserved path: a warning only while workspaces are on.
+    mlflow_db.execute(
+        "UPDATE experiments SET artifact_location = 'mlflow-artifacts:/workspaces/team-b/x' WHERE name = 'team-a-exp-0'"
+    )
+
+    off = run_preflight(mlflow_db, "--default-artifact-root", "mlflow-artifacts:/", direction="disable")
+    on = run_preflight(mlflow_db, "--default-artifact-root", "mlflow-artifacts:/", direction="enable")
+
+    assert off.exit_code == on.exit_code == ExitStatus.OK, off.output + on.output
+    assert "new experiments go to mlflow-artifacts:/<experiment_id>" in off.stdout
+    assert "new experiments go to mlflow-artifacts:/workspaces/<ws>/<id>" in on.stdout
+    assert "mlflow-artifacts:///" not in off.stdout + on.stdout
+    assert "reserved artifact paths" not in off.stdout and "proxied-path" not in off.stdout
+    assert "rows outside default" in off.stdout and "60 row(s) in 3 workspace(s) will move" in off.stdout
+
+
+def test_disable_after_the_migration_has_nothing_to_block(mlflow_db) -> None:
+    populate(mlflow_db)
+    assert run_cli("db", "migrate-to-default-workspace", mlflow_db.uri, "-y").exit_code == ExitStatus.OK
+
+    result = run_preflight(mlflow_db, "--default-artifact-root", ROOT, direction="disable")
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert "none: every row already sits in `default`" in result.stdout
+    assert "reserved artifact paths" not in result.stdout

@@ -24,7 +24,7 @@ from mlflow_ws_admin.server_probe import (
     strip_userinfo,
 )
 
-from .helpers import run_cli
+from .helpers import populate, run_cli
 
 NOT_FOUND = (404, b'{"error_code": "ENDPOINT_NOT_FOUND"}')
 
@@ -216,7 +216,7 @@ def test_strip_userinfo() -> None:
 
 def _preflight(db, *flags: str):
     before = db.fingerprint()
-    result = run_cli("db", "preflight", db.uri, "--default-artifact-root", "s3://root", *flags)
+    result = run_cli("db", "preflight", db.uri, "--for", "enable", "--default-artifact-root", "s3://root", *flags)
     assert db.fingerprint() == before
     return result
 
@@ -252,3 +252,24 @@ def test_preflight_rejects_a_bad_server_url(mlflow_db) -> None:
     assert result.exit_code == ExitStatus.USAGE
     assert "Error: --server needs an http(s) URL of the tracking server, got 'ftp://host/'" in result.stderr
     assert "pw" not in result.output
+
+
+def test_preflight_for_disable_knows_which_state_is_wanted(mlflow_db, server: FakeServer) -> None:
+    """Before the migration, workspaces on is expected; after it, the server must report them off."""
+    populate(mlflow_db)
+    server.answer(INFO_PATH, 200, {"store_type": "SqlStore", "workspaces_enabled": True})
+
+    def disable_check() -> tuple[int, str]:
+        result = run_cli("db", "preflight", mlflow_db.uri, "--server", server.url)
+        line = next(x for x in result.stdout.splitlines() if x.split()[1:3] == ["tracking", "server"])
+        return result.exit_code, line
+
+    before_code, before = disable_check()
+    assert run_cli("db", "migrate-to-default-workspace", mlflow_db.uri, "-y").exit_code == ExitStatus.OK
+    after_code, after = disable_check()
+    server.answer(INFO_PATH, 200, {"store_type": "SqlStore", "workspaces_enabled": False})
+    restarted_code, restarted = disable_check()
+
+    assert before_code == ExitStatus.OK and before.startswith("PASS")
+    assert after_code == ExitStatus.CONFLICTS and after.startswith("FAIL") and "restart it without" in after
+    assert restarted_code == ExitStatus.OK and restarted.startswith("PASS")

@@ -98,6 +98,11 @@ class Dialect:
         """Who holds locks on these tables, without their statement text; None when unknown."""
         return None
 
+    def other_sessions(self, conn: Connection) -> list[str] | None:
+        """The other sessions connected to this database (application, user, host, state; never their
+        statements), or None when the database cannot tell."""
+        return None
+
     # --- foreign keys ---------------------------------------------------------------------------------------
 
     def suspend_foreign_keys(self, conn: Connection, fks: Sequence[ForeignKey]) -> bool:

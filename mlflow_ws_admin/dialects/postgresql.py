@@ -82,6 +82,19 @@ class PostgreSQLDialect(Dialect):
             return None
         return "; ".join(f"{who} holding {', '.join(locks)}" for who, locks in sessions.values())
 
+    def other_sessions(self, conn: Connection) -> list[str]:
+        rows = conn.execute(
+            text(
+                "SELECT pid, usename, application_name, client_addr, state FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                " ORDER BY pid"
+            )
+        ).all()
+        return [
+            f"pid {pid} (application {app or '-'!r}, user {user}, host {addr or 'local'}, {state or 'unknown'})"
+            for pid, user, app, addr, state in rows
+        ]
+
     def suspend_foreign_keys(self, conn: Connection, fks: Sequence[ForeignKey]) -> bool:
         """Drop the FKs that would block moving parent and child (NO ACTION on a workspace column).  DDL is
         transactional here, so a crash or rollback restores them.  Other FKs keep cascading."""

@@ -67,6 +67,7 @@ def plan_document(
     doc["conflict_count"] = plan.conflict_count
     doc["artifact_findings"] = [artifact_finding(f) for f in getattr(plan, "artifact_findings", ())]
     doc["workspaces_pruned"] = list(workspaces_pruned)
+    doc["other_sessions"] = None if plan.other_sessions is None else list(plan.other_sessions)
     return doc
 
 
@@ -148,6 +149,7 @@ def preflight_document(result: PreflightResult, *, exit_code: int) -> dict[str, 
         "schema_version": SCHEMA_VERSION,
         "status": "failed" if result.failed else "ok",
         "exit_code": int(exit_code),
+        "direction": result.direction,
         "database": {"url": result.database},
         "default_artifact_root": result.default_artifact_root,
         "checks": [

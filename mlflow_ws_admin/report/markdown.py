@@ -20,7 +20,13 @@ from typing import IO, TYPE_CHECKING, Any
 from mlflow_ws_admin import artifacts
 from mlflow_ws_admin.plan import ConflictGroup, Plan, TableConflicts
 from mlflow_ws_admin.preflight import FAIL, PASS, WARN, PreflightResult
-from mlflow_ws_admin.report.text import ARTIFACT_KIND_TEXT, quoted, summary_line, workspace_label
+from mlflow_ws_admin.report.text import (
+    ARTIFACT_KIND_TEXT,
+    other_sessions_line,
+    quoted,
+    summary_line,
+    workspace_label,
+)
 
 if TYPE_CHECKING:  # restore's machinery is not needed to print its result
     from mlflow_ws_admin.restore import RestoreConflict, RestoreResult
@@ -92,6 +98,8 @@ def render_plan_markdown(
     _write(out, [verdict_line(plan_verdict(plan, exit_code), exit_code, escape(summary)), ""])
     database = f"Database: {escape(plan.database)} ({escape(plan.dialect)}, {len(plan.schema.tables)} workspace tables)"
     _write(out, [database, ""])
+    if other := other_sessions_line(plan.other_sessions):
+        _write(out, [escape(other), ""])
     if plan.creates_default_workspace:
         _write(out, ["The `default` row is missing from the workspaces catalog; applying would create it.", ""])
     _write(out, moves_section(plan))

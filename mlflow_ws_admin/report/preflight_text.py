@@ -14,7 +14,12 @@ _STYLE = {PASS: "green", WARN: "yellow", FAIL: "bold red"}
 
 
 def render_preflight(result: PreflightResult, console: Console) -> None:
-    console.print(Text("Workspace preflight (read-only)", style="bold"))
+    console.print(
+        Text(
+            f"Workspace preflight for turning workspaces {'off' if result.direction == 'disable' else 'on'} (read-only)",
+            style="bold",
+        )
+    )
     console.print(Text(f"Database: {result.database}"))
     console.print(Text(f"Artifact root: {result.default_artifact_root or '(not given)'}"))
     console.print()

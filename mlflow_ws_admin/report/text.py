@@ -48,6 +48,8 @@ def render_plan(
     mode = "dry run, read-only" if dry_run else "plan"
     console.print(Text(f"Migrate to the `default` workspace ({mode})", style="bold"))
     console.print(Text(f"Database: {plan.database} ({plan.dialect}, {len(plan.schema.tables)} workspace tables)"))
+    if other := other_sessions_line(plan.other_sessions):
+        console.print(Text(other, style="yellow"))
     if plan.creates_default_workspace:
         console.print(
             Text(
@@ -70,6 +72,20 @@ def render_plan(
         render_artifact_findings(plan, console)
     console.print()
     console.print(summary_line(plan, dry_run=dry_run, allow_artifact_overlap=allow_artifact_overlap), style="bold")
+
+
+def other_sessions_line(sessions: tuple[str, ...] | None) -> str | None:
+    """A warning when other sessions use the database (a tracking server still running?), or when the
+    database cannot tell (SQLite)."""
+    if sessions is None:
+        return "Other sessions: SQLite cannot tell whether a tracking server still uses this file; stop it first."
+    if not sessions:
+        return None
+    shown = "; ".join(sessions[:5]) + (f"; and {len(sessions) - 5} more" if len(sessions) > 5 else "")
+    return (
+        f"Warning: {len(sessions)} other session(s) are connected to this database ({shown}); apply refuses "
+        "until they are gone (a tracking server with workspaces on would go on writing), or --ignore-other-sessions."
+    )
 
 
 def _render_moves(plan: Plan, console: Console) -> None:
