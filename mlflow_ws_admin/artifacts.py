@@ -503,24 +503,27 @@ def start_artifact_check(
 
     read_beside: another session may read the tables now (nothing is locked, or the database lets others read
     what the caller locked, as it was when locked), so the thread streams them on a connection of its own;
-    otherwise the rows are read on ``conn`` first."""
+    otherwise the rows are read on ``conn`` first.  The few rows with workspace-stored content are read on
+    ``conn`` either way: apply may suspend their tables' foreign keys (PostgreSQL: an exclusive lock), which a
+    reader beside it would wait for while apply waits for the reader."""
+    stored = stored_content_findings(conn, schema)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwa-artifacts")
     try:
         if read_beside:
-            return executor.submit(_read_beside, conn.engine, schema, default_artifact_root)
+            return executor.submit(_read_beside, conn.engine, schema, default_artifact_root, stored)
         experiments, roots = _artifact_rows(conn, schema)
         rows = list(experiments)  # ``conn`` is needed for other statements from here on
-        stored = stored_content_findings(conn, schema)
         return executor.submit(lambda: find_artifact_findings(rows, roots, default_artifact_root) + stored)
     finally:
         executor.shutdown(wait=False)  # the worker ends with its one task
 
 
 def _read_beside(
-    engine: Engine, schema: WorkspaceSchema, default_artifact_root: str | None
+    engine: Engine, schema: WorkspaceSchema, default_artifact_root: str | None, stored: tuple[ArtifactFinding, ...]
 ) -> tuple[ArtifactFinding, ...]:
     with engine.connect() as conn:  # closed (its read lock released) before the caller can commit
-        return read_artifact_findings(conn, schema, default_artifact_root)
+        experiments, roots = _artifact_rows(conn, schema)
+        return find_artifact_findings(experiments, roots, default_artifact_root) + stored
 
 
 def _artifact_rows(

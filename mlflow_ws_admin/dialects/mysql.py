@@ -3,6 +3,7 @@ session settings the conflict queries need."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -97,6 +98,16 @@ class MySQLDialect(Dialect):
             yield
         finally:
             conn.exec_driver_sql(f"SET SESSION join_cache_level = {MARIADB_JOIN_CACHE_LEVEL}")
+
+    def insert_rows(self, conn: Connection, table: str, width: int, rows: Sequence[tuple[Any, ...]]) -> None:
+        """PyMySQL's executemany escapes every value in Python (~11 µs a row); one JSON array per batch,
+        unpacked by the server's JSON_TABLE, costs one string.  The columns arrive as text and take the
+        temporary table's types on INSERT, as the driver's literals would."""
+        columns = ", ".join(f"c{i} LONGTEXT PATH '$[{i}]'" for i in range(width))
+        conn.exec_driver_sql(
+            f"INSERT INTO {table} SELECT * FROM JSON_TABLE(%s, '$[*]' COLUMNS ({columns})) AS loaded",
+            (json.dumps(rows, default=str, ensure_ascii=False),),
+        )
 
     def drop_temporary_table(self, conn: Connection, name: str) -> None:
         """TEMPORARY: a plain DROP TABLE would commit the transaction implicitly."""
