@@ -255,9 +255,30 @@ def _parse(path: Path, line: str) -> dict[str, Any]:
     return record
 
 
+#: Lines parsed per json.loads call: one call for a batch costs a fraction of one call per line.
+_PARSE_BATCH = 2000
+
+
 def _records(path: Path) -> Iterator[dict[str, Any]]:
+    batch: list[str] = []
     for line in _lines(path):
-        yield _parse(path, line)
+        batch.append(line)
+        if len(batch) >= _PARSE_BATCH:
+            yield from _parse_batch(path, batch)
+            batch = []
+    yield from _parse_batch(path, batch)
+
+
+def _parse_batch(path: Path, lines: list[str]) -> list[dict[str, Any]]:
+    """The batch's records, parsed as one JSON array.  Anything but one object per line (a line holding two
+    values parses as an array too) is parsed line by line instead, which names the fault."""
+    try:
+        records = json.loads("[" + ",".join(lines) + "]")
+    except json.JSONDecodeError:
+        records = None
+    if records is None or len(records) != len(lines) or not all(type(r) is dict for r in records):
+        return [_parse(path, line) for line in lines]
+    return records
 
 
 def check_journal(path: str | Path, identity: Mapping[str, Any], signature: str) -> JournalSummary:

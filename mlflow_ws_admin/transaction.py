@@ -8,6 +8,7 @@ reads and moves rows on the locked connection.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from collections.abc import Iterator, Sequence
@@ -83,19 +84,35 @@ def locked_transaction(
             except BaseException:
                 if journal:
                     journal.abandon()
+                # An interrupt mid-statement may have left the connection unusable; the server drops the
+                # session's locks with it, and an error here must not hide the one that got us here.
+                with contextlib.suppress(SQLAlchemyError):
+                    dialect.release_locks(conn)
                 raise
-            finally:
+            _commits.append(None)  # committed: from here on nothing may say "rolled back"
+            with contextlib.suppress(SQLAlchemyError):  # the locks end with the session anyway
                 dialect.release_locks(conn)
-        _commits.append(None)
         if journal:
             journal.complete()
     except SQLAlchemyError as exc:
+        if _caused_by_interrupt(exc):
+            # Ctrl-C mid-statement broke the connection, and the rollback's own error took its place.
+            raise KeyboardInterrupt from None
         error = translate(exc, doing=doing)
         if isinstance(error, LockTimeout):
             error = LockTimeout(error.message + _lock_holders(engine, dialect, schema))
         raise error from None
     finally:
         _release_interrupts()
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _refuse_other_sessions(conn: Connection, dialect: Dialect) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import create_engine, text
 
-from mlflow_ws_admin.apply import apply_plan
+from mlflow_ws_admin.apply import ApplyExtras, apply_plan
 from mlflow_ws_admin.connect import create_db_engine, resolve_target
 from mlflow_ws_admin.errors import ExitStatus
 from mlflow_ws_admin.plan import build_plan
@@ -94,7 +94,14 @@ def test_concurrent_writer_loses_nothing_and_slips_nothing_past_apply(mlflow_db)
         time.sleep(0.01)
     moved_at: list[float] = []
     try:
-        apply_plan(engine, plan, lock_timeout_s=60, on_table=lambda *_: moved_at.append(time.monotonic()))
+        # The writer is another session on purpose: the locks, not the session check, are what is tested.
+        apply_plan(
+            engine,
+            plan,
+            lock_timeout_s=60,
+            on_table=lambda *_: moved_at.append(time.monotonic()),
+            extras=ApplyExtras(ignore_other_sessions=True),
+        )
         applied = time.monotonic()
         rows_at_apply = len(writer.done)
         while len(writer.done) < rows_at_apply + 20 and thread.is_alive():
@@ -162,7 +169,7 @@ def test_held_lock_makes_apply_exit_3_on_time_naming_the_holder(mlflow_db, backe
     _, who, release = _hold_lock(mlflow_db)
     try:
         started = time.monotonic()
-        result = migrate(mlflow_db.uri, "-y", "--lock-timeout", str(LOCK_TIMEOUT_S))
+        result = migrate(mlflow_db.uri, "-y", "--lock-timeout", str(LOCK_TIMEOUT_S), "--ignore-other-sessions")
         elapsed = time.monotonic() - started
     finally:
         release()
