@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -86,7 +87,8 @@ def locked_transaction(
                     journal.abandon()
                 # An interrupt mid-statement may have left the connection unusable; the server drops the
                 # session's locks with it, and an error here must not hide the one that got us here.
-                with contextlib.suppress(SQLAlchemyError):
+                with contextlib.suppress(SQLAlchemyError), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # a driver's notes on the cursor the interrupt cut short
                     dialect.release_locks(conn)
                 raise
             _commits.append(None)  # committed: from here on nothing may say "rolled back"
