@@ -393,39 +393,88 @@ _LOADED = "mwa_restore_rows"
 _LOAD_BATCH = 5000
 
 
+class _NotAllThere(Exception):
+    """The optimistic UPDATE moved fewer rows than were loaded: undo it and take the exact path."""
+
+
 def _move_back(
     tx: Locked, wt: WorkspaceTable, rows: Iterator[_Row], result: RestoreResult, out: JournalWriter | None
 ) -> None:
-    """Under the lock: load the table's journaled rows, re-check them, and move them back in one UPDATE
-    (two when some rows sit in a NULL workspace)."""
+    """Under the lock: load the table's journaled rows and move them back set-based.  Usually every row is
+    where the journal left it and none was replaced, so one UPDATE does it all (its row count proves it);
+    otherwise that UPDATE is undone and the exact path counts, checks and moves them."""
     conn = tx.conn
-    loaded, total, null_spots = _load(conn, tx.dialect, wt, rows)
+    loaded, destinations, null_spots = _load(conn, tx.dialect, wt, rows)
+    total = sum(destinations.values())
     t = queries.table_clause(wt)
-    moved = 0
-    for spot in _spots(t, loaded, wt, null_spots):
-        back, replaced = _matched(conn, wt, t, loaded, spot)
-        if replaced:
-            raise _conflicts_under_lock(f"{wt.name}: {replaced} row(s) replaced by a new row since the move")
-        if out:
-            _journal_move_back(conn, wt, t, loaded, spot, out)
-        update = t.update().where(spot).values({c: loaded.c[f"before_{i}"] for i, c in enumerate(wt.workspace_columns)})
-        try:
-            with conn.begin_nested():
-                n = conn.execute(update).rowcount
-        except DBAPIError as exc:
-            if tx.dialect.is_duplicate_key(exc):
-                raise _conflicts_under_lock(f"{wt.name}: the original workspace holds another row with a key") from None
-            raise
-        if n != sum(back.values()):  # the UPDATE's WHERE is the very join that counted them
-            raise VerificationFailed(f"{wt.name}: {sum(back.values()) - n} row(s) did not return; rolled back")
-        moved += n
-        result.moves.setdefault(wt.name, Counter()).update(back)
+    spots = _spots(t, loaded, wt, null_spots)
+    moved = None if out or null_spots else _move_all_at_once(tx, wt, t, loaded, spots[0], total)
+    if moved is not None:
+        result.moves.setdefault(wt.name, Counter()).update(destinations)
+    else:
+        moved = sum(_move_exactly(tx, wt, t, loaded, spot, result, out) for spot in spots)
     _refuse_code_enforced_duplicates(conn, wt)
     if total - moved:
         result.missing[wt.name] = result.missing.get(wt.name, 0) + total - moved
     # Only on success: a failure rolls the transaction back, which takes the table along (PostgreSQL, SQLite)
     # or leaves it to the session's end (MySQL), and a DROP in an aborted transaction would hide the error.
     tx.dialect.drop_temporary_table(conn, _LOADED)
+
+
+def _move_all_at_once(
+    tx: Locked, wt: WorkspaceTable, t: TableClause, loaded: TableClause, spot: Any, total: int
+) -> int | None:
+    """One UPDATE of the rows found where the journal left them and not replaced since; the rows moved, or
+    None (undone) when that was not every loaded row."""
+    try:
+        with tx.conn.begin_nested():
+            if _update(tx, wt, t, loaded, and_(spot, _not_replaced(wt, t, loaded))) != total:
+                raise _NotAllThere
+    except _NotAllThere:
+        return None
+    return total
+
+
+def _move_exactly(
+    tx: Locked,
+    wt: WorkspaceTable,
+    t: TableClause,
+    loaded: TableClause,
+    spot: Any,
+    result: RestoreResult,
+    out: JournalWriter | None,
+) -> int:
+    """Count the found rows per destination and refuse replaced ones, journal them, then move them."""
+    back, replaced = _matched(tx.conn, wt, t, loaded, spot)
+    if replaced:
+        raise _conflicts_under_lock(f"{wt.name}: {replaced} row(s) replaced by a new row since the move")
+    if out:
+        _journal_move_back(tx.conn, wt, t, loaded, spot, out)
+    with tx.conn.begin_nested():
+        n = _update(tx, wt, t, loaded, spot)
+    if n != sum(back.values()):  # the UPDATE's WHERE is the very join that counted them
+        raise VerificationFailed(f"{wt.name}: {sum(back.values()) - n} row(s) did not return; rolled back")
+    result.moves.setdefault(wt.name, Counter()).update(back)
+    return n
+
+
+def _update(tx: Locked, wt: WorkspaceTable, t: TableClause, loaded: TableClause, where: Any) -> int:
+    """Set every workspace column of the matched rows to its journaled value; a unique index refusing it
+    means the original workspace holds another row with the same key (a conflict)."""
+    values = {c: loaded.c[f"before_{i}"] for i, c in enumerate(wt.workspace_columns)}
+    try:
+        return tx.conn.execute(t.update().where(where).values(values)).rowcount
+    except DBAPIError as exc:
+        if tx.dialect.is_duplicate_key(exc):
+            raise _conflicts_under_lock(f"{wt.name}: the original workspace holds another row with a key") from None
+        raise
+
+
+def _not_replaced(wt: WorkspaceTable, t: TableClause, loaded: TableClause) -> Any:
+    created = creation_column(wt)
+    if not created:
+        return literal(True)
+    return or_(loaded.c.created.is_(None), t.c[created] == loaded.c.created)
 
 
 def _spots(t: TableClause, loaded: TableClause, wt: WorkspaceTable, null_spots: bool) -> list[Any]:
@@ -465,10 +514,10 @@ def _matched(
 
 def _load(
     conn: Connection, dialect: Dialect, wt: WorkspaceTable, rows: Iterator[_Row]
-) -> tuple[TableClause, int, bool]:
+) -> tuple[TableClause, Counter, bool]:
     """A temporary table shaped like the journal's rows, with the source columns' own types (so values
-    compare as the database compares them), filled with this run of rows.  Also returns how many rows it
-    holds and whether any sits in a NULL workspace."""
+    compare as the database compares them), filled with this run of rows.  Also returns how many of them go
+    back to each workspace, and whether any sits in a NULL workspace."""
     t = queries.table_clause(wt)
     keys = key_columns(wt)
     created = creation_column(wt)
@@ -484,7 +533,8 @@ def _load(
     dialect.create_temporary_table(conn, _LOADED, str(empty), indexed)
     loaded = table(_LOADED, *(column(c.name) for c in shape))
     with_created = created is not None
-    total, null_spots = 0, False
+    destinations: Counter = Counter()
+    null_spots = False
     for chunk in _chunks(rows, _LOAD_BATCH):
         dialect.insert_rows(
             conn,
@@ -492,9 +542,9 @@ def _load(
             len(shape),
             [(*r.key, *r.now, *r.before, *((r.created,) if with_created else ())) for r in chunk],
         )
-        total += len(chunk)
+        destinations.update(r.before[0] for r in chunk)
         null_spots = null_spots or any(r.now[0] is None for r in chunk)
-    return loaded, total, null_spots
+    return loaded, destinations, null_spots
 
 
 def _refuse_code_enforced_duplicates(conn: Connection, wt: WorkspaceTable) -> None:
