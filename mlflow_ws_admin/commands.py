@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from mlflow_ws_admin.errors import ArtifactFindingsBlock, ConflictsAppeared, ExitStatus, UsageError
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from sqlalchemy.engine import Connection, Engine
 
-    from mlflow_ws_admin.apply import ApplyResult
+    from mlflow_ws_admin.apply import ApplyExtras, ApplyResult
     from mlflow_ws_admin.connect import Target
     from mlflow_ws_admin.journal import JournalWriter
     from mlflow_ws_admin.plan import ConflictGroup, Plan, TableConflicts
@@ -317,7 +317,7 @@ def _expected_fingerprints(plan_file: str | None, target: Target) -> dict[str, s
 
 def _apply_extras(
     options: MigrateOptions, target: Target, schema: WorkspaceSchema, expected: dict[str, str] | None
-) -> Any:
+) -> ApplyExtras:
     from mlflow_ws_admin.apply import ApplyExtras
 
     return ApplyExtras(

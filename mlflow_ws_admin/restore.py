@@ -333,7 +333,7 @@ def _current_rows(
     cols = [t.c[c] for c in dict.fromkeys(wanted)]
     found: dict[tuple, Mapping[str, Any]] = {}
     with_ws = [(*r.key, r.now[0]) for r in rows if r.now[0] is not None]
-    without_ws = [r.key for r in rows if r.now[0] is None]
+    without_ws = [tuple(r.key) for r in rows if r.now[0] is None]
     key_cols = [t.c[c] for c in keys]
     conditions = []
     if with_ws:
