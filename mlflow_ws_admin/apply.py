@@ -16,12 +16,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from mlflow_ws_admin import artifacts, mlflow_facts, queries
 from mlflow_ws_admin.artifacts import ArtifactFinding
 from mlflow_ws_admin.errors import ArtifactFindingsBlock, ConflictsAppeared, VerificationFailed
+from mlflow_ws_admin.move import Move
 from mlflow_ws_admin.plan import Plan, key_has_conflicts
 from mlflow_ws_admin.schema import ForeignKey, UniqueKey, WorkspaceSchema, WorkspaceTable
 from mlflow_ws_admin.transaction import Locked, locked_transaction
@@ -42,6 +44,8 @@ class ApplyResult:
     workspaces_pruned: tuple[str, ...] = ()
     #: the artifact findings of the locked rows (warnings, or blocking ones the caller allowed)
     artifact_findings: tuple[ArtifactFinding, ...] = ()
+    #: experiments whose artifact_location was repointed (``--artifact-policy retarget``)
+    artifact_locations_retargeted: int = 0
 
     @property
     def total_moved(self) -> int:
@@ -73,10 +77,11 @@ def apply_plan(
     on_table: ProgressHook | None = None,
     extras: ApplyExtras | None = None,
 ) -> ApplyResult:
-    """Move every row of the plan's tables into `default` on the locked-transaction core.  Raises (after
-    rollback) on any problem: a database error says nothing was applied and what is pending."""
+    """Run the plan's Move (every row into `default`, or a selection into its target) on the locked-transaction
+    core.  Raises (after rollback) on any problem: a database error says nothing was applied and what is
+    pending."""
     extras = extras or ApplyExtras()
-    schema = plan.schema
+    schema, move = plan.schema, plan.move
     suspendable = _non_cascading_fks(schema)
     journal = extras.journal
     pending = f"{plan.total_rows_to_move:,} row(s) in {sum(1 for m in plan.moves if m.rows_to_move)} table(s)"
@@ -95,25 +100,57 @@ def apply_plan(
             from mlflow_ws_admin.planfile import verify_fingerprints  # only --plan runs pay its import
 
             verify_fingerprints(conn, schema, extras.expected_fingerprints)
-        _recheck_conflicts(conn, schema, _code_enforced_keys(schema))
+        _recheck_conflicts(conn, schema, _code_enforced_keys(schema), move)
         # The locations are checked in a thread while the UPDATEs run.
         finding = artifacts.start_artifact_check(
-            conn, schema, extras.default_artifact_root, read_beside=tx.dialect.other_sessions_read_locked_tables
+            conn,
+            schema,
+            extras.default_artifact_root,
+            read_beside=tx.dialect.other_sessions_read_locked_tables,
+            move=move,
         )
         emptied = _source_workspaces(conn, schema) if extras.prune_workspaces else set()
         if journal:
             from mlflow_ws_admin.journal import record_moves  # only --journal runs pay its import
 
-            record_moves(conn, schema, journal)
-        created = _ensure_default_workspace(conn, schema)
+            record_moves(conn, schema, journal, move)
+        retargeted = _retarget_artifacts(conn, schema, move, journal)
+        created = _ensure_default_workspace(conn, schema) if move.is_migration else False
         cascades = tx.suspend_foreign_keys()
-        cascaded = {wt.name for wt in schema.tables if cascades and _moved_by_cascade(wt, suspendable)}
-        counts = _move_all(tx, cascaded, on_table, started)
+        cascaded = {wt.name for wt in _moving_tables(plan) if cascades and _moved_by_cascade(wt, suspendable)}
+        counts = _move_all(tx, plan, cascaded, on_table, started)
         findings = _artifact_verdict(finding.result(), extras.allow_artifact_overlap)
         pruned = _prune_catalog(conn, schema, emptied, journal)
         if journal and created:
             journal.catalog_inserted({schema.catalog.name_column: mlflow_facts.DEFAULT_WORKSPACE})
-    return ApplyResult(tuple((wt.name, counts[wt.name]) for wt in schema.tables), created, pruned, findings)
+    moved = tuple((wt.name, counts[wt.name]) for wt in _moving_tables(plan))
+    return ApplyResult(moved, created, pruned, findings, retargeted)
+
+
+def _moving_tables(plan: Plan) -> list[WorkspaceTable]:
+    """The tables the move touches, parents first."""
+    return [wt for wt in plan.schema.tables if plan.move.moves_table(wt.name)]
+
+
+def _retarget_artifacts(conn: Connection, schema: WorkspaceSchema, move: Move, journal: JournalWriter | None) -> int:
+    """Repoint the moving experiments' artifact_location (``--artifact-policy retarget``), journaling each
+    old value so that a restore puts it back.  Only rows still in the source and selected are touched."""
+    if not move.retarget:
+        return 0
+    wt = schema.table(mlflow_facts.EXPERIMENTS_TABLE)
+    t = queries.table_clause(wt)
+    ident, location = t.c[mlflow_facts.EXPERIMENT_ID_COLUMN], t.c[mlflow_facts.ARTIFACT_LOCATION_COLUMN]
+    current = dict(conn.execute(select(ident, location).where(queries.rows_moving(wt, move))).all())
+    changes = [(i, old, move.retarget[i]) for i, old in current.items() if i in move.retarget]
+    for experiment_id, old, new in changes:
+        if journal:
+            journal.column_set(wt.name, [experiment_id], mlflow_facts.ARTIFACT_LOCATION_COLUMN, old, new)
+    if changes:
+        conn.execute(
+            t.update().where(ident == bindparam("mwa_id")).values({location: bindparam("mwa_location")}),
+            [{"mwa_id": i, "mwa_location": new} for i, _, new in changes],
+        )
+    return len(changes)
 
 
 def _non_cascading_fks(schema: WorkspaceSchema) -> list[ForeignKey]:
@@ -131,36 +168,39 @@ def _moved_by_cascade(wt: WorkspaceTable, suspended: list[ForeignKey]) -> bool:
     )
 
 
-def _move_all(tx: Locked, cascaded: set[str], on_table: ProgressHook | None, started: float) -> dict[str, int]:
+def _move_all(
+    tx: Locked, plan: Plan, cascaded: set[str], on_table: ProgressHook | None, started: float
+) -> dict[str, int]:
     """Move every table in FK order and verify; returns rows moved per table.  A duplicate key refused by
     the database (directly, or through a cascade into a child's key: MariaDB's error 1761) rolls back to the
     savepoint, so the exact conflicts can be counted under the same lock."""
-    conn, schema = tx.conn, tx.schema
+    conn, schema, move = tx.conn, tx.schema, plan.move
+    tables = _moving_tables(plan)
     # A cascade moves these tables' rows without an UPDATE of their own to count them: count first.
-    moved = {t: conn.execute(queries.count_outside_default(schema.table(t))).scalar_one() for t in cascaded}
+    moved = {t: conn.execute(queries.count_moving(schema.table(t), move)).scalar_one() for t in cascaded}
     try:
         with conn.begin_nested():
-            for wt in schema.tables:
+            for wt in tables:
                 if wt.name not in cascaded:
-                    moved[wt.name] = _move(conn, wt)
+                    moved[wt.name] = _move(conn, wt, move)
                 if on_table:
                     on_table(wt.name, moved[wt.name], time.monotonic() - started)
-            _verify_nothing_outside_default(conn, schema, cascaded)
+            _verify_nothing_left(conn, tables, cascaded, move)
     except DBAPIError as exc:
         if tx.dialect.is_duplicate_key(exc):
-            _recheck_conflicts(conn, schema, _all_keys(schema))
+            _recheck_conflicts(conn, schema, _all_keys(schema), move)
         raise  # not a collision (or none left to count): the database's own error, rolled back
     return moved
 
 
-def _move(conn: Connection, wt: WorkspaceTable) -> int:
+def _move(conn: Connection, wt: WorkspaceTable, move: Move) -> int:
     """One set-based UPDATE per workspace column, never row by row; returns the rows moved."""
     if len(wt.workspace_columns) == 1:
-        return conn.execute(queries.move_statement(wt, wt.workspace_column)).rowcount
-    # A row may sit outside `default` in several columns: count rows, not column updates.
-    rows = conn.execute(queries.count_outside_default(wt)).scalar_one()
+        return conn.execute(queries.move_statement(wt, wt.workspace_column, move)).rowcount
+    # A row may sit outside the target in several columns: count rows, not column updates.
+    rows = conn.execute(queries.count_moving(wt, move)).scalar_one()
     for col in wt.workspace_columns:
-        conn.execute(queries.move_statement(wt, col))
+        conn.execute(queries.move_statement(wt, col, move))
     return rows
 
 
@@ -176,14 +216,17 @@ def _code_enforced_keys(schema: WorkspaceSchema) -> TableKeys:
     return [(wt, key) for wt, key in _all_keys(schema) if not key.enforced_by_database]
 
 
-def _recheck_conflicts(conn: Connection, schema: WorkspaceSchema, keys: TableKeys) -> None:
+def _recheck_conflicts(conn: Connection, schema: WorkspaceSchema, keys: TableKeys, move: Move) -> None:
     """One existence test per key of ``keys`` (no roll-up joins).  On a hit the exact group counts of every
     key follow, so the message names all that collides, not only what was tested."""
-    if not any(key_has_conflicts(conn, wt, key) for wt, key in keys):
+    keys = [(wt, key) for wt, key in keys if move.moves_table(wt.name)]
+    if not any(key_has_conflicts(conn, wt, key, move) for wt, key in keys):
         return
     found = []
     for wt, key in _all_keys(schema):
-        n = conn.execute(queries.count_groups(queries.conflict_groups(schema, wt, key))).scalar_one()
+        if not move.moves_table(wt.name):
+            continue
+        n = conn.execute(queries.count_groups(queries.conflict_groups(schema, wt, key, move))).scalar_one()
         if n:
             found.append(f"{wt.name} ({', '.join(key.columns)}): {n}")
     raise ConflictsAppeared("conflicts found under the lock, rolled back, nothing changed: " + "; ".join(found))
@@ -229,19 +272,21 @@ def _prune_catalog(
     return tuple(r[schema.catalog.name_column] for r in rows)
 
 
-def _rows_left(conn: Connection, tables: list[WorkspaceTable]) -> dict[str, int]:
-    left = {wt.name: conn.execute(queries.count_outside_default(wt)).scalar_one() for wt in tables}
+def _rows_left(conn: Connection, tables: list[WorkspaceTable], move: Move) -> dict[str, int]:
+    left = {wt.name: conn.execute(queries.count_moving(wt, move)).scalar_one() for wt in tables}
     return {t: n for t, n in left.items() if n}
 
 
-def _verify_nothing_outside_default(conn: Connection, schema: WorkspaceSchema, cascaded: set[str]) -> None:
-    """One counting pass over every table.  A cascade moves only rows whose parent exists, so orphans that
-    the schema let in are moved explicitly, then recounted."""
-    left = _rows_left(conn, list(schema.tables))
-    orphaned = [wt for wt in schema.tables if wt.name in left and wt.name in cascaded]
+def _verify_nothing_left(conn: Connection, tables: list[WorkspaceTable], cascaded: set[str], move: Move) -> None:
+    """One counting pass over every moving table: no row the move selects may remain where it was.  A
+    cascade moves only rows whose parent exists, so orphans that the schema let in are moved explicitly, then
+    recounted."""
+    left = _rows_left(conn, tables, move)
+    orphaned = [wt for wt in tables if wt.name in left and wt.name in cascaded]
     for wt in orphaned:
-        _move(conn, wt)
-    left = {t: n for t, n in left.items() if t not in cascaded} | _rows_left(conn, orphaned)
+        _move(conn, wt, move)
+    left = {t: n for t, n in left.items() if t not in cascaded} | _rows_left(conn, orphaned, move)
     if left:
         detail = ", ".join(f"{t}: {n}" for t, n in left.items())
-        raise VerificationFailed(f"rows still outside `default` before commit ({detail}); rolled back")
+        where = "outside `default`" if move.is_migration else f"in `{move.source}`"
+        raise VerificationFailed(f"rows still {where} before commit ({detail}); rolled back")

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from mlflow_ws_admin import mlflow_facts, queries
 from mlflow_ws_admin.display import quoted
 from mlflow_ws_admin.errors import mask_password_in
+from mlflow_ws_admin.move import MIGRATE, Move
 from mlflow_ws_admin.schema import WorkspaceSchema
 
 BLOCKING = "blocking"
@@ -168,6 +169,7 @@ def find_artifact_findings(
     default_artifact_root: str | None = None,
     *,
     spill_after: int | None = SPILL_AFTER,
+    target_workspace: str = mlflow_facts.DEFAULT_WORKSPACE,
 ) -> tuple[ArtifactFinding, ...]:
     """Every finding for (experiment id, workspace, artifact_location) rows and (workspace, root) catalog rows.
 
@@ -196,7 +198,7 @@ def find_artifact_findings(
                     claims.append((item, n))
                 if (finding := _squatter(item, location, reserved)) is not None:
                     squatters.append(finding)
-            if (finding := _proxied_path(item, location)) is not None:
+            if (finding := _proxied_path(item, location, target_workspace)) is not None:
                 proxied.append(finding)
         found = list(_overlaps(pairs_in_sorted(items.by_key())))
         if root is not None:
@@ -430,23 +432,27 @@ def _squatter(item: _Item, location: Location, reserved: Location) -> ArtifactFi
     )
 
 
-def _proxied_path(item: _Item, location: Location) -> ArtifactFinding | None:
-    """A `mlflow-artifacts:` path under workspaces/<ws>/: the proxy rejects it for `default` while workspaces
-    are on."""
+def _proxied_path(item: _Item, location: Location, target: str) -> ArtifactFinding | None:
+    """A `mlflow-artifacts:` path under workspaces/<ws>/: the proxy rejects it for the target workspace
+    (`default`, or a move's target) while workspaces are on."""
     segs = location.segments
     if location.scheme != mlflow_facts.PROXIED_ARTIFACT_SCHEME or mlflow_facts.RESERVED_ARTIFACT_SEGMENT not in segs:
         return None
     i = segs.index(mlflow_facts.RESERVED_ARTIFACT_SEGMENT)
-    if i + 1 >= len(segs) or segs[i + 1] == mlflow_facts.DEFAULT_WORKSPACE:
+    if i + 1 >= len(segs) or segs[i + 1] == target:
         return None
+    if target == mlflow_facts.DEFAULT_WORKSPACE:
+        fix = "disable workspaces after the migration"
+    else:
+        fix = "move it with --artifact-policy retarget, or copy its artifacts"
     return ArtifactFinding(
         kind=PROXIED_PATH,
         severity=WARNING,
         experiment_id=item.ident,
         location=display_location(item.raw),
         detail=(
-            f"proxied path under workspaces/{segs[i + 1]}/: once in `default`, the artifact proxy rejects "
-            "it while workspaces stay enabled; fix: disable workspaces after the migration"
+            f"proxied path under workspaces/{segs[i + 1]}/: once in `{target}`, the artifact proxy rejects "
+            f"it while workspaces stay enabled; fix: {fix}"
         ),
         workspace=item.group,
     )
@@ -487,16 +493,22 @@ def _ws(workspace: str | None) -> str:
 
 
 def read_artifact_findings(
-    conn: Connection, schema: WorkspaceSchema, default_artifact_root: str | None
+    conn: Connection, schema: WorkspaceSchema, default_artifact_root: str | None, move: Move = MIGRATE
 ) -> tuple[ArtifactFinding, ...]:
     """One streamed read of experiments' locations and one of the catalog's roots; only reads.  The rows go
     from the cursor straight into the finder (see ``find_artifact_findings`` for its memory)."""
-    experiments, roots = _artifact_rows(conn, schema)
-    return find_artifact_findings(experiments, roots, default_artifact_root) + stored_content_findings(conn, schema)
+    experiments, roots = _artifact_rows(conn, schema, move)
+    found = find_artifact_findings(experiments, roots, default_artifact_root, target_workspace=move.target)
+    return found + stored_content_findings(conn, schema, move)
 
 
 def start_artifact_check(
-    conn: Connection, schema: WorkspaceSchema, default_artifact_root: str | None, *, read_beside: bool
+    conn: Connection,
+    schema: WorkspaceSchema,
+    default_artifact_root: str | None,
+    *,
+    read_beside: bool,
+    move: Move = MIGRATE,
 ) -> Future[tuple[ArtifactFinding, ...]]:
     """Check every location in a background thread, so the check overlaps the caller's next statements
     (apply's UPDATEs): the drivers release the GIL while the database works.
@@ -506,44 +518,58 @@ def start_artifact_check(
     otherwise the rows are read on ``conn`` first.  The few rows with workspace-stored content are read on
     ``conn`` either way: apply may suspend their tables' foreign keys (PostgreSQL: an exclusive lock), which a
     reader beside it would wait for while apply waits for the reader."""
-    stored = stored_content_findings(conn, schema)
+    stored = stored_content_findings(conn, schema, move)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwa-artifacts")
     try:
         if read_beside:
-            return executor.submit(_read_beside, conn.engine, schema, default_artifact_root, stored)
-        experiments, roots = _artifact_rows(conn, schema)
+            return executor.submit(_read_beside, conn.engine, schema, default_artifact_root, stored, move)
+        experiments, roots = _artifact_rows(conn, schema, move)
         rows = list(experiments)  # ``conn`` is needed for other statements from here on
-        return executor.submit(lambda: find_artifact_findings(rows, roots, default_artifact_root) + stored)
+        return executor.submit(
+            lambda: find_artifact_findings(rows, roots, default_artifact_root, target_workspace=move.target) + stored
+        )
     finally:
         executor.shutdown(wait=False)  # the worker ends with its one task
 
 
 def _read_beside(
-    engine: Engine, schema: WorkspaceSchema, default_artifact_root: str | None, stored: tuple[ArtifactFinding, ...]
+    engine: Engine,
+    schema: WorkspaceSchema,
+    default_artifact_root: str | None,
+    stored: tuple[ArtifactFinding, ...],
+    move: Move,
 ) -> tuple[ArtifactFinding, ...]:
     with engine.connect() as conn:  # closed (its read lock released) before the caller can commit
-        experiments, roots = _artifact_rows(conn, schema)
-        return find_artifact_findings(experiments, roots, default_artifact_root) + stored
+        experiments, roots = _artifact_rows(conn, schema, move)
+        return find_artifact_findings(experiments, roots, default_artifact_root, target_workspace=move.target) + stored
 
 
 def _artifact_rows(
-    conn: Connection, schema: WorkspaceSchema
+    conn: Connection, schema: WorkspaceSchema, move: Move
 ) -> tuple[Iterable[tuple[Any, str | None, str | None]], list[tuple[str, str | None]]]:
-    """(experiments' (id, workspace, location) rows streamed from a cursor, catalog (workspace, root) rows)."""
+    """(experiments' (id, workspace, location) rows streamed from a cursor, catalog (workspace, root) rows).
+
+    A selective move reads only the target's experiments and the moving ones, each moving one as it will be
+    after the move (in the target, retargeted); the catalog's roots are not its business."""
     roots: list[tuple[str, str | None]] = []
-    if any(c.name == mlflow_facts.CATALOG_ARTIFACT_ROOT_COLUMN for c in schema.catalog.columns):
+    if move.is_migration and any(c.name == mlflow_facts.CATALOG_ARTIFACT_ROOT_COLUMN for c in schema.catalog.columns):
         roots = [(ws, root) for ws, root in conn.execute(queries.workspace_artifact_roots(schema.catalog))]
     wt = next((t for t in schema.tables if t.name == mlflow_facts.EXPERIMENTS_TABLE), None)
     if wt is None or not wt.has_column(mlflow_facts.ARTIFACT_LOCATION_COLUMN):
         return (), roots
     # Statement options, not connection options: those would stay on the connection (apply's UPDATEs).
     result = conn.execute(
-        queries.experiment_locations(wt).execution_options(stream_results=True, yield_per=_READ_BATCH)
+        queries.experiment_locations(wt, move).execution_options(stream_results=True, yield_per=_READ_BATCH)
     )
-    return ((exp_id, ws, loc) for exp_id, ws, loc in result), roots
+    if move.is_migration:
+        return ((exp_id, ws, loc) for exp_id, ws, loc in result), roots
+    new = move.retarget
+    return ((exp_id, ws, new.get(exp_id, loc) if ws == move.target else loc) for exp_id, ws, loc in result), roots
 
 
-def stored_content_findings(conn: Connection, schema: WorkspaceSchema) -> tuple[ArtifactFinding, ...]:
+def stored_content_findings(
+    conn: Connection, schema: WorkspaceSchema, move: Move = MIGRATE
+) -> tuple[ArtifactFinding, ...]:
     """Rows to move whose content MLflow stores under their own workspace's path (``WORKSPACE_STORED_CONTENT``,
     MLflow 3.18.0's skill versions): blocking, as MLflow's own migrate refuses them."""
     found: list[ArtifactFinding] = []
@@ -551,7 +577,7 @@ def stored_content_findings(conn: Connection, schema: WorkspaceSchema) -> tuple[
         wt = next((t for t in schema.tables if t.name == name), None)
         if wt is None or not wt.has_column(column):
             continue
-        stmt, keys = queries.stored_content_rows(wt, column, value, location_column)
+        stmt, keys = queries.stored_content_rows(wt, column, value, location_column, move)
         for row in conn.execute(stmt):
             workspace, location, ident = row[0], row[1], row[2:]
             what = ", ".join(f"{k}={quoted(v)}" for k, v in zip(keys, ident, strict=True))

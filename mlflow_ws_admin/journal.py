@@ -8,6 +8,8 @@ Records, one JSON object per line, in this order:
   without workspace columns, every workspace column before (``from``) and after (``to``) the move, and the
   row's creation time when the table has one;
 - ``catalog_deleted`` / ``catalog_inserted``: full catalog rows the run deleted (pruned) or created;
+- ``column_set``: a non-workspace column the run changed on a moved row (``move-resources --artifact-policy
+  retarget``: ``artifact_location``), ``{"table", "key", "column", "from", "to"}``;
 - ``sealed``: written and fsynced inside the transaction, right before COMMIT, with the record counts;
 - ``complete``: written and fsynced after COMMIT returned.
 
@@ -32,6 +34,7 @@ from sqlalchemy.engine import Connection
 
 from mlflow_ws_admin import __version__, mlflow_facts, queries
 from mlflow_ws_admin.errors import UsageError, WsAdminError
+from mlflow_ws_admin.move import MIGRATE, Move
 from mlflow_ws_admin.schema import WorkspaceSchema, WorkspaceTable
 
 JOURNAL_FORMAT = "mlflow-ws-admin/journal"
@@ -95,6 +98,7 @@ class JournalWriter:
         self.rows = 0
         self.catalog_deleted_rows = 0
         self.catalog_inserted_rows = 0
+        self.column_sets = 0
         self.sealed = False
         self._tables: set[str] = set()
         self.write(head)
@@ -123,6 +127,10 @@ class JournalWriter:
         self.rows += 1
         self.write({"type": "row", "table": table, "key": key, "from": before, "to": after, "created": created})
 
+    def column_set(self, table: str, key: list[Any], column: str, before: Any, after: Any) -> None:
+        self.column_sets += 1
+        self.write({"type": "column_set", "table": table, "key": key, "column": column, "from": before, "to": after})
+
     def catalog_deleted(self, row: Mapping[str, Any]) -> None:
         self.catalog_deleted_rows += 1
         self.write({"type": "catalog_deleted", "row": dict(row)})
@@ -148,6 +156,7 @@ class JournalWriter:
                 "rows": self.rows,
                 "catalog_deleted": self.catalog_deleted_rows,
                 "catalog_inserted": self.catalog_inserted_rows,
+                "column_sets": self.column_sets,
             }
         )
         self._sync()
@@ -175,26 +184,25 @@ class JournalWriter:
 # --- what apply writes -----------------------------------------------------------------------------------
 
 
-def record_moves(conn: Connection, schema: WorkspaceSchema, journal: JournalWriter) -> None:
+def record_moves(conn: Connection, schema: WorkspaceSchema, journal: JournalWriter, move: Move = MIGRATE) -> None:
     """Stream every row the move will touch, with its workspace values before and after, into the journal.
     Runs inside apply's transaction, before the UPDATEs; ``to`` uses the very predicate the UPDATE uses."""
     for wt in schema.tables:
+        if not move.moves_table(wt.name):
+            continue
         t = queries.table_clause(wt)
         keys = key_columns(wt)
         if not keys:
             raise JournalError(f"cannot journal {wt.name}: it has no primary key to find its rows by")
         created = creation_column(wt)
-        after = [
-            case((queries.outside_default(wt, c), literal(mlflow_facts.DEFAULT_WORKSPACE)), else_=t.c[c])
-            for c in wt.workspace_columns
-        ]
+        after = [case((queries.moving(wt, c, move), literal(move.target)), else_=t.c[c]) for c in wt.workspace_columns]
         cols = [
             *(t.c[c] for c in keys),
             *(t.c[c] for c in wt.workspace_columns),
             *after,
             t.c[created] if created else literal(None),
         ]
-        stmt = select(*cols).where(queries.rows_outside_default(wt))
+        stmt = select(*cols).where(queries.rows_moving(wt, move))
         n_key, n_ws = len(keys), len(wt.workspace_columns)
         # Per statement: Connection.execution_options would switch streaming on for the UPDATEs too.
         result = conn.execute(stmt.execution_options(stream_results=True, yield_per=_STREAM_BATCH))
@@ -220,6 +228,8 @@ class JournalSummary:
     #: the full catalog rows the run deleted (pruned) and created: few, one per workspace, so kept
     catalog_deleted: tuple[dict[str, Any], ...]
     catalog_inserted: tuple[dict[str, Any], ...]
+    #: the ``column_set`` records: one per retargeted experiment, so kept
+    column_sets: tuple[dict[str, Any], ...] = ()
 
 
 #: How every row record's line begins (``_json`` keeps the dict's order and no spaces): check_journal counts
@@ -292,8 +302,8 @@ def check_journal(path: str | Path, identity: Mapping[str, Any], signature: str)
         raise JournalRefused(f"{path} is not an mlflow-ws-admin journal")
     if head.get("version") != JOURNAL_VERSION:
         raise JournalRefused(f"journal {path} has version {head.get('version')}; this tool reads {JOURNAL_VERSION}")
-    counts = {"row": 0, "catalog_deleted": 0, "catalog_inserted": 0}
-    catalog: dict[str, list[dict[str, Any]]] = {"catalog_deleted": [], "catalog_inserted": []}
+    counts = {"row": 0, "catalog_deleted": 0, "catalog_inserted": 0, "column_set": 0}
+    kept: dict[str, list[dict[str, Any]]] = {"catalog_deleted": [], "catalog_inserted": [], "column_set": []}
     sealed: dict[str, Any] | None = None
     complete = False
     for line in lines:
@@ -305,8 +315,8 @@ def check_journal(path: str | Path, identity: Mapping[str, Any], signature: str)
         if kind in counts:
             counts[kind] += 1
             _check_shape(path, kind, record)
-            if kind in catalog:
-                catalog[kind].append(record["row"])
+            if kind in kept:
+                kept[kind].append(record if kind == "column_set" else record["row"])
         elif kind == "sealed":
             sealed = record
         elif kind == "complete":
@@ -315,18 +325,26 @@ def check_journal(path: str | Path, identity: Mapping[str, Any], signature: str)
         raise JournalRefused(
             f"journal {path} is incomplete (no completion mark: the run crashed or its commit failed); refusing it"
         )
-    if (sealed.get("rows"), sealed.get("catalog_deleted"), sealed.get("catalog_inserted")) != (
-        counts["row"],
-        counts["catalog_deleted"],
-        counts["catalog_inserted"],
-    ):
+    sealed_counts = (
+        sealed.get("rows"),
+        sealed.get("catalog_deleted"),
+        sealed.get("catalog_inserted"),
+        sealed.get("column_sets", 0),  # absent from journals written before move-resources
+    )
+    if sealed_counts != (counts["row"], counts["catalog_deleted"], counts["catalog_inserted"], counts["column_set"]):
         raise JournalRefused(f"journal {path} is inconsistent: its record counts do not match its seal")
     theirs = (head.get("database") or {}).get("identity")
     if theirs != dict(identity):
         raise JournalRefused(f"journal {path} belongs to another database ({_describe(theirs)}); refusing it")
     if head.get("schema_signature") != signature:
         raise JournalRefused(f"journal {path} was written for a different schema (MLflow upgraded since?); refusing it")
-    return JournalSummary(head, counts["row"], tuple(catalog["catalog_deleted"]), tuple(catalog["catalog_inserted"]))
+    return JournalSummary(
+        head,
+        counts["row"],
+        tuple(kept["catalog_deleted"]),
+        tuple(kept["catalog_inserted"]),
+        tuple(kept["column_set"]),
+    )
 
 
 def _check_shape(path: Path, kind: str, record: Mapping[str, Any]) -> None:
@@ -336,6 +354,8 @@ def _check_shape(path: Path, kind: str, record: Mapping[str, Any]) -> None:
         ok = isinstance(record.get("table"), str) and all(
             isinstance(record.get(k), list) for k in ("key", "from", "to")
         )
+    elif kind == "column_set":
+        ok = all(isinstance(record.get(k), str) for k in ("table", "column")) and isinstance(record.get("key"), list)
     else:
         ok = isinstance(record.get("row"), dict)
     if not ok:

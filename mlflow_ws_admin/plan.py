@@ -7,14 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
 from mlflow_ws_admin import mlflow_facts, queries
 from mlflow_ws_admin.artifacts import ArtifactFinding, display_location, start_artifact_check
 from mlflow_ws_admin.dialects import for_backend
+from mlflow_ws_admin.move import MIGRATE, Move
 from mlflow_ws_admin.schema import UniqueKey, WorkspaceSchema, WorkspaceTable
+
+if TYPE_CHECKING:
+    from mlflow_ws_admin.selection import ResourceSelection
 
 DEFAULT_SAMPLE_GROUPS = 5
 
@@ -88,6 +92,10 @@ class Plan:
     checked_during_apply: bool = False
     #: other sessions connected to the database while planning (None: the database cannot tell)
     other_sessions: tuple[str, ...] | None = ()
+    #: which rows move where (``MIGRATE``: everything into `default`)
+    move: Move = MIGRATE
+    #: a selective move's choices and findings (``selection``); None for the migration
+    resources: ResourceSelection | None = None
 
     @property
     def dialect(self) -> str:
@@ -123,7 +131,7 @@ class Plan:
 
     @property
     def has_blocking_conflicts(self) -> bool:
-        return self.conflict_count > 0
+        return self.conflict_count > 0 or bool(self.resources and self.resources.references_left_behind)
 
     @property
     def blocking_artifact_findings(self) -> tuple[ArtifactFinding, ...]:
@@ -137,8 +145,10 @@ class Plan:
     def nothing_to_do(self) -> bool:
         return self.total_rows_to_move == 0 and not self.creates_default_workspace
 
-    def move(self, table: str) -> TableMove:
-        return next(m for m in self.moves if m.table == table)
+    @property
+    def target_label(self) -> str:
+        """The target workspace as reports name it, e.g. `default`."""
+        return f"`{self.move.target}`"
 
 
 def fix_hint(table: str, key: UniqueKey, renameable: bool) -> str:
@@ -170,6 +180,8 @@ def build_plan(
     stream_conflicts: bool = False,
     on_table: Callable[[str], None] | None = None,
     defer_to_apply: bool = False,
+    move: Move = MIGRATE,
+    resources: ResourceSelection | None = None,
 ) -> Plan:
     """Read everything the report and apply need.  Counts come from SQL; only sampled groups are fetched.
 
@@ -185,13 +197,19 @@ def build_plan(
     others = for_backend(conn.dialect.name).other_sessions(conn)
     # The artifact check reads on a session of its own, beside this one (nothing is locked while planning),
     # and runs while the counts and conflict queries below keep the database busy.
-    finding = None if defer_to_apply else start_artifact_check(conn, schema, default_artifact_root, read_beside=True)
+    finding = (
+        None
+        if defer_to_apply
+        else start_artifact_check(conn, schema, default_artifact_root, read_beside=True, move=move)
+    )
     for wt in schema.tables:
+        if not move.moves_table(wt.name):
+            continue
         if on_table:
             on_table(wt.name)
-        moves.append(_table_move(conn, wt))
+        moves.append(_table_move(conn, wt, move))
         for key in () if defer_to_apply else wt.unique_keys:
-            if (tc := _table_conflicts(conn, schema, wt, key, conflict_limit)).group_count:
+            if (tc := _table_conflicts(conn, schema, wt, key, conflict_limit, move)).group_count:
                 conflicts.append(tc)
     catalog_names = tuple(conn.execute(queries.catalog_names(schema.catalog)).scalars())
     return Plan(
@@ -199,38 +217,41 @@ def build_plan(
         schema=schema,
         moves=tuple(moves),
         conflicts=tuple(conflicts),
-        creates_default_workspace=mlflow_facts.DEFAULT_WORKSPACE not in catalog_names,
+        creates_default_workspace=move.is_migration and mlflow_facts.DEFAULT_WORKSPACE not in catalog_names,
         catalog_workspaces=catalog_names,
         sample_limit=sample_limit,
         artifact_findings=finding.result() if finding else (),
         default_artifact_root=display_location(default_artifact_root) if default_artifact_root else None,
         checked_during_apply=defer_to_apply,
         other_sessions=None if others is None else tuple(others),
+        move=move,
+        resources=resources,
     )
 
 
-def _table_move(conn: Connection, wt: WorkspaceTable) -> TableMove:
-    rows = conn.execute(queries.moves_by_workspace(wt)).all()
+def _table_move(conn: Connection, wt: WorkspaceTable, move: Move) -> TableMove:
+    rows = conn.execute(queries.moves_by_workspace(wt, move)).all()
     return TableMove(wt.name, tuple(sorted(((ws, int(n)) for ws, n in rows), key=_workspace_order)))
 
 
 def _table_conflicts(
-    conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, limit: int | None
+    conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, limit: int | None, move: Move
 ) -> TableConflicts:
     group_count = 0
     # Counting root groups costs an aggregation per roll-up parent too; on a clean database the cheap
     # existence test answers "0" alone.
-    if key_has_conflicts(conn, wt, key):
-        group_count = conn.execute(queries.count_groups(queries.conflict_groups(schema, wt, key))).scalar_one()
-    sample = tuple(iter_conflict_groups(conn, schema, wt, key, limit)) if group_count and limit != 0 else ()
-    by_workspace = _groups_by_workspace(conn, schema, wt, key) if group_count else ()
+    if key_has_conflicts(conn, wt, key, move):
+        stmt = queries.count_groups(queries.conflict_groups(schema, wt, key, move))
+        group_count = conn.execute(stmt).scalar_one()
+    sample = tuple(iter_conflict_groups(conn, schema, wt, key, limit, move)) if group_count and limit != 0 else ()
+    by_workspace = _groups_by_workspace(conn, schema, wt, key, move) if group_count else ()
     return TableConflicts(wt.name, key, int(group_count), sample, is_renameable(wt.name, key), by_workspace)
 
 
 def _groups_by_workspace(
-    conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey
+    conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, move: Move
 ) -> tuple[tuple[str | None, int], ...]:
-    rows = conn.execute(queries.groups_by_workspace(schema, wt, key)).all()
+    rows = conn.execute(queries.groups_by_workspace(schema, wt, key, move)).all()
     return tuple(sorted(((ws, int(n)) for ws, n in rows), key=_workspace_order))
 
 
@@ -238,22 +259,27 @@ def _workspace_order(pair: tuple[str | None, int]) -> tuple[bool, str]:
     return (pair[0] is None, pair[0] or "")
 
 
-def key_has_conflicts(conn: Connection, wt: WorkspaceTable, key: UniqueKey) -> bool:
+def key_has_conflicts(conn: Connection, wt: WorkspaceTable, key: UniqueKey, move: Move = MIGRATE) -> bool:
     """Whether two workspaces hold the same value of this key (before roll-up).  A cheaper superset test
     clears clean keys first (hashed on MySQL, except for keys only MLflow's code keeps unique)."""
     code_only = key.columns in mlflow_facts.CODE_ENFORCED_UNIQUE_KEYS.get(wt.name, ())
     hashed = for_backend(conn.dialect.name).hashed_conflict_prefilter
-    prefilter = queries.may_have_raw_conflicts(wt, key, hashed=hashed)
+    prefilter = queries.may_have_raw_conflicts(wt, key, move, hashed=hashed)
     if not (hashed and code_only) and not conn.execute(prefilter).scalar_one():
         return False
-    return bool(conn.execute(queries.has_raw_conflicts(wt, key)).scalar_one())
+    return bool(conn.execute(queries.has_raw_conflicts(wt, key, move)).scalar_one())
 
 
 def iter_conflict_groups(
-    conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, limit: int | None
+    conn: Connection,
+    schema: WorkspaceSchema,
+    wt: WorkspaceTable,
+    key: UniqueKey,
+    limit: int | None,
+    move: Move = MIGRATE,
 ) -> Iterator[ConflictGroup]:
     """Stream the groups of one key from a server-side cursor, one group at a time."""
-    stmt, ident, deps = queries.conflict_rows(schema, wt, key, limit)
+    stmt, ident, deps = queries.conflict_rows(schema, wt, key, limit, move)
     n_key, n_deps = len(key.columns), len(deps)
     result = conn.execute(stmt.execution_options(stream_results=True, yield_per=1000))
     current: tuple | None = None

@@ -49,7 +49,7 @@ def table_fingerprint(conn: Connection, wt: WorkspaceTable) -> str:
     """The fingerprint of the rows of ``wt`` that the move would touch."""
     t = queries.table_clause(wt)
     cols = [t.c[c] for c in fingerprint_columns(wt)]
-    where = queries.rows_outside_default(wt)
+    where = queries.rows_moving(wt)
     in_sql = dialects.for_backend(conn.dialect.name).row_hash_sum(cols)
     if in_sql is not None:
         count, total = conn.execute(select(func.count(), in_sql).select_from(t).where(where)).one()

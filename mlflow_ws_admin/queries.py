@@ -16,8 +16,10 @@ from sqlalchemy import (
     Select,
     Update,
     and_,
+    case,
     column,
     exists,
+    false,
     func,
     literal,
     or_,
@@ -28,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.expression import TableClause
 
 from mlflow_ws_admin import mlflow_facts
+from mlflow_ws_admin.move import MIGRATE, Move, TableSelection
 from mlflow_ws_admin.schema import Catalog, ForeignKey, UniqueKey, WorkspaceSchema, WorkspaceTable
 
 GROUP_SIZE = "_mwa_rows"
@@ -39,48 +42,82 @@ def table_clause(wt: WorkspaceTable) -> TableClause:
     return table(wt.name, *(column(c) for c in wt.column_names))
 
 
-def outside_default(wt: WorkspaceTable, ws_column: str, *, as_ranges: bool = False) -> ColumnElement[bool]:
-    """Rows this column moves.  A NULL in the table's own `workspace` column is outside `default` too;
-    a NULL in an FK-derived workspace column means "no reference" and stays NULL.
+def moving(wt: WorkspaceTable, ws_column: str, move: Move = MIGRATE, *, as_ranges: bool = False) -> ColumnElement[bool]:
+    """Rows this column moves.
 
-    as_ranges spells `<> 'default'` as `< 'default' OR > 'default'`: the same rows under any collation, but
-    an index on the column answers a count at once (the check after the move).  UPDATEs keep `<>`, which
-    SQLite runs faster."""
-    col = table_clause(wt).c[ws_column]
-    default = mlflow_facts.DEFAULT_WORKSPACE
-    differs = or_(col < default, col > default) if as_ranges else col != default
-    if ws_column == mlflow_facts.WORKSPACE_COLUMN and wt.is_nullable(ws_column):
-        return or_(col.is_(None), differs)
-    return differs
+    A migration moves every value but the target.  A NULL in the table's own `workspace` column is outside
+    `default` too; a NULL in an FK-derived workspace column means "no reference" and stays NULL.  as_ranges
+    spells `<> 'default'` as `< 'default' OR > 'default'`: the same rows under any collation, but an index on
+    the column answers a count at once (the check after the move).  UPDATEs keep `<>`, which SQLite runs
+    faster.
+
+    A selective move (``move.selection``) moves the selected rows of its source workspace: an equality, and
+    an IN list of keys where the selection names rows, so the indexes keep it O(selected rows)."""
+    t = table_clause(wt)
+    col = t.c[ws_column]
+    if move.selection is None:
+        target = move.target
+        differs = or_(col < target, col > target) if as_ranges else col != target
+        if ws_column == mlflow_facts.WORKSPACE_COLUMN and wt.is_nullable(ws_column):
+            return or_(col.is_(None), differs)
+        return differs
+    selected = move.selection.get(wt.name)
+    if selected is None:
+        return false()
+    in_source = col == move.source
+    return in_source if selected.everything else and_(in_source, selected_keys(t, selected))
 
 
-def rows_outside_default(wt: WorkspaceTable, *, as_ranges: bool = False) -> ColumnElement[bool]:
-    return or_(*(outside_default(wt, c, as_ranges=as_ranges) for c in wt.workspace_columns))
+def selected_keys(t: TableClause, selected: TableSelection) -> ColumnElement[bool]:
+    assert selected.values is not None
+    if len(selected.columns) == 1:
+        return t.c[selected.columns[0]].in_([v[0] for v in selected.values])
+    return tuple_(*(t.c[c] for c in selected.columns)).in_(list(selected.values))
 
 
-def moves_by_workspace(wt: WorkspaceTable) -> Select:
+def rows_moving(wt: WorkspaceTable, move: Move = MIGRATE, *, as_ranges: bool = False) -> ColumnElement[bool]:
+    return or_(*(moving(wt, c, move, as_ranges=as_ranges) for c in wt.workspace_columns))
+
+
+def moves_by_workspace(wt: WorkspaceTable, move: Move = MIGRATE) -> Select:
     """(source workspace, rows) for the rows that must move."""
     ws = table_clause(wt).c[wt.workspace_column]
-    return select(ws, func.count()).select_from(table_clause(wt)).where(rows_outside_default(wt)).group_by(ws)
+    return select(ws, func.count()).select_from(table_clause(wt)).where(rows_moving(wt, move)).group_by(ws)
 
 
-def count_outside_default(wt: WorkspaceTable) -> Select:
-    return select(func.count()).select_from(table_clause(wt)).where(rows_outside_default(wt, as_ranges=True))
+def count_moving(wt: WorkspaceTable, move: Move = MIGRATE) -> Select:
+    return select(func.count()).select_from(table_clause(wt)).where(rows_moving(wt, move, as_ranges=True))
 
 
-def move_statement(wt: WorkspaceTable, ws_column: str) -> Update:
+def move_statement(wt: WorkspaceTable, ws_column: str, move: Move = MIGRATE) -> Update:
     t = table_clause(wt)
-    return t.update().where(outside_default(wt, ws_column)).values({ws_column: mlflow_facts.DEFAULT_WORKSPACE})
+    return t.update().where(moving(wt, ws_column, move)).values({ws_column: move.target})
 
 
-def stored_content_rows(wt: WorkspaceTable, column: str, value: str, location_column: str) -> tuple[Select, list[str]]:
+def conflict_domain(wt: WorkspaceTable, move: Move) -> ColumnElement[bool] | None:
+    """The rows that share the target after the move: for a migration every row (None: no filter), for a
+    selective move the target's rows and the moving ones.  Rows left behind never collide."""
+    if move.selection is None:
+        return None
+    ws = table_clause(wt).c[wt.workspace_column]
+    return or_(ws == move.target, rows_moving(wt, move))
+
+
+def _in_domain(stmt: Select, wt: WorkspaceTable, move: Move) -> Select:
+    domain = conflict_domain(wt, move)
+    return stmt if domain is None else stmt.where(domain)
+
+
+def stored_content_rows(
+    wt: WorkspaceTable, column: str, value: str, location_column: str, move: Move = MIGRATE
+) -> tuple[Select, list[str]]:
     """(workspace, location, *key) of the rows to move whose ``column`` is ``value``; and the key columns."""
     t = table_clause(wt)
     keys = [c for c in wt.primary_key if c not in wt.workspace_columns]
     location = t.c[location_column] if wt.has_column(location_column) else literal(None)
     stmt = (
         select(t.c[wt.workspace_column], location, *(t.c[k] for k in keys))
-        .where(rows_outside_default(wt), t.c[column] == value)
+        .where(rows_moving(wt, move), t.c[column] == value)
         .order_by(t.c[wt.workspace_column], *(t.c[k] for k in keys))
     )
     return stmt, keys
@@ -99,7 +136,7 @@ def insert_default_workspace(catalog: Catalog) -> Insert:
 # --- conflicts -----------------------------------------------------------------------------------------
 
 
-def _raw_conflict_keys(wt: WorkspaceTable, key: UniqueKey) -> Select:
+def _raw_conflict_keys(wt: WorkspaceTable, key: UniqueKey, move: Move) -> Select:
     """Key values held by rows of more than one workspace (NULLs never collide in a unique index).
 
     MIN <> MAX means the same as COUNT(DISTINCT) > 1 (both ignore NULLs and compare by the column's
@@ -107,18 +144,14 @@ def _raw_conflict_keys(wt: WorkspaceTable, key: UniqueKey) -> Select:
     t = table_clause(wt)
     cols = [t.c[c] for c in key.columns]
     ws = t.c[wt.workspace_column]
-    return (
-        select(*cols, func.count().label(GROUP_SIZE))
-        .where(and_(*(c.is_not(None) for c in cols)))
-        .group_by(*cols)
-        .having(func.min(ws) != func.max(ws))
-    )
+    stmt = select(*cols, func.count().label(GROUP_SIZE)).where(and_(*(c.is_not(None) for c in cols)))
+    return _in_domain(stmt, wt, move).group_by(*cols).having(func.min(ws) != func.max(ws))
 
 
-def has_raw_conflicts(wt: WorkspaceTable, key: UniqueKey) -> Select:
+def has_raw_conflicts(wt: WorkspaceTable, key: UniqueKey, move: Move = MIGRATE) -> Select:
     """Whether any key value is held by two workspaces.  No roll-up: a child's collision always sits under
     a colliding parent or is a root group itself, so "none here" for every key means "no conflicts"."""
-    return select(exists(_raw_conflict_keys(wt, key)))
+    return select(exists(_raw_conflict_keys(wt, key, move)))
 
 
 def duplicates_within_workspace(wt: WorkspaceTable, key: UniqueKey) -> Select:
@@ -150,7 +183,7 @@ def rollup_parents(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey) 
     return result
 
 
-def may_have_raw_conflicts(wt: WorkspaceTable, key: UniqueKey, *, hashed: bool) -> Select:
+def may_have_raw_conflicts(wt: WorkspaceTable, key: UniqueKey, move: Move = MIGRATE, *, hashed: bool) -> Select:
     """A cheap superset of ``has_raw_conflicts``: is any key value held by two rows at all?  Where the schema
     makes the key unique per workspace that is the same question, without the per-group MIN/MAX work.
 
@@ -165,28 +198,33 @@ def may_have_raw_conflicts(wt: WorkspaceTable, key: UniqueKey, *, hashed: bool) 
         groups_by = [h for w in weights for h in (func.crc32(w), func.crc32(func.reverse(w)))]
     else:
         groups_by = cols
-    groups = select(literal(1)).where(and_(*(c.is_not(None) for c in cols))).group_by(*groups_by)
+    groups = _in_domain(select(literal(1)).where(and_(*(c.is_not(None) for c in cols))), wt, move).group_by(*groups_by)
     return select(exists(groups.having(func.count() > 1)))
 
 
-def conflict_groups(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey) -> Select:
+def conflict_groups(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, move: Move = MIGRATE) -> Select:
     """Root conflict groups of one key: groups implied by a colliding parent are rolled up under it."""
-    groups = _raw_conflict_keys(wt, key)
+    groups = _raw_conflict_keys(wt, key, move)
     parents = rollup_parents(schema, wt, key)
     if not parents:
         return groups
     g = groups.subquery("mwa_groups")
     keys = {c: g.c[c] for c in key.columns}
-    return select(*g.c).where(*(_not_rolled_up(schema, fk, pk, keys, i) for i, (fk, pk) in enumerate(parents)))
+    return select(*g.c).where(*(_not_rolled_up(schema, fk, pk, keys, i, move) for i, (fk, pk) in enumerate(parents)))
 
 
 def _not_rolled_up(
-    schema: WorkspaceSchema, fk: ForeignKey, parent_key: UniqueKey, keys: dict[str, ColumnElement], i: int
+    schema: WorkspaceSchema,
+    fk: ForeignKey,
+    parent_key: UniqueKey,
+    keys: dict[str, ColumnElement],
+    i: int,
+    move: Move,
 ) -> ColumnElement[bool]:
     """The child's key is not under a colliding parent key.  NOT IN (not an outer join): MariaDB
     materializes the subquery with an index instead of nested-looping two derived tables (20 s at 20k)."""
     mapping = fk.column_map()
-    pc = _raw_conflict_keys(schema.table(fk.parent), parent_key).subquery(f"mwa_parent_{i}")
+    pc = _raw_conflict_keys(schema.table(fk.parent), parent_key, move).subquery(f"mwa_parent_{i}")
     child = tuple_(*(keys[mapping[p]] for p in parent_key.columns))
     return child.not_in(select(*(pc.c[p] for p in parent_key.columns)))
 
@@ -195,7 +233,7 @@ def count_groups(stmt: Select) -> Select:
     return select(func.count()).select_from(stmt.subquery("mwa_count"))
 
 
-def groups_by_workspace(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey) -> Select:
+def groups_by_workspace(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, move: Move = MIGRATE) -> Select:
     """(workspace, root conflict groups holding a row of it) for one key: a group of rows from two workspaces
     counts once for each, two rows of one workspace in a group (where the schema allows that) once.
 
@@ -205,10 +243,11 @@ def groups_by_workspace(schema: WorkspaceSchema, wt: WorkspaceTable, key: Unique
     t = table_clause(wt)
     cols = [t.c[c] for c in key.columns]
     ws = t.c[wt.workspace_column]
-    roots = conflict_groups(schema, wt, key).subquery("mwa_roots")
+    roots = conflict_groups(schema, wt, key, move).subquery("mwa_roots")
     root_keys = select(*(roots.c[c] for c in key.columns))
     in_root_group = (cols[0] if len(cols) == 1 else tuple_(*cols)).in_(root_keys)
-    pairs = select(ws.label("mwa_ws")).where(in_root_group).group_by(ws, *cols).subquery("mwa_pairs")
+    pairs = _in_domain(select(ws.label("mwa_ws")).where(in_root_group), wt, move)
+    pairs = pairs.group_by(ws, *cols).subquery("mwa_pairs")
     return select(pairs.c.mwa_ws, func.count()).group_by(pairs.c.mwa_ws)
 
 
@@ -254,7 +293,7 @@ def identity_columns(wt: WorkspaceTable, key: UniqueKey) -> list[str]:
 
 
 def conflict_rows(
-    schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, limit: int | None
+    schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, limit: int | None, move: Move = MIGRATE
 ) -> tuple[Select, list[str], list[Dependent]]:
     """One streaming query: every row of the first `limit` groups (all groups when None), ordered by group,
     each carrying the group's representative key and its dependent-row counts.
@@ -271,23 +310,26 @@ def conflict_rows(
 
     # MIN(key) per group: one spelling for every row of a group that collation folds together (MySQL `Churn`
     # and `churn`), so the caller can tell groups apart by value.
-    windowed = (
+    windowed = _in_domain(
         select(
             *(per_group(func.min(c)).label(f"mwa_key_{i}") for i, c in enumerate(cols)),
             per_group(func.count()).label(GROUP_SIZE),
             per_group(func.min(ws)).label("mwa_ws_min"),
             per_group(func.max(ws)).label("mwa_ws_max"),
             *(t.c[c].label(f"mwa_id_{i}") for i, c in enumerate(ident)),
-        )
-        .where(and_(*(c.is_not(None) for c in cols)))
-        .subquery("mwa_w")
-    )
+        ).where(and_(*(c.is_not(None) for c in cols))),
+        wt,
+        move,
+    ).subquery("mwa_w")
     w_keys = [windowed.c[f"mwa_key_{i}"] for i in range(len(cols))]
     by_name = dict(zip(key.columns, w_keys, strict=True))
     rows = select(*windowed.c).where(
         windowed.c.mwa_ws_min != windowed.c.mwa_ws_max,
         # Groups under a colliding parent are reported with the parent.
-        *(_not_rolled_up(schema, fk, pk, by_name, i) for i, (fk, pk) in enumerate(rollup_parents(schema, wt, key))),
+        *(
+            _not_rolled_up(schema, fk, pk, by_name, i, move)
+            for i, (fk, pk) in enumerate(rollup_parents(schema, wt, key))
+        ),
     )
     if limit is not None:
         ranked = rows.add_columns(func.dense_rank().over(order_by=w_keys).label("mwa_rank")).subquery("mwa_r")
@@ -299,9 +341,11 @@ def conflict_rows(
     dep_counts: list[ColumnElement] = []
     joined = top
     for i, dep in enumerate(deps):
-        dt = table_clause(schema.table(dep.table))
+        dwt = schema.table(dep.table)
+        dt = table_clause(dwt)
         dcols = [dt.c[dep.columns[k]] for k in key.columns]
         agg = select(*(c.label(f"mwa_key_{j}") for j, c in enumerate(dcols)), func.count().label("n"))
+        agg = _in_domain(agg, dwt, move)
         a = agg.group_by(*dcols).subquery(f"mwa_dep_{i}")
         joined = joined.outerjoin(a, and_(*(tk == a.c[f"mwa_key_{j}"] for j, tk in enumerate(top_keys))))
         dep_counts.append(func.coalesce(a.c.n, 0).label(f"mwa_dep_{i}"))
@@ -313,12 +357,15 @@ def conflict_rows(
 # --- artifact locations ----------------------------------------------------------------------------------
 
 
-def experiment_locations(wt: WorkspaceTable) -> Select:
-    """(experiment id, workspace, artifact location) of every experiment; the location may be NULL."""
+def experiment_locations(wt: WorkspaceTable, move: Move = MIGRATE) -> Select:
+    """(experiment id, workspace, artifact location) of every experiment; the location may be NULL.  For a
+    selective move: of the target's experiments and the moving ones, these with the target as workspace."""
     t = table_clause(wt)
-    return select(
-        t.c[mlflow_facts.EXPERIMENT_ID_COLUMN], t.c[wt.workspace_column], t.c[mlflow_facts.ARTIFACT_LOCATION_COLUMN]
-    )
+    ws: ColumnElement = t.c[wt.workspace_column]
+    if not move.is_migration:
+        ws = case((rows_moving(wt, move), literal(move.target)), else_=ws)
+    stmt = select(t.c[mlflow_facts.EXPERIMENT_ID_COLUMN], ws, t.c[mlflow_facts.ARTIFACT_LOCATION_COLUMN])
+    return _in_domain(stmt, wt, move)
 
 
 def workspace_artifact_roots(catalog: Catalog) -> Select:

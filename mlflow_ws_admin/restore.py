@@ -64,6 +64,8 @@ class RestoreResult:
     conflicts: list[RestoreConflict] = field(default_factory=list)
     workspaces_recreated: list[str] = field(default_factory=list)
     catalog_deleted: list[str] = field(default_factory=list)
+    #: columns put back to their journaled value (a move's retargeted artifact locations)
+    columns_restored: int = 0
     applied: bool = False
 
     @property
@@ -107,6 +109,7 @@ def plan_restore(
             result.catalog_deleted.extend(
                 r[schema.catalog.name_column] for r in _existing(conn, schema, summary.catalog_inserted)
             )
+            result.columns_restored = len(summary.column_sets)
     except SQLAlchemyError as exc:
         raise translate(exc, doing="checking the restore (nothing was changed)") from None
     return result
@@ -142,6 +145,7 @@ def apply_restore(
         with tx.dialect.index_joins(tx.conn):
             for wt, rows in _table_runs(journal_path, schema):
                 _move_back(tx, wt, rows, result, out)
+        _restore_columns(tx.conn, schema, summary.column_sets, result, out)
         _delete_catalog(tx.conn, schema, summary.catalog_inserted, result, out)
     result.applied = True
     return result
@@ -268,6 +272,28 @@ def _catalog_row(conn: Connection, schema: WorkspaceSchema, name: Any) -> Mappin
 
 def _norm(value: Any) -> Any:
     return None if value is None else str(value)
+
+
+# --- columns ---------------------------------------------------------------------------------------------
+
+
+def _restore_columns(
+    conn: Connection,
+    schema: WorkspaceSchema,
+    sets: Sequence[Mapping[str, Any]],
+    result: RestoreResult,
+    out: JournalWriter | None,
+) -> None:
+    """Under the lock, after the rows are back: put each changed column back to its journaled value (found by
+    the row's key), recording the reverse change in this restore's own journal."""
+    for record in sets:
+        wt = _table(schema, record["table"])
+        t = queries.table_clause(wt)
+        where = and_(*(t.c[c] == v for c, v in zip(key_columns(wt), record["key"], strict=True)))
+        if conn.execute(t.update().where(where).values({record["column"]: record["from"]})).rowcount:
+            result.columns_restored += 1
+            if out:
+                out.column_set(wt.name, record["key"], record["column"], record["to"], record["from"])
 
 
 # --- rows ------------------------------------------------------------------------------------------------
