@@ -26,6 +26,7 @@ from mlflow_ws_admin.errors import ArtifactFindingsBlock, ConflictsAppeared, Ver
 from mlflow_ws_admin.move import Move
 from mlflow_ws_admin.plan import Plan, key_has_conflicts
 from mlflow_ws_admin.schema import ForeignKey, UniqueKey, WorkspaceSchema, WorkspaceTable
+from mlflow_ws_admin.selection import describe_references, reference_tables, references_left_behind
 from mlflow_ws_admin.transaction import Locked, locked_transaction
 
 if TYPE_CHECKING:
@@ -94,6 +95,7 @@ def apply_plan(
         journal=journal,
         doing=f"applying (rolled back: nothing was applied; still pending: {pending})",
         ignore_other_sessions=extras.ignore_other_sessions,
+        read_tables=reference_tables(schema) if plan.resources else (),
     ) as tx:
         conn = tx.conn
         if extras.expected_fingerprints is not None:
@@ -101,6 +103,8 @@ def apply_plan(
 
             verify_fingerprints(conn, schema, extras.expected_fingerprints)
         _recheck_conflicts(conn, schema, _code_enforced_keys(schema), move)
+        if plan.resources:
+            _refuse_new_references(conn, schema, move)
         # The locations are checked in a thread while the UPDATEs run.
         finding = artifacts.start_artifact_check(
             conn,
@@ -125,6 +129,17 @@ def apply_plan(
             journal.catalog_inserted({schema.catalog.name_column: mlflow_facts.DEFAULT_WORKSPACE})
     moved = tuple((wt.name, counts[wt.name]) for wt in _moving_tables(plan))
     return ApplyResult(moved, created, pruned, findings, retargeted)
+
+
+def _refuse_new_references(conn: Connection, schema: WorkspaceSchema, move: Move) -> None:
+    """A row that stays behind may have started to reference a moving row since the plan."""
+    left = list(references_left_behind(conn, schema, move))
+    if left:
+        shown = "; ".join(describe_references(left, 3))
+        raise ConflictsAppeared(
+            f"{len(left):,} row(s) staying in `{move.source}` reference moving rows (found under the lock: {shown}); "
+            "rolled back, nothing changed"
+        )
 
 
 def _moving_tables(plan: Plan) -> list[WorkspaceTable]:

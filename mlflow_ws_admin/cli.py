@@ -9,13 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 import click
 
 from mlflow_ws_admin import __version__
+from mlflow_ws_admin.boundary import Invocation, artifact_root, boundary
+from mlflow_ws_admin.boundary import run as run_command
 from mlflow_ws_admin.cli_options import (
     URI_HELP,
     artifact_root_option,
@@ -26,97 +26,13 @@ from mlflow_ws_admin.cli_options import (
     report_options,
     server_options,
 )
-from mlflow_ws_admin.errors import ExitStatus, UsageError, password_in
-
-if TYPE_CHECKING:
-    from mlflow_ws_admin.commands import UI, Output
-    from mlflow_ws_admin.connect import Target
-
-
-class _Invocation:
-    """One command's run: where its secrets are, its output, and its UI (the boundary reports through them)."""
-
-    def __init__(self, uri: str | None, *secret_texts: str | None, output: Output | None = None) -> None:
-        from mlflow_ws_admin.commands import UI, Output
-
-        self.uri = uri
-        self.secret_texts = [uri or os.environ.get("MLFLOW_TRACKING_URI"), *secret_texts]
-        self.target: Target | None = None
-        self.output = output or Output()
-        self.ui: UI = UI()
-
-    def secrets(self) -> list[str | None]:
-        return [self.target.password if self.target else None, *(password_in(t) for t in self.secret_texts)]
-
-    def resolve(self) -> Target:
-        from mlflow_ws_admin.connect import resolve_target
-
-        self.target = resolve_target(self.uri)
-        return self.target
-
-
-@contextmanager
-def _boundary(run: _Invocation) -> Iterator[None]:
-    """The one place exceptions become exit codes.  Every message is scrubbed of the passwords; with
-    ``--format json`` the error is also the run's JSON document.  Exit 1 only ever means "conflicts"."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from mlflow_ws_admin.errors import WsAdminError, driver_message, scrub, translate
-
-    def leave(message: str, status: ExitStatus) -> NoReturn:
-        message = scrub(message, run.secrets())
-        with contextlib.suppress(OSError, ValueError):
-            click.echo(f"Error: {message}", err=True)
-            run.output.error_document(run.ui, message, status, run.target)
-        sys.exit(int(status))
-
-    from mlflow_ws_admin.transaction import commit_count
-
-    commits = commit_count()
-    try:
-        yield
-    except WsAdminError as exc:
-        leave(exc.message, exc.exit_status)
-    except SQLAlchemyError as exc:
-        err = translate(exc, doing="reading the database")
-        leave(err.message, err.exit_status)
-    except KeyboardInterrupt:
-        # Planning never writes, and the transaction core holds Ctrl-C from COMMIT until it has returned, so
-        # an interrupt before any commit left the database as it was; one after it only cut the report short.
-        if commit_count() > commits:
-            leave("interrupted after the change was committed; only its report was cut short", ExitStatus.OK)
-        leave("interrupted: rolled back, nothing changed", ExitStatus.ABORTED)
-    except BrokenPipeError:
-        # The reader of stdout went away (`| head`): the report is lost, not the run; never "conflicts".
-        with contextlib.suppress(OSError, ValueError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout once more at exit
-        sys.exit(int(ExitStatus.OUTPUT_CLOSED))
-    except OSError as exc:  # a plan file or journal that cannot be written, a full disk
-        leave(f"{type(exc).__name__}: {driver_message(exc)}", ExitStatus.DATABASE_ERROR)
-    except click.exceptions.Exit:
-        raise
-    except Exception as exc:  # a bug: one line naming it, and a code a CI script cannot mistake for conflicts
-        leave(
-            f"internal error ({type(exc).__name__}: {driver_message(exc)}); please report it", ExitStatus.INTERNAL_ERROR
-        )
-
-
-def _run(run: _Invocation, use_case: Callable[[Target], ExitStatus]) -> NoReturn:
-    with _boundary(run):
-        status = use_case(run.resolve())
-    sys.exit(int(status))
-
-
-def _artifact_root(root: str | None) -> str | None:
-    if root is not None and not root.strip():
-        raise UsageError("--default-artifact-root must not be empty")
-    return root.strip() if root else None
+from mlflow_ws_admin.errors import ExitStatus, UsageError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mlflow-ws-admin")
 def main() -> None:
-    """Administer MLflow workspaces: move every workspace-scoped row into `default`."""
+    """Administer MLflow workspaces: move workspace-scoped rows into `default`, or between workspaces."""
 
 
 def entry_point() -> NoReturn:
@@ -201,10 +117,101 @@ def migrate_to_default_workspace(
     from mlflow_ws_admin import commands
 
     output = commands.Output(output_format, max_conflicts, bool(options["dry_run"]))
-    run = _Invocation(uri, default_artifact_root, output=output)
-    with _boundary(run):
-        opts = commands.MigrateOptions(default_artifact_root=_artifact_root(default_artifact_root), **options)  # type: ignore[arg-type]
-    _run(run, lambda target: commands.migrate(target, opts, output, run.ui))
+    run = Invocation(uri, default_artifact_root, output=output)
+    with boundary(run):
+        opts = commands.MigrateOptions(default_artifact_root=artifact_root(default_artifact_root), **options)  # type: ignore[arg-type]
+    run_command(run, lambda target: commands.migrate(target, opts, output, run.ui))
+
+
+@db.command("move-resources", epilog=URI_HELP)
+@click.argument("uri", required=False)
+@click.option("--from", "source", required=True, metavar="SRC", help="The workspace the resources leave.")
+@click.option("--to", "target", required=True, metavar="DST", help="The workspace they move into.")
+@click.option(
+    "--resource-type",
+    "resource_types",
+    multiple=True,
+    metavar="TYPE",
+    help="A root table to move from (repeatable): experiments, registered_models, the gateway and MCP tables, ... "
+    "Default: every type, which merges SRC into DST.",
+)
+@click.option(
+    "--name", "names", multiple=True, metavar="NAME", help="Move only the resources with this name (repeatable)."
+)
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=lambda _ctx, _param, values: tuple(_tag(v) for v in values),
+    help="Move only the resources with this tag (repeatable: all must match).  Not with --name.",
+)
+@dry_run_option("Read-only preflight: print what would move and every conflict, change nothing.")
+@click.option("-v", "--verbose", is_flag=True, help="List every conflict group and reference, not the first few.")
+@click.option("-y", "--yes", is_flag=True, help="Apply without asking for confirmation.")
+@click.option(
+    "--artifact-policy",
+    type=click.Choice(["preserve", "retarget"]),
+    default="preserve",
+    show_default=True,
+    help="retarget: repoint each moved experiment's artifact_location under DST's artifact root (no copy).",
+)
+@artifact_root_option(
+    "The tracking server's --default-artifact-root: DST's root for retarget (unless the catalog sets one)."
+)
+@click.option("--allow-artifact-overlap", is_flag=True, help="Proceed despite blocking artifact findings.")
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Record every changed row (JSON Lines) so that db restore-workspaces can undo the move.",
+)
+@lock_timeout_option
+@ignore_other_sessions_option
+@click.option(
+    "--workspace-store-uri",
+    metavar="URI",
+    default=None,
+    envvar="MLFLOW_WORKSPACE_STORE_URI",
+    help="The database that holds the workspace catalog, when it is not the tracking database "
+    "(default: $MLFLOW_WORKSPACE_STORE_URI, else URI).  Read only.",
+)
+@report_options
+def move_resources(
+    uri: str | None,
+    output_format: str,
+    max_conflicts: int | None,
+    default_artifact_root: str | None,
+    workspace_store_uri: str | None,
+    **options: object,
+) -> None:
+    """Move resources from workspace SRC to DST, with everything that belongs to them, in one transaction.
+
+    Selects root rows by type, --name or --tag; their dependents (a model's versions, tags, aliases) follow,
+    and rows they reference (a gateway endpoint's model definitions and secrets) come along.  Conflicts are
+    checked against DST only.
+
+    Exit codes: 0 ok, 1 conflicts or references left behind, 2 usage, 3 database error, 4 verification
+    failed (rolled back), 5 aborted (nothing changed), 70 internal error, 141 stdout closed.
+    """
+    from mlflow_ws_admin import commands
+
+    output = commands.Output(output_format, max_conflicts, bool(options["dry_run"]))
+    run = Invocation(uri, default_artifact_root, workspace_store_uri, output=output)
+    with boundary(run):
+        opts = commands.MoveOptions(
+            default_artifact_root=artifact_root(default_artifact_root),
+            workspace_store_uri=workspace_store_uri,
+            **options,  # type: ignore[arg-type]
+        )
+    run_command(run, lambda target: commands.move_resources(target, opts, output, run.ui))
+
+
+def _tag(value: str) -> tuple[str, str]:
+    key, sep, tag_value = value.partition("=")
+    if not sep or not key:
+        raise click.BadParameter(f"{value!r} is not KEY=VALUE")
+    return key, tag_value
 
 
 @db.command("preflight", epilog=URI_HELP)
@@ -226,10 +233,10 @@ def preflight(
     from mlflow_ws_admin import commands
 
     output = commands.Output(output_format, dry_run=True)
-    run = _Invocation(uri, server, default_artifact_root, output=output)
-    with _boundary(run):
-        opts = commands.PreflightOptions(_artifact_root(default_artifact_root), server, server_timeout, direction)
-    _run(run, lambda target: commands.preflight(target, opts, output, run.ui))
+    run = Invocation(uri, server, default_artifact_root, output=output)
+    with boundary(run):
+        opts = commands.PreflightOptions(artifact_root(default_artifact_root), server, server_timeout, direction)
+    run_command(run, lambda target: commands.preflight(target, opts, output, run.ui))
 
 
 @main.command()
@@ -243,8 +250,8 @@ def demo(path: str | None) -> None:
     """Build a small multi-workspace SQLite database with planted conflicts and dry-run the migration on it."""
     from mlflow_ws_admin import commands
 
-    run = _Invocation(None)
-    with _boundary(run):
+    run = Invocation(None)
+    with boundary(run):
         commands.demo(path, run.ui)
 
 
@@ -288,10 +295,10 @@ def restore_workspaces(
     from mlflow_ws_admin import commands
 
     output = commands.Output(output_format, max_conflicts, bool(options["dry_run"]))
-    run = _Invocation(uri, output=output)
-    with _boundary(run):
+    run = Invocation(uri, output=output)
+    with boundary(run):
         if len(journals) > 2 or (len(journals) == 2 and record_journal):
             raise UsageError("give one --journal to restore, and at most one --record-journal")
         record = record_journal or (journals[1] if len(journals) == 2 else None)
         opts = commands.RestoreOptions(journals[0], record, **options)  # type: ignore[arg-type]
-    _run(run, lambda target: commands.restore(target, opts, output, run.ui))
+    run_command(run, lambda target: commands.restore(target, opts, output, run.ui))

@@ -24,9 +24,11 @@ if TYPE_CHECKING:
     from mlflow_ws_admin.apply import ApplyExtras, ApplyResult
     from mlflow_ws_admin.connect import Target
     from mlflow_ws_admin.journal import JournalWriter
+    from mlflow_ws_admin.move import Move
     from mlflow_ws_admin.plan import ConflictGroup, Plan, TableConflicts
     from mlflow_ws_admin.restore import RestoreResult
     from mlflow_ws_admin.schema import WorkspaceSchema
+    from mlflow_ws_admin.selection import ResourceSelection
 
 
 def _console(stderr: bool = False) -> Console:
@@ -159,7 +161,15 @@ class MigrateOptions:
 
 
 def migrate(target: Target, options: MigrateOptions, output: Output, ui: UI) -> ExitStatus:
-    """Plan, report, confirm, apply; on a refusal under the lock, report again read-only (exit 1)."""
+    """Every row into `default`: plan, report, confirm, apply (``_run_move``)."""
+    return _run_move(target, options, output, ui, _migration)
+
+
+def _run_move(
+    target: Target, options: MigrateOptions, output: Output, ui: UI, choose: MoveChooser, operation: str = "migrate"
+) -> ExitStatus:
+    """Plan the chosen Move, report it, confirm, apply; on a refusal under the lock, report again read-only
+    (exit 1)."""
     from mlflow_ws_admin.apply import apply_plan
     from mlflow_ws_admin.connect import create_db_engine
     from mlflow_ws_admin.report.progress import apply_progress
@@ -172,7 +182,7 @@ def migrate(target: Target, options: MigrateOptions, output: Output, ui: UI) -> 
     console = ui.console(stderr=output.json)
     progress_console = None if output.json else ui.progress_console()
     engine = create_db_engine(target, read_only=options.dry_run, busy_timeout_s=options.lock_timeout)
-    report = _PlanReport(engine, target, options, output, ui, console, progress_console)
+    report = _PlanReport(engine, target, options, output, ui, console, progress_console, choose)
     try:
         # Without a prompt nobody reviews the plan before apply, so what apply checks under its lock anyway is
         # left to it (one pass over the data instead of two); see plan.build_plan.
@@ -193,7 +203,7 @@ def migrate(target: Target, options: MigrateOptions, output: Output, ui: UI) -> 
                     plan,
                     lock_timeout_s=options.lock_timeout,
                     on_table=on_moved,
-                    extras=_apply_extras(options, target, plan.schema, expected),
+                    extras=_apply_extras(options, target, plan.schema, expected, operation),
                 )
         except (ConflictsAppeared, ArtifactFindingsBlock):
             # Rolled back, nothing changed: list every conflict and finding in a read-only report, exactly as a
@@ -210,10 +220,20 @@ def migrate(target: Target, options: MigrateOptions, output: Output, ui: UI) -> 
         if output.json:
             _emit_plan(output, ui, None, plan, ExitStatus.OK, applied=result)
         else:
-            render_apply_result(result, console)
+            render_apply_result(result, console, plan.move.target)
         return ExitStatus.OK
     finally:
         engine.dispose()
+
+
+#: Builds the Move a command runs, from the open connection and the reflected schema (read-only).
+MoveChooser = Callable[["Connection", "WorkspaceSchema"], tuple["Move", "ResourceSelection | None"]]
+
+
+def _migration(conn: Connection, schema: WorkspaceSchema) -> tuple[Move, None]:
+    from mlflow_ws_admin.move import MIGRATE
+
+    return MIGRATE, None
 
 
 class _PlanReport:
@@ -223,11 +243,12 @@ class _PlanReport:
         self,
         engine: Engine,
         target: Target,
-        options: MigrateOptions,
+        options: MigrateOptions | MoveOptions,
         output: Output,
         ui: UI,
         console: Console,
         progress_console: Console | None,
+        choose: MoveChooser = _migration,
     ) -> None:
         self.engine = engine
         self.target = target
@@ -236,6 +257,7 @@ class _PlanReport:
         self.ui = ui
         self.console = console
         self.progress_console = progress_console
+        self.choose = choose
 
     def show(
         self, *, dry_run: bool, defer_to_apply: bool, status: ExitStatus | None = None
@@ -255,6 +277,7 @@ class _PlanReport:
         with self.engine.connect() as conn:
             with planning_spinner(self.progress_console) as on_table:
                 schema = reflect_schema(conn)
+                move, resources = self.choose(conn, schema)
                 plan = build_plan(
                     conn,
                     schema,
@@ -264,10 +287,12 @@ class _PlanReport:
                     stream_conflicts=stream,
                     on_table=on_table,
                     defer_to_apply=defer_to_apply,
+                    move=move,
+                    resources=resources,
                 )
 
             def all_groups(tc: TableConflicts) -> Iterator[ConflictGroup]:
-                return iter_conflict_groups(conn, schema, schema.table(tc.table), tc.key, None)
+                return iter_conflict_groups(conn, schema, schema.table(tc.table), tc.key, None, move)
 
             if not (output.json or output.markdown):
                 render_plan(
@@ -299,7 +324,7 @@ class _PlanReport:
         return plan, status
 
     def _write_plan_file(self, conn: Connection, plan: Plan) -> None:
-        if not self.options.plan_out:
+        if not getattr(self.options, "plan_out", None):
             return
         from mlflow_ws_admin.planfile import fingerprints, plan_document, write_plan_file
 
@@ -316,13 +341,17 @@ def _expected_fingerprints(plan_file: str | None, target: Target) -> dict[str, s
 
 
 def _apply_extras(
-    options: MigrateOptions, target: Target, schema: WorkspaceSchema, expected: dict[str, str] | None
+    options: MigrateOptions,
+    target: Target,
+    schema: WorkspaceSchema,
+    expected: dict[str, str] | None,
+    operation: str,
 ) -> ApplyExtras:
     from mlflow_ws_admin.apply import ApplyExtras
 
     return ApplyExtras(
         expected_fingerprints=expected,
-        journal=open_journal(options.journal, "migrate", target, schema) if options.journal else None,
+        journal=open_journal(options.journal, operation, target, schema) if options.journal else None,
         prune_workspaces=options.prune_workspaces,
         default_artifact_root=options.default_artifact_root,
         allow_artifact_overlap=options.allow_artifact_overlap,
@@ -346,7 +375,7 @@ def _emit_plan(
 
     def groups(tc: TableConflicts, limit: int | None) -> Iterator[ConflictGroup]:
         assert conn is not None
-        return iter_conflict_groups(conn, plan.schema, plan.schema.table(tc.table), tc.key, limit)
+        return iter_conflict_groups(conn, plan.schema, plan.schema.table(tc.table), tc.key, limit, plan.move)
 
     doc = plan_document(
         plan,
@@ -356,6 +385,7 @@ def _emit_plan(
         conflicts=conflict_items(plan, groups, output.max_conflicts) if conn is not None else [],
         workspaces_pruned=applied.workspaces_pruned if applied else (),
         rows_moved=applied.total_moved if applied else None,
+        artifact_locations_retargeted=applied.artifact_locations_retargeted if applied else None,
     )
     write_document(doc, ui.stdout())
     output.emitted = True
@@ -370,6 +400,82 @@ def _status_name(plan: Plan, status: ExitStatus, applied: ApplyResult | None) ->
         # Another run may have moved everything between our plan and our lock: say what happened under it.
         return "applied" if applied.total_moved or applied.created_default_workspace else "nothing_to_move"
     return "nothing_to_move" if plan.nothing_to_do else "ok"
+
+
+# --- db move-resources ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MoveOptions(MigrateOptions):
+    """``db move-resources``: migrate's options (no plan files, no pruning) plus what to move where."""
+
+    source: str = ""
+    target: str = ""
+    resource_types: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    artifact_policy: str = "preserve"
+    workspace_store_uri: str | None = None
+
+    def check(self) -> None:
+        super().check()
+        if self.source == self.target:
+            raise UsageError(f"--from and --to are both {self.source!r}: nothing would move")
+        if self.names and self.tags:
+            raise UsageError("--name and --tag are mutually exclusive")
+
+
+def move_resources(target: Target, options: MoveOptions, output: Output, ui: UI) -> ExitStatus:
+    """Selected resources of one workspace into another: plan, report, confirm, apply (``_run_move``)."""
+    from mlflow_ws_admin.connect import resolve_workspace_store
+
+    options.check()
+    store = resolve_workspace_store(options.workspace_store_uri)
+    return _run_move(target, options, output, ui, _resource_chooser(options, store), "move")
+
+
+def _resource_chooser(options: MoveOptions, store: Target | None) -> MoveChooser:
+    def choose(conn: Connection, schema: WorkspaceSchema) -> tuple[Move, ResourceSelection]:
+        from mlflow_ws_admin import selection
+
+        workspaces = _workspace_catalog(conn, store)
+        selection.check_workspaces(workspaces, options.source, options.target)
+        wanted = selection.ResourceFilter(
+            options.source, options.target, options.resource_types, options.names, options.tags
+        )
+        root = None
+        if options.artifact_policy == "retarget":
+            root = selection.workspace_root(options.default_artifact_root, workspaces[options.target], options.target)
+            if root is None:
+                raise UsageError(
+                    f"--artifact-policy retarget needs an artifact root: workspace {options.target!r} has no "
+                    "default_artifact_root in the catalog; pass the server's --default-artifact-root"
+                )
+        move, chosen = selection.select_resources(conn, schema, wanted)
+        if root is not None:
+            moving = next((s for s in chosen.selected if s.table == selection.EXPERIMENTS), None)
+            ids = [k[0] for k in moving.keys] if moving else []
+            move = dataclasses.replace(move, retarget={i: selection.retargeted(root, i) for i in ids})
+            chosen = dataclasses.replace(chosen, retarget_root=root)
+        return move, chosen
+
+    return choose
+
+
+def _workspace_catalog(conn: Connection, store: Target | None) -> dict[str, str | None]:
+    """The workspaces and their roots: from the separate workspace store (read-only), else this database."""
+    from mlflow_ws_admin.selection import read_workspaces
+
+    if store is None:
+        return read_workspaces(conn)
+    from mlflow_ws_admin.connect import create_db_engine
+
+    engine = create_db_engine(store, read_only=True)
+    try:
+        with engine.connect() as store_conn:
+            return read_workspaces(store_conn)
+    finally:
+        engine.dispose()
 
 
 # --- db restore-workspaces ---------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from mlflow_ws_admin.dialects import for_backend
 from mlflow_ws_admin.errors import MASK, UsageError, mask_password_in
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+WORKSPACE_STORE_URI_ENV = "MLFLOW_WORKSPACE_STORE_URI"
 
 _BACKENDS = {
     "sqlite": "sqlite",
@@ -77,6 +78,20 @@ def resolve_target(uri: str | None, environ: dict[str, str] | None = None) -> Ta
         if uri:
             raise
         raise UsageError(f"${TRACKING_URI_ENV} (used because no URI was given): {exc.message}") from None
+
+
+def resolve_workspace_store(uri: str | None, environ: dict[str, str] | None = None) -> Target | None:
+    """The workspace catalog's database when it is not the tracking database: ``--workspace-store-uri``, else
+    $MLFLOW_WORKSPACE_STORE_URI (MLflow's own order), else None (the tracking database's catalog)."""
+    env = os.environ if environ is None else environ
+    raw = uri if uri else env.get(WORKSPACE_STORE_URI_ENV, "")
+    if not raw.strip():
+        return None
+    try:
+        return _parse_target(raw)
+    except UsageError as exc:
+        where = "--workspace-store-uri" if uri else f"${WORKSPACE_STORE_URI_ENV}"
+        raise UsageError(f"{where}: {exc.message}") from None
 
 
 def _parse_target(raw: str) -> Target:

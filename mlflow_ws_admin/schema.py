@@ -23,7 +23,8 @@ from mlflow_ws_admin.errors import NotAWorkspaceDatabase
 
 @dataclass(frozen=True)
 class ForeignKey:
-    """A foreign key between two workspace-scoped tables that carries the workspace."""
+    """A foreign key (``WorkspaceTable.parent_keys``: one between workspace-scoped tables that carries the
+    workspace)."""
 
     name: str | None
     child: str
@@ -38,6 +39,10 @@ class ForeignKey:
     @property
     def cascades_on_update(self) -> bool:
         return (self.on_update or "").upper() == "CASCADE"
+
+    @property
+    def cascades_on_delete(self) -> bool:
+        return (self.on_delete or "").upper() == "CASCADE"
 
     def column_map(self) -> dict[str, str]:
         """parent column -> child column."""
@@ -102,12 +107,23 @@ class WorkspaceSchema:
     tables: tuple[WorkspaceTable, ...]
     catalog: Catalog
     all_table_names: frozenset[str] = field(default_factory=frozenset)
+    #: every foreign key of the database, workspace-scoped or not: how rows reference each other by id
+    #: (a gateway endpoint's experiment, a tag's resource), which a selective move must follow
+    all_foreign_keys: tuple[ForeignKey, ...] = ()
+    #: every table's column names, for the same reason
+    all_columns: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def table(self, name: str) -> WorkspaceTable:
         for t in self.tables:
             if t.name == name:
                 return t
         raise KeyError(name)
+
+    def is_workspace_table(self, name: str) -> bool:
+        return any(t.name == name for t in self.tables)
+
+    def columns_of(self, name: str) -> tuple[str, ...]:
+        return next((cols for t, cols in self.all_columns if t == name), ())
 
     def children_of(self, parent: str) -> tuple[ForeignKey, ...]:
         return tuple(fk for t in self.tables for fk in t.parent_keys if fk.parent == parent)
@@ -178,6 +194,8 @@ def reflect_schema(conn: Connection) -> WorkspaceSchema:
         tables=_parents_first(tables),
         catalog=catalog,
         all_table_names=frozenset(names),
+        all_foreign_keys=tuple(fk for t in names for fk in _foreign_keys(t, foreign_keys.get(t, []))),
+        all_columns=tuple((t, tuple(c["name"] for c in columns.get(t, []))) for t in names),
     )
 
 
@@ -249,18 +267,24 @@ def _unique_keys(
 
 
 def _workspace_fks(child: str, fks: list[dict], ws_columns: dict[str, tuple[str, ...]]) -> tuple[ForeignKey, ...]:
+    """The FKs onto a workspace-scoped parent that carry its workspace column."""
+    return tuple(
+        fk
+        for fk in _foreign_keys(child, fks)
+        if fk.parent in ws_columns and set(fk.parent_columns) & set(ws_columns[fk.parent])
+    )
+
+
+def _foreign_keys(child: str, fks: list[dict]) -> list[ForeignKey]:
     result = []
     for fk in fks:
-        parent = fk["referred_table"]
-        if parent not in ws_columns or not set(fk["referred_columns"]) & set(ws_columns[parent]):
-            continue
         options = fk.get("options") or {}
         result.append(
             ForeignKey(
                 name=fk.get("name"),
                 child=child,
                 child_columns=tuple(fk["constrained_columns"]),
-                parent=parent,
+                parent=fk["referred_table"],
                 parent_columns=tuple(fk["referred_columns"]),
                 on_update=options.get("onupdate"),
                 on_delete=options.get("ondelete"),
@@ -268,7 +292,7 @@ def _workspace_fks(child: str, fks: list[dict], ws_columns: dict[str, tuple[str,
                 initially=options.get("initially"),
             )
         )
-    return tuple(result)
+    return result
 
 
 def _parents_first(tables: list[WorkspaceTable]) -> tuple[WorkspaceTable, ...]:

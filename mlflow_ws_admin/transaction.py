@@ -59,12 +59,14 @@ def locked_transaction(
     journal: JournalWriter | None,
     doing: str,
     ignore_other_sessions: bool = False,
+    read_tables: Sequence[str] = (),
 ) -> Iterator[Locked]:
     """Run the body under the locks in one transaction; COMMIT when it returns, roll back when it raises.
 
     ``doing`` names the operation in error messages, e.g. "applying (rolled back: nothing was applied)".
     Unless ``ignore_other_sessions``, another session connected to the database (a tracking server that still
-    runs, with workspaces on) makes it refuse before anything is locked."""
+    runs, with workspaces on) makes it refuse before anything is locked.  ``read_tables``: tables without a
+    workspace column that the body reads under the lock (a selective move's references)."""
     dialect = for_backend(schema.dialect)
     engine.dispose()  # our own idle connections (the plan's) are not "other sessions"
     try:
@@ -74,7 +76,7 @@ def locked_transaction(
                     if not ignore_other_sessions:
                         _refuse_other_sessions(conn, dialect)
                     _check_privileges(conn, dialect, schema, suspendable)
-                    dialect.lock_workspace_tables(conn, locked_tables(schema), lock_timeout_s)
+                    dialect.lock_workspace_tables(conn, locked_tables(schema), lock_timeout_s, read_tables)
                     locked = Locked(conn, dialect, schema, tuple(suspendable))
                     yield locked
                     if locked.suspended:

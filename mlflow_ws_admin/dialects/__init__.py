@@ -82,8 +82,11 @@ class Dialect:
 
     # --- locks and privileges -------------------------------------------------------------------------------
 
-    def lock_workspace_tables(self, conn: Connection, tables: Sequence[str], timeout_s: float) -> None:
-        """Keep other writers out of these tables until the transaction ends."""
+    def lock_workspace_tables(
+        self, conn: Connection, tables: Sequence[str], timeout_s: float, read_tables: Sequence[str] = ()
+    ) -> None:
+        """Keep other writers out of these tables (and of ``read_tables``, which the body only reads) until the
+        transaction ends."""
 
     def release_locks(self, conn: Connection) -> None:
         """Locks end with the transaction."""

@@ -68,7 +68,9 @@ class MySQLDialect(Dialect):
         finally:
             cur.close()
 
-    def lock_workspace_tables(self, conn: Connection, tables: Sequence[str], timeout_s: float) -> None:
+    def lock_workspace_tables(
+        self, conn: Connection, tables: Sequence[str], timeout_s: float, read_tables: Sequence[str] = ()
+    ) -> None:
         """WRITE locks block other sessions' reads and writes of these tables until UNLOCK TABLES, which we
         issue only after COMMIT/ROLLBACK (the documented way to combine LOCK TABLES with InnoDB).
 
@@ -76,7 +78,8 @@ class MySQLDialect(Dialect):
         seconds = max(1, int(timeout_s))
         conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {seconds}")
         conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {seconds}")
-        conn.exec_driver_sql("LOCK TABLES " + ", ".join(f"{self.quote(conn, t)} WRITE" for t in tables))
+        locks = [f"{self.quote(conn, t)} WRITE" for t in tables] + [f"{self.quote(conn, t)} READ" for t in read_tables]
+        conn.exec_driver_sql("LOCK TABLES " + ", ".join(locks))
 
     def release_locks(self, conn: Connection) -> None:
         conn.exec_driver_sql("UNLOCK TABLES")

@@ -38,10 +38,15 @@ class PostgreSQLDialect(Dialect):
     def error_code(self, exc: BaseException) -> Any:
         return getattr(getattr(exc, "orig", None) or exc, "pgcode", None)
 
-    def lock_workspace_tables(self, conn: Connection, tables: Sequence[str], timeout_s: float) -> None:
-        """SHARE ROW EXCLUSIVE blocks concurrent INSERT/UPDATE/DELETE but not readers, until commit."""
+    def lock_workspace_tables(
+        self, conn: Connection, tables: Sequence[str], timeout_s: float, read_tables: Sequence[str] = ()
+    ) -> None:
+        """SHARE ROW EXCLUSIVE blocks concurrent INSERT/UPDATE/DELETE but not readers, until commit; SHARE (for
+        the tables only read) blocks writers too, and needs only SELECT."""
         conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{max(1, int(timeout_s * 1000))}ms'")
         conn.exec_driver_sql(f"LOCK TABLE {', '.join(self.quote(conn, t) for t in tables)} IN SHARE ROW EXCLUSIVE MODE")
+        if read_tables:
+            conn.exec_driver_sql(f"LOCK TABLE {', '.join(self.quote(conn, t) for t in read_tables)} IN SHARE MODE")
 
     def missing_privileges(
         self, conn: Connection, updated: Mapping[str, str], altered: Sequence[str]

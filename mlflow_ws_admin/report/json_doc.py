@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from mlflow_ws_admin.plan import ConflictGroup, Plan, TableConflicts
 from mlflow_ws_admin.preflight import PreflightResult
+from mlflow_ws_admin.selection import Reference, ResourceSelection, RowRef
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "conflicts", "applied", "nothing_to_move", "aborted", "error")
@@ -53,9 +54,10 @@ def plan_document(
     conflicts: Iterable[dict[str, Any]] = (),
     workspaces_pruned: Iterable[str] = (),
     rows_moved: int | None = None,
+    artifact_locations_retargeted: int | None = None,
 ) -> dict[str, Any]:
-    """The document for a migrate run.  ``conflicts`` may be a generator: ``write_document`` streams it.
-    ``rows_moved`` is what apply moved under its lock (null when nothing was applied)."""
+    """The document for a migrate or move-resources run.  ``conflicts`` may be a generator: ``write_document``
+    streams it.  ``rows_moved`` is what apply moved under its lock (null when nothing was applied)."""
     doc = base_document(status=status, exit_code=exit_code, dry_run=dry_run, dialect=plan.dialect, url=plan.database)
     doc["tables"] = [
         {"table": m.table, "rows_to_move": m.rows_to_move, "by_workspace": _by_workspace(m.by_workspace)}
@@ -68,7 +70,34 @@ def plan_document(
     doc["artifact_findings"] = [artifact_finding(f) for f in getattr(plan, "artifact_findings", ())]
     doc["workspaces_pruned"] = list(workspaces_pruned)
     doc["other_sessions"] = None if plan.other_sessions is None else list(plan.other_sessions)
+    if plan.resources is not None:
+        doc.update(selection_fields(plan.resources, artifact_locations_retargeted))
     return doc
+
+
+def selection_fields(selection: ResourceSelection, retargeted: int | None) -> dict[str, Any]:
+    """move-resources' own fields: the workspaces, the chosen root rows by key, what came along, what blocks."""
+    return {
+        "source_workspace": selection.source,
+        "target_workspace": selection.target,
+        "selected": {
+            s.table: [dict(zip(s.key_columns, k, strict=True)) for k in s.keys] for s in selection.selected if s.keys
+        },
+        "names_not_found": list(selection.unmatched_names),
+        "pulled_along": [_reference(r) for r in selection.pulled_along],
+        "references_left_behind": [_reference(r) for r in selection.references_left_behind],
+        "artifact_policy": "retarget" if selection.retarget_root else "preserve",
+        "artifact_root": selection.retarget_root,
+        # null until applied: the count is taken under the lock
+        "artifact_locations_retargeted": retargeted,
+    }
+
+
+def _reference(ref: Reference) -> dict[str, Any]:
+    def row(r: RowRef) -> dict[str, Any]:
+        return {"table": r.table, "key": dict(r.key), "name": r.name}
+
+    return {"row": row(ref.holder), "references": row(ref.target), "via": ref.via}
 
 
 def _by_workspace(pairs: Iterable[tuple[str | None, int]]) -> dict[str, int]:
@@ -136,6 +165,7 @@ def restore_document(result: Any, *, status: str, exit_code: int, dialect: str, 
     doc["conflict_count"] = result.conflict_count
     doc["missing_rows"] = dict(result.missing)
     doc["workspaces_recreated"] = list(result.workspaces_recreated)
+    doc["columns_restored"] = result.columns_restored
     return doc
 
 

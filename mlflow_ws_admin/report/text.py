@@ -20,6 +20,7 @@ from mlflow_ws_admin import artifacts, mlflow_facts
 from mlflow_ws_admin.apply import ApplyResult
 from mlflow_ws_admin.display import quoted, workspace_label
 from mlflow_ws_admin.plan import ConflictGroup, ConflictRow, Plan, TableConflicts
+from mlflow_ws_admin.selection import SAMPLE_NAMES, ResourceSelection, describe_references
 
 if TYPE_CHECKING:  # restore's machinery is not needed to print its result
     from mlflow_ws_admin.restore import RestoreResult
@@ -46,7 +47,11 @@ def render_plan(
     groups_for streams every group of a key (``--verbose``); without it each key shows its sample.
     max_groups (``--max-conflicts``) caps the groups listed over all tables; the counts stay exact."""
     mode = "dry run, read-only" if dry_run else "plan"
-    console.print(Text(f"Migrate to the `default` workspace ({mode})", style="bold"))
+    if plan.resources is None:
+        console.print(Text(f"Migrate to the `default` workspace ({mode})", style="bold"))
+    else:
+        title = f"Move resources from {quoted(plan.resources.source)} to {quoted(plan.resources.target)} ({mode})"
+        console.print(Text(title, style="bold"))
     console.print(Text(f"Database: {plan.database} ({plan.dialect}, {len(plan.schema.tables)} workspace tables)"))
     if other := other_sessions_line(plan.other_sessions):
         console.print(Text(other, style="yellow"))
@@ -58,8 +63,11 @@ def render_plan(
             )
         )
     console.print()
+    if plan.resources is not None:
+        render_selection(plan.resources, console, verbose=plan.sample_limit is None)
+        console.print()
     _render_moves(plan, console)
-    if plan.total_rows_to_move:
+    if plan.total_rows_to_move and plan.resources is None:
         console.print()
         _render_source_workspaces(plan, console)
     if plan.conflicts:
@@ -91,9 +99,9 @@ def other_sessions_line(sessions: tuple[str, ...] | None) -> str | None:
 def _render_moves(plan: Plan, console: Console) -> None:
     moving = [m for m in plan.moves if m.rows_to_move]
     if not moving:
-        console.print(Text("No rows to move: every workspace table is already in `default`."))
+        console.print(Text(f"No rows to move: {_nothing_there(plan)}."))
         return
-    table = Table(title="Rows to move into `default`", title_justify="left")
+    table = Table(title=f"Rows to move into {plan.target_label}", title_justify="left")
     table.add_column("table")
     table.add_column("rows", justify="right")
     table.add_column("from workspace (largest first)")
@@ -161,7 +169,7 @@ def _render_conflicts(plan: Plan, console: Console, groups_for: GroupSource | No
     tables = sorted({c.table for c in plan.conflicts})
     console.print(
         Text(
-            f"Conflicts: {plan.conflict_count:,} group(s) in {len(tables)} table(s) would collide in `default`",
+            f"Conflicts: {plan.conflict_count:,} group(s) in {len(tables)} table(s) would collide in {plan.target_label}",
             style="bold red",
         )
     )
@@ -218,24 +226,27 @@ def summary_line(plan: Plan, *, dry_run: bool, allow_artifact_overlap: bool = Fa
     what = f"{plan.total_rows_to_move:,} row(s) in {moving} table(s)"
     blocking_artifacts = len(plan.blocking_artifact_findings)
     reasons = []
-    if plan.has_blocking_conflicts:
+    if plan.conflict_count:
         blocked = len({c.table for c in plan.conflicts})
         reasons.append(f"{plan.conflict_count:,} conflict group(s) in {blocked} table(s)")
+    if plan.resources and (left := len(plan.resources.references_left_behind)):
+        reasons.append(f"{left:,} reference(s) from rows left behind")
     if blocking_artifacts and not allow_artifact_overlap:
         reasons.append(f"{blocking_artifacts:,} blocking artifact finding(s) (or --allow-artifact-overlap)")
     if reasons:
         return Text(f"Blocked: {' and '.join(reasons)} must be fixed before {what} can move. Nothing was changed.")
+    target = plan.target_label
     if plan.nothing_to_do:
-        line = "Nothing to move: every workspace row is already in `default`. Nothing was changed."
+        line = f"Nothing to move: {_nothing_there(plan)}. Nothing was changed."
     elif dry_run:
-        line = f"Dry run: {what} would move to `default`; no conflicts. Nothing was changed."
+        line = f"Dry run: {what} would move to {target}; no conflicts. Nothing was changed."
     elif plan.checked_during_apply:
         line = (
-            f"Ready: {what} will move to `default`; name conflicts and artifact findings are checked under the "
+            f"Ready: {what} will move to {target}; name conflicts and artifact findings are checked under the "
             "lock as the rows move (a blocking one rolls everything back and is listed)."
         )
     else:
-        line = f"Ready: {what} will move to `default`; no conflicts."
+        line = f"Ready: {what} will move to {target}; no conflicts."
     notes = []
     if blocking_artifacts:
         notes.append(f"{blocking_artifacts:,} blocking artifact finding(s) allowed by --allow-artifact-overlap")
@@ -319,7 +330,63 @@ def finding_line(finding: artifacts.ArtifactFinding) -> Text:
     return Text(f"  {finding.severity}: {subject} {quoted(finding.location)}: {finding.detail}")
 
 
-def render_apply_result(result: ApplyResult, console: Console) -> None:
+def _nothing_there(plan: Plan) -> str:
+    if plan.resources is None:
+        return "every workspace row is already in `default`"
+    return f"nothing selected in {quoted(plan.resources.source)}"
+
+
+def render_selection(selection: ResourceSelection, console: Console, *, verbose: bool) -> None:
+    """What move-resources chose, what comes along, what blocks it, and what happens to artifacts."""
+    chosen = ", ".join(f"{s.table}: {len(s.keys):,}" for s in selection.selected if s.keys) or "nothing"
+    console.print(Text(f"Selected root rows: {chosen}"))
+    if selection.unmatched_names:
+        names = ", ".join(quoted(n) for n in selection.unmatched_names)
+        console.print(Text(f"Not found in {quoted(selection.source)} (skipped): {names}", style="yellow"))
+    limit = None if verbose else SAMPLE_NAMES
+    if selection.pulled_along:
+        console.print(Text(f"Pulled along, because a moving row references them: {len(selection.pulled_along):,}"))
+        for line in describe_references(selection.pulled_along, limit):
+            console.print(Text(f"  {line}"))
+        _more(console, len(selection.pulled_along), limit)
+    if left := selection.references_left_behind:
+        console.print(
+            Text(
+                f"References left behind: {len(left):,} row(s) staying in {quoted(selection.source)} reference a "
+                "moving row (they would point into another workspace)",
+                style="bold red",
+            )
+        )
+        for line in describe_references(left, limit):
+            console.print(Text(f"  {line}"))
+        _more(console, len(left), limit)
+        console.print(
+            Text(
+                "  fix: add those rows to the move (--resource-type/--name), or drop the references first", style="cyan"
+            )
+        )
+    if selection.retarget_root:
+        console.print(
+            Text(
+                f"Artifacts: retarget: moved experiments get artifact_location {selection.retarget_root}/<experiment_id>; "
+                "no artifact is copied, and runs keep their stored artifact URIs."
+            )
+        )
+    else:
+        console.print(
+            Text(
+                "Artifacts: preserve: moved experiments keep their artifact_location; no artifact is copied, and "
+                "runs keep their stored artifact URIs."
+            )
+        )
+
+
+def _more(console: Console, total: int, limit: int | None) -> None:
+    if limit is not None and total > limit:
+        console.print(Text(f"  ... {total - limit:,} more (use --verbose to list all)"))
+
+
+def render_apply_result(result: ApplyResult, console: Console, target: str = mlflow_facts.DEFAULT_WORKSPACE) -> None:
     if not result.total_moved and not result.created_default_workspace:
         console.print(
             Text("Nothing left to move under the lock (another run moved the rows since the plan); nothing changed."),
@@ -334,9 +401,13 @@ def render_apply_result(result: ApplyResult, console: Console) -> None:
     if result.workspaces_pruned:
         names = ", ".join(quoted(n) for n in result.workspaces_pruned)
         console.print(Text(f"  pruned {len(result.workspaces_pruned)} emptied workspace(s) from the catalog: {names}"))
+    if result.artifact_locations_retargeted:
+        console.print(
+            Text(f"  repointed the artifact_location of {result.artifact_locations_retargeted:,} experiment(s)")
+        )
     console.print(
         Text(
-            f"Done: moved {result.total_moved:,} row(s) in {len(moved)} table(s) into `default`; committed.",
+            f"Done: moved {result.total_moved:,} row(s) in {len(moved)} table(s) into `{target}`; committed.",
             style="bold green",
         )
     )
@@ -357,6 +428,8 @@ def render_restore(
         console.print(Text(f"  catalog row {quoted(name)} re-created"))
     for name in result.catalog_deleted:
         console.print(Text(f"  catalog row {quoted(name)} (created by the journaled run) removed"))
+    if result.columns_restored:
+        console.print(Text(f"  {result.columns_restored:,} changed column value(s) (artifact locations) put back"))
     for table, n in result.missing.items():
         console.print(Text(f"  {table}: {n:,} journaled row(s) no longer exist where the run left them; skipped"))
     if result.conflict_count:

@@ -1,0 +1,100 @@
+"""The CLI's boundary: one command's invocation (its secrets, output and UI) and the one place where
+exceptions become exit codes.  Click-free apart from ``click.echo``; ``cli`` calls ``run`` once per command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+
+from mlflow_ws_admin.errors import ExitStatus, UsageError, password_in
+
+if TYPE_CHECKING:
+    from mlflow_ws_admin.commands import UI, Output
+    from mlflow_ws_admin.connect import Target
+
+
+class Invocation:
+    """One command's run: where its secrets are, its output, and its UI (the boundary reports through them)."""
+
+    def __init__(self, uri: str | None, *secret_texts: str | None, output: Output | None = None) -> None:
+        from mlflow_ws_admin.commands import UI, Output
+
+        self.uri = uri
+        self.secret_texts = [uri or os.environ.get("MLFLOW_TRACKING_URI"), *secret_texts]
+        self.target: Target | None = None
+        self.output = output or Output()
+        self.ui: UI = UI()
+
+    def secrets(self) -> list[str | None]:
+        return [self.target.password if self.target else None, *(password_in(t) for t in self.secret_texts)]
+
+    def resolve(self) -> Target:
+        from mlflow_ws_admin.connect import resolve_target
+
+        self.target = resolve_target(self.uri)
+        return self.target
+
+
+@contextmanager
+def boundary(run: Invocation) -> Iterator[None]:
+    """The one place exceptions become exit codes.  Every message is scrubbed of the passwords; with
+    ``--format json`` the error is also the run's JSON document.  Exit 1 only ever means "conflicts"."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mlflow_ws_admin.errors import WsAdminError, driver_message, scrub, translate
+
+    def leave(message: str, status: ExitStatus) -> NoReturn:
+        message = scrub(message, run.secrets())
+        with contextlib.suppress(OSError, ValueError):
+            click.echo(f"Error: {message}", err=True)
+            run.output.error_document(run.ui, message, status, run.target)
+        sys.exit(int(status))
+
+    from mlflow_ws_admin.transaction import commit_count
+
+    commits = commit_count()
+    try:
+        yield
+    except WsAdminError as exc:
+        leave(exc.message, exc.exit_status)
+    except SQLAlchemyError as exc:
+        err = translate(exc, doing="reading the database")
+        leave(err.message, err.exit_status)
+    except KeyboardInterrupt:
+        # Planning never writes, and the transaction core holds Ctrl-C from COMMIT until it has returned, so
+        # an interrupt before any commit left the database as it was; one after it only cut the report short.
+        if commit_count() > commits:
+            leave("interrupted after the change was committed; only its report was cut short", ExitStatus.OK)
+        leave("interrupted: rolled back, nothing changed", ExitStatus.ABORTED)
+    except BrokenPipeError:
+        # The reader of stdout went away (`| head`): the report is lost, not the run; never "conflicts".
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout once more at exit
+        sys.exit(int(ExitStatus.OUTPUT_CLOSED))
+    except OSError as exc:  # a plan file or journal that cannot be written, a full disk
+        leave(f"{type(exc).__name__}: {driver_message(exc)}", ExitStatus.DATABASE_ERROR)
+    except click.exceptions.Exit:
+        raise
+    except Exception as exc:  # a bug: one line naming it, and a code a CI script cannot mistake for conflicts
+        leave(
+            f"internal error ({type(exc).__name__}: {driver_message(exc)}); please report it", ExitStatus.INTERNAL_ERROR
+        )
+
+
+def run(run: Invocation, use_case: Callable[[Target], ExitStatus]) -> NoReturn:
+    with boundary(run):
+        status = use_case(run.resolve())
+    sys.exit(int(status))
+
+
+def artifact_root(root: str | None) -> str | None:
+    if root is not None and not root.strip():
+        raise UsageError("--default-artifact-root must not be empty")
+    return root.strip() if root else None
