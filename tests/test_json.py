@@ -57,6 +57,26 @@ DOCUMENT = {
         "other_sessions": {"type": (list, type(None)), "items": STR},  # null: SQLite cannot tell
         "missing_rows": {"type": dict, "values": INT},
         "workspaces_recreated": {"type": list, "items": STR},
+        "columns_restored": INT,
+    },
+}
+
+# db move-resources: the same document plus its selection fields, all required.
+_ROW_REF = {"type": dict, "keys": {"table": STR, "key": {"type": dict, "values": SCALAR}, "name": SCALAR}}
+_REFERENCE = {"type": dict, "keys": {"row": _ROW_REF, "references": _ROW_REF, "via": STR}}
+MOVE_DOCUMENT = {
+    **DOCUMENT,
+    "keys": {
+        **DOCUMENT["keys"],
+        "source_workspace": STR,
+        "target_workspace": STR,
+        "selected": {"type": dict, "values": {"type": list, "items": {"type": dict, "values": SCALAR}}},
+        "names_not_found": {"type": list, "items": STR},
+        "pulled_along": {"type": list, "items": _REFERENCE},
+        "references_left_behind": {"type": list, "items": _REFERENCE},
+        "artifact_policy": {"type": str, "enum": ["preserve", "retarget"]},
+        "artifact_root": OPT_STR,
+        "artifact_locations_retargeted": {"type": (int, type(None))},
     },
 }
 
