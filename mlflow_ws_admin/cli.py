@@ -24,6 +24,7 @@ from mlflow_ws_admin.cli_options import (
     ignore_other_sessions_option,
     lock_timeout_option,
     report_options,
+    resource_filter_options,
     server_options,
 )
 from mlflow_ws_admin.errors import ExitStatus, UsageError
@@ -135,17 +136,7 @@ def migrate_to_default_workspace(
     help="A root table to move from (repeatable): experiments, registered_models, the gateway and MCP tables, ... "
     "Default: every type, which merges SRC into DST.",
 )
-@click.option(
-    "--name", "names", multiple=True, metavar="NAME", help="Move only the resources with this name (repeatable)."
-)
-@click.option(
-    "--tag",
-    "tags",
-    multiple=True,
-    metavar="KEY=VALUE",
-    callback=lambda _ctx, _param, values: tuple(_tag(v) for v in values),
-    help="Move only the resources with this tag (repeatable: all must match).  Not with --name.",
-)
+@resource_filter_options
 @dry_run_option("Read-only preflight: print what would move and every conflict, change nothing.")
 @click.option("-v", "--verbose", is_flag=True, help="List every conflict group and reference, not the first few.")
 @click.option("-y", "--yes", is_flag=True, help="Apply without asking for confirmation.")
@@ -205,13 +196,6 @@ def move_resources(
             **options,  # type: ignore[arg-type]
         )
     run_command(run, lambda target: commands.move_resources(target, opts, output, run.ui))
-
-
-def _tag(value: str) -> tuple[str, str]:
-    key, sep, tag_value = value.partition("=")
-    if not sep or not key:
-        raise click.BadParameter(f"{value!r} is not KEY=VALUE")
-    return key, tag_value
 
 
 @db.command("preflight", epilog=URI_HELP)

@@ -93,3 +93,25 @@ def server_options(command: Callable) -> Callable:
     for option in reversed(_SERVER_OPTIONS):
         command = option(command)
     return command
+
+
+def _tag(value: str) -> tuple[str, str]:
+    key, sep, tag_value = value.partition("=")
+    if not sep or not key:
+        raise click.BadParameter(f"{value!r} is not KEY=VALUE")
+    return key, tag_value
+
+
+def resource_filter_options(command: Callable) -> Callable:
+    """db move-resources' --name and --tag (KEY=VALUE, parsed here)."""
+    command = click.option(
+        "--tag",
+        "tags",
+        multiple=True,
+        metavar="KEY=VALUE",
+        callback=lambda _ctx, _param, values: tuple(_tag(v) for v in values),
+        help="Move only the resources with this tag (repeatable: all must match).  Not with --name.",
+    )(command)
+    return click.option(
+        "--name", "names", multiple=True, metavar="NAME", help="Move only the resources with this name (repeatable)."
+    )(command)

@@ -243,3 +243,18 @@ def test_json_document_pins_the_selection_fields(mlflow_db) -> None:
     assert doc["artifact_policy"] == "preserve" and doc["artifact_locations_retargeted"] is None
     assert doc["conflict_count"] == 1 and doc["conflicts"][0]["key"] == {"name": "scoring"}
     assert mlflow_db.fingerprint() == before
+
+
+def test_markdown_dry_run_names_the_move_and_changes_nothing(mlflow_db) -> None:
+    populate(mlflow_db, _gateway)
+    before = mlflow_db.fingerprint()
+
+    result = move(mlflow_db.uri, "--from", "team-a", "--to", "team-b", "--resource-type", "secrets", "--dry-run",
+                  "--format", "markdown")  # fmt: skip
+
+    assert result.exit_code == ExitStatus.CONFLICTS, result.output
+    out = result.stdout
+    assert out.startswith('## Move resources from "team-a" to "team-b" (dry run, read-only)')
+    assert "**References left behind (blocking)**: 1" in out
+    assert "### Rows to move into `team-b`" in out
+    assert mlflow_db.fingerprint() == before

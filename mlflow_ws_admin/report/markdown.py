@@ -22,11 +22,14 @@ from mlflow_ws_admin.plan import ConflictGroup, Plan, TableConflicts
 from mlflow_ws_admin.preflight import FAIL, PASS, WARN, PreflightResult
 from mlflow_ws_admin.report.text import (
     ARTIFACT_KIND_TEXT,
+    nothing_there,
     other_sessions_line,
+    plan_title,
     quoted,
     summary_line,
     workspace_label,
 )
+from mlflow_ws_admin.selection import ResourceSelection, describe_references
 
 if TYPE_CHECKING:  # restore's machinery is not needed to print its result
     from mlflow_ws_admin.restore import RestoreConflict, RestoreResult
@@ -94,7 +97,7 @@ def render_plan_markdown(
     """The dry run's report.  groups_for streams every group of a key (``--verbose``); without it each key
     shows the plan's sample (the first 5)."""
     summary = summary_line(plan, dry_run=True, allow_artifact_overlap=allow_artifact_overlap).plain
-    _write(out, ["## Migrate to the `default` workspace (dry run, read-only)", ""])
+    _write(out, [f"## {escape(plan_title(plan))} (dry run, read-only)", ""])
     _write(out, [verdict_line(plan_verdict(plan, exit_code), exit_code, escape(summary)), ""])
     database = f"Database: {escape(plan.database)} ({escape(plan.dialect)}, {len(plan.schema.tables)} workspace tables)"
     _write(out, [database, ""])
@@ -102,11 +105,28 @@ def render_plan_markdown(
         _write(out, [escape(other), ""])
     if plan.creates_default_workspace:
         _write(out, ["The `default` row is missing from the workspaces catalog; applying would create it.", ""])
+    if plan.resources is not None:
+        _write(out, selection_section(plan.resources))
     _write(out, moves_section(plan))
     if plan.conflicts:
         _write_conflicts(plan, out, groups_for)
     _write(out, artifact_section(plan))
     out.flush()
+
+
+def selection_section(selection: ResourceSelection) -> list[str]:
+    """move-resources' choices: the selected root rows, names not found, and every reference found."""
+    chosen = ", ".join(f"{s.table}: {len(s.keys):,}" for s in selection.selected if s.keys) or "nothing"
+    lines = [f"Selected root rows: {escape(chosen)}", ""]
+    if selection.unmatched_names:
+        lines += [f"Not found (skipped): {escape(', '.join(quoted(n) for n in selection.unmatched_names))}", ""]
+    for title, refs in (
+        ("Pulled along (referenced by moving rows)", selection.pulled_along),
+        ("**References left behind (blocking)**", selection.references_left_behind),
+    ):
+        if refs:
+            lines += [f"{title}: {len(refs):,}", "", *(f"- {escape(line)}" for line in describe_references(refs)), ""]
+    return lines
 
 
 def plan_verdict(plan: Plan, exit_code: int) -> str:
@@ -117,9 +137,9 @@ def plan_verdict(plan: Plan, exit_code: int) -> str:
 
 def moves_section(plan: Plan) -> list[str]:
     moving = [m for m in plan.moves if m.rows_to_move]
-    lines = ["### Rows to move into `default`", ""]
+    lines = [f"### Rows to move into {plan.target_label}", ""]
     if not moving:
-        return [*lines, "No rows to move: every workspace table is already in `default`.", ""]
+        return [*lines, f"No rows to move: {escape(nothing_there(plan))}.", ""]
     rows = [(escape(m.table), f"{m.rows_to_move:,}", top_workspaces(m.by_workspace)) for m in moving]
     rows.append(("**total**", f"**{plan.total_rows_to_move:,}**", ""))
     lines += table(("table", "rows", "largest source workspaces"), rows, align="-r")
@@ -138,7 +158,10 @@ def top_workspaces(by_workspace: Iterable[tuple[str | None, int]]) -> str:
 
 def _write_conflicts(plan: Plan, out: IO[str], groups_for: GroupSource | None) -> None:
     tables = len({c.table for c in plan.conflicts})
-    _write(out, [f"### Conflicts: {plan.conflict_count:,} group(s) in {tables} table(s) would collide in `default`"])
+    _write(
+        out,
+        [f"### Conflicts: {plan.conflict_count:,} group(s) in {tables} table(s) would collide in {plan.target_label}"],
+    )
     for tc in plan.conflicts:
         columns = ", ".join(escape(c) for c in tc.key.columns)
         heading = f"#### {escape(tc.table)} — key ({columns}) from {escape(tc.key.source)}: {tc.group_count:,} group(s)"

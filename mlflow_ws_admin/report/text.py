@@ -47,11 +47,7 @@ def render_plan(
     groups_for streams every group of a key (``--verbose``); without it each key shows its sample.
     max_groups (``--max-conflicts``) caps the groups listed over all tables; the counts stay exact."""
     mode = "dry run, read-only" if dry_run else "plan"
-    if plan.resources is None:
-        console.print(Text(f"Migrate to the `default` workspace ({mode})", style="bold"))
-    else:
-        title = f"Move resources from {quoted(plan.resources.source)} to {quoted(plan.resources.target)} ({mode})"
-        console.print(Text(title, style="bold"))
+    console.print(Text(f"{plan_title(plan)} ({mode})", style="bold"))
     console.print(Text(f"Database: {plan.database} ({plan.dialect}, {len(plan.schema.tables)} workspace tables)"))
     if other := other_sessions_line(plan.other_sessions):
         console.print(Text(other, style="yellow"))
@@ -99,7 +95,7 @@ def other_sessions_line(sessions: tuple[str, ...] | None) -> str | None:
 def _render_moves(plan: Plan, console: Console) -> None:
     moving = [m for m in plan.moves if m.rows_to_move]
     if not moving:
-        console.print(Text(f"No rows to move: {_nothing_there(plan)}."))
+        console.print(Text(f"No rows to move: {nothing_there(plan)}."))
         return
     table = Table(title=f"Rows to move into {plan.target_label}", title_justify="left")
     table.add_column("table")
@@ -237,7 +233,7 @@ def summary_line(plan: Plan, *, dry_run: bool, allow_artifact_overlap: bool = Fa
         return Text(f"Blocked: {' and '.join(reasons)} must be fixed before {what} can move. Nothing was changed.")
     target = plan.target_label
     if plan.nothing_to_do:
-        line = f"Nothing to move: {_nothing_there(plan)}. Nothing was changed."
+        line = f"Nothing to move: {nothing_there(plan)}. Nothing was changed."
     elif dry_run:
         line = f"Dry run: {what} would move to {target}; no conflicts. Nothing was changed."
     elif plan.checked_during_apply:
@@ -330,7 +326,13 @@ def finding_line(finding: artifacts.ArtifactFinding) -> Text:
     return Text(f"  {finding.severity}: {subject} {quoted(finding.location)}: {finding.detail}")
 
 
-def _nothing_there(plan: Plan) -> str:
+def plan_title(plan: Plan) -> str:
+    if plan.resources is None:
+        return "Migrate to the `default` workspace"
+    return f"Move resources from {quoted(plan.resources.source)} to {quoted(plan.resources.target)}"
+
+
+def nothing_there(plan: Plan) -> str:
     if plan.resources is None:
         return "every workspace row is already in `default`"
     return f"nothing selected in {quoted(plan.resources.source)}"
