@@ -68,6 +68,8 @@ class ApplyExtras:
     allow_artifact_overlap: bool = False
     #: apply even while other sessions (a tracking server) are connected to the database
     ignore_other_sessions: bool = False
+    #: checks again, under the lock, that a selective move's workspaces still exist (raises UsageError)
+    check_workspaces: Callable[[Connection], None] | None = None
 
 
 def apply_plan(
@@ -104,6 +106,8 @@ def apply_plan(
             verify_fingerprints(conn, schema, extras.expected_fingerprints)
         _recheck_conflicts(conn, schema, _code_enforced_keys(schema), move)
         if plan.resources:
+            if extras.check_workspaces:
+                extras.check_workspaces(conn)
             _refuse_new_references(conn, schema, move)
         # The locations are checked in a thread while the UPDATEs run.
         finding = artifacts.start_artifact_check(

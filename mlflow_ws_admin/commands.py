@@ -166,7 +166,13 @@ def migrate(target: Target, options: MigrateOptions, output: Output, ui: UI) -> 
 
 
 def _run_move(
-    target: Target, options: MigrateOptions, output: Output, ui: UI, choose: MoveChooser, operation: str = "migrate"
+    target: Target,
+    options: MigrateOptions,
+    output: Output,
+    ui: UI,
+    choose: MoveChooser,
+    operation: str = "migrate",
+    check_workspaces: Callable[[Connection], None] | None = None,
 ) -> ExitStatus:
     """Plan the chosen Move, report it, confirm, apply; on a refusal under the lock, report again read-only
     (exit 1)."""
@@ -203,7 +209,10 @@ def _run_move(
                     plan,
                     lock_timeout_s=options.lock_timeout,
                     on_table=on_moved,
-                    extras=_apply_extras(options, target, plan.schema, expected, operation),
+                    extras=dataclasses.replace(
+                        _apply_extras(options, target, plan.schema, expected, operation),
+                        check_workspaces=check_workspaces,
+                    ),
                 )
         except (ConflictsAppeared, ArtifactFindingsBlock):
             # Rolled back, nothing changed: list every conflict and finding in a read-only report, exactly as a
@@ -431,7 +440,16 @@ def move_resources(target: Target, options: MoveOptions, output: Output, ui: UI)
 
     options.check()
     store = resolve_workspace_store(options.workspace_store_uri)
-    return _run_move(target, options, output, ui, _resource_chooser(options, store), "move")
+
+    def workspaces_still_there(conn: Connection) -> None:
+        # Under the tracking database's lock: its own catalog is locked with it; a separate store is read
+        # once more (it cannot share the transaction).
+        from mlflow_ws_admin.selection import check_workspaces
+
+        check_workspaces(_workspace_catalog(conn, store), options.source, options.target)
+
+    chooser = _resource_chooser(options, store)
+    return _run_move(target, options, output, ui, chooser, "move", workspaces_still_there)
 
 
 def _resource_chooser(options: MoveOptions, store: Target | None) -> MoveChooser:

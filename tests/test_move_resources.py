@@ -258,3 +258,35 @@ def test_markdown_dry_run_names_the_move_and_changes_nothing(mlflow_db) -> None:
     assert "**References left behind (blocking)**: 1" in out
     assert "### Rows to move into `team-b`" in out
     assert mlflow_db.fingerprint() == before
+
+
+def _store(tmp_path, *names: str) -> str:
+    """A separate workspace store: a SQLite file with only the catalog table."""
+    from sqlalchemy import create_engine, text
+
+    path = tmp_path / "workspaces.db"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE workspaces (name VARCHAR(63) PRIMARY KEY, default_artifact_root TEXT)"))
+        for name in names:
+            conn.execute(text("INSERT INTO workspaces (name) VALUES (:n)"), {"n": name})
+    engine.dispose()
+    return f"sqlite:///{path}"
+
+
+def test_a_separate_workspace_store_decides_which_workspaces_exist(mlflow_db, tmp_path) -> None:
+    populate(mlflow_db, _two_teams)
+    store = _store(tmp_path, "default", "team-a", "team-z")
+    before = mlflow_db.fingerprint()
+
+    refused = move(mlflow_db.uri, "--from", "team-a", "--to", "team-b", "--workspace-store-uri", store, "-y")
+
+    assert refused.exit_code == ExitStatus.USAGE, refused.output
+    assert 'no workspace "team-b" in the workspace catalog; it has: "default", "team-a", "team-z"' in refused.stderr
+    assert mlflow_db.fingerprint() == before
+
+    result = move(mlflow_db.uri, "--from", "team-a", "--to", "team-z", "--name", "churn", "-y",
+                  env={"MLFLOW_WORKSPACE_STORE_URI": store})  # fmt: skip
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert _where(mlflow_db, "experiments", "churn") == ["team-c", "team-z"]
