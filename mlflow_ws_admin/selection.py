@@ -441,23 +441,11 @@ def _pull_referenced(
         for tie in all_ties:
             if tie.holder not in (move.selection or {}):
                 continue
-            stmt, holder, target = _tie_rows(schema, tie)
-            hcols, tcols = _ref_columns(schema, tie.holder, holder), _ref_columns(schema, tie.target, target)
-            tws = target.c[schema.table(tie.target).workspace_column]
-            stmt = stmt.add_columns(*hcols, *tcols).where(
-                _moving(schema, holder, tie.holder, move),
-                tws == source,
-                not_(_moving(schema, target, tie.target, move)),
-            )
-            for row in conn.execute(stmt.distinct()):
-                h, tgt = (
-                    _row_ref(schema, tie.holder, row[: len(hcols)]),
-                    _row_ref(schema, tie.target, row[len(hcols) :]),
-                )
-                key = tuple(v for _, v in tgt.key)
+            for ref in _tie_references(conn, schema, tie, move, moving="holder"):
+                key = tuple(v for _, v in ref.target.key)
                 if key not in added.setdefault(tie.target, {}):
-                    added[tie.target][key] = tgt.name
-                    pulled.append(Reference(h, tgt, tie.via))
+                    added[tie.target][key] = ref.target.name
+                    pulled.append(ref)
         if not any(added.values()):
             return roots, tuple(pulled)
         for name, keys in added.items():
@@ -491,22 +479,26 @@ def references_left_behind(
     """Rows staying in the source that reference a moving row: after the move they would point into another
     workspace.  Also run under apply's lock, where a row may have appeared since the plan."""
     for tie in ties(schema) if all_ties is None else all_ties:
-        if tie.target not in (move.selection or {}):
-            continue
-        stmt, holder, target = _tie_rows(schema, tie)
-        hcols, tcols = _ref_columns(schema, tie.holder, holder), _ref_columns(schema, tie.target, target)
-        hws = holder.c[schema.table(tie.holder).workspace_column]
-        stmt = stmt.add_columns(*hcols, *tcols).where(
-            _moving(schema, target, tie.target, move),
-            hws == move.source,
-            not_(_moving(schema, holder, tie.holder, move)),
-        )
-        for row in conn.execute(stmt.distinct()):
-            yield Reference(
-                _row_ref(schema, tie.holder, row[: len(hcols)]),
-                _row_ref(schema, tie.target, row[len(hcols) :]),
-                tie.via,
-            )
+        if tie.target in (move.selection or {}):
+            yield from _tie_references(conn, schema, tie, move, moving="target")
+
+
+def _tie_references(
+    conn: Connection, schema: WorkspaceSchema, tie: Tie, move: Move, *, moving: str
+) -> Iterator[Reference]:
+    """The references of one tie between a moving row and a row that stays in the source.  ``moving`` names
+    the side that moves: "holder" finds the rows to pull along, "target" the rows left behind."""
+    stmt, holder, target = _tie_rows(schema, tie)
+    sides = {"holder": (tie.holder, holder), "target": (tie.target, target)}
+    (going, going_t), (staying, staying_t) = sides[moving], sides["target" if moving == "holder" else "holder"]
+    hcols, tcols = _ref_columns(schema, tie.holder, holder), _ref_columns(schema, tie.target, target)
+    stays = staying_t.c[schema.table(staying).workspace_column]
+    stmt = stmt.add_columns(*hcols, *tcols).where(
+        _moving(schema, going_t, going, move), stays == move.source, not_(_moving(schema, staying_t, staying, move))
+    )
+    for row in conn.execute(stmt.distinct()):
+        n = len(hcols)
+        yield Reference(_row_ref(schema, tie.holder, row[:n]), _row_ref(schema, tie.target, row[n:]), tie.via)
 
 
 def reference_tables(schema: WorkspaceSchema) -> list[str]:
