@@ -13,7 +13,12 @@ workspaces (~580k of them outside `default`), then times, each on a fresh copy o
               on a copy with 40k experiment and 20k registered-model name collisions (x scale) planted;
               peak RSS of the ``--verbose`` subprocess comes from ``os.wait4``;
   (d) help    ``mlflow-ws-admin --help`` start-up (median of several runs);
-  (e) mlflow  MLflow's own ``mlflow db migrate-to-default-workspace`` (apply and dry runs), with ``--with-mlflow``.
+  (e) mlflow  MLflow's own ``mlflow db migrate-to-default-workspace`` (apply and dry runs), with ``--with-mlflow``;
+  (f) move    ``python -m mlflow_ws_admin db move-resources URI --from team-01 --to team-02 --resource-type
+              experiments --name ...`` of 10 named experiments (3 experiment_tags rows each) as a subprocess, at every
+              scale (target: 1.5 s end to end), and MLflow's own ``mlflow db move-resources`` with ``--with-mlflow``.
+
+(a)-(e) are the ``migrate`` scenario, (f) the ``move`` scenario: ``--scenarios move`` runs only (f).
 
 Run from the repository root:  python bench/bench.py --backends sqlite,postgresql,mysql --scales 1,4
 """
@@ -70,6 +75,15 @@ ARTIFACT_ROOT = "s3://mlflow-artifacts"
 #: Planted collisions per scale unit (groups of two rows in two workspaces).
 EXPERIMENT_CLASHES = 40_000
 MODEL_CLASHES = 20_000
+
+#: move-resources: MOVE_EXPERIMENTS named experiments of MOVE_FROM, each with MOVE_TAGS experiment_tags rows (the
+#: only experiment_tags rows in the database), into MOVE_TO, end to end (subprocess), at every scale.
+MOVE_EXPERIMENTS = 10
+MOVE_TAGS = 3
+MOVE_FROM, MOVE_TO = "team-01", "team-02"
+MOVE_TARGET_S = 1.5
+#: What --scenarios can name: `migrate` (raw, apply, dry runs, journal and restore, collisions) and `move`.
+SCENARIOS = ("migrate", "move")
 
 #: Targets from the issue, checked at scale 1.
 APPLY_RATIO_TARGET = {"sqlite": 1.3, "postgresql": 1.15, "mysql": 1.15}
@@ -215,6 +229,24 @@ def clashes(scale: float) -> dict[str, Callable[[], Rows]]:
     }
 
 
+def move_names(scale: float) -> list[str]:
+    """The experiments the move scenario moves: MOVE_EXPERIMENTS of MOVE_FROM's, spread over the id range."""
+    members = range(WORKSPACES.index(MOVE_FROM), max(1, round(EXPERIMENTS * scale)), len(WORKSPACES))
+    step = max(1, len(members) // MOVE_EXPERIMENTS)
+    return [f"exp-{i}" for i in members[::step][:MOVE_EXPERIMENTS]]
+
+
+def move_tags(scale: float) -> dict[str, Callable[[], Rows]]:
+    """experiment_tags rows for the moved experiments (experiment ids are i + 1, see dataset())."""
+
+    def rows() -> Rows:
+        for name in move_names(scale):
+            for k in range(MOVE_TAGS):
+                yield {"experiment_id": int(name.removeprefix("exp-")) + 1, "key": f"tag-{k}", "value": f"value-{k}"}
+
+    return {"experiment_tags": rows}
+
+
 def bulk_load(conn: Connection, tables: dict[str, Callable[[], Rows]]) -> int:
     """Insert generated rows through the raw driver in large batches (executemany / execute_values).
     NOT NULL columns the generator leaves out get one value per table from SampleData."""
@@ -309,13 +341,17 @@ class Backend:
         elif self.name == "mysql":
             self._admin(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4")
 
-    def build(self, db: str, tables: dict[str, Callable[[], Rows]]) -> int:
+    def build(
+        self, db: str, tables: dict[str, Callable[[], Rows]], extra: dict[str, Callable[[], Rows]] | None = None
+    ) -> int:
+        """A new database with ``tables`` (their rows are counted) and ``extra`` (not counted)."""
         self.create_empty(db)
         engine = self.engine(db)
         try:
             with engine.begin() as conn:
                 load_snapshot(conn, read_snapshot(SNAPSHOT / f"{self.name}.json"))
                 rows = bulk_load(conn, tables)
+                bulk_load(conn, extra or {})
                 conn.execute(text("DELETE FROM workspaces WHERE name <> 'default'"))
                 conn.execute(
                     text("INSERT INTO workspaces (name) VALUES " + ", ".join(f"('{w}')" for w in WORKSPACES[1:]))
@@ -399,6 +435,24 @@ class Backend:
         finally:
             engine.dispose()
 
+    def experiments_in(self, db: str, names: list[str], workspace: str) -> tuple[int, int]:
+        """How many of the named experiments are in ``workspace``, and how many tag rows they have."""
+        engine = self.engine(db)
+        try:
+            with engine.connect() as conn:
+                params = {f"n{i}": n for i, n in enumerate(names)}
+                where = f"name IN ({', '.join(':' + k for k in params)})"
+                ids = conn.execute(text(f"SELECT experiment_id FROM experiments WHERE {where}"), params).scalars()
+                found = conn.execute(
+                    text(f"SELECT COUNT(*) FROM experiments WHERE {where} AND workspace = :ws"),
+                    params | {"ws": workspace},
+                ).scalar_one()
+                id_list = ", ".join(str(int(i)) for i in ids)
+                tags = conn.execute(text(f"SELECT COUNT(*) FROM experiment_tags WHERE experiment_id IN ({id_list})"))
+                return found, tags.scalar_one()
+        finally:
+            engine.dispose()
+
 
 # --- what is timed ------------------------------------------------------------------------------------------
 
@@ -473,6 +527,20 @@ def theirs(python: str, uri: str, *flags: str, timeout: float) -> Run:
     return run([python, "-m", "mlflow", "db", "migrate-to-default-workspace", uri, *flags], timeout=timeout)
 
 
+def move_flags(scale: float) -> list[str]:
+    names = [flag for name in move_names(scale) for flag in ("--name", name)]
+    return ["--from", MOVE_FROM, "--to", MOVE_TO, "--resource-type", "experiments", *names]
+
+
+def ours_move(uri: str, *flags: str) -> Run:
+    """`db move-resources` as a subprocess (start-up included)."""
+    return run([sys.executable, "-m", "mlflow_ws_admin", "db", "move-resources", uri, *flags])
+
+
+def theirs_move(python: str, uri: str, *flags: str, timeout: float) -> Run:
+    return run([python, "-m", "mlflow", "db", "move-resources", uri, *flags], timeout=timeout)
+
+
 def help_startup(runs: int = 7) -> float:
     script = Path(sys.executable).with_name("mlflow-ws-admin")
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "mlflow_ws_admin"]
@@ -494,53 +562,102 @@ def bench_one(backend: Backend, scale: float, args: argparse.Namespace) -> dict[
     result: dict[str, Any] = {"backend": backend.name, "scale": scale}
     try:
         t = time.perf_counter()
-        result["rows_total"] = backend.build(template, dataset(scale))
+        result["rows_total"] = backend.build(template, dataset(scale), extra=move_tags(scale))
         result["rows_to_move"] = backend.count_outside_default(template)
         log(f"{backend.name} x{scale}: built {result['rows_total']:,} rows in {time.perf_counter() - t:.1f}s")
-        backend.copy(template, clash_template)
-        result["clash_rows"] = backend.add(clash_template, clashes(scale))
-
-        raw, apply, dry = [], [], []
-        for attempt in range(args.repeat):
-            backend.copy(template, work)
-            raw.append(raw_update(backend, work))
-            assert backend.count_outside_default(work) == 0
-            backend.copy(template, work)
-            d = ours(backend.uri(work), "--dry-run")
-            assert d.status == 0, "clean dry run reported conflicts"
-            dry.append(d.seconds)
-            a = ours(backend.uri(work), "-y")
-            assert a.status == 0 and backend.count_outside_default(work) == 0, "apply left rows behind"
-            apply.append(a.seconds)
-            log(f"  run {attempt + 1}: raw {raw[-1]:.2f}s  apply {apply[-1]:.2f}s  dry run {dry[-1]:.2f}s")
-        result["raw_s"] = statistics.median(raw)
-        result["apply_s"] = statistics.median(apply)
-        result["apply_ratio"] = result["apply_s"] / result["raw_s"]
-        result["dry_run_s"] = statistics.median(dry)
-        result |= journaled_round_trip(backend, template, work, result["rows_to_move"], args)
-
-        c = ours(backend.uri(clash_template), "--dry-run")
-        assert c.status == 1, "planted collisions not reported"
-        v = ours(backend.uri(clash_template), "--dry-run", "--verbose")
-        assert v.status == 1
-        result |= {
-            "dry_run_conflicts_s": c.seconds,
-            "dry_run_conflicts_rss_mb": c.peak_rss_mb,
-            "dry_run_verbose_s": v.seconds,
-            "dry_run_verbose_rss_mb": v.peak_rss_mb,
-            "dry_run_verbose_lines": v.lines,
-            "dry_run_verbose_first_group_s": v.first_group_s,
-        }
-        log(
-            f"  collisions: dry run {c.seconds:.2f}s ({c.peak_rss_mb:.0f} MB), --verbose {v.seconds:.2f}s "
-            f"({v.peak_rss_mb:.0f} MB, {v.lines:,} lines, first group after {v.first_group_s or 0:.2f}s)"
-        )
-        if args.with_mlflow:
-            result |= bench_mlflow(backend, template, clash_template, work, args)
+        if "migrate" in args.scenarios:
+            result |= bench_migrate(backend, scale, template, clash_template, work, result["rows_to_move"], args)
+        if "move" in args.scenarios:
+            result |= bench_move(backend, scale, template, work, args)
     finally:
         if not args.keep:
             for db in (template, clash_template, work):
                 backend.drop(db)
+    return result
+
+
+def bench_migrate(
+    backend: Backend,
+    scale: float,
+    template: str,
+    clash_template: str,
+    work: str,
+    rows_to_move: int,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """migrate-to-default-workspace: raw, apply, dry runs, journal and restore, collisions (and MLflow's)."""
+    result: dict[str, Any] = {}
+    backend.copy(template, clash_template)
+    result["clash_rows"] = backend.add(clash_template, clashes(scale))
+
+    raw, apply, dry = [], [], []
+    for attempt in range(args.repeat):
+        backend.copy(template, work)
+        raw.append(raw_update(backend, work))
+        assert backend.count_outside_default(work) == 0
+        backend.copy(template, work)
+        d = ours(backend.uri(work), "--dry-run")
+        assert d.status == 0, "clean dry run reported conflicts"
+        dry.append(d.seconds)
+        a = ours(backend.uri(work), "-y")
+        assert a.status == 0 and backend.count_outside_default(work) == 0, "apply left rows behind"
+        apply.append(a.seconds)
+        log(f"  run {attempt + 1}: raw {raw[-1]:.2f}s  apply {apply[-1]:.2f}s  dry run {dry[-1]:.2f}s")
+    result["raw_s"] = statistics.median(raw)
+    result["apply_s"] = statistics.median(apply)
+    result["apply_ratio"] = result["apply_s"] / result["raw_s"]
+    result["dry_run_s"] = statistics.median(dry)
+    result |= journaled_round_trip(backend, template, work, rows_to_move, args)
+
+    c = ours(backend.uri(clash_template), "--dry-run")
+    assert c.status == 1, "planted collisions not reported"
+    v = ours(backend.uri(clash_template), "--dry-run", "--verbose")
+    assert v.status == 1
+    result |= {
+        "dry_run_conflicts_s": c.seconds,
+        "dry_run_conflicts_rss_mb": c.peak_rss_mb,
+        "dry_run_verbose_s": v.seconds,
+        "dry_run_verbose_rss_mb": v.peak_rss_mb,
+        "dry_run_verbose_lines": v.lines,
+        "dry_run_verbose_first_group_s": v.first_group_s,
+    }
+    log(
+        f"  collisions: dry run {c.seconds:.2f}s ({c.peak_rss_mb:.0f} MB), --verbose {v.seconds:.2f}s "
+        f"({v.peak_rss_mb:.0f} MB, {v.lines:,} lines, first group after {v.first_group_s or 0:.2f}s)"
+    )
+    if args.with_mlflow:
+        result |= bench_mlflow(backend, template, clash_template, work, args)
+    return result
+
+
+def bench_move(backend: Backend, scale: float, template: str, work: str, args: argparse.Namespace) -> dict[str, Any]:
+    """move-resources: MOVE_EXPERIMENTS named experiments (with their tags) from MOVE_FROM to MOVE_TO, end to end,
+    each run on a fresh copy; MLflow's own `mlflow db move-resources` beside it with --with-mlflow."""
+    names, flags = move_names(scale), move_flags(scale)
+    tags = len(names) * MOVE_TAGS
+    dry, apply = [], []
+    for attempt in range(args.repeat):
+        backend.copy(template, work)
+        d = ours_move(backend.uri(work), *flags, "--dry-run")
+        assert d.status == 0 and backend.experiments_in(work, names, MOVE_FROM) == (len(names), tags), "dry run"
+        a = ours_move(backend.uri(work), *flags, "-y")
+        assert a.status == 0 and backend.experiments_in(work, names, MOVE_TO) == (len(names), tags), "not moved"
+        dry.append(d.seconds)
+        apply.append(a.seconds)
+        log(
+            f"  move-resources ({len(names)} experiments): run {attempt + 1}: {a.seconds:.2f}s, dry run {d.seconds:.2f}s"
+        )
+    result: dict[str, Any] = {
+        "move_experiments": len(names),
+        "move_s": statistics.median(apply),
+        "move_dry_run_s": statistics.median(dry),
+    }
+    if args.with_mlflow:
+        backend.copy(template, work)
+        m = theirs_move(args.mlflow_python, backend.uri(work), *flags, "-y", timeout=args.mlflow_timeout)
+        assert m.status == 0 and backend.experiments_in(work, names, MOVE_TO) == (len(names), tags), "MLflow's move"
+        result["mlflow_move_s"] = m.seconds
+        log(f"  MLflow move-resources: {m.seconds:.2f}s")
     return result
 
 
@@ -598,6 +715,8 @@ def ratios(r: dict[str, Any]) -> dict[str, Any]:
         out["dry_run_vs_mlflow"] = r["dry_run_s"] / r["mlflow_dry_run_s"]
     if "mlflow_dry_run_conflicts_s" in r:
         out["dry_run_conflicts_vs_mlflow"] = r["dry_run_conflicts_s"] / r["mlflow_dry_run_conflicts_s"]
+    if "mlflow_move_s" in r:
+        out["move_vs_mlflow"] = r["move_s"] / r["mlflow_move_s"]
     return out
 
 
@@ -617,8 +736,10 @@ def scaling(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "dry_run_conflicts_s",
             "dry_run_verbose_s",
             "dry_run_verbose_rss_mb",
+            "move_s",
         ):
-            row[k] = hi[k] / lo[k]
+            if k in lo and k in hi:
+                row[k] = hi[k] / lo[k]
         out.append(row)
     return out
 
@@ -627,7 +748,17 @@ def targets(results: list[dict[str, Any]], help_s: float) -> list[dict[str, Any]
     checks = [{"what": "--help start-up", "measured": round(help_s, 3), "target": HELP_TARGET_S, "ok": help_s <= 0.3}]
     checks += memory_targets(results)
     for r in results:
-        if r["scale"] != 1:
+        if "move_s" in r:
+            checks.append(
+                {
+                    "what": f"{r['backend']}: move-resources of {r['move_experiments']} named experiments at scale "
+                    f"{r['scale']:g}, end to end (s)",
+                    "measured": round(r["move_s"], 3),
+                    "target": MOVE_TARGET_S,
+                    "ok": r["move_s"] <= MOVE_TARGET_S,
+                }
+            )
+        if r["scale"] != 1 or "apply_s" not in r:
             continue
         limit = APPLY_RATIO_TARGET[r["backend"]]
         checks.append(
@@ -671,7 +802,11 @@ def memory_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     under RSS_GROWTH_LIMIT times its scale-1 figure, per backend measured at both scales."""
     checks = []
     for name in BACKENDS:
-        by_scale = {r["scale"]: r["dry_run_verbose_rss_mb"] for r in results if r["backend"] == name}
+        by_scale = {
+            r["scale"]: r["dry_run_verbose_rss_mb"]
+            for r in results
+            if r["backend"] == name and "dry_run_verbose_rss_mb" in r
+        }
         if 4 in by_scale:
             checks.append(
                 {
@@ -697,24 +832,40 @@ def memory_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def print_report(report: dict[str, Any]) -> None:
     print(f"\nmlflow-ws-admin benchmark, {report['finished']} ({report['machine']['cpus']} CPUs)")
     print(f"--help start-up: {report['help_s']:.3f}s (median of 7)\n")
-    head = (
-        f"{'backend':<11}{'scale':>6}{'rows':>11}{'to move':>10}{'raw':>8}{'apply':>8}{'ratio':>7}"
-        f"{'dry':>7}{'dry 60k':>9}{'verbose':>9}{'RSS MB':>8}{'1st grp':>8}"
-    )
-    print(head)
-    print("-" * len(head))
-    for r in report["results"]:
-        print(
-            f"{r['backend']:<11}{r['scale']:>6g}{r['rows_total']:>11,}{r['rows_to_move']:>10,}{r['raw_s']:>7.2f}s"
-            f"{r['apply_s']:>7.2f}s{r['apply_ratio']:>6.2f}x{r['dry_run_s']:>6.2f}s{r['dry_run_conflicts_s']:>8.2f}s"
-            f"{r['dry_run_verbose_s']:>8.2f}s{r['dry_run_verbose_rss_mb']:>8.0f}{r['dry_run_verbose_first_group_s'] or 0:>7.2f}s"
+    migrated = [r for r in report["results"] if "apply_s" in r]
+    if migrated:
+        head = (
+            f"{'backend':<11}{'scale':>6}{'rows':>11}{'to move':>10}{'raw':>8}{'apply':>8}{'ratio':>7}"
+            f"{'dry':>7}{'dry 60k':>9}{'verbose':>9}{'RSS MB':>8}{'1st grp':>8}"
         )
-    print("\nUndo (apply --journal, then db restore-workspaces of that journal):")
-    for r in report["results"]:
+        print(head)
+        print("-" * len(head))
+        for r in migrated:
+            print(
+                f"{r['backend']:<11}{r['scale']:>6g}{r['rows_total']:>11,}{r['rows_to_move']:>10,}{r['raw_s']:>7.2f}s"
+                f"{r['apply_s']:>7.2f}s{r['apply_ratio']:>6.2f}x{r['dry_run_s']:>6.2f}s"
+                f"{r['dry_run_conflicts_s']:>8.2f}s{r['dry_run_verbose_s']:>8.2f}s{r['dry_run_verbose_rss_mb']:>8.0f}"
+                f"{r['dry_run_verbose_first_group_s'] or 0:>7.2f}s"
+            )
+        print("\nUndo (apply --journal, then db restore-workspaces of that journal):")
+        for r in migrated:
+            print(
+                f"  {r['backend']:<11} x{r['scale']:g}: apply --journal {r['journaled_apply_s']:.2f}s, "
+                f"restore {r['restore_s']:.2f}s ({r['restore_ratio']:.2f}x)"
+            )
+    moved = [r for r in report["results"] if "move_s" in r]
+    if moved:
         print(
-            f"  {r['backend']:<11} x{r['scale']:g}: apply --journal {r['journaled_apply_s']:.2f}s, "
-            f"restore {r['restore_s']:.2f}s ({r['restore_ratio']:.2f}x)"
+            f"\nmove-resources ({MOVE_EXPERIMENTS} named experiments with {MOVE_TAGS} tags each, {MOVE_FROM} -> {MOVE_TO}):"
         )
+        for r in moved:
+            line = (
+                f"  {r['backend']:<11} x{r['scale']:g} ({r['rows_total']:,} rows): {r['move_s']:.2f}s, "
+                f"dry run {r['move_dry_run_s']:.2f}s"
+            )
+            if "mlflow_move_s" in r:
+                line += f"; MLflow {r['mlflow_move_s']:.2f}s (ours/MLflow {r['move_vs_mlflow']:.2f}x)"
+            print(line)
     mlflow = [r for r in report["results"] if "mlflow_apply_s" in r]
     if mlflow:
         print("\nMLflow's own command (same copies):")
@@ -732,14 +883,19 @@ def print_report(report: dict[str, Any]) -> None:
             print(line)
     if report["scaling"]:
         print("\nScaling (largest / smallest scale; linear = the rows ratio):")
+        labels = {
+            "raw_s": "raw",
+            "apply_s": "apply",
+            "dry_run_s": "dry run",
+            "dry_run_conflicts_s": "collisions dry run",
+            "dry_run_verbose_s": "--verbose",
+            "dry_run_verbose_rss_mb": "--verbose peak RSS",
+            "move_s": "move-resources",
+        }
         for s in report["scaling"]:
-            print(
-                f"  {s['backend']:<11} x{s['from']:g} -> x{s['to']:g}: rows {s['rows']:.2f}x, raw {s['raw_s']:.2f}x, "
-                f"apply {s['apply_s']:.2f}x, dry run {s['dry_run_s']:.2f}x, collisions dry run "
-                f"{s['dry_run_conflicts_s']:.2f}x, --verbose {s['dry_run_verbose_s']:.2f}x "
-                f"(peak RSS {s['dry_run_verbose_rss_mb']:.2f}x)"
-            )
-    print("\nTargets (scale 1; memory at scale 4):")
+            growth = ", ".join(f"{label} {s[k]:.2f}x" for k, label in labels.items() if k in s)
+            print(f"  {s['backend']:<11} x{s['from']:g} -> x{s['to']:g}: rows {s['rows']:.2f}x, {growth}")
+    print("\nTargets (scale 1; memory at scale 4; move-resources at every scale):")
     for c in report["targets"]:
         print(f"  {'ok  ' if c['ok'] else 'MISS'} {c['what']}: {c['measured']} (target {c['target']})")
 
@@ -759,6 +915,12 @@ def main(argv: list[str] | None = None) -> int:
         help="names of the benchmark databases (default: %(default)s_*); another "
         "prefix keeps two runs on one server apart",
     )
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help="comma-separated: migrate (raw, apply, dry runs, journal and restore, collisions), move "
+        "(move-resources of 10 named experiments); default: %(default)s",
+    )
     parser.add_argument("--with-mlflow", action="store_true", help="also time MLflow's own command")
     parser.add_argument("--mlflow-python", default=str(MLFLOW_PYTHON), help="a Python with mlflow installed")
     parser.add_argument("--mlflow-conflicts", action="store_true", help="also time MLflow's dry run with collisions")
@@ -769,6 +931,11 @@ def main(argv: list[str] | None = None) -> int:
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     if unknown := set(names) - set(BACKENDS):
         parser.error(f"unknown backend(s): {', '.join(sorted(unknown))}")
+    args.scenarios = [x.strip() for x in args.scenarios.split(",") if x.strip()]
+    unknown_scenarios = set(args.scenarios) - set(SCENARIOS)
+    if unknown_scenarios or not args.scenarios:
+        got = ", ".join(sorted(unknown_scenarios)) or "none"
+        parser.error(f"--scenarios: choose from {', '.join(SCENARIOS)} (got {got})")
     if args.with_mlflow:
         if not Path(args.mlflow_python).exists():
             args.mlflow_python = sys.executable

@@ -19,6 +19,8 @@ Nothing here is a list of MLflow tables.  From the reflected schema:
 
 from __future__ import annotations
 
+import posixpath
+import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -525,12 +527,34 @@ def workspace_root(default_root: str | None, catalog_root: str | None, target: s
         return catalog_root
     if not default_root:
         return None
-    return f"{default_root.rstrip('/')}/{mlflow_facts.RESERVED_ARTIFACT_SEGMENT}/{target}"
+    return append_to_uri_path(default_root, mlflow_facts.RESERVED_ARTIFACT_SEGMENT, target)
 
 
 def retargeted(root: str, experiment_id: Any) -> str:
     """An experiment's artifact location under ``root``: ``ROOT/<experiment_id>``."""
-    return f"{root.rstrip('/')}/{experiment_id}"
+    return append_to_uri_path(root, str(experiment_id))
+
+
+def append_to_uri_path(uri: str, *segments: str) -> str:
+    """``segments`` appended to the path of ``uri``, as MLflow's ``mlflow.utils.uri.append_to_uri_path`` does
+    (how its server and its move-resources build artifact locations): a query string or fragment stays at the
+    end (``s3://b/root?region=x`` -> ``s3://b/root/workspaces/t?region=x``), a path without a scheme is joined
+    as a POSIX path, and an opaque path (``file:relative``) keeps its scheme in front."""
+    suffix = ""
+    for segment in segments:
+        suffix = _join_posix(suffix, segment)
+    parts = urllib.parse.urlparse(uri)
+    if not parts.scheme:
+        return _join_posix(uri, suffix)
+    prefix = ""
+    if not parts.path.startswith("/"):
+        prefix, parts = parts.scheme + ":", parts._replace(scheme="")
+    return prefix + urllib.parse.urlunparse(parts._replace(path=_join_posix(parts.path, suffix)))
+
+
+def _join_posix(prefix: str, suffix: str) -> str:
+    """``posixpath.join``, except that an absolute ``suffix`` is appended rather than replacing ``prefix``."""
+    return posixpath.join(prefix, suffix.lstrip("/")) if prefix else suffix
 
 
 # --- the workspace catalog ----------------------------------------------------------------------------------

@@ -225,3 +225,149 @@ def test_sigint_during_restore_is_never_reported_as_rolled_back_after_commit(bac
         for gen in made:
             for _ in gen:
                 pass
+
+
+#: move-resources under SIGKILL: every team-a experiment (retargeted) and registered model (with its versions and
+#: their tags) into team-b, journaled.
+MOVE_ARGS = (
+    "--from",
+    "team-a",
+    "--to",
+    "team-b",
+    "--resource-type",
+    "experiments",
+    "--resource-type",
+    "registered_models",
+    "--artifact-policy",
+    "retarget",
+    "--default-artifact-root",
+    "s3://crash-root",
+    "-y",
+)
+MOVE_SIGKILLS = 4
+
+
+def _start_move(uri: str, journal: Path) -> tuple[subprocess.Popen, float]:
+    """Start a journaled move-resources; return once it printed its plan (apply begins), with that moment."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow_ws_admin", "db", "move-resources", uri, *MOVE_ARGS, "--journal", str(journal)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith(READY):
+            return proc, time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    raise AssertionError(f"move-resources never started (exit {proc.returncode}): {err}")
+
+
+def _journal_is_complete(journal: Path) -> bool:
+    if not journal.exists():
+        return False
+    lines = journal.read_text().splitlines()
+    return bool(lines) and lines[-1].startswith('{"type":"complete"')
+
+
+@pytest.mark.slow
+def test_sigkill_during_move_resources_leaves_it_unchanged_or_moved_and_undoable(backend: str, tmp_path: Path) -> None:
+    """SIGKILL at random points of a journaled `db move-resources -y`, from apply's start to its exit (COMMIT and
+    the journal's completion mark included): the database is exactly as before, or exactly as a complete run
+    leaves it, never in between.  A complete journal restores it to exactly as before; an incomplete one is
+    refused (exit 2) and changes nothing."""
+    print(f"crash seed: {SEED} (replay with MWA_CRASH_SEED={SEED})")
+    rng = random.Random(f"{SEED}-move-{backend}")
+    made = []
+
+    def fresh() -> object:
+        folder = tmp_path / f"db{len(made)}"
+        folder.mkdir()
+        made.append(_create_scratch(backend, folder))
+        db = next(made[-1]).load()
+        with db.engine.begin() as conn:
+            build_big(conn, SIZES[backend] // 2)
+        return db
+
+    def restore(db, journal: Path) -> subprocess.CompletedProcess:
+        args = ["db", "restore-workspaces", db.uri, "--journal", str(journal), "-y"]
+        return subprocess.run([sys.executable, "-m", "mlflow_ws_admin", *args], capture_output=True, text=True)
+
+    try:
+        # The moved state and the apply window: complete runs on an identical database, restored in between.
+        twin = fresh()
+        original = _state(twin)
+        for attempt in range(2):  # the second run, on warm caches, gives the window
+            journal = tmp_path / f"twin-{attempt}.jsonl"
+            proc, ready = _start_move(twin.uri, journal)
+            out, err = proc.communicate(timeout=300)
+            window = time.monotonic() - ready
+            assert proc.returncode == ExitStatus.OK, err
+            assert "Done: moved" in out and "repointed the artifact_location of" in out
+            moved = _state(twin)
+            assert moved != original
+            for table in BIG_TABLES:
+                assert twin.scalar(f"SELECT COUNT(*) FROM {table} WHERE workspace = 'team-a'") == 0, table
+            undone = restore(twin, journal)
+            assert undone.returncode == ExitStatus.OK, undone.stderr
+            assert _state(twin) == original
+        print(f"{backend}: move-resources apply window {window:.2f} s")
+
+        db = fresh()
+        assert _state(db) == original
+        outcomes = []
+        late = 0
+        while len(outcomes) < MOVE_SIGKILLS:
+            delay = rng.uniform(0.05, 1.0) * window
+            journal = tmp_path / f"move-{len(outcomes)}-{late}.jsonl"
+            context = f"SIGKILL {delay:.2f} s into move-resources (seed {SEED}, {backend})"
+            proc, ready = _start_move(db.uri, journal)
+            time.sleep(max(0.0, ready + delay - time.monotonic()))
+            if proc.poll() is not None:
+                # It finished before the kill point (a run faster than the calibration): not a kill; restore it
+                # from its journal and aim earlier.
+                _, err = proc.communicate(timeout=60)
+                assert proc.returncode == ExitStatus.OK, f"{context}: exit {proc.returncode}: {err}"
+                late += 1
+                assert late <= 6, f"kill points keep landing after the run ended ({context})"
+                window = delay
+                assert restore(db, journal).returncode == ExitStatus.OK, context
+                assert _state(db) == original, context
+                continue
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=120)
+            assert proc.returncode == -signal.SIGKILL, context
+            _wait_for_server_sessions(db)
+            if backend == "sqlite":
+                assert _integrity(db) == "ok", context
+            state = _state(db)
+            assert state in (original, moved), f"HALF-MOVED after {context}"
+            complete = _journal_is_complete(journal)
+            if state == original:
+                assert not complete, f"{context}: journal marked complete but nothing committed"
+                if journal.exists():  # killed before its header was written, it is empty: not a journal yet
+                    refused = restore(db, journal)
+                    assert refused.returncode == ExitStatus.USAGE, f"{context}: {refused.stderr}"
+                    assert "incomplete" in refused.stderr or "not an mlflow-ws-admin journal" in refused.stderr
+                    assert _state(db) == original, context
+                outcomes.append("unchanged")
+            elif complete:
+                undone = restore(db, journal)
+                assert undone.returncode == ExitStatus.OK, f"{context}: {undone.stderr}"
+                assert _state(db) == original, f"{context}: restore did not give back the original database"
+                outcomes.append("moved, restored")
+            else:
+                # Killed between COMMIT and the journal's completion mark: moved, and the journal says it cannot
+                # vouch for that.  Restore refuses it; go on with a fresh database.
+                refused = restore(db, journal)
+                assert refused.returncode == ExitStatus.USAGE, f"{context}: {refused.stderr}"
+                assert "incomplete" in refused.stderr, context
+                assert _state(db) == moved, context
+                outcomes.append("moved, journal incomplete")
+                db = fresh()
+        print(f"{backend}: move-resources killed {MOVE_SIGKILLS} times: {outcomes} ({late} retried after the end)")
+    finally:
+        for gen in made:
+            for _ in gen:
+                pass

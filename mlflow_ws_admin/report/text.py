@@ -20,7 +20,7 @@ from mlflow_ws_admin import artifacts, mlflow_facts
 from mlflow_ws_admin.apply import ApplyResult
 from mlflow_ws_admin.display import quoted, workspace_label
 from mlflow_ws_admin.plan import ConflictGroup, ConflictRow, Plan, TableConflicts
-from mlflow_ws_admin.selection import SAMPLE_NAMES, ResourceSelection, describe_references
+from mlflow_ws_admin.selection import SAMPLE_NAMES, ResourceSelection, describe_references, retargeted
 
 if TYPE_CHECKING:  # restore's machinery is not needed to print its result
     from mlflow_ws_admin.restore import RestoreResult
@@ -370,7 +370,8 @@ def render_selection(selection: ResourceSelection, console: Console, *, verbose:
     if selection.retarget_root:
         console.print(
             Text(
-                f"Artifacts: retarget: moved experiments get artifact_location {selection.retarget_root}/<experiment_id>; "
+                f"Artifacts: retarget: moved experiments get artifact_location "
+                f"{retargeted(selection.retarget_root, '<experiment_id>')}; "
                 "no artifact is copied, and runs keep their stored artifact URIs."
             )
         )
