@@ -428,7 +428,7 @@ def _move_all_at_once(
     None (undone) when that was not every loaded row."""
     try:
         with tx.conn.begin_nested():
-            if _update(tx, wt, t, loaded, and_(spot, _not_replaced(wt, t, loaded))) != total:
+            if _update(tx, wt, t, loaded, and_(spot, _not_replaced(wt, t, loaded)), total) != total:
                 raise _NotAllThere
     except _NotAllThere:
         return None
@@ -451,19 +451,19 @@ def _move_exactly(
     if out:
         _journal_move_back(tx.conn, wt, t, loaded, spot, out)
     with tx.conn.begin_nested():
-        n = _update(tx, wt, t, loaded, spot)
+        n = _update(tx, wt, t, loaded, spot, sum(back.values()))
     if n != sum(back.values()):  # the UPDATE's WHERE is the very join that counted them
         raise VerificationFailed(f"{wt.name}: {sum(back.values()) - n} row(s) did not return; rolled back")
     result.moves.setdefault(wt.name, Counter()).update(back)
     return n
 
 
-def _update(tx: Locked, wt: WorkspaceTable, t: TableClause, loaded: TableClause, where: Any) -> int:
-    """Set every workspace column of the matched rows to its journaled value; a unique index refusing it
-    means the original workspace holds another row with the same key (a conflict)."""
+def _update(tx: Locked, wt: WorkspaceTable, t: TableClause, loaded: TableClause, where: Any, expected: int) -> int:
+    """Set every workspace column of the ``expected`` matched rows to its journaled value; a unique index
+    refusing it means the original workspace holds another row with the same key (a conflict)."""
     values = {c: loaded.c[f"before_{i}"] for i, c in enumerate(wt.workspace_columns)}
     try:
-        return tx.conn.execute(t.update().where(where).values(values)).rowcount
+        return tx.dialect.update_from(tx.conn, t, where, values, expected_rows=expected)
     except DBAPIError as exc:
         if tx.dialect.is_duplicate_key(exc):
             raise _conflicts_under_lock(f"{wt.name}: the original workspace holds another row with a key") from None
