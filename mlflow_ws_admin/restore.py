@@ -22,9 +22,11 @@ workspace FKs are suspended (so nothing cascades twice) and re-checked, and the 
 
 from __future__ import annotations
 
+import gc
 import itertools
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -101,9 +103,10 @@ def plan_restore(
     try:
         with engine.connect() as conn:
             _check_catalog(conn, schema, summary.catalog_deleted, result, conflict)
-            for wt, rows in _table_runs(journal_path, schema):
-                for batch in _chunks(rows, BATCH):
-                    _check_batch(conn, wt, batch, result, conflict)
+            with _no_cycle_collection():
+                for wt, rows in _table_runs(journal_path, schema):
+                    for batch in _chunks(rows, BATCH):
+                        _check_batch(conn, wt, batch, result, conflict)
             result.catalog_deleted.extend(
                 r[schema.catalog.name_column] for r in _existing(conn, schema, summary.catalog_inserted)
             )
@@ -139,7 +142,7 @@ def apply_restore(
     ) as tx:
         _recreate_catalog(tx.conn, schema, summary.catalog_deleted, result, out)
         tx.suspend_foreign_keys()
-        with tx.dialect.index_joins(tx.conn):
+        with tx.dialect.index_joins(tx.conn), _no_cycle_collection():
             for wt, rows in _table_runs(journal_path, schema):
                 _move_back(tx, wt, rows, result, out)
         _delete_catalog(tx.conn, schema, summary.catalog_inserted, result, out)
@@ -158,6 +161,20 @@ def _table_runs(path: str, schema: WorkspaceSchema) -> Iterator[tuple[WorkspaceT
             _table(schema, name),
             (_Row(r["key"], r["from"], r["to"], r.get("created")) for r in run),
         )
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """The journal pass makes millions of dicts and lists, none in a cycle, and holds thousands at a time:
+    the cycle collector kept walking the whole heap as they aged (1.7 s of a 580k-row restore's 5.5 s of
+    Python).  Off for the pass; the few cycles it leaves are collected once it is back on."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _chunks(rows: Iterable[_Row], size: int) -> Iterator[list[_Row]]:
