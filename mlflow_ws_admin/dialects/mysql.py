@@ -3,6 +3,7 @@ session settings the conflict queries need."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -103,12 +104,14 @@ class MySQLDialect(Dialect):
 
     def insert_rows(self, conn: Connection, table: str, width: int, rows: Sequence[tuple[Any, ...]]) -> None:
         """PyMySQL's executemany escapes every value in Python (~11 µs a row); one JSON array per batch,
-        unpacked by the server's JSON_TABLE, costs one string.  The columns arrive as text and take the
+        unpacked by the server's JSON_TABLE, costs one string, in base64 so that nothing in it needs escaping
+        (PyMySQL's escaping of the JSON took 0.6 s for 580k rows).  The columns arrive as text and take the
         temporary table's types on INSERT, as the driver's literals would."""
         columns = ", ".join(f"c{i} LONGTEXT PATH '$[{i}]'" for i in range(width))
+        payload = base64.b64encode(json.dumps(rows, default=str, ensure_ascii=False).encode()).decode("ascii")
         conn.exec_driver_sql(
-            f"INSERT INTO {table} SELECT * FROM JSON_TABLE(%s, '$[*]' COLUMNS ({columns})) AS loaded",
-            (json.dumps(rows, default=str, ensure_ascii=False),),
+            f"INSERT INTO {table} SELECT * FROM JSON_TABLE(CONVERT(FROM_BASE64('{payload}') USING utf8mb4),"
+            f" '$[*]' COLUMNS ({columns})) AS loaded"
         )
 
     def drop_temporary_table(self, conn: Connection, name: str) -> None:
