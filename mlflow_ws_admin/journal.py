@@ -350,9 +350,12 @@ def check_journal(path: str | Path, identity: Mapping[str, Any], signature: str)
 def _check_shape(path: Path, kind: str, record: Mapping[str, Any]) -> None:
     """A row needs its table, key and workspace lists; a catalog record its row: refuse anything else here,
     before restore reads the journal again."""
-    if kind == "row":
-        ok = isinstance(record.get("table"), str) and all(
-            isinstance(record.get(k), list) for k in ("key", "from", "to")
+    if kind == "row":  # spelled out: this runs for every row restore reads
+        ok = (
+            isinstance(record.get("table"), str)
+            and isinstance(record.get("key"), list)
+            and isinstance(record.get("from"), list)
+            and isinstance(record.get("to"), list)
         )
     elif kind == "column_set":
         ok = all(isinstance(record.get(k), str) for k in ("table", "column")) and isinstance(record.get("key"), list)

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
     from sqlalchemy.engine import Engine
+    from sqlalchemy.sql import TableClause
 
     from mlflow_ws_admin.connect import Target
     from mlflow_ws_admin.schema import ForeignKey
@@ -136,6 +137,20 @@ class Dialect:
 
     def drop_temporary_table(self, conn: Connection, name: str) -> None:
         conn.exec_driver_sql(f"DROP TABLE {self.quote(conn, name)}")
+
+    def update_from(
+        self,
+        conn: Connection,
+        target: TableClause,
+        match: ColumnElement[bool],
+        values: Mapping[str, ColumnElement],
+        *,
+        expected_rows: int,
+    ) -> int:
+        """UPDATE the rows of ``target`` that ``match`` pairs with a row of another table, setting each column
+        of ``values`` to that row's expression; returns the rows updated.  ``expected_rows``: how many should
+        be (a hint for the statement's shape)."""
+        return conn.execute(target.update().where(match).values(dict(values))).rowcount
 
     # --- digests --------------------------------------------------------------------------------------------
 

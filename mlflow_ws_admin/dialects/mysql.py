@@ -3,6 +3,7 @@ session settings the conflict queries need."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -11,6 +12,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlalchemy import ColumnElement, Integer, Select, bindparam, cast, column, exists, func, select, table, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import TableClause, visitors
+from sqlalchemy.sql.expression import ColumnClause
 
 from mlflow_ws_admin.dialects import CONNECT_TIMEOUT_S, Dialect, ErrorKind
 from mlflow_ws_admin.errors import VerificationFailed
@@ -104,17 +107,59 @@ class MySQLDialect(Dialect):
 
     def insert_rows(self, conn: Connection, table: str, width: int, rows: Sequence[tuple[Any, ...]]) -> None:
         """PyMySQL's executemany escapes every value in Python (~11 µs a row); one JSON array per batch,
-        unpacked by the server's JSON_TABLE, costs one string.  The columns arrive as text and take the
+        unpacked by the server's JSON_TABLE, costs one string, in base64 so that nothing in it needs escaping
+        (PyMySQL's escaping of the JSON took 0.6 s for 580k rows).  The columns arrive as text and take the
         temporary table's types on INSERT, as the driver's literals would."""
         columns = ", ".join(f"c{i} LONGTEXT PATH '$[{i}]'" for i in range(width))
+        payload = base64.b64encode(json.dumps(rows, default=str, ensure_ascii=False).encode()).decode("ascii")
         conn.exec_driver_sql(
-            f"INSERT INTO {table} SELECT * FROM JSON_TABLE(%s, '$[*]' COLUMNS ({columns})) AS loaded",
-            (json.dumps(rows, default=str, ensure_ascii=False),),
+            f"INSERT INTO {table} SELECT * FROM JSON_TABLE(CONVERT(FROM_BASE64('{payload}') USING utf8mb4),"
+            f" '$[*]' COLUMNS ({columns})) AS loaded"
         )
 
     def drop_temporary_table(self, conn: Connection, name: str) -> None:
         """TEMPORARY: a plain DROP TABLE would commit the transaction implicitly."""
         conn.exec_driver_sql(f"DROP TEMPORARY TABLE {self.quote(conn, name)}")
+
+    def update_from(
+        self,
+        conn: Connection,
+        target: TableClause,
+        match: ColumnElement[bool],
+        values: Mapping[str, ColumnElement],
+        *,
+        expected_rows: int,
+    ) -> int:
+        """MariaDB's multi-table UPDATE copies every row it changes to a temporary table (on disk for long
+        primary keys) and changes them afterwards, unless it reads the target first and by no index holding a
+        changed column, which a primary key holding the workspace rules out: ~1.4x the server time of a
+        single-table UPDATE.  So when at least half the target is to change, one single-table UPDATE scans
+        it and finds each row's values by correlated subqueries; fewer rows keep the join, which reads only
+        them.  (MySQL cannot open one temporary table twice in a statement: it keeps the join.)"""
+        if not conn.dialect.is_mariadb or 2 * expected_rows < self._estimated_rows(conn, target.name):
+            return super().update_from(conn, target, match, values, expected_rows=expected_rows)
+        # Assignments run left to right, each seeing the columns set before it: the columns the match reads
+        # go last, so every subquery pairs the row as it was.  LIMIT 1: a row the join would pair twice is set
+        # once, as the join sets it.
+        read = {c.name for c in visitors.iterate(match) if isinstance(c, ColumnClause) and c.table is target}
+        ordered = sorted(values.items(), key=lambda item: item[0] in read)
+        stmt = (
+            target.update()
+            .where(exists().where(match))
+            .ordered_values(*((target.c[c], select(v).where(match).limit(1).scalar_subquery()) for c, v in ordered))
+        )
+        return conn.execute(stmt).rowcount
+
+    @staticmethod
+    def _estimated_rows(conn: Connection, name: str) -> int:
+        """The server's estimate of a table's rows (InnoDB counts inserts and deletes, and samples)."""
+        rows = conn.execute(
+            text(
+                "SELECT table_rows FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = :t"
+            ),
+            {"t": name},
+        ).scalar()
+        return int(rows or 0)
 
     def missing_privileges(
         self, conn: Connection, updated: Mapping[str, str], altered: Sequence[str]
