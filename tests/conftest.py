@@ -337,6 +337,36 @@ def _create_scratch(backend: str, tmp_path: Path, version: str | None = None) ->
         _DROPPER.drop(backend, name)
 
 
+#: Tests that run far longer than the rest (tens of seconds), longest first.  They start first, so that no
+#: worker is still in one of them long after the others have run out of tests.
+LONG_TESTS = (
+    "test_crash.py::test_sigint_during_restore",
+    "test_mlflow_compat.py::test_probe_reads_a_real_mlflow_server",
+    "test_mlflow_compat.py::test_server_without_workspaces",
+    "test_crash.py::test_sigkill_and_sigint_during_apply",
+    "test_mlflow_compat.py::test_mlflow_without_workspaces",
+    "test_properties.py::",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, name in enumerate(LONG_TESTS) if name in item.nodeid), len(LONG_TESTS))
+
+    long = sorted((item for item in items if rank(item) < len(LONG_TESTS)), key=rank)
+    rest = [item for item in items if rank(item) == len(LONG_TESTS)]
+    # xdist's load scheduler (with --maxschedchunk 1) hands each worker two tests to begin with, then one
+    # more whenever it finishes one: give each worker one long test and one short one to begin with, and the
+    # remaining long ones to whichever worker is free first.
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    head = []
+    for item in long[:workers]:
+        head.append(item)
+        if rest:
+            head.append(rest.pop(0))
+    items[:] = head + long[workers:] + rest
+
+
 _ONLY_MARKS = {"sqlite_only": "sqlite", "postgresql_only": "postgresql", "mysql_only": "mysql"}
 
 
