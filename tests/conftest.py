@@ -4,24 +4,38 @@ Tests that take the ``backend`` fixture run on SQLite, PostgreSQL and MySQL/Mari
 MWA_TEST_POSTGRES_URL / MWA_TEST_MYSQL_URL (defaults: trust-auth postgres and password-less root on
 127.0.0.1).  An unreachable server skips its backend, unless MWA_REQUIRE_BACKENDS names it (CI), in which
 case it fails.  Each test gets its own scratch database, dropped afterwards.
+
+Speed (the whole suite runs on a 2-core machine): replaying a schema snapshot costs a second or more (SQLite
+and MariaDB commit every DDL statement), so each test worker replays each snapshot once into a template and
+every test gets a fresh copy of it: a file copy on SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL.
+MariaDB has no template databases: a worker thread builds the next test's database by the same replay while
+the current test runs.  Dropping a server database (a checkpoint on PostgreSQL) happens on a worker thread
+too, and the worker waits for every drop at the end of its session.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import hashlib
 import os
+import queue
+import shutil
+import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy import Column, MetaData, Table, create_engine, inspect, text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
 
-from mlflow_ws_admin.sample_data import load_snapshot, read_snapshot, sorted_rows
+from mlflow_ws_admin.sample_data import load_snapshot, read_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "schemas"
@@ -94,6 +108,11 @@ class ScratchDB:
         return create_engine(self.url, poolclass=NullPool)
 
     def load(self, version: str = NEWEST) -> ScratchDB:
+        if self.backend == "sqlite" and not (self.path.exists() and self.path.stat().st_size):
+            # Nothing written yet: the worker's template file holds exactly what the replay would write.
+            self.engine.dispose()
+            shutil.copyfile(_sqlite_template(version), self.path)
+            return self
         with self.engine.begin() as conn:
             load_snapshot(conn, snapshot(version, self.backend))
         return self
@@ -109,7 +128,7 @@ class ScratchDB:
     def dump(self) -> dict[str, list[tuple]]:
         """Every row of every table: the "nothing changed" witness."""
         with self.engine.connect() as conn:
-            return sorted_rows(conn, sorted(inspect(conn).get_table_names()))
+            return dump_rows(conn)
 
     def fingerprint(self) -> object:
         """A full dump, plus the file's bytes on SQLite (byte-for-byte unchanged)."""
@@ -122,31 +141,230 @@ class ScratchDB:
         return int(self.scalar(f"SELECT COUNT(*) FROM {table} WHERE {column} <> 'default'"))
 
 
-def _create_scratch(backend: str, tmp_path: Path) -> Iterator[ScratchDB]:
+def dump_rows(conn: Connection) -> dict[str, list[tuple]]:
+    """Every row of every table, sorted: what ``sample_data.sorted_rows`` returns (each column typed as
+    reflection types it), in a few round trips instead of a full reflection and a SELECT per table."""
+    insp = inspect(conn)
+    names = sorted(insp.get_table_names())
+    if not names:
+        return {}
+    # One round trip finds the tables that hold rows (most are empty): only those are read.
+    quote = conn.dialect.identifier_preparer.quote
+    counts = conn.execute(
+        text(" UNION ALL ".join(f"SELECT {i}, COUNT(*) FROM {quote(name)}" for i, name in enumerate(names)))
+    ).all()
+    filled = [names[i] for i, n in sorted(counts) if n]
+    columns = insp.get_multi_columns(filter_names=filled) if filled else {}
+    meta = MetaData()
+    out: dict[str, list[tuple]] = {name: [] for name in names}
+    for name in filled:
+        table = Table(name, meta, *(Column(c["name"], c["type"]) for c in columns[(None, name)]))
+        out[name] = sorted((tuple(r) for r in conn.execute(table.select())), key=repr)
+    return out
+
+
+# --- scratch databases: per-worker templates, a MariaDB builder thread, drops on a thread ---------------------
+
+
+@functools.cache
+def _admin_engine(backend: str) -> Engine:
+    return create_engine(_admin_url(backend), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+
+
+def _create_database(backend: str, name: str, template: str | None = None) -> None:
+    with _admin_engine(backend).connect() as conn:
+        if backend == "postgresql":
+            conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+        else:
+            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+
+
+def _drop_database(backend: str, name: str) -> None:
+    with _admin_engine(backend).connect() as conn:
+        if backend == "postgresql":
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        else:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+
+
+def _new_name(kind: str = "test") -> str:
+    return f"mwa_{kind}_{uuid.uuid4().hex[:12]}"
+
+
+def _load_server_database(backend: str, name: str, version: str) -> None:
+    engine = create_engine(_admin_url(backend).set(database=name), poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            load_snapshot(conn, snapshot(version, backend))
+    finally:
+        engine.dispose()
+
+
+class _Dropper:
+    """Drops server databases on a thread, so that no test waits for the previous one's DROP."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self._errors: list[str] = []
+        self._thread: threading.Thread | None = None
+
+    def drop(self, backend: str, name: str) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="mwa-dropper", daemon=True)
+            self._thread.start()
+        self._queue.put((backend, name))
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                _drop_database(*item)
+            except Exception as exc:  # reported at the end of the session
+                self._errors.append(f"DROP DATABASE {item[1]} on {item[0]}: {exc!r}")
+
+    def finish(self) -> list[str]:
+        """Wait for every queued drop; the drops that failed."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        return self._errors
+
+
+_DROPPER = _Dropper()
+_TEMPLATE_DIR: list[Path] = []  # this worker's SQLite templates, made on first use
+_SERVER_TEMPLATES: dict[tuple[str, str], str] = {}  # (backend, version) -> template database
+_LOCK = threading.Lock()
+
+
+@functools.cache
+def _sqlite_template(version: str) -> Path:
+    if not _TEMPLATE_DIR:
+        _TEMPLATE_DIR.append(Path(tempfile.mkdtemp(prefix="mwa-templates-")))
+        atexit.register(shutil.rmtree, _TEMPLATE_DIR[0], True)
+    path = _TEMPLATE_DIR[0] / f"mlflow-{version}.db"
+    engine = create_engine(f"sqlite:///{path}", poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            load_snapshot(conn, snapshot(version, "sqlite"))
+    finally:
+        engine.dispose()
+    return path
+
+
+def _postgresql_template(version: str) -> str:
+    with _LOCK:
+        if ("postgresql", version) not in _SERVER_TEMPLATES:
+            name = _new_name("tpl")
+            _create_database("postgresql", name)
+            try:
+                _load_server_database("postgresql", name, version)
+            except BaseException:
+                _DROPPER.drop("postgresql", name)
+                raise
+            _SERVER_TEMPLATES["postgresql", version] = name
+        return _SERVER_TEMPLATES["postgresql", version]
+
+
+class _MysqlBuilder:
+    """Builds the next MariaDB database with a snapshot while the current test runs (one at a time, in the
+    order the tests ask for them)."""
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._next: dict[str, Future[str]] = {}
+
+    def _build(self, version: str) -> str:
+        name = _new_name()
+        _create_database("mysql", name)
+        try:
+            _load_server_database("mysql", name, version)
+        except BaseException:
+            _DROPPER.drop("mysql", name)
+            raise
+        return name
+
+    def take(self, version: str) -> str:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwa-mysql-builder")
+        ready = self._next.pop(version, None) or self._pool.submit(self._build, version)
+        self._next[version] = self._pool.submit(self._build, version)
+        return ready.result()
+
+    def finish(self) -> None:
+        for future in self._next.values():
+            with contextlib.suppress(Exception):  # a build that failed dropped its database itself
+                _DROPPER.drop("mysql", future.result())
+        self._next.clear()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+_MYSQL_BUILDER = _MysqlBuilder()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _MYSQL_BUILDER.finish()
+    for (backend, _), name in _SERVER_TEMPLATES.items():
+        _DROPPER.drop(backend, name)
+    _SERVER_TEMPLATES.clear()
+    errors = _DROPPER.finish()
+    if errors:
+        raise RuntimeError("scratch databases left behind:\n" + "\n".join(errors))
+
+
+def _create_scratch(backend: str, tmp_path: Path, version: str | None = None) -> Iterator[ScratchDB]:
+    """A scratch database: empty, or (with a version) holding that MLflow version's captured schema."""
     if backend == "sqlite":
         db = ScratchDB(backend, make_url(f"sqlite:///{tmp_path / 'mlflow.db'}"), tmp_path / "mlflow.db")
+        if version:
+            db.load(version)
         yield db
         db.engine.dispose()
         return
     require_backend(backend)
-    name = f"mwa_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(_admin_url(backend), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if backend == "postgresql":
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        else:
-            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    if version and backend == "mysql":
+        name = _MYSQL_BUILDER.take(version)
+    else:
+        name = _new_name()
+        template = _postgresql_template(version) if version else None
+        _create_database(backend, name, template)
     db = ScratchDB(backend, _admin_url(backend).set(database=name))
     try:
         yield db
     finally:
         db.engine.dispose()
-        with admin.connect() as conn:
-            if backend == "postgresql":
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            else:
-                conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-        admin.dispose()
+        _DROPPER.drop(backend, name)
+
+
+#: Tests that run far longer than the rest (tens of seconds), longest first.  They start first, so that no
+#: worker is still in one of them long after the others have run out of tests.
+LONG_TESTS = (
+    "test_crash.py::test_sigint_during_restore",
+    "test_mlflow_compat.py::test_probe_reads_a_real_mlflow_server",
+    "test_mlflow_compat.py::test_server_without_workspaces",
+    "test_crash.py::test_sigkill_and_sigint_during_apply",
+    "test_mlflow_compat.py::test_mlflow_without_workspaces",
+    "test_properties.py::",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, name in enumerate(LONG_TESTS) if name in item.nodeid), len(LONG_TESTS))
+
+    long = sorted((item for item in items if rank(item) < len(LONG_TESTS)), key=rank)
+    rest = [item for item in items if rank(item) == len(LONG_TESTS)]
+    # xdist's load scheduler (with --maxschedchunk 1) hands each worker two tests to begin with, then one
+    # more whenever it finishes one: give each worker one long test and one short one to begin with, and the
+    # remaining long ones to whichever worker is free first.
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    head = []
+    for item in long[:workers]:
+        head.append(item)
+        if rest:
+            head.append(rest.pop(0))
+    items[:] = head + long[workers:] + rest
 
 
 _ONLY_MARKS = {"sqlite_only": "sqlite", "postgresql_only": "postgresql", "mysql_only": "mysql"}
@@ -167,6 +385,6 @@ def scratch_db(backend: str, tmp_path: Path) -> Iterator[ScratchDB]:
 
 
 @pytest.fixture
-def mlflow_db(scratch_db: ScratchDB) -> ScratchDB:
+def mlflow_db(backend: str, tmp_path: Path) -> Iterator[ScratchDB]:
     """A scratch database with the newest captured MLflow schema."""
-    return scratch_db.load(NEWEST)
+    yield from _create_scratch(backend, tmp_path, NEWEST)
