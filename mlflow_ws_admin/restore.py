@@ -1,7 +1,8 @@
 """``db restore-workspaces``: move journaled rows back to their original workspaces, in one transaction.
 
 The journal is read, never held: once to refuse it unless complete and written for this database
-(``journal.check_journal``), then once per pass, table by table in the journal's order (parents first).
+(``journal.check_journal``), then once per pass, table by table in the journal's order (parents first); the
+restore itself parses it a few batches ahead, in a thread, while the database works.
 
 ``plan_restore`` is the read-only check (the dry run and the preview before the prompt).  It reads the rows in
 batches and finds, per row:
@@ -22,8 +23,11 @@ workspace FKs are suspended (so nothing cascades twice) and re-checked, and the 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
+import queue
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -145,9 +149,13 @@ def apply_restore(
     ) as tx:
         _recreate_catalog(tx.conn, schema, summary.catalog_deleted, result, out)
         tx.suspend_foreign_keys()
-        with tx.dialect.index_joins(tx.conn), _no_cycle_collection():
-            for wt, rows in _table_runs(journal_path, schema):
-                _move_back(tx, wt, rows, result, out)
+        with (
+            tx.dialect.index_joins(tx.conn),
+            _no_cycle_collection(),
+            contextlib.closing(_read_ahead(_row_batches(journal_path, schema), _READ_AHEAD)) as batches,
+        ):
+            for wt, run in itertools.groupby(batches, key=lambda batch: batch[0]):
+                _move_back(tx, wt, itertools.chain.from_iterable(rows for _, rows in run), result, out)
         _restore_columns(tx.conn, schema, summary.column_sets, result, out)
         _delete_catalog(tx.conn, schema, summary.catalog_inserted, result, out)
     result.applied = True
@@ -165,6 +173,51 @@ def _table_runs(path: str, schema: WorkspaceSchema) -> Iterator[tuple[WorkspaceT
             _table(schema, name),
             (_Row(r["key"], r["from"], r["to"], r.get("created")) for r in run),
         )
+
+
+def _row_batches(path: str, schema: WorkspaceSchema) -> Iterator[tuple[WorkspaceTable, list[_Row]]]:
+    """The rows as ``_table_runs`` gives them, in lists of up to ``_LOAD_BATCH`` rows of one table."""
+    for wt, rows in _table_runs(path, schema):
+        for chunk in _chunks(rows, _LOAD_BATCH):
+            yield wt, chunk
+
+
+class _Failed(NamedTuple):
+    error: BaseException
+
+
+_END = object()
+
+
+def _read_ahead(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """``items``, computed in a background thread at most ``depth`` items ahead: parsing the journal (its
+    Python time) overlaps the database's work, during which the driver releases the GIL.  An error there is
+    raised here, when its item is due."""
+    ahead: queue.Queue = queue.Queue(maxsize=depth)
+    stopped = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stopped.is_set():
+                    return
+                ahead.put(item)
+            ahead.put(_END)
+        except BaseException as exc:
+            ahead.put(_Failed(exc))
+
+    worker = threading.Thread(target=produce, name="mwa-journal", daemon=True)
+    worker.start()
+    try:
+        while (item := ahead.get()) is not _END:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stopped.set()
+        while worker.is_alive():  # it stops at its next item; make room for the one it may be putting
+            with contextlib.suppress(queue.Empty):
+                ahead.get(timeout=0.05)
 
 
 @contextmanager
@@ -434,6 +487,8 @@ def _describe_key(keys: list[str], holder: Mapping[str, Any]) -> str:
 #: The session-private table one table's journaled rows are loaded into.
 _LOADED = "mwa_restore_rows"
 _LOAD_BATCH = 5000
+#: Batches of journal rows read ahead of the database work (~2 MB each).
+_READ_AHEAD = 8
 
 
 class _NotAllThere(Exception):

@@ -178,6 +178,27 @@ def test_incomplete_journal_is_refused(mlflow_db, tmp_path) -> None:
     assert mlflow_db.fingerprint() == before
 
 
+def test_a_malformed_row_late_in_the_journal_changes_nothing(mlflow_db, tmp_path) -> None:
+    """Row records are checked as restore reads them (ahead of the moves, in a thread): one lacking its
+    fields after other tables have moved back rolls them back too."""
+    populate(mlflow_db)
+    journal, _ = _migrated(mlflow_db, tmp_path)
+    records = _lines(journal)
+    last = max(i for i, r in enumerate(records) if r["type"] == "row")
+    records[last] = {"type": "row", "table": records[last]["table"], "key": records[last]["key"]}
+    broken = tmp_path / "broken.jsonl"
+    # As the tool writes them (no spaces), so that only restore parses the row records.
+    broken.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
+    before = mlflow_db.fingerprint()
+
+    for flags in (["-y"], ["--dry-run"]):
+        result = restore(mlflow_db.uri, "--journal", str(broken), *flags)
+
+        assert result.exit_code == ExitStatus.USAGE, result.output
+        assert "malformed" in result.stderr
+        assert mlflow_db.fingerprint() == before
+
+
 def test_truncated_gzip_journal_is_refused(mlflow_db, tmp_path) -> None:
     populate(mlflow_db)
     journal, _ = _migrated(mlflow_db, tmp_path, "move.jsonl.gz")
