@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -67,3 +68,27 @@ def test_a_connected_session_makes_apply_and_restore_refuse(mlflow_db, tmp_path)
     back = run_cli("db", "restore-workspaces", mlflow_db.uri, "--journal", str(journal), "-y")
     assert back.exit_code == ExitStatus.OK, back.output
     assert mlflow_db.outside_default("experiments") == 9
+
+
+def test_a_session_that_is_closing_does_not_count(mlflow_db) -> None:
+    """A client that just disconnected stays listed by the server for a moment (seen on PostgreSQL, where
+    pg_stat_activity is also a per-transaction snapshot): it must not make apply refuse, while one that
+    stays connected must (the test above)."""
+    if mlflow_db.backend == "sqlite":
+        pytest.skip("SQLite cannot tell which processes have the file open")
+    from mlflow_ws_admin.dialects import for_backend
+
+    dialect = for_backend(mlflow_db.backend)
+    leaving = create_engine(mlflow_db.url)
+    looking = create_engine(mlflow_db.url)
+    held = leaving.connect()
+    held.execute(text("SELECT 1"))
+    closer = threading.Timer(0.3, lambda: (held.close(), leaving.dispose()))
+    try:
+        with looking.connect() as conn, conn.begin():
+            assert len(dialect.list_sessions(conn)) == 1  # seen at first look, as a closing one would be
+            closer.start()
+            assert dialect.other_sessions(conn) == []
+    finally:
+        closer.join()
+        looking.dispose()

@@ -6,6 +6,7 @@ differently (in the style of alembic's ``DefaultImpl``).  ``for_backend`` return
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 WRITE_LOCK_OPTION = "mwa_write_lock"
 #: Server connections fail within this many seconds instead of retrying for minutes.
 CONNECT_TIMEOUT_S = 10
+#: How long a just-closed connection may stay listed as another session before it counts.
+SESSION_SETTLE_S = 1.0
 
 #: What a driver error means, as far as the tool's messages and exit codes care.
 ErrorKind = str  # "lock_timeout" | "privilege" | "read_only" | "duplicate" | "not_a_database" | "other"
@@ -104,7 +107,25 @@ class Dialect:
 
     def other_sessions(self, conn: Connection) -> list[str] | None:
         """The other sessions connected to this database (application, user, host, state; never their
-        statements), or None when the database cannot tell."""
+        statements), or None when the database cannot tell.
+
+        A client that has just disconnected (this tool's own planning connection, a test's) stays listed
+        until its server process exits, a few milliseconds later: only sessions still there after a short
+        settle count, so a closing connection never blocks a run while a tracking server always does."""
+        listed = self.list_sessions(conn)
+        if listed is None:
+            return None
+        deadline = time.monotonic() + SESSION_SETTLE_S
+        while listed and time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = self.list_sessions(conn) or {}
+            # the latest description (its state may have changed), for the sessions still there
+            listed = {session: now[session] for session in listed if session in now}
+        return list(listed.values())
+
+    def list_sessions(self, conn: Connection) -> dict[Any, str] | None:
+        """One look at the other sessions, by session id (``other_sessions`` settles it); None when the
+        database cannot tell."""
         return None
 
     # --- foreign keys ---------------------------------------------------------------------------------------

@@ -218,17 +218,17 @@ class MySQLDialect(Dialect):
         ]
         return "other sessions on this database: " + "; ".join(described)
 
-    def other_sessions(self, conn: Connection) -> list[str]:
+    def list_sessions(self, conn: Connection) -> dict[Any, str]:
         rows = conn.execute(
             text(
                 "SELECT id, user, host, command, state FROM information_schema.processlist"
                 " WHERE db = DATABASE() AND id <> CONNECTION_ID() ORDER BY id"
             )
         ).all()
-        return [
-            f"connection {tid} (user {user}, host {host}, {command}{', ' + state if state else ''})"
+        return {
+            tid: f"connection {tid} (user {user}, host {host}, {command}{', ' + state if state else ''})"
             for tid, user, host, command, state in rows
-        ]
+        }
 
     def suspend_foreign_keys(self, conn: Connection, fks: Sequence[ForeignKey]) -> bool:
         """MySQL has no transactional DDL, so switch FK checks off for this session instead; apply verifies

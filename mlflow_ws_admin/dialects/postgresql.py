@@ -87,7 +87,9 @@ class PostgreSQLDialect(Dialect):
             return None
         return "; ".join(f"{who} holding {', '.join(locks)}" for who, locks in sessions.values())
 
-    def other_sessions(self, conn: Connection) -> list[str]:
+    def list_sessions(self, conn: Connection) -> dict[Any, str]:
+        # Inside a transaction pg_stat_activity is a snapshot taken at first use; a second look must see now.
+        conn.execute(text("SELECT pg_stat_clear_snapshot()"))
         rows = conn.execute(
             text(
                 "SELECT pid, usename, application_name, client_addr, state FROM pg_stat_activity"
@@ -95,10 +97,10 @@ class PostgreSQLDialect(Dialect):
                 " ORDER BY pid"
             )
         ).all()
-        return [
-            f"pid {pid} (application {app or '-'!r}, user {user}, host {addr or 'local'}, {state or 'unknown'})"
+        return {
+            pid: f"pid {pid} (application {app or '-'!r}, user {user}, host {addr or 'local'}, {state or 'unknown'})"
             for pid, user, app, addr, state in rows
-        ]
+        }
 
     def suspend_foreign_keys(self, conn: Connection, fks: Sequence[ForeignKey]) -> bool:
         """Drop the FKs that would block moving parent and child (NO ACTION on a workspace column).  DDL is
