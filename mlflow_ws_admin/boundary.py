@@ -68,11 +68,7 @@ def boundary(run: Invocation) -> Iterator[None]:
         err = translate(exc, doing="reading the database")
         leave(err.message, err.exit_status)
     except KeyboardInterrupt:
-        # Planning never writes, and the transaction core holds Ctrl-C from COMMIT until it has returned, so
-        # an interrupt before any commit left the database as it was; one after it only cut the report short.
-        if commit_count() > commits:
-            leave("interrupted after the change was committed; only its report was cut short", ExitStatus.OK)
-        leave("interrupted: rolled back, nothing changed", ExitStatus.ABORTED)
+        leave(*interrupted(commit_count() > commits))
     except BrokenPipeError:
         # The reader of stdout went away (`| head`): the report is lost, not the run; never "conflicts".
         with contextlib.suppress(OSError, ValueError):
@@ -88,10 +84,19 @@ def boundary(run: Invocation) -> Iterator[None]:
         )
 
 
+def interrupted(committed: bool) -> tuple[str, ExitStatus]:
+    """What Ctrl-C means.  Planning never writes, and the transaction core holds Ctrl-C from COMMIT until it
+    has returned, so an interrupt before any commit left the database as it was; one after it only cut the
+    report short."""
+    if committed:
+        return "interrupted after the change was committed; only its report was cut short", ExitStatus.OK
+    return "interrupted: rolled back, nothing changed", ExitStatus.ABORTED
+
+
 def run(run: Invocation, use_case: Callable[[Target], ExitStatus]) -> NoReturn:
     with boundary(run):
-        status = use_case(run.resolve())
-    sys.exit(int(status))
+        # Leave from inside the boundary: a Ctrl-C between the use case's return and the exit is still its own.
+        sys.exit(int(use_case(run.resolve())))
 
 
 def artifact_root(root: str | None) -> str | None:

@@ -14,7 +14,7 @@ from typing import NoReturn
 import click
 
 from mlflow_ws_admin import __version__
-from mlflow_ws_admin.boundary import Invocation, artifact_root, boundary
+from mlflow_ws_admin.boundary import Invocation, artifact_root, boundary, interrupted
 from mlflow_ws_admin.boundary import run as run_command
 from mlflow_ws_admin.cli_options import (
     URI_HELP,
@@ -40,11 +40,17 @@ def entry_point() -> NoReturn:
     """The installed command and ``python -m mlflow_ws_admin``: run ``main``, then leave at once.  Everything
     is closed by then, so the interpreter's teardown (~0.07 s) would only keep the shell waiting."""
     try:
-        main()
-        code = 0
-    except KeyboardInterrupt:  # before any command began (start-up): nothing was touched
-        print("Error: interrupted: nothing changed", file=sys.stderr)
-        code = int(ExitStatus.ABORTED)
+        # Not standalone: Click would turn a Ctrl-C that lands outside a command's boundary (start-up, or its
+        # last instructions) into "Aborted!" and exit 1, which means "conflicts" here.
+        returned = main.main(standalone_mode=False)
+        code = returned if isinstance(returned, int) else 0  # --help and --version return 0
+    except (KeyboardInterrupt, click.Abort):
+        message, status = interrupted(_committed())
+        print(f"Error: {message}", file=sys.stderr)
+        code = int(status)
+    except click.ClickException as exc:  # a usage error: Click's own message and exit code 2
+        exc.show()
+        code = exc.exit_code
     except SystemExit as exc:
         if isinstance(exc.code, str):
             print(exc.code, file=sys.stderr)
@@ -58,6 +64,12 @@ def entry_point() -> NoReturn:
     with contextlib.suppress(OSError, ValueError):
         sys.stderr.flush()
     os._exit(code)
+
+
+def _committed() -> bool:
+    """Whether this process committed a change (only possible once the transaction core was imported)."""
+    transaction = sys.modules.get("mlflow_ws_admin.transaction")
+    return transaction is not None and transaction.commit_count() > 0
 
 
 @main.group()

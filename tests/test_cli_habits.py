@@ -218,3 +218,51 @@ def test_apply_that_found_nothing_left_under_the_lock_says_so(mlflow_db, capsys,
     else:
         assert "Ready: 60 row(s)" in out
         assert "Nothing left to move under the lock" in out and "Done: moved" not in out
+
+
+# Raise KeyboardInterrupt at the last instruction of a command's boundary, as a Ctrl-C landing there would:
+# the one spot where an interrupt escapes the boundary and meets Click, which would say "Aborted!", exit 1.
+_INTERRUPT_AT_THE_EXIT = """
+import sys
+from mlflow_ws_admin import boundary
+from mlflow_ws_admin.cli import entry_point
+
+def tracer(frame, event, arg):
+    return local if frame.f_code is boundary.boundary.__wrapped__.__code__ else None
+
+def local(frame, event, arg):
+    # The generator's "return" as it is left for good by boundary.run (its exit, not its yield).
+    exiting = frame.f_back is not None and frame.f_back.f_code.co_name == "__exit__"
+    if event == "return" and exiting and frame.f_back.f_back.f_code is boundary.run.__code__:
+        raise KeyboardInterrupt
+    return local
+
+sys.settrace(tracer)
+sys.argv = ["mlflow-ws-admin", *sys.argv[1:]]
+entry_point()
+"""
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "apply"])
+def test_a_ctrl_c_as_a_command_leaves_is_never_read_as_conflicts(mlflow_db, dry_run: bool) -> None:
+    populate(mlflow_db)
+    before = mlflow_db.fingerprint()
+    flag = "--dry-run" if dry_run else "-y"
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT_AT_THE_EXIT, "db", "migrate-to-default-workspace", mlflow_db.uri, flag],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert "Aborted!" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    if dry_run:
+        assert proc.returncode == ExitStatus.ABORTED, proc.stderr
+        assert "interrupted: rolled back, nothing changed" in proc.stderr
+        assert "Migrate to the `default` workspace (dry run, read-only)" in proc.stdout  # printed before the exit
+        assert mlflow_db.fingerprint() == before
+    else:
+        assert proc.returncode == ExitStatus.OK, proc.stderr
+        assert "interrupted after the change was committed" in proc.stderr
+        assert mlflow_db.outside_default("experiments") == 0
