@@ -352,7 +352,9 @@ def _create_scratch(backend: str, tmp_path: Path, version: str | None = None) ->
 #: Tests that run far longer than the rest (tens of seconds), longest first.  They start first, so that no
 #: worker is still in one of them long after the others have run out of tests.
 LONG_TESTS = (
+    "test_crash.py::test_sigkill_during_move_resources",
     "test_crash.py::test_sigint_during_restore",
+    "test_mlflow_move_compat.py::test_move_resources_agrees_with_mlflow",
     "test_mlflow_compat.py::test_probe_reads_a_real_mlflow_server",
     "test_mlflow_compat.py::test_server_without_workspaces",
     "test_crash.py::test_sigkill_and_sigint_during_apply",
