@@ -1,0 +1,453 @@
+"""The auth migration's plan: the RBAC rows translated for workspaces off, computed without writing.
+
+Translation, per role of workspace W (every grant ends up resolved in ``default``):
+
+- a per-id grant (``experiment``, ``42``) is kept, renamed with its resource by the tracking migration, when W
+  owned that resource; otherwise it never applied (MLflow resolved it in the resource's own workspace) and is
+  dropped, as ``dangling``;
+- a wildcard grant of a per-id type becomes per-id grants on exactly the resources W owned, unless W owned every
+  resource of that type (then nothing can widen and it stays a wildcard);
+- a workspace-scope grant (``workspace``, ``*``) or a wildcard-only sub-resource tier (``run``, ``trace``, ...)
+  cannot be narrowed once there is one workspace: a blocking finding, unless W is the only workspace, or
+  ``--widen`` keeps it (now default-wide) or ``--drop`` removes it;
+- a positive permission below ``default_permission`` is raised to it: MLflow floors positive grants at
+  ``default_permission`` (``floor_positive_permission``), and the server must run with ``default_permission =
+  NO_PERMISSIONS`` afterwards, because with workspaces off it applies to every resource without a grant.
+
+Roles then collide by name: translated grant sets that are equal merge (assignments follow), the others are
+renamed with the ``--rename-conflicts`` template; a role of ``default`` keeps its name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from mlflow_ws_admin.auth.rules import (
+    DEFAULT_WORKSPACE,
+    DENY,
+    NO_PERMISSIONS,
+    PER_ID_TYPES,
+    PRIORITY,
+    TIER_TYPES,
+    WILDCARD,
+    WORKSPACE_TYPE,
+    AuthConfig,
+    Grant,
+    floor,
+    higher,
+    is_admin_grant,
+    resource_permission,
+    tier_permission,
+)
+from mlflow_ws_admin.auth.state import AuthState, Ownership, Role
+from mlflow_ws_admin.rename_template import RenameTemplate
+
+#: What the server must be configured with once workspaces are off (basic_auth.ini).
+DEFAULT_PERMISSION_AFTER = NO_PERMISSIONS
+#: The role that keeps grant_default_workspace_access's effect on `default`'s resources.
+DEFAULT_ACCESS_ROLE = "default-workspace-access"
+ROLE_NAME_LENGTH = 255
+
+WIDEN, DROP, BLOCKING = "widened", "dropped", "blocking"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A grant that cannot keep its meaning, or a role name that cannot be kept."""
+
+    kind: str  # workspace-scope | wildcard-only | role-name-conflict
+    workspace: str
+    role: str
+    grant: Grant | None
+    users: tuple[str, ...]
+    detail: str
+    resolution: str  # blocking | widened | dropped
+
+
+@dataclass(frozen=True)
+class RoleAfter:
+    """One role after the move (its workspace is ``default``)."""
+
+    #: the existing role row kept (None: a new row)
+    keep_id: int | None
+    name: str
+    description: str | None
+    #: every role row folded into this one (merged roles are deleted, their assignments follow)
+    sources: tuple[Role, ...]
+    grants: frozenset[Grant]
+    members: frozenset[int]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference between what a user resolved before and after."""
+
+    username: str
+    subject: str
+    before: str
+    after: str
+    accepted_by: str | None  # --widen | --drop | None (a verification failure)
+
+
+@dataclass(frozen=True)
+class AuthPlan:
+    state: AuthState
+    ownership: Ownership
+    config: AuthConfig
+    roles: tuple[RoleAfter, ...]
+    findings: tuple[Finding, ...]
+    dangling: tuple[tuple[Role, Grant], ...]
+    changes: tuple[Change, ...]
+    widen: bool = False
+    drop: bool = False
+    compared: int = 0
+    admins: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def blocking(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.resolution == BLOCKING)
+
+    @property
+    def unaccepted(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.accepted_by is None)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """Every role is in `default` already: migrated (a second run must not re-translate its per-id grants,
+        which now name resources of every former workspace)."""
+        return all(r.workspace == DEFAULT_WORKSPACE for r in self.state.roles)
+
+
+# --- translation -----------------------------------------------------------------------------------------------
+
+
+def _combine(grants: Iterable[Grant]) -> frozenset[Grant]:
+    """One grant per (type, pattern), as the unique key wants it: DENY wins, else the highest (the fold's
+    result is the same, since MLflow folds every matching grant of a user's roles alike)."""
+    best: dict[tuple[str, str], str] = {}
+    for g in grants:
+        key = (g.resource_type, g.pattern)
+        have = best.get(key)
+        if have is None:
+            best[key] = g.permission
+        elif DENY in (have, g.permission):
+            best[key] = DENY
+        else:
+            best[key] = higher(have, g.permission)
+    return frozenset(Grant(t, p, perm) for (t, p), perm in best.items())
+
+
+def _floored(grant: Grant, config: AuthConfig) -> str:
+    if grant.resource_type == WORKSPACE_TYPE:
+        return grant.permission  # the workspace slot only takes USE or MANAGE, and create ignores the floor
+    return floor(grant.permission, config.default_permission)
+
+
+@dataclass
+class _Translated:
+    grants: list[Grant] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    dangling: list[Grant] = field(default_factory=list)
+
+
+def _translate_role(
+    role: Role,
+    grants: Iterable[Grant],
+    usernames: Sequence[str],
+    ownership: Ownership,
+    present: frozenset[str],
+    config: AuthConfig,
+    *,
+    widen: bool,
+    drop: bool,
+) -> _Translated:
+    out = _Translated()
+    others = sorted(present - {role.workspace})
+    resolution = WIDEN if widen else DROP if drop else BLOCKING
+    for grant in sorted(grants):
+        permission = _floored(grant, config)
+        if grant.resource_type in PER_ID_TYPES:
+            owned = ownership.in_workspace(grant.resource_type, role.workspace)
+            if grant.pattern == WILDCARD:
+                elsewhere = any(
+                    r.resource_type == grant.resource_type and r.workspace != role.workspace
+                    for r in ownership.resources
+                )
+                if not elsewhere:
+                    out.grants.append(Grant(grant.resource_type, WILDCARD, permission))
+                else:
+                    out.grants.extend(Grant(r.resource_type, r.after_id, permission) for r in owned)
+                continue
+            match = next((r for r in owned if r.before_id == grant.pattern), None)
+            if match is None:
+                out.dangling.append(grant)
+            else:
+                out.grants.append(Grant(grant.resource_type, match.after_id, permission))
+            continue
+        if grant.pattern != WILDCARD or not others:
+            out.grants.append(Grant(grant.resource_type, grant.pattern, permission))
+            continue
+        kind = "workspace-scope" if grant.resource_type == WORKSPACE_TYPE else "wildcard-only"
+        if is_admin_grant(grant):
+            widens = f"admin (MANAGE on every resource) of every workspace, also {', '.join(others)}"
+        elif grant.resource_type == WORKSPACE_TYPE:
+            widens = f"{grant.permission} of the whole server, also of {', '.join(others)}"
+        else:
+            widens = f"{grant.permission} on every {grant.resource_type}, also in {', '.join(others)}"
+        out.findings.append(
+            Finding(kind, role.workspace, role.name, grant, tuple(usernames), f"would widen to {widens}", resolution)
+        )
+        if resolution == WIDEN:
+            out.grants.append(Grant(grant.resource_type, grant.pattern, permission))
+    return out
+
+
+def build_auth_plan(
+    state: AuthState,
+    ownership: Ownership,
+    config: AuthConfig,
+    *,
+    template: RenameTemplate | None = None,
+    widen: bool = False,
+    drop: bool = False,
+    case_insensitive_names: bool = False,
+) -> AuthPlan:
+    """The translated rows, the findings, and every effective-permission difference (only reads)."""
+    names = {u.id: u.username for u in state.users}
+    present = ownership.workspaces() | state.workspaces()
+    translated: dict[int, frozenset[Grant]] = {}
+    findings: list[Finding] = []
+    dangling: list[tuple[Role, Grant]] = []
+    for role in state.roles:
+        members = sorted(names[u] for u in state.members(role.id) if u in names)
+        t = _translate_role(
+            role, state.grants.get(role.id, ()), members, ownership, present, config, widen=widen, drop=drop
+        )
+        translated[role.id] = _combine(t.grants)
+        findings.extend(t.findings)
+        dangling.extend((role, g) for g in t.dangling)
+
+    fold = str.casefold if case_insensitive_names else (lambda s: s)
+    roles, name_findings = _merge_and_rename(state, translated, template, fold)
+    findings.extend(name_findings)
+    compensation = _default_access_role(state, ownership, config, roles, fold)
+    if compensation is not None:
+        roles.append(compensation)
+
+    if all(r.workspace == DEFAULT_WORKSPACE for r in state.roles):
+        return AuthPlan(state, ownership, config, (), (), (), (), widen, drop)
+    before = effective_permissions(_before_view(state), state, ownership, config, workspaces_enabled=True)
+    after = effective_permissions(
+        _after_view(roles),
+        state,
+        ownership,
+        AuthConfig(DEFAULT_PERMISSION_AFTER, config.grant_default_workspace_access),
+        workspaces_enabled=False,
+    )
+    scopes = _accepted_scopes(findings, state, ownership)
+    changes = diff(before, after, state, scopes)
+    return AuthPlan(
+        state=state,
+        ownership=ownership,
+        config=config,
+        roles=tuple(roles),
+        findings=tuple(findings),
+        dangling=tuple(dangling),
+        changes=tuple(changes),
+        widen=widen,
+        drop=drop,
+        compared=len(before),
+        admins=tuple(sorted(u.username for u in state.users if u.is_admin)),
+    )
+
+
+def _merge_and_rename(
+    state: AuthState,
+    translated: Mapping[int, frozenset[Grant]],
+    template: RenameTemplate | None,
+    fold: object,
+) -> tuple[list[RoleAfter], list[Finding]]:
+    fold_name = fold  # type: ignore[assignment]
+    groups: dict[str, list[Role]] = {}
+    for role in state.roles:
+        groups.setdefault(fold_name(role.name), []).append(role)  # type: ignore[operator]
+    taken = {fold_name(r.name) for r in state.roles}  # type: ignore[operator]
+    roles: list[RoleAfter] = []
+    findings: list[Finding] = []
+    names = {u.id: u.username for u in state.users}
+    for _key, group in sorted(groups.items()):
+        classes: dict[frozenset[Grant], list[Role]] = {}
+        for role in sorted(group, key=lambda r: (r.workspace != DEFAULT_WORKSPACE, r.id)):
+            classes.setdefault(translated[role.id], []).append(role)
+        ordered = sorted(classes.items(), key=lambda kv: (kv[1][0].workspace != DEFAULT_WORKSPACE, kv[1][0].id))
+        for index, (grants, sources) in enumerate(ordered):
+            keeper = sources[0]
+            members = frozenset(u for r in sources for u in state.members(r.id))
+            name: str | None = keeper.name
+            if len(ordered) > 1 and not (index == 0 and keeper.workspace == DEFAULT_WORKSPACE):
+                name, why = None, "no --rename-conflicts template given"
+                if template is not None:
+                    name, why = template.unique_name(
+                        keeper.name, keeper.workspace, taken, fold=fold_name, max_length=ROLE_NAME_LENGTH
+                    )  # type: ignore[arg-type]
+                if name is None:
+                    findings.append(
+                        Finding(
+                            "role-name-conflict",
+                            keeper.workspace,
+                            keeper.name,
+                            None,
+                            tuple(sorted(names[u] for u in members if u in names)),
+                            f"roles named {keeper.name!r} in {', '.join(sorted({r.workspace for r in group}))} "
+                            f"grant different things once translated; cannot rename: {why}",
+                            BLOCKING,
+                        )
+                    )
+                    name = keeper.name
+                else:
+                    taken.add(fold_name(name))  # type: ignore[operator]
+            roles.append(RoleAfter(keeper.id, name, keeper.description, tuple(sources), grants, members))
+    return roles, findings
+
+
+def _default_access_role(
+    state: AuthState, ownership: Ownership, config: AuthConfig, roles: list[RoleAfter], fold: object
+) -> RoleAfter | None:
+    """``grant_default_workspace_access`` gave every user ``default_permission`` on `default`'s resources
+    without a grant; with ``default_permission = NO_PERMISSIONS`` afterwards, per-id grants keep exactly that."""
+    if not config.grant_default_workspace_access or config.default_permission in (NO_PERMISSIONS, DENY):
+        return None
+    grants = frozenset(
+        Grant(r.resource_type, r.after_id, config.default_permission)
+        for r in ownership.resources
+        if r.workspace == DEFAULT_WORKSPACE
+    )
+    if not grants:
+        return None
+    taken = {fold(r.name) for r in roles}  # type: ignore[operator]
+    name, _ = RenameTemplate("{name}-{n}").unique_name(DEFAULT_ACCESS_ROLE, DEFAULT_WORKSPACE, taken, fold=fold)  # type: ignore[arg-type]
+    if fold(DEFAULT_ACCESS_ROLE) not in taken:  # type: ignore[operator]
+        name = DEFAULT_ACCESS_ROLE
+    members = frozenset(u.id for u in state.users if not u.is_admin)
+    return RoleAfter(None, name or DEFAULT_ACCESS_ROLE, "grant_default_workspace_access, kept", (), grants, members)
+
+
+# --- the resolution model: before and after ---------------------------------------------------------------------
+
+#: (workspace, grants, members) per role: what resolution needs of the rows
+View = Sequence[tuple[str, frozenset[Grant], frozenset[int]]]
+#: what a user resolves: ("resource", type, owner workspace, id before) or ("tier", type, workspace)
+Key = tuple[str, str, str, str]
+
+
+def _before_view(state: AuthState) -> View:
+    return [(r.workspace, state.grants.get(r.id, frozenset()), state.members(r.id)) for r in state.roles]
+
+
+def _after_view(roles: Iterable[RoleAfter]) -> View:
+    return [(DEFAULT_WORKSPACE, r.grants, r.members) for r in roles]
+
+
+def view_from_rows(state: AuthState) -> View:
+    """A view of rows read back from the database (after apply)."""
+    return _before_view(state)
+
+
+def effective_permissions(
+    view: View, state: AuthState, ownership: Ownership, config: AuthConfig, *, workspaces_enabled: bool
+) -> dict[tuple[int, Key], str | None]:
+    """Every non-admin user's permission on every resource, and on each tier per former workspace.
+
+    With workspaces off, every grant is resolved in ``default`` and every former workspace sees the same
+    tiers; the keys stay the before-state's, so the two sides compare key by key."""
+    present = sorted(ownership.workspaces() | state.workspaces())
+    by_user: dict[int, dict[str, list[Grant]]] = {}
+    for workspace, grants, members in view:
+        for user_id in members:
+            by_user.setdefault(user_id, {}).setdefault(workspace, []).extend(grants)
+    out: dict[tuple[int, Key], str | None] = {}
+    for user in state.users:
+        if user.is_admin:
+            continue  # server admins bypass every check, before and after
+        held = by_user.get(user.id, {})
+        for r in ownership.resources:
+            where = r.workspace if workspaces_enabled else DEFAULT_WORKSPACE
+            rid = r.before_id if workspaces_enabled else r.after_id
+            out[user.id, ("resource", r.resource_type, r.workspace, r.before_id)] = resource_permission(
+                held.get(where, ()),
+                r.resource_type,
+                rid,
+                config=config,
+                workspaces_enabled=workspaces_enabled,
+                workspace=where,
+            )
+        for workspace in present:
+            where = workspace if workspaces_enabled else DEFAULT_WORKSPACE
+            for tier in TIER_TYPES:
+                found = tier_permission(held.get(where, ()), tier, config=config)
+                if tier == WORKSPACE_TYPE:
+                    found = _raw_workspace_tier(held.get(where, ()))
+                out[user.id, ("tier", tier, workspace, "*")] = found
+    return out
+
+
+def _raw_workspace_tier(grants: Iterable[Grant]) -> str | None:
+    """The workspace slot as create and membership read it (``_role_grant_for_resource``: no floor)."""
+    found: str | None = None
+    for g in grants:
+        if g.resource_type == WORKSPACE_TYPE and g.pattern == WILDCARD:
+            if g.permission == DENY:
+                return DENY
+            found = g.permission if found is None else higher(found, g.permission)
+    return found
+
+
+def _accepted_scopes(
+    findings: Iterable[Finding], state: AuthState, ownership: Ownership
+) -> dict[str, list[tuple[frozenset[str], str, str | None, bool]]]:
+    """Per username, what a widened or dropped grant may change: (workspaces, how, tier type or None for every
+    resource, same workspace only)."""
+    scopes: dict[str, list[tuple[frozenset[str], str, str | None, bool]]] = {}
+    for f in findings:
+        if f.resolution == BLOCKING or f.grant is None:
+            continue
+        how = "--widen" if f.resolution == WIDEN else "--drop"
+        # --widen changes what the role's members resolve elsewhere; --drop what they resolved in its workspace
+        tier = None if is_admin_grant(f.grant) else f.grant.resource_type
+        for username in f.users:
+            scopes.setdefault(username, []).append((frozenset({f.workspace}), how, tier, f.resolution == DROP))
+    return scopes
+
+
+def diff(
+    before: Mapping[tuple[int, Key], str | None],
+    after: Mapping[tuple[int, Key], str | None],
+    state: AuthState,
+    scopes: Mapping[str, list[tuple[frozenset[str], str, str | None, bool]]],
+) -> list[Change]:
+    names = {u.id: u.username for u in state.users}
+    changes: list[Change] = []
+    for key in sorted(before.keys() | after.keys(), key=repr):
+        was, now = before.get(key), after.get(key)
+        if was == now:
+            continue
+        user_id, (kind, rtype, workspace, rid) = key
+        username = names.get(user_id, str(user_id))
+        subject = f"{rtype} {rid} ({workspace})" if kind == "resource" else f"every {rtype} of {workspace} (tier)"
+        accepted = None
+        for workspaces, how, tier, same in scopes.get(username, ()):
+            in_scope = (workspace in workspaces) if same else (workspace not in workspaces)
+            if in_scope and (tier is None or (kind == "tier" and rtype == tier)):
+                accepted = how
+                break
+        changes.append(Change(username, subject, _show(was), _show(now), accepted))
+    return changes
+
+
+def _show(permission: str | None) -> str:
+    return "inherits" if permission is None else permission
+
+
+def gained(change: Change) -> bool:
+    return PRIORITY.get(change.after, 0) > PRIORITY.get(change.before, 0)

@@ -1,0 +1,188 @@
+"""What the auth migration reads: the basic-auth database's RBAC rows, and which workspace owned each resource
+(from the tracking database, and from a tracking journal when the tracking migration already ran)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+
+from mlflow_ws_admin.auth.rules import DEFAULT_WORKSPACE, Grant
+from mlflow_ws_admin.errors import NotAWorkspaceDatabase
+
+#: The tables MLflow 3.17.2's auth server reads (``sqlalchemy_store``); the legacy per-resource tables
+#: (``experiment_permissions``, ``workspace_permissions``, ...) are kept by MLflow for rollback only.
+AUTH_TABLES = ("users", "roles", "role_permissions", "user_role_assignments")
+#: Rewritten by the migration, in FK order (parents first).
+WRITTEN_TABLES = ("roles", "role_permissions", "user_role_assignments")
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    is_admin: bool
+
+
+@dataclass(frozen=True)
+class Role:
+    id: int
+    name: str
+    workspace: str
+    description: str | None
+
+
+@dataclass(frozen=True)
+class AuthState:
+    """The RBAC rows, as read (ids are the database's)."""
+
+    users: tuple[User, ...]
+    roles: tuple[Role, ...]
+    #: role id -> its grants
+    grants: Mapping[int, frozenset[Grant]]
+    #: (user_id, role_id)
+    assignments: frozenset[tuple[int, int]]
+
+    def user(self, user_id: int) -> User:
+        return next(u for u in self.users if u.id == user_id)
+
+    def role(self, role_id: int) -> Role:
+        return next(r for r in self.roles if r.id == role_id)
+
+    def members(self, role_id: int) -> frozenset[int]:
+        return frozenset(u for u, r in self.assignments if r == role_id)
+
+    def workspaces(self) -> frozenset[str]:
+        return frozenset(r.workspace for r in self.roles)
+
+
+def read_auth_state(conn: Connection, *, check_tables: bool = True) -> AuthState:
+    """``check_tables``: refuse a database without the RBAC tables (not under MySQL's LOCK TABLES, which
+    only lets the locked tables be read)."""
+    missing = [t for t in AUTH_TABLES if not inspect(conn).has_table(t)] if check_tables else []
+    if missing:
+        raise NotAWorkspaceDatabase(
+            f"not an MLflow basic-auth database with roles (no {', '.join(missing)} table); "
+            "MLflow 3.17.2's auth server creates them (`mlflow server --app-name basic-auth`)"
+        )
+    users = tuple(
+        User(int(i), str(n), bool(a))
+        for i, n, a in conn.execute(text("SELECT id, username, is_admin FROM users ORDER BY id"))
+    )
+    roles = tuple(
+        Role(int(i), str(n), str(w), d)
+        for i, n, w, d in conn.execute(text("SELECT id, name, workspace, description FROM roles ORDER BY id"))
+    )
+    grants: dict[int, set[Grant]] = {r.id: set() for r in roles}
+    for role_id, rtype, pattern, permission in conn.execute(
+        text("SELECT role_id, resource_type, resource_pattern, permission FROM role_permissions")
+    ):
+        grants.setdefault(int(role_id), set()).add(Grant(str(rtype), str(pattern), str(permission)))
+    assignments = frozenset(
+        (int(u), int(r)) for u, r in conn.execute(text("SELECT user_id, role_id FROM user_role_assignments"))
+    )
+    return AuthState(users, roles, {k: frozenset(v) for k, v in grants.items()}, assignments)
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One resource a grant can name: its type, the workspace that owned it, its id before and after the
+    tracking migration (a registered model or MCP server renamed by ``--rename-conflicts`` changes id)."""
+
+    resource_type: str
+    workspace: str
+    before_id: str
+    after_id: str
+
+
+#: Per-id resource type -> (table, id column, workspace source).  ``scorer`` ids are built from the
+#: experiment and the URL-quoted name (``SqlAlchemyStore._scorer_pattern``), in the experiment's workspace.
+_OWNERS: tuple[tuple[str, str, str], ...] = (
+    ("experiment", "experiments", "experiment_id"),
+    ("registered_model", "registered_models", "name"),
+    ("prompt", "registered_models", "name"),
+    ("gateway_secret", "secrets", "secret_id"),
+    ("gateway_endpoint", "endpoints", "endpoint_id"),
+    ("gateway_model_definition", "model_definitions", "model_definition_id"),
+    ("mcp_server", "mcp_servers", "name"),
+)
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """Every resource of a per-id type, with the workspace it was in before the move."""
+
+    resources: tuple[Resource, ...]
+    #: journaled rows the tracking DB no longer has a row for (deleted since): informational
+    source: str
+
+    def in_workspace(self, resource_type: str, workspace: str) -> list[Resource]:
+        return [r for r in self.resources if r.resource_type == resource_type and r.workspace == workspace]
+
+    def workspaces(self) -> frozenset[str]:
+        return frozenset(r.workspace for r in self.resources)
+
+
+def read_ownership(conn: Connection, journal: str | Path | None = None) -> Ownership:
+    """Each resource's workspace: the tracking database's, unless a tracking journal says the row came from
+    another one (the tracking migration already ran) or was renamed."""
+    from mlflow_ws_admin.journal import read_records
+
+    moved: dict[tuple[str, str], str] = {}  # (table, key) -> the workspace it came from
+    renamed: dict[tuple[str, str], str] = {}  # (table, new name) -> old name
+    if journal is not None:
+        for record in read_records(journal):
+            kind = record.get("type")
+            if kind == "row" and record["key"] and record["from"]:
+                moved[record["table"], str(record["key"][0])] = str(record["from"][0])
+            elif kind == "column_set" and record.get("column") == "name":
+                renamed[record["table"], str(record["to"])] = str(record["from"])
+    insp = inspect(conn)
+    tables = set(insp.get_table_names())
+    if "experiments" not in tables:
+        raise NotAWorkspaceDatabase("--tracking-uri is not an MLflow tracking database (no experiments table)")
+    resources: list[Resource] = []
+    experiment_ws: dict[str, str] = {}
+    for rtype, table, column in _OWNERS:
+        if table not in tables:
+            continue
+        for key, workspace in conn.execute(text(f"SELECT {column}, workspace FROM {table}")):
+            current = str(key)
+            after = current
+            before = renamed.get((table, current), current)
+            owner = moved.get((table, before), moved.get((table, current), str(workspace)))
+            resources.append(Resource(rtype, owner, before, after))
+            if rtype == "experiment":
+                experiment_ws[current] = owner
+    if "scorers" in tables:
+        for experiment_id, name in conn.execute(text("SELECT experiment_id, scorer_name FROM scorers")):
+            pattern = f"{experiment_id}/{quote(str(name), safe='')}"
+            resources.append(
+                Resource("scorer", experiment_ws.get(str(experiment_id), DEFAULT_WORKSPACE), pattern, pattern)
+            )
+    return Ownership(tuple(sorted(resources, key=_resource_order)), "journal" if journal else "tracking database")
+
+
+def _resource_order(r: Resource) -> tuple[Any, ...]:
+    return (r.resource_type, r.workspace, r.before_id)
+
+
+def users_by_id(users: Iterable[User]) -> dict[int, User]:
+    return {u.id: u for u in users}
+
+
+def auth_signature() -> str:
+    """What an auth journal relies on: the rewritten tables and their columns (MLflow 3.17.2's RBAC schema)."""
+    import hashlib
+
+    shape = {
+        "roles": ["id", "name", "workspace", "description"],
+        "role_permissions": ["id", "role_id", "resource_type", "resource_pattern", "permission"],
+        "user_role_assignments": ["id", "user_id", "role_id"],
+    }
+    return "auth-" + hashlib.sha256(repr(sorted(shape.items())).encode()).hexdigest()[:27]

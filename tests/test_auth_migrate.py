@@ -1,0 +1,192 @@
+"""`auth migrate-to-default-workspace` end to end, on every backend: the basic-auth database's roles into
+`default`, with every user's effective permission on every resource kept (or changed only as accepted)."""
+
+from __future__ import annotations
+
+import json
+
+from mlflow_ws_admin.errors import ExitStatus
+
+from .auth_helpers import auth_migrate, auth_rows, plant_auth, plant_tracking
+
+TEMPLATE = "{name} ({workspace})"
+VIEWERS = {
+    ("team-a", "viewer"): [("experiment", "*", "READ"), ("registered_model", "fraud-a", "EDIT")],
+    ("team-b", "viewer"): [("experiment", "*", "READ")],
+    ("default", "editors"): [("experiment", "d1", "EDIT")],
+}
+MEMBERS = {"alice": [("team-a", "viewer")], "bob": [("team-b", "viewer")], "dave": [("default", "editors")]}
+
+
+def _viewers(ids):
+    roles = dict(VIEWERS)
+    roles["default", "editors"] = [("experiment", str(ids["d1"]), "EDIT")]
+    return roles
+
+
+def test_dry_run_translates_wildcards_and_renames_and_changes_nothing(auth_db, mlflow_db) -> None:
+    ids = plant_tracking(mlflow_db)
+    plant_auth(auth_db, _viewers(ids), MEMBERS)
+    before = (auth_db.fingerprint(), mlflow_db.fingerprint())
+
+    result = auth_migrate(auth_db, mlflow_db, "--dry-run", "--rename-conflicts", TEMPLATE)
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    out = result.stdout
+    assert 'renamed  "viewer (team-b)": 1 grant(s), 1 member(s)  <- team-b/"viewer"' in out
+    assert 'renamed  "viewer (team-a)": 3 grant(s), 1 member(s)  <- team-a/"viewer"' in out
+    assert 'kept     "editors": 1 grant(s), 1 member(s)' in out
+    assert "Effective permissions: unchanged for every user and resource." in out
+    assert "Required: set default_permission = NO_PERMISSIONS" in out
+    assert "Ready: 3 role(s) into default" in out
+    assert (auth_db.fingerprint(), mlflow_db.fingerprint()) == before
+
+
+def test_apply_expands_wildcards_to_the_workspace_s_resources(auth_db, mlflow_db) -> None:
+    ids = plant_tracking(mlflow_db)
+    plant_auth(auth_db, _viewers(ids), MEMBERS)
+    tracking_before = mlflow_db.fingerprint()
+
+    result = auth_migrate(auth_db, mlflow_db, "-y", "--rename-conflicts", TEMPLATE)
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert "Applied: 3 role(s) in default (0 merged away), 5 grant(s), 3 assignment(s); verified." in result.stdout
+    assert auth_rows(auth_db) == {
+        "default/editors": [[("experiment", str(ids["d1"]), "EDIT")], ["dave"]],
+        "default/viewer (team-a)": [
+            [
+                ("experiment", str(ids["a1"]), "READ"),
+                ("experiment", str(ids["a2"]), "READ"),
+                ("registered_model", "fraud-a", "EDIT"),
+            ],
+            ["alice"],
+        ],
+        "default/viewer (team-b)": [[("experiment", str(ids["b1"]), "READ")], ["bob"]],
+    }
+    assert mlflow_db.fingerprint() == tracking_before
+    # A second run finds nothing to do.
+    again = auth_migrate(auth_db, mlflow_db, "-y", "--rename-conflicts", TEMPLATE)
+    assert again.exit_code == ExitStatus.OK, again.output
+    assert "Nothing to migrate" in again.stdout
+
+
+def test_colliding_role_names_block_without_a_template(auth_db, mlflow_db) -> None:
+    ids = plant_tracking(mlflow_db)
+    plant_auth(auth_db, _viewers(ids), MEMBERS)
+    before = auth_db.fingerprint()
+
+    result = auth_migrate(auth_db, mlflow_db, "-y")
+
+    assert result.exit_code == ExitStatus.CONFLICTS, result.output
+    assert '[blocking] role-name-conflict: role "viewer" of team-a' in result.stdout
+    assert "no --rename-conflicts template given" in result.stdout
+    assert auth_db.fingerprint() == before
+
+
+def test_equal_translated_roles_merge_and_assignments_follow(auth_db, mlflow_db) -> None:
+    plant_tracking(mlflow_db)
+    same = [("registered_model", "*", "READ")]
+    roles = {("team-a", "ops"): [("experiment", "*", "READ")], ("team-b", "ops"): [("experiment", "*", "READ")]}
+    roles["team-a", "readers"] = same
+    # models: a role of team-b granting READ on every model of team-a? No: each keeps its own workspace's.
+    plant_auth(auth_db, {**roles}, {"alice": [("team-a", "ops"), ("team-a", "readers")], "bob": [("team-b", "ops")]})
+
+    # Two 'ops' roles with different translated sets are renamed; now make them equal: both grant nothing
+    # resolvable (no scorer exists), so they translate to the same (empty) set and merge.
+    with auth_db.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE role_permissions SET resource_type = 'scorer' WHERE resource_type = 'experiment'")
+    result = auth_migrate(auth_db, mlflow_db, "-y")
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    rows = auth_rows(auth_db)
+    # No scorer exists anywhere, so the wildcard cannot widen: it stays one, and the two roles are equal.
+    assert rows["default/ops"] == [[("scorer", "*", "READ")], ["alice", "bob"]]
+    assert "team-a/ops" not in rows and "team-b/ops" not in rows
+    assert "merged" in result.stdout
+
+
+WORKSPACE_ADMIN = {
+    ("team-a", "admins"): [("workspace", "*", "MANAGE")],
+    ("team-b", "viewer"): [("experiment", "*", "READ")],
+}
+
+
+def test_a_workspace_admin_blocks_naming_role_users_and_widening(auth_db, mlflow_db) -> None:
+    plant_tracking(mlflow_db)
+    plant_auth(auth_db, WORKSPACE_ADMIN, {"carol": [("team-a", "admins")], "bob": [("team-b", "viewer")]})
+    before = auth_db.fingerprint()
+
+    result = auth_migrate(auth_db, mlflow_db, "--dry-run")
+
+    assert result.exit_code == ExitStatus.CONFLICTS, result.output
+    out = result.stdout
+    assert '[blocking] workspace-scope: role "admins" of team-a (workspace, "*", MANAGE) (users: "carol")' in out
+    assert "would widen to admin (MANAGE on every resource) of every workspace, also default, team-b" in out
+    assert "Blocked: 1 finding(s)" in out
+    assert auth_db.fingerprint() == before
+
+
+def test_widen_keeps_the_admin_grant_and_reports_what_carol_gains(auth_db, mlflow_db) -> None:
+    ids = plant_tracking(mlflow_db)
+    plant_auth(auth_db, WORKSPACE_ADMIN, {"carol": [("team-a", "admins")], "bob": [("team-b", "viewer")]})
+
+    result = auth_migrate(auth_db, mlflow_db, "-y", "--widen", "--format", "json")
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    doc = json.loads(result.stdout)
+    assert doc["status"] == "applied" and doc["exit_code"] == 0
+    assert [f["resolution"] for f in doc["findings"]] == ["widened"]
+    gains = {(c["user"], c["subject"]) for c in doc["changes"] if c["accepted_by"] == "--widen"}
+    assert ("carol", f"experiment {ids['b1']} (team-b)") in gains
+    assert ("carol", f"experiment {ids['a1']} (team-a)") not in gains  # she was admin there already
+    assert all(c["accepted_by"] for c in doc["changes"])
+    assert auth_rows(auth_db)["default/admins"] == [[("workspace", "*", "MANAGE")], ["carol"]]
+
+
+def test_drop_removes_the_admin_grant_and_reports_what_carol_loses(auth_db, mlflow_db) -> None:
+    ids = plant_tracking(mlflow_db)
+    plant_auth(auth_db, WORKSPACE_ADMIN, {"carol": [("team-a", "admins")], "bob": [("team-b", "viewer")]})
+
+    result = auth_migrate(auth_db, mlflow_db, "-y", "--drop", "-v")
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert f"experiment {ids['a1']} (team-a): MANAGE -> NO_PERMISSIONS [--drop]" in result.stdout
+    assert auth_rows(auth_db)["default/admins"] == [[], ["carol"]]
+
+
+def test_a_wildcard_run_grant_blocks_and_drop_resolves_it(auth_db, mlflow_db) -> None:
+    plant_tracking(mlflow_db)
+    roles = {("team-a", "runners"): [("run", "*", "EDIT"), ("experiment", "*", "READ")]}
+    plant_auth(auth_db, roles, {"erin": [("team-a", "runners")]})
+    before = auth_db.fingerprint()
+
+    blocked = auth_migrate(auth_db, mlflow_db, "-y")
+    assert blocked.exit_code == ExitStatus.CONFLICTS, blocked.output
+    assert '[blocking] wildcard-only: role "runners" of team-a (run, "*", EDIT) (users: "erin")' in blocked.stdout
+    assert "would widen to EDIT on every run, also in default, team-b" in blocked.stdout
+    assert auth_db.fingerprint() == before
+
+    dropped = auth_migrate(auth_db, mlflow_db, "-y", "--drop", "-v")
+    assert dropped.exit_code == ExitStatus.OK, dropped.output
+    assert "every run of team-a (tier): EDIT -> inherits [--drop]" in dropped.stdout
+    grants = auth_rows(auth_db)["default/runners"][0]
+    assert [g[0] for g in grants] == ["experiment", "experiment"]
+
+
+def test_widen_and_drop_together_is_a_usage_error(auth_db, mlflow_db) -> None:
+    before = auth_db.fingerprint()
+    result = auth_migrate(auth_db, mlflow_db, "--widen", "--drop")
+    assert result.exit_code == ExitStatus.USAGE
+    assert result.stderr.strip() == (
+        "Error: --widen and --drop are exclusive: each grant is either kept default-wide or removed"
+    )
+    assert auth_db.fingerprint() == before
+
+
+def test_a_tracking_database_given_as_auth_uri_is_refused(mlflow_db) -> None:
+    before = mlflow_db.fingerprint()
+    result = auth_migrate(mlflow_db, mlflow_db, "--dry-run")
+    assert result.exit_code == ExitStatus.DATABASE_ERROR
+    assert "not an MLflow basic-auth database with roles" in result.stderr
+    assert "Traceback" not in result.output
+    assert mlflow_db.fingerprint() == before
