@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mlflow_ws_admin.errors import ExitStatus
+from mlflow_ws_admin.rename_template import RenameTemplate
 
 from .auth_helpers import auth_migrate, auth_rows, plant_auth, plant_tracking
+from .helpers import run_cli
 
 TEMPLATE = "{name} ({workspace})"
 VIEWERS = {
@@ -190,3 +194,105 @@ def test_a_tracking_database_given_as_auth_uri_is_refused(mlflow_db) -> None:
     assert "not an MLflow basic-auth database with roles" in result.stderr
     assert "Traceback" not in result.output
     assert mlflow_db.fingerprint() == before
+
+
+def test_dry_run_json_is_one_document_and_changes_nothing(auth_db, mlflow_db) -> None:
+    ids = plant_tracking(mlflow_db)
+    plant_auth(auth_db, _viewers(ids), MEMBERS)
+    before = (auth_db.fingerprint(), mlflow_db.fingerprint())
+
+    result = auth_migrate(auth_db, mlflow_db, "--dry-run", "--rename-conflicts", TEMPLATE, "--format", "json")
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    doc = json.loads(result.stdout)
+    assert (doc["status"], doc["exit_code"], doc["dry_run"], doc["applied"]) == ("ok", 0, True, None)
+    assert doc["default_permission_after"] == "NO_PERMISSIONS"
+    assert doc["changes"] == [] and doc["findings"] == []
+    viewer_a = next(r for r in doc["roles"] if r["name"] == "viewer (team-a)")
+    assert viewer_a["from"][0]["workspace"] == "team-a" and viewer_a["members"] == ["alice"]
+    assert {g["resource_pattern"] for g in viewer_a["grants"]} == {str(ids["a1"]), str(ids["a2"]), "fraud-a"}
+    assert (auth_db.fingerprint(), mlflow_db.fingerprint()) == before
+
+
+def test_same_named_resources_of_two_workspaces_block_until_the_tracking_migration(auth_db, mlflow_db) -> None:
+    plant_tracking(mlflow_db)
+    with mlflow_db.engine.begin() as conn:
+        from mlflow_ws_admin.sample_data import SampleData
+
+        with SampleData(conn) as data:
+            data.registered_model("team-b", "fraud-a")
+    plant_auth(
+        auth_db, {("team-a", "viewer"): [("registered_model", "fraud-a", "EDIT")]}, {"alice": [("team-a", "viewer")]}
+    )
+    before = auth_db.fingerprint()
+
+    result = auth_migrate(auth_db, mlflow_db, "-y")
+
+    assert result.exit_code == ExitStatus.CONFLICTS, result.output
+    assert "resource-collision: registered_model 'fraud-a' exists in team-a, team-b" in result.stdout
+    assert "pass --tracking-journal FILE" in result.stdout
+    assert auth_db.fingerprint() == before
+
+
+def test_rows_that_would_resolve_differently_are_rolled_back_with_exit_4(auth_db, mlflow_db) -> None:
+    """The verification reads back what was written: corrupt it inside the transaction, and nothing commits."""
+    from mlflow_ws_admin.auth.apply import AuthVerificationFailed, apply_auth_plan
+    from mlflow_ws_admin.auth.plan import build_auth_plan
+    from mlflow_ws_admin.auth.rules import AuthConfig
+    from mlflow_ws_admin.auth.state import read_auth_state, read_ownership
+    from mlflow_ws_admin.connect import create_db_engine, resolve_target
+
+    ids = plant_tracking(mlflow_db)
+    plant_auth(auth_db, _viewers(ids), MEMBERS)
+    before = auth_db.fingerprint()
+    target = resolve_target(auth_db.uri)
+    engine = create_db_engine(target, read_only=False)
+    with engine.connect() as conn:
+        state = read_auth_state(conn)
+    with mlflow_db.engine.connect() as conn:
+        ownership = read_ownership(conn)
+    plan = build_auth_plan(state, ownership, AuthConfig(), template=RenameTemplate.parse(TEMPLATE))
+    assert not plan.changes
+
+    def widen_a_wildcard(conn) -> None:
+        # what a naive migration does: team-b's viewer keeps `experiment *`, now every experiment
+        conn.exec_driver_sql(
+            f"UPDATE role_permissions SET resource_pattern = '*' WHERE resource_pattern = '{ids['b1']}'"
+        )
+
+    with pytest.raises(AuthVerificationFailed) as failed:
+        apply_auth_plan(engine, plan, target.backend, lock_timeout_s=10, check=widen_a_wildcard)
+    engine.dispose()
+    assert failed.value.exit_status == ExitStatus.VERIFICATION_FAILED
+    assert "would change unaccepted" in failed.value.message
+    assert any(c.username == "bob" and c.after == "READ" for c in failed.value.changes)
+    assert auth_db.fingerprint() == before
+
+
+def test_passwords_never_appear(auth_db, mlflow_db) -> None:
+    secret_uri = "postgresql://admin:s3cr3t-Pw@127.0.0.1:1/nothing"
+    result = run_cli("auth", "migrate-to-default-workspace", auth_db.uri, "--tracking-uri", secret_uri, "--dry-run")
+    assert result.exit_code == ExitStatus.DATABASE_ERROR
+    assert "s3cr3t-Pw" not in result.output
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: ")
+
+
+def test_journal_records_the_rows_before_and_after(auth_db, mlflow_db, tmp_path) -> None:
+    ids = plant_tracking(mlflow_db)
+    plant_auth(auth_db, _viewers(ids), MEMBERS)
+    journal = tmp_path / "auth.jsonl"
+
+    result = auth_migrate(auth_db, mlflow_db, "-y", "--rename-conflicts", TEMPLATE, "--journal", str(journal))
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert records[0]["type"] == "header" and records[0]["operation"] == "auth-migrate"
+    assert [r["type"] for r in records[-2:]] == ["sealed", "complete"]
+    roles_before = [
+        r["row"] for r in records if r["type"] == "auth_row" and r["when"] == "before" and r["table"] == "roles"
+    ]
+    roles_after = [
+        r["row"] for r in records if r["type"] == "auth_row" and r["when"] == "after" and r["table"] == "roles"
+    ]
+    assert sorted(r["workspace"] for r in roles_before) == ["default", "team-a", "team-b"]
+    assert {r["workspace"] for r in roles_after} == {"default"}

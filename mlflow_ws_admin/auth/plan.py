@@ -228,6 +228,7 @@ def build_auth_plan(
         findings.extend(t.findings)
         dangling.extend((role, g) for g in t.dangling)
 
+    findings.extend(_resource_collisions(ownership))
     fold = str.casefold if case_insensitive_names else (lambda s: s)
     roles, name_findings = _merge_and_rename(state, translated, template, fold)
     findings.extend(name_findings)
@@ -260,6 +261,28 @@ def build_auth_plan(
         compared=len(before),
         admins=tuple(sorted(u.username for u in state.users if u.is_admin)),
     )
+
+
+def _resource_collisions(ownership: Ownership) -> list[Finding]:
+    """Resources of different workspaces that would share one id in `default`: a grant on one would name both.
+    The tracking migration renames them (its --rename-conflicts); its journal tells this run the new names."""
+    owners: dict[tuple[str, str], set[str]] = {}
+    for r in ownership.resources:
+        owners.setdefault((r.resource_type, r.after_id), set()).add(r.workspace)
+    return [
+        Finding(
+            "resource-collision",
+            sorted(workspaces)[0],
+            "",
+            None,
+            (),
+            f"{rtype} {rid!r} exists in {', '.join(sorted(workspaces))}: migrate the tracking database first "
+            "(db migrate-to-default-workspace --rename-conflicts ... --journal FILE) and pass --tracking-journal FILE",
+            BLOCKING,
+        )
+        for (rtype, rid), workspaces in sorted(owners.items())
+        if len(workspaces) > 1 and rtype != "prompt"  # prompts are registered models: reported once
+    ]
 
 
 def _merge_and_rename(

@@ -67,6 +67,9 @@ def render_auth_plan(plan: AuthPlan, console: Console, *, verbose: bool, dry_run
         for f in plan.findings:
             grant = f" {_grant(f.grant)}" if f.grant else ""
             users = ", ".join(quoted(u) for u in f.users) or "no users"
+            if f.kind == "resource-collision":
+                out(Text(f"  [{f.resolution}] {f.kind}: {f.detail}"))
+                continue
             out(
                 Text(
                     f"  [{f.resolution}] {f.kind}: role {quoted(f.role)} of {workspace_label(f.workspace)}{grant}"
