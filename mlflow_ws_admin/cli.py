@@ -363,3 +363,31 @@ def auth_migrate_to_default_workspace(auth_uri: str, output_format: str, **optio
             raise UsageError("--format markdown is not available for the auth migration; use text or json")
         opts = commands.AuthMigrateOptions(**options)  # type: ignore[arg-type]
     run_command(run, lambda target: commands.auth_migrate(target, opts, output, run.ui))
+
+
+@auth.command("restore", epilog=AUTH_URI_HELP)
+@click.argument("auth_uri")
+@click.option(
+    "--journal",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The journal of auth migrate-to-default-workspace.",
+)
+@dry_run_option("Read-only: check the journal and the database, change nothing.")
+@click.option("-y", "--yes", is_flag=True, help="Restore without asking for confirmation.")
+@lock_timeout_option
+@ignore_other_sessions_option
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def auth_restore(auth_uri: str, output_format: str, **options: object) -> None:
+    """Put back the roles, grants and assignments an auth migration replaced, from its journal.
+
+    Refuses a journal that is incomplete or for another database (exit 2), and rows changed since the
+    migration (exit 1). Exit codes otherwise as for the migration.
+    """
+    from mlflow_ws_admin import commands
+
+    output = commands.Output(output_format, None, bool(options["dry_run"]))
+    run = Invocation(auth_uri, output=output)
+    with boundary(run):
+        opts = commands.AuthRestoreOptions(**options)  # type: ignore[arg-type]
+    run_command(run, lambda target: commands.auth_restore(target, opts, output, run.ui))

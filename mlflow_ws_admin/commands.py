@@ -804,3 +804,63 @@ def _auth_journal(path: str, target: Target) -> JournalWriter:
 
     database = {"dialect": target.backend, "url": target.display, "identity": target.identity}
     return JournalWriter(path, header("auth-migrate", database, auth_signature()))
+
+
+@dataclass(frozen=True)
+class AuthRestoreOptions:
+    journal: str
+    dry_run: bool = False
+    yes: bool = False
+    lock_timeout: float = 30.0
+    ignore_other_sessions: bool = False
+
+
+def auth_restore(target: Target, options: AuthRestoreOptions, output: Output, ui: UI) -> ExitStatus:
+    """Put back the roles, grants and assignments an auth migration's journal recorded."""
+    from mlflow_ws_admin.auth.restore import apply_auth_restore, check_unchanged, read_auth_journal
+    from mlflow_ws_admin.connect import create_db_engine
+    from mlflow_ws_admin.report.json_doc import write_document
+
+    refuse_without_terminal(ui, dry_run=options.dry_run, yes=options.yes, verb="restore")
+    journal = read_auth_journal(options.journal, target.identity)
+    engine = create_db_engine(target, read_only=options.dry_run, busy_timeout_s=options.lock_timeout)
+    rows = journal.count("before")
+
+    def emit(status: str, code: ExitStatus, restored: int | None = None) -> None:
+        if output.json:
+            doc = {
+                "schema_version": 1,
+                "status": status,
+                "exit_code": int(code),
+                "dry_run": options.dry_run,
+                "database": {"dialect": target.backend, "url": target.display},
+                "rows_to_restore": rows,
+                "rows_restored": restored,
+            }
+            write_document(doc, ui.stdout())
+            output.emitted = True
+
+    try:
+        with engine.connect() as conn:
+            check_unchanged(conn, journal)
+        say = ui.console(stderr=output.json).print
+        say(f"Ready: {rows} role, grant and assignment row(s) will be put back as the journal recorded them.")
+        if options.dry_run:
+            emit("ok", ExitStatus.OK)
+            return ExitStatus.OK
+        if not options.yes and not ui.confirm("Proceed?"):
+            ui.say("Aborted: nothing changed.")
+            emit("aborted", ExitStatus.ABORTED)
+            return ExitStatus.ABORTED
+        restored = apply_auth_restore(
+            engine,
+            journal,
+            target.backend,
+            lock_timeout_s=options.lock_timeout,
+            ignore_other_sessions=options.ignore_other_sessions,
+        )
+        say(f"Restored: {restored} row(s); the roles are back in their workspaces.")
+        emit("applied", ExitStatus.OK, restored)
+        return ExitStatus.OK
+    finally:
+        engine.dispose()

@@ -296,3 +296,42 @@ def test_journal_records_the_rows_before_and_after(auth_db, mlflow_db, tmp_path)
     ]
     assert sorted(r["workspace"] for r in roles_before) == ["default", "team-a", "team-b"]
     assert {r["workspace"] for r in roles_after} == {"default"}
+
+
+def test_restore_puts_back_every_row_and_refuses_later_changes(auth_db, mlflow_db, tmp_path) -> None:
+    ids = plant_tracking(mlflow_db)
+    plant_auth(auth_db, WORKSPACE_ADMIN | _viewers(ids), {**MEMBERS, "carol": [("team-a", "admins")]})
+    original = auth_db.dump()
+    journal = tmp_path / "auth.jsonl.gz"
+    migrated = auth_migrate(
+        auth_db, mlflow_db, "-y", "--drop", "--rename-conflicts", TEMPLATE, "--journal", str(journal)
+    )
+    assert migrated.exit_code == ExitStatus.OK, migrated.output
+    after = auth_db.dump()
+    assert after != original
+
+    preview = run_cli("auth", "restore", auth_db.uri, "--journal", str(journal), "--dry-run")
+    assert preview.exit_code == ExitStatus.OK, preview.output
+    assert "will be put back" in preview.stdout
+    assert auth_db.dump() == after
+
+    restored = run_cli("auth", "restore", auth_db.uri, "--journal", str(journal), "-y")
+    assert restored.exit_code == ExitStatus.OK, restored.output
+    assert auth_db.dump() == original
+
+    # Restoring twice: the rows are no longer what the migration wrote.
+    again = run_cli("auth", "restore", auth_db.uri, "--journal", str(journal), "-y")
+    assert again.exit_code == ExitStatus.CONFLICTS
+    assert "changed since the migration wrote them" in again.stderr
+    assert auth_db.dump() == original
+
+
+def test_restore_refuses_a_tracking_journal(auth_db, mlflow_db, tmp_path) -> None:
+    journal = tmp_path / "tracking.jsonl"
+    plant_tracking(mlflow_db)
+    assert run_cli("db", "migrate-to-default-workspace", mlflow_db.uri, "-y", "--journal", str(journal)).exit_code == 0
+    before = auth_db.dump()
+    result = run_cli("auth", "restore", auth_db.uri, "--journal", str(journal), "-y")
+    assert result.exit_code == ExitStatus.USAGE
+    assert "belongs to another database" in result.stderr
+    assert auth_db.dump() == before
