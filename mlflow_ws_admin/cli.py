@@ -202,6 +202,19 @@ def move_resources(
 @click.argument("uri", required=False)
 @artifact_root_option("The tracking server's --default-artifact-root: enables the artifact-root checks.")
 @server_options
+@click.option(
+    "--auth-uri",
+    metavar="AUTH_URI",
+    default=None,
+    help="Also check MLflow's basic-auth database: what auth migrate-to-default-workspace would block on.",
+)
+@click.option(
+    "--default-permission",
+    type=click.Choice(["READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS"]),
+    default="READ",
+    show_default=True,
+    help="With --auth-uri: default_permission in basic_auth.ini.",
+)
 @format_option
 def preflight(
     uri: str | None,
@@ -209,6 +222,8 @@ def preflight(
     server: str | None,
     server_timeout: float,
     direction: str,
+    auth_uri: str | None,
+    default_permission: str,
     output_format: str,
 ) -> None:
     """Read-only checks for turning workspaces off (--for disable: what would block the migration, other
@@ -217,9 +232,11 @@ def preflight(
     from mlflow_ws_admin import commands
 
     output = commands.Output(output_format, dry_run=True)
-    run = Invocation(uri, server, default_artifact_root, output=output)
+    run = Invocation(uri, server, default_artifact_root, auth_uri, output=output)
     with boundary(run):
-        opts = commands.PreflightOptions(artifact_root(default_artifact_root), server, server_timeout, direction)
+        opts = commands.PreflightOptions(
+            artifact_root(default_artifact_root), server, server_timeout, direction, auth_uri, default_permission
+        )
     run_command(run, lambda target: commands.preflight(target, opts, output, run.ui))
 
 

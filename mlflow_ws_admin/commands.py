@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mlflow_ws_admin.journal import JournalWriter
     from mlflow_ws_admin.move import Move
     from mlflow_ws_admin.plan import ConflictGroup, Plan, TableConflicts
+    from mlflow_ws_admin.preflight import Check
     from mlflow_ws_admin.restore import RestoreResult
     from mlflow_ws_admin.schema import WorkspaceSchema
     from mlflow_ws_admin.selection import ResourceSelection
@@ -614,6 +615,28 @@ class PreflightOptions:
     server: str | None = None
     server_timeout: float = 10.0
     direction: str = "disable"
+    auth_uri: str | None = None
+    default_permission: str = "READ"
+
+
+def _auth_checks(tracking_conn: Connection, options: PreflightOptions) -> list[Check]:
+    """``--auth-uri``: what the auth migration would block on, read-only like the rest."""
+    from mlflow_ws_admin.auth.preflight import auth_checks
+    from mlflow_ws_admin.auth.rules import AuthConfig
+    from mlflow_ws_admin.connect import create_db_engine, resolve_target
+
+    auth = resolve_target(options.auth_uri)
+    engine = create_db_engine(auth, read_only=True)
+    try:
+        with engine.connect() as conn:
+            return auth_checks(
+                conn,
+                tracking_conn,
+                AuthConfig(options.default_permission),
+                case_insensitive_names=auth.backend == "mysql",
+            )
+    finally:
+        engine.dispose()
 
 
 def preflight(target: Target, options: PreflightOptions, output: Output, ui: UI) -> ExitStatus:
@@ -634,6 +657,8 @@ def preflight(target: Target, options: PreflightOptions, output: Output, ui: UI)
                 server=features,
                 direction=options.direction,
             )
+            if options.auth_uri:
+                result = dataclasses.replace(result, checks=(*result.checks, *_auth_checks(conn, options)))
     finally:
         engine.dispose()
     status = ExitStatus.CONFLICTS if result.failed else ExitStatus.OK

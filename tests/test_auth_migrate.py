@@ -335,3 +335,36 @@ def test_restore_refuses_a_tracking_journal(auth_db, mlflow_db, tmp_path) -> Non
     assert result.exit_code == ExitStatus.USAGE
     assert "belongs to another database" in result.stderr
     assert auth_db.dump() == before
+
+
+def test_preflight_auth_uri_fails_on_what_the_auth_migration_blocks_on(auth_db, mlflow_db) -> None:
+    plant_tracking(mlflow_db)
+    plant_auth(auth_db, WORKSPACE_ADMIN, {"carol": [("team-a", "admins")], "bob": [("team-b", "viewer")]})
+    before = (auth_db.fingerprint(), mlflow_db.fingerprint())
+
+    result = run_cli("db", "preflight", mlflow_db.uri, "--auth-uri", auth_db.uri, "--format", "json")
+
+    assert result.exit_code == ExitStatus.CONFLICTS, result.output
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["auth roles"]["status"] == "pass"
+    assert checks["auth findings"]["status"] == "fail"
+    assert checks["auth findings"]["details"] == [
+        'workspace-scope: role "admins" of team-a (users: "carol") would widen to admin (MANAGE on every resource) '
+        "of every workspace, also default, team-b"
+    ]
+    assert checks["auth default_permission"]["status"] == "warn"
+    assert (auth_db.fingerprint(), mlflow_db.fingerprint()) == before
+
+
+def test_preflight_auth_uri_passes_when_nothing_blocks(auth_db, mlflow_db) -> None:
+    ids = plant_tracking(mlflow_db)
+    plant_auth(auth_db, {("team-a", "viewer"): [("experiment", "*", "READ")]}, {"alice": [("team-a", "viewer")]})
+    result = run_cli(
+        "db", "preflight", mlflow_db.uri, "--auth-uri", auth_db.uri, "--default-permission", "NO_PERMISSIONS"
+    )
+    # the tracking rows outside default are informational; the auth checks pass
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert "PASS  auth findings" in result.stdout
+    assert "PASS  auth roles            1 role(s), 1 outside default" in result.stdout
+    assert "auth default_permission" not in result.stdout
+    assert ids
