@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from mlflow_ws_admin.auth.plan import (
     DEFAULT_PERMISSION_AFTER,
+    PENDING,
     AuthPlan,
     Change,
     _accepted_scopes,
@@ -166,7 +167,7 @@ def verify(plan: AuthPlan, written: AuthState) -> None:
         workspaces_enabled=False,
     )
     changes = diff(before, after, plan.state, _accepted_scopes(plan.findings, plan.state, plan.ownership))
-    bad = tuple(c for c in changes if c.accepted_by is None)
+    bad = tuple(c for c in changes if c.accepted_by in (None, PENDING))
     if bad:
         first = bad[0]
         raise AuthVerificationFailed(

@@ -50,6 +50,8 @@ DEFAULT_ACCESS_ROLE = "default-workspace-access"
 ROLE_NAME_LENGTH = 255
 
 WIDEN, DROP, BLOCKING = "widened", "dropped", "blocking"
+#: a change a blocking finding would cause if dropped: shown, neither accepted nor a verification failure
+PENDING = "pending --widen or --drop"
 
 
 @dataclass(frozen=True)
@@ -433,13 +435,14 @@ def _accepted_scopes(
     resource, same workspace only)."""
     scopes: dict[str, list[tuple[frozenset[str], str, str | None, bool]]] = {}
     for f in findings:
-        if f.resolution == BLOCKING or f.grant is None:
+        if f.grant is None:
             continue
-        how = "--widen" if f.resolution == WIDEN else "--drop"
+        # a blocking grant is left out of the translation: what its members lose is shown, pending a choice
+        how = {WIDEN: "--widen", DROP: "--drop"}.get(f.resolution, PENDING)
         # --widen changes what the role's members resolve elsewhere; --drop what they resolved in its workspace
         tier = None if is_admin_grant(f.grant) else f.grant.resource_type
         for username in f.users:
-            scopes.setdefault(username, []).append((frozenset({f.workspace}), how, tier, f.resolution == DROP))
+            scopes.setdefault(username, []).append((frozenset({f.workspace}), how, tier, f.resolution != WIDEN))
     return scopes
 
 
