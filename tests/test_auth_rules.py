@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mlflow_ws_admin.auth.plan import build_auth_plan
-from mlflow_ws_admin.auth.rules import AuthConfig, Grant, fold, resource_permission, tier_permission
+from mlflow_ws_admin.auth.rules import AuthConfig, Grant, GrantIndex, fold, resource_permission, tier_permission
 from mlflow_ws_admin.auth.state import AuthState, Ownership, Resource, Role, User
 
 READ_DEFAULT = AuthConfig("READ")
@@ -14,7 +14,12 @@ READ_DEFAULT = AuthConfig("READ")
 
 def _perm(grants, rtype="experiment", rid="1", *, config=READ_DEFAULT, enabled=True, workspace="team-a") -> str:
     return resource_permission(
-        [Grant(*g) for g in grants], rtype, rid, config=config, workspaces_enabled=enabled, workspace=workspace
+        GrantIndex.of(Grant(*g) for g in grants),
+        rtype,
+        rid,
+        config=config,
+        workspaces_enabled=enabled,
+        workspace=workspace,
     )
 
 
@@ -48,8 +53,8 @@ def test_absent_grant_is_no_permissions_with_workspaces_and_default_without() ->
 def test_per_id_pattern_only_for_per_id_types() -> None:
     assert _perm([("experiment", "2", "EDIT")]) == "NO_PERMISSIONS"
     assert fold([Grant("run", "1", "EDIT")], "run", "1") is None  # runs take only "*"
-    assert tier_permission([Grant("run", "*", "READ")], "run", config=AuthConfig("EDIT")) == "EDIT"
-    assert tier_permission([], "run", config=READ_DEFAULT) is None
+    assert tier_permission(GrantIndex.of([Grant("run", "*", "READ")]), "run", config=AuthConfig("EDIT")) == "EDIT"
+    assert tier_permission(GrantIndex(), "run", config=READ_DEFAULT) is None
 
 
 def _state(roles, members, users=("alice", "bob")) -> AuthState:

@@ -11,16 +11,13 @@ from sqlalchemy import column, delete, insert, select, table, update
 from sqlalchemy.engine import Connection, Engine
 
 from mlflow_ws_admin.auth.plan import (
-    DEFAULT_PERMISSION_AFTER,
     PENDING,
     AuthPlan,
     Change,
-    _accepted_scopes,
     _before_view,
-    diff,
-    effective_permissions,
+    compare,
 )
-from mlflow_ws_admin.auth.rules import DEFAULT_WORKSPACE, AuthConfig
+from mlflow_ws_admin.auth.rules import DEFAULT_WORKSPACE
 from mlflow_ws_admin.auth.state import AuthState, read_auth_state
 from mlflow_ws_admin.errors import ExitStatus, WsAdminError
 from mlflow_ws_admin.transaction import LockScope, locked_transaction
@@ -156,17 +153,9 @@ def verify(plan: AuthPlan, written: AuthState) -> None:
     """Recompute from the rows as written, with workspaces off; refuse any difference nobody accepted."""
     if any(r.workspace != DEFAULT_WORKSPACE for r in written.roles):
         raise AuthVerificationFailed("verification failed: a role is still outside `default`; rolled back", ())
-    before = effective_permissions(
-        _before_view(plan.state), plan.state, plan.ownership, plan.config, workspaces_enabled=True
+    changes, _ = compare(
+        _before_view(plan.state), _before_view(written), plan.state, plan.ownership, plan.config, plan.findings
     )
-    after = effective_permissions(
-        _before_view(written),
-        plan.state,
-        plan.ownership,
-        AuthConfig(DEFAULT_PERMISSION_AFTER, plan.config.grant_default_workspace_access),
-        workspaces_enabled=False,
-    )
-    changes = diff(before, after, plan.state, _accepted_scopes(plan.findings, plan.state, plan.ownership))
     bad = tuple(c for c in changes if c.accepted_by in (None, PENDING))
     if bad:
         first = bad[0]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from mlflow_ws_admin.auth.rules import (
     DEFAULT_WORKSPACE,
     DENY,
+    EMPTY,
     NO_PERMISSIONS,
     PER_ID_TYPES,
     PRIORITY,
@@ -34,6 +35,7 @@ from mlflow_ws_admin.auth.rules import (
     WORKSPACE_TYPE,
     AuthConfig,
     Grant,
+    GrantIndex,
     floor,
     higher,
     is_admin_grant,
@@ -240,16 +242,7 @@ def build_auth_plan(
 
     if all(r.workspace == DEFAULT_WORKSPACE for r in state.roles):
         return AuthPlan(state, ownership, config, (), (), (), (), widen, drop)
-    before = effective_permissions(_before_view(state), state, ownership, config, workspaces_enabled=True)
-    after = effective_permissions(
-        _after_view(roles),
-        state,
-        ownership,
-        AuthConfig(DEFAULT_PERMISSION_AFTER, config.grant_default_workspace_access),
-        workspaces_enabled=False,
-    )
-    scopes = _accepted_scopes(findings, state, ownership)
-    changes = diff(before, after, state, scopes)
+    changes, compared = compare(_before_view(state), _after_view(roles), state, ownership, config, findings)
     return AuthPlan(
         state=state,
         ownership=ownership,
@@ -260,7 +253,7 @@ def build_auth_plan(
         changes=tuple(changes),
         widen=widen,
         drop=drop,
-        compared=len(before),
+        compared=compared,
         admins=tuple(sorted(u.username for u in state.users if u.is_admin)),
     )
 
@@ -379,53 +372,87 @@ def view_from_rows(state: AuthState) -> View:
     return _before_view(state)
 
 
-def effective_permissions(
-    view: View, state: AuthState, ownership: Ownership, config: AuthConfig, *, workspaces_enabled: bool
-) -> dict[tuple[int, Key], str | None]:
-    """Every non-admin user's permission on every resource, and on each tier per former workspace.
-
-    With workspaces off, every grant is resolved in ``default`` and every former workspace sees the same
-    tiers; the keys stay the before-state's, so the two sides compare key by key."""
-    present = sorted(ownership.workspaces() | state.workspaces())
-    by_user: dict[int, dict[str, list[Grant]]] = {}
+def _indexes(view: View) -> dict[int, dict[str, GrantIndex]]:
+    """Per user, per workspace: the grants of all their roles there, folded once."""
+    out: dict[int, dict[str, GrantIndex]] = {}
     for workspace, grants, members in view:
+        role = GrantIndex.of(grants)
         for user_id in members:
-            by_user.setdefault(user_id, {}).setdefault(workspace, []).extend(grants)
-    out: dict[tuple[int, Key], str | None] = {}
-    for user in state.users:
-        if user.is_admin:
-            continue  # server admins bypass every check, before and after
-        held = by_user.get(user.id, {})
-        for r in ownership.resources:
-            where = r.workspace if workspaces_enabled else DEFAULT_WORKSPACE
-            rid = r.before_id if workspaces_enabled else r.after_id
-            out[user.id, ("resource", r.resource_type, r.workspace, r.before_id)] = resource_permission(
-                held.get(where, ()),
-                r.resource_type,
-                rid,
-                config=config,
-                workspaces_enabled=workspaces_enabled,
-                workspace=where,
-            )
-        for workspace in present:
-            where = workspace if workspaces_enabled else DEFAULT_WORKSPACE
-            for tier in TIER_TYPES:
-                found = tier_permission(held.get(where, ()), tier, config=config)
-                if tier == WORKSPACE_TYPE:
-                    found = _raw_workspace_tier(held.get(where, ()))
-                out[user.id, ("tier", tier, workspace, "*")] = found
+            out.setdefault(user_id, {}).setdefault(workspace, GrantIndex()).merge(role)
     return out
 
 
-def _raw_workspace_tier(grants: Iterable[Grant]) -> str | None:
-    """The workspace slot as create and membership read it (``_role_grant_for_resource``: no floor)."""
-    found: str | None = None
-    for g in grants:
-        if g.resource_type == WORKSPACE_TYPE and g.pattern == WILDCARD:
-            if g.permission == DENY:
-                return DENY
-            found = g.permission if found is None else higher(found, g.permission)
-    return found
+def _user_permissions(
+    held: Mapping[str, GrantIndex],
+    ownership: Ownership,
+    present: Sequence[str],
+    config: AuthConfig,
+    *,
+    workspaces_enabled: bool,
+) -> dict[Key, str | None]:
+    """One user's permission on every resource, and on each tier per former workspace.  With workspaces off,
+    every grant is resolved in ``default``; the keys stay the before-state's, so two answers compare key by key."""
+    out: dict[Key, str | None] = {}
+    for r in ownership.resources:
+        where = r.workspace if workspaces_enabled else DEFAULT_WORKSPACE
+        out["resource", r.resource_type, r.workspace, r.before_id] = resource_permission(
+            held.get(where, EMPTY),
+            r.resource_type,
+            r.before_id if workspaces_enabled else r.after_id,
+            config=config,
+            workspaces_enabled=workspaces_enabled,
+            workspace=where,
+        )
+    for workspace in present:
+        index = held.get(workspace if workspaces_enabled else DEFAULT_WORKSPACE, EMPTY)
+        for tier in TIER_TYPES:
+            out["tier", tier, workspace, WILDCARD] = tier_permission(index, tier, config=config)
+    return out
+
+
+def effective_permissions(
+    view: View, state: AuthState, ownership: Ownership, config: AuthConfig, *, workspaces_enabled: bool
+) -> dict[tuple[int, Key], str | None]:
+    """Every non-admin user's answers (server admins bypass every check, before and after)."""
+    present = sorted(ownership.workspaces() | state.workspaces())
+    indexes = _indexes(view)
+    return {
+        (user.id, key): permission
+        for user in state.users
+        if not user.is_admin
+        for key, permission in _user_permissions(
+            indexes.get(user.id, {}), ownership, present, config, workspaces_enabled=workspaces_enabled
+        ).items()
+    }
+
+
+def compare(
+    before_view: View,
+    after_view: View,
+    state: AuthState,
+    ownership: Ownership,
+    config: AuthConfig,
+    findings: Iterable[Finding],
+) -> tuple[list[Change], int]:
+    """Every difference between the before-state (workspaces on, ``config``) and the after-state (workspaces off,
+    ``default_permission = NO_PERMISSIONS``), user by user so memory holds one user's answers at a time; and how
+    many (user, key) pairs were compared."""
+    present = sorted(ownership.workspaces() | state.workspaces())
+    config_after = AuthConfig(DEFAULT_PERMISSION_AFTER, config.grant_default_workspace_access)
+    before_ix, after_ix = _indexes(before_view), _indexes(after_view)
+    scopes = _accepted_scopes(findings, state, ownership)
+    changes: list[Change] = []
+    compared = 0
+    for user in state.users:
+        if user.is_admin:
+            continue
+        before = _user_permissions(before_ix.get(user.id, {}), ownership, present, config, workspaces_enabled=True)
+        after = _user_permissions(after_ix.get(user.id, {}), ownership, present, config_after, workspaces_enabled=False)
+        compared += len(before)
+        changes.extend(
+            _change(user.username, key, was, after[key], scopes) for key, was in before.items() if was != after[key]
+        )
+    return changes, compared
 
 
 def _accepted_scopes(
@@ -446,29 +473,22 @@ def _accepted_scopes(
     return scopes
 
 
-def diff(
-    before: Mapping[tuple[int, Key], str | None],
-    after: Mapping[tuple[int, Key], str | None],
-    state: AuthState,
+def _change(
+    username: str,
+    key: Key,
+    was: str | None,
+    now: str | None,
     scopes: Mapping[str, list[tuple[frozenset[str], str, str | None, bool]]],
-) -> list[Change]:
-    names = {u.id: u.username for u in state.users}
-    changes: list[Change] = []
-    for key in sorted(before.keys() | after.keys(), key=repr):
-        was, now = before.get(key), after.get(key)
-        if was == now:
-            continue
-        user_id, (kind, rtype, workspace, rid) = key
-        username = names.get(user_id, str(user_id))
-        subject = f"{rtype} {rid} ({workspace})" if kind == "resource" else f"every {rtype} of {workspace} (tier)"
-        accepted = None
-        for workspaces, how, tier, same in scopes.get(username, ()):
-            in_scope = (workspace in workspaces) if same else (workspace not in workspaces)
-            if in_scope and (tier is None or (kind == "tier" and rtype == tier)):
-                accepted = how
-                break
-        changes.append(Change(username, subject, _show(was), _show(now), accepted))
-    return changes
+) -> Change:
+    kind, rtype, workspace, rid = key
+    subject = f"{rtype} {rid} ({workspace})" if kind == "resource" else f"every {rtype} of {workspace} (tier)"
+    accepted = None
+    for workspaces, how, tier, same in scopes.get(username, ()):
+        in_scope = (workspace in workspaces) if same else (workspace not in workspaces)
+        if in_scope and (tier is None or (kind == "tier" and rtype == tier)):
+            accepted = how
+            break
+    return Change(username, subject, _show(was), _show(now), accepted)
 
 
 def _show(permission: str | None) -> str:

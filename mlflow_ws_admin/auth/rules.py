@@ -21,7 +21,7 @@ Read from MLflow 3.17.2 (file / function), and documented in the README ("Auth d
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_WORKSPACE = "default"
 WILDCARD = "*"
@@ -81,8 +81,13 @@ def higher(a: str, b: str) -> str:
     return a if PRIORITY.get(a, 0) >= PRIORITY.get(b, 0) else b
 
 
+def _known(resource_type: str) -> bool:
+    return resource_type in PER_ID_TYPES or resource_type in TIER_TYPES
+
+
 def matches(grant: Grant, resource_type: str, resource_id: str) -> bool:
-    if grant.resource_type != resource_type:
+    """``permissions.matches``: ``*`` for any known type, an exact id only for per-id types."""
+    if grant.resource_type != resource_type or not _known(resource_type):
         return False
     if grant.pattern == WILDCARD:
         return True
@@ -93,16 +98,65 @@ def is_admin_grant(grant: Grant) -> bool:
     return grant.resource_type == WORKSPACE_TYPE and grant.pattern == WILDCARD and grant.permission == MANAGE
 
 
+def _folded(have: str | None, permission: str) -> str:
+    """One more matching grant into a key's fold: DENY wins, else the highest."""
+    if have is None:
+        return permission
+    if DENY in (have, permission):
+        return DENY
+    return higher(have, permission)
+
+
+@dataclass
+class GrantIndex:
+    """A user's grants in one workspace, folded per key once (``fold_grants_for_key`` for every key at once):
+    resolving a resource is then two lookups, not a scan of every grant."""
+
+    admin: bool = False
+    #: type -> the fold of its ``*`` grants
+    wildcard: dict[str, str] = field(default_factory=dict)
+    #: (type, id) -> the fold of the grants naming that id (per-id types only)
+    by_id: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, grants: Iterable[Grant]) -> GrantIndex:
+        index = cls()
+        index.add(grants)
+        return index
+
+    def add(self, grants: Iterable[Grant]) -> None:
+        for g in grants:
+            if is_admin_grant(g):
+                self.admin = True
+            if not _known(g.resource_type):
+                continue  # MLflow matches no key of an unknown type
+            if g.pattern == WILDCARD:
+                self.wildcard[g.resource_type] = _folded(self.wildcard.get(g.resource_type), g.permission)
+            elif g.resource_type in PER_ID_TYPES:
+                key = (g.resource_type, g.pattern)
+                self.by_id[key] = _folded(self.by_id.get(key), g.permission)
+
+    def merge(self, other: GrantIndex) -> None:
+        self.admin = self.admin or other.admin
+        for t, p in other.wildcard.items():
+            self.wildcard[t] = _folded(self.wildcard.get(t), p)
+        for k, p in other.by_id.items():
+            self.by_id[k] = _folded(self.by_id.get(k), p)
+
+    def fold(self, resource_type: str, resource_id: str) -> str | None:
+        """``fold_grants_for_key``: DENY among the matching grants wins, else the highest; None when none match."""
+        wild = self.wildcard.get(resource_type)
+        own = self.by_id.get((resource_type, resource_id)) if resource_id != WILDCARD else None
+        if wild is None:
+            return own
+        return wild if own is None else _folded(wild, own)
+
+
+EMPTY = GrantIndex()
+
+
 def fold(grants: Iterable[Grant], resource_type: str, resource_id: str) -> str | None:
-    """``fold_grants_for_key``: DENY among the matching grants wins, else the highest; None when none match."""
-    best: str | None = None
-    for grant in grants:
-        if not matches(grant, resource_type, resource_id):
-            continue
-        if grant.permission == DENY:
-            return DENY
-        best = grant.permission if best is None else higher(best, grant.permission)
-    return best
+    return GrantIndex.of(grants).fold(resource_type, resource_id)
 
 
 def floor(permission: str, default_permission: str) -> str:
@@ -113,7 +167,7 @@ def floor(permission: str, default_permission: str) -> str:
 
 
 def resource_permission(
-    grants: Iterable[Grant],
+    held: GrantIndex,
     resource_type: str,
     resource_id: str,
     *,
@@ -123,12 +177,11 @@ def resource_permission(
 ) -> str:
     """The permission a (non-admin) user holds on one resource of a per-id type.
 
-    ``grants``: the user's grants through roles of the workspace the resource is resolved in (its own with
+    ``held``: the user's grants through roles of the workspace the resource is resolved in (its own with
     workspaces on, ``default`` with them off)."""
-    grants = list(grants)
-    if any(is_admin_grant(g) for g in grants):
+    if held.admin:
         return MANAGE
-    found = fold(grants, resource_type, resource_id)
+    found = held.fold(resource_type, resource_id)
     if found is not None:
         return floor(found, config.default_permission)
     if not workspaces_enabled:
@@ -138,11 +191,13 @@ def resource_permission(
     return NO_PERMISSIONS
 
 
-def tier_permission(grants: Iterable[Grant], resource_type: str, *, config: AuthConfig) -> str | None:
-    """What a wildcard-only tier (or the workspace slot) resolves to in one workspace: None when no grant
-    speaks there (the requirement then falls back to its parent's permission)."""
-    grants = list(grants)
-    if any(is_admin_grant(g) for g in grants):
+def tier_permission(held: GrantIndex, resource_type: str, *, config: AuthConfig) -> str | None:
+    """What a wildcard-only tier resolves to in one workspace: None when no grant speaks there (the requirement
+    then falls back to its parent's permission).  The workspace slot is read as create reads it
+    (``_role_grant_for_resource``: unfloored)."""
+    if held.admin:
         return MANAGE
-    found = fold(grants, resource_type, WILDCARD)
-    return None if found is None else floor(found, config.default_permission)
+    found = held.wildcard.get(resource_type)
+    if found is None or resource_type == WORKSPACE_TYPE:
+        return found
+    return floor(found, config.default_permission)
