@@ -160,3 +160,137 @@ def test_permissions_match_mlflow_before_and_after(auth_db, mlflow_db, tmp_path)
     # the two `auditors` roles translate alike once their trace tiers are dropped: merged; `viewer` renamed
     names = sorted(r["name"] for r in doc["roles"])
     assert names == ["admins", "auditors", "editors", "runners", "viewer (team-a)", "viewer (team-b)"]
+
+
+# --- a real `mlflow server --app-name basic-auth`, before (workspaces on) and after (off) --------------------
+
+SERVER_SPEC_USERS = ("alice", "bob", "dave", "frank")
+
+
+def _server_spec(ids: dict[str, int]) -> dict:
+    """No workspace-scope or tier grant: every user must read and edit exactly what they could before."""
+    e = {k: str(v) for k, v in ids.items()}
+    return {
+        "users": [*SERVER_SPEC_USERS, "root"],
+        "admins": ["root"],
+        "roles": [
+            {"workspace": "team-a", "name": "viewer", "grants": [["experiment", "*", "READ"], ["registered_model", "fraud-a", "EDIT"], ["experiment", e["b1"], "MANAGE"]]},
+            {"workspace": "team-b", "name": "viewer", "grants": [["experiment", "*", "EDIT"], ["experiment", e["b1"], "DENY"], ["registered_model", "*", "READ"]]},
+            {"workspace": "default", "name": "editors", "grants": [["experiment", e["d1"], "EDIT"], ["registered_model", "shared", "READ"]]},
+        ],
+        "members": {
+            "alice": [["team-a", "viewer"]],
+            "bob": [["team-b", "viewer"]],
+            "dave": [["default", "editors"]],
+            "frank": [["team-a", "viewer"], ["team-b", "viewer"]],
+        },
+    }  # fmt: skip
+
+
+def _call(url: str, path: str, user: str, workspace: str | None, body: dict | None = None) -> int:
+    import base64
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url + path, data=data, method="POST" if body is not None else "GET")
+    token = base64.b64encode(f"{user}:pw-{user}-12345678".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    request.add_header("Content-Type", "application/json")
+    if workspace is not None:
+        request.add_header("X-MLFLOW-WORKSPACE", workspace)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _access(url: str, resources: list[tuple[str, str, str]], *, workspaces: bool) -> dict[tuple[str, str, str], tuple]:
+    """Per (user, type, id): (can read, can edit) as the server answers."""
+    from urllib.parse import quote
+
+    out = {}
+    for user in SERVER_SPEC_USERS:
+        for rtype, workspace, rid in resources:
+            ws = workspace if workspaces else None
+            if rtype == "experiment":
+                read = _call(url, f"/api/2.0/mlflow/experiments/get?experiment_id={rid}", user, ws)
+                edit = _call(
+                    url,
+                    "/api/2.0/mlflow/experiments/set-experiment-tag",
+                    user,
+                    ws,
+                    {"experiment_id": rid, "key": "k", "value": user},
+                )
+            else:
+                read = _call(url, f"/api/2.0/mlflow/registered-models/get?name={quote(rid)}", user, ws)
+                edit = _call(
+                    url, "/api/2.0/mlflow/registered-models/set-tag", user, ws, {"name": rid, "key": "k", "value": user}
+                )
+            # authorized = the request got past the auth layer: anything but 401/403 (the test's rows leave
+            # some columns NULL that MLflow's handlers need, so a permitted read may still fail in the handler)
+            out[user, rtype, rid] = (read not in (401, 403), edit not in (401, 403))
+    return out  # fmt: skip
+
+
+def _ini(path: Path, auth_db, default_permission: str) -> Path:
+    path.write_text(
+        "[mlflow]\n"
+        f"default_permission = {default_permission}\n"
+        f"database_uri = {auth_db.uri}\n"
+        "admin_username = root\nadmin_password = pw-root-12345678\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "grant_default_workspace_access = false\n"
+    )
+    return path
+
+
+def _auth_env(ini: Path) -> dict[str, str]:
+    return {"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-csrf-key"}
+
+
+@pytest.mark.sqlite_only
+def test_a_real_basic_auth_server_grants_the_same_access_before_and_after(auth_db, scratch_db, tmp_path) -> None:
+    from .test_mlflow_compat import mlflow_server
+
+    tracking = scratch_db.load("3.17.2")  # the schema MLflow 3.17.2's server accepts
+    ids = plant_tracking(tracking)
+    _oracle("setup", auth_db.uri, _server_spec(ids))
+    with tracking.engine.connect() as conn:
+        ownership = read_ownership(conn)
+    resources = [
+        (r.resource_type, r.workspace, r.before_id)
+        for r in ownership.resources
+        if r.resource_type in ("experiment", "registered_model")
+    ]
+    tracking.engine.dispose()
+    auth_db.engine.dispose()
+    app = ("--app-name", "basic-auth")
+
+    ini = _ini(tmp_path / "before.ini", auth_db, "READ")
+    with mlflow_server(tracking.path, tmp_path, workspaces=True, extra_args=app, **_auth_env(ini)) as s:
+        assert s.process.poll() is None, s.output()[-3000:]
+        before = _access(s.url, resources, workspaces=True)
+
+    journal = tmp_path / "tracking.jsonl"
+    assert migrate(tracking.uri, "-y", "--journal", str(journal)).exit_code == ExitStatus.OK
+    result = auth_migrate(
+        auth_db, tracking, "-y", "--tracking-journal", str(journal), "--rename-conflicts", "{name} ({workspace})"
+    )
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert "unchanged for every user and resource" in result.stdout
+
+    ini = _ini(tmp_path / "after.ini", auth_db, "NO_PERMISSIONS")
+    with mlflow_server(tracking.path, tmp_path, workspaces=False, extra_args=app, **_auth_env(ini)) as s:
+        assert s.process.poll() is None, s.output()[-3000:]
+        after = _access(s.url, resources, workspaces=False)
+
+    a1, b1, d1 = (str(ids[k]) for k in ("a1", "b1", "d1"))
+    assert before["alice", "experiment", a1] == (True, False)  # team-a's `experiment *` READ
+    assert before["alice", "experiment", b1] == (False, False)  # team-a's grant on a team-b experiment never applied
+    assert before["bob", "experiment", b1] == (False, False)  # DENY
+    assert before["bob", "experiment", a1] == (False, False)  # another workspace
+    assert before["dave", "experiment", d1] == (True, True)  # per-id EDIT in default
+    assert before["frank", "registered_model", "fraud-a"] == (True, True)
+    assert after == before
