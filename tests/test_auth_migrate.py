@@ -368,3 +368,34 @@ def test_preflight_auth_uri_passes_when_nothing_blocks(auth_db, mlflow_db) -> No
     assert "PASS  auth roles            1 role(s), 1 outside default" in result.stdout
     assert "auth default_permission" not in result.stdout
     assert ids
+
+
+def test_without_a_terminal_or_yes_it_refuses_to_prompt(auth_db, mlflow_db) -> None:
+    ids = plant_tracking(mlflow_db)
+    plant_auth(auth_db, _viewers(ids), MEMBERS)
+    before = auth_db.fingerprint()
+    result = auth_migrate(auth_db, mlflow_db, "--rename-conflicts", TEMPLATE)
+    assert result.exit_code == ExitStatus.USAGE
+    assert result.stderr == "Error: refusing to prompt without a terminal: pass -y to apply, or --dry-run\n"
+    assert auth_db.fingerprint() == before
+
+
+@pytest.mark.parametrize(
+    ("flags", "code", "message"),
+    [
+        (("--tracking-uri", "http://mlflow.internal:5000"), ExitStatus.USAGE, "unsupported database scheme 'http'"),
+        (("--rename-conflicts", "{nom}"), ExitStatus.USAGE, "unknown placeholder {nom}"),
+        (("--format", "markdown"), ExitStatus.USAGE, "--format markdown is not available for the auth migration"),
+        (("--tracking-journal", "/nonexistent/j.jsonl"), ExitStatus.USAGE, "journal file not found"),
+    ],
+)
+def test_bad_input_is_one_line_and_changes_nothing(auth_db, mlflow_db, flags, code, message) -> None:
+    before = (auth_db.fingerprint(), mlflow_db.fingerprint())
+    args = ["auth", "migrate-to-default-workspace", auth_db.uri, "--dry-run"]
+    if flags[0] != "--tracking-uri":
+        args += ["--tracking-uri", mlflow_db.uri]
+    result = run_cli(*args, *flags)
+    assert result.exit_code == code, result.output
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert (auth_db.fingerprint(), mlflow_db.fingerprint()) == before

@@ -20,7 +20,7 @@ renamed with the ``--rename-conflicts`` template; a role of ``default`` keeps it
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mlflow_ws_admin.auth.rules import (
@@ -233,7 +233,7 @@ def build_auth_plan(
         dangling.extend((role, g) for g in t.dangling)
 
     findings.extend(_resource_collisions(ownership))
-    fold = str.casefold if case_insensitive_names else (lambda s: s)
+    fold: Callable[[str], str] = str.casefold if case_insensitive_names else str
     roles, name_findings = _merge_and_rename(state, translated, template, fold)
     findings.extend(name_findings)
     compensation = _default_access_role(state, ownership, config, roles, fold)
@@ -284,13 +284,12 @@ def _merge_and_rename(
     state: AuthState,
     translated: Mapping[int, frozenset[Grant]],
     template: RenameTemplate | None,
-    fold: object,
+    fold_name: Callable[[str], str],
 ) -> tuple[list[RoleAfter], list[Finding]]:
-    fold_name = fold  # type: ignore[assignment]
     groups: dict[str, list[Role]] = {}
     for role in state.roles:
-        groups.setdefault(fold_name(role.name), []).append(role)  # type: ignore[operator]
-    taken = {fold_name(r.name) for r in state.roles}  # type: ignore[operator]
+        groups.setdefault(fold_name(role.name), []).append(role)
+    taken = {fold_name(r.name) for r in state.roles}
     roles: list[RoleAfter] = []
     findings: list[Finding] = []
     names = {u.id: u.username for u in state.users}
@@ -308,7 +307,7 @@ def _merge_and_rename(
                 if template is not None:
                     name, why = template.unique_name(
                         keeper.name, keeper.workspace, taken, fold=fold_name, max_length=ROLE_NAME_LENGTH
-                    )  # type: ignore[arg-type]
+                    )
                 if name is None:
                     findings.append(
                         Finding(
@@ -324,13 +323,13 @@ def _merge_and_rename(
                     )
                     name = keeper.name
                 else:
-                    taken.add(fold_name(name))  # type: ignore[operator]
+                    taken.add(fold_name(name))
             roles.append(RoleAfter(keeper.id, name, keeper.description, tuple(sources), grants, members))
     return roles, findings
 
 
 def _default_access_role(
-    state: AuthState, ownership: Ownership, config: AuthConfig, roles: list[RoleAfter], fold: object
+    state: AuthState, ownership: Ownership, config: AuthConfig, roles: list[RoleAfter], fold: Callable[[str], str]
 ) -> RoleAfter | None:
     """``grant_default_workspace_access`` gave every user ``default_permission`` on `default`'s resources
     without a grant; with ``default_permission = NO_PERMISSIONS`` afterwards, per-id grants keep exactly that."""
@@ -343,9 +342,9 @@ def _default_access_role(
     )
     if not grants:
         return None
-    taken = {fold(r.name) for r in roles}  # type: ignore[operator]
-    name, _ = RenameTemplate("{name}-{n}").unique_name(DEFAULT_ACCESS_ROLE, DEFAULT_WORKSPACE, taken, fold=fold)  # type: ignore[arg-type]
-    if fold(DEFAULT_ACCESS_ROLE) not in taken:  # type: ignore[operator]
+    taken = {fold(r.name) for r in roles}
+    name, _ = RenameTemplate("{name}-{n}").unique_name(DEFAULT_ACCESS_ROLE, DEFAULT_WORKSPACE, taken, fold=fold)
+    if fold(DEFAULT_ACCESS_ROLE) not in taken:
         name = DEFAULT_ACCESS_ROLE
     members = frozenset(u.id for u in state.users if not u.is_admin)
     return RoleAfter(None, name or DEFAULT_ACCESS_ROLE, "grant_default_workspace_access, kept", (), grants, members)
