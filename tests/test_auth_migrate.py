@@ -399,3 +399,66 @@ def test_bad_input_is_one_line_and_changes_nothing(auth_db, mlflow_db, flags, co
     assert message in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
     assert (auth_db.fingerprint(), mlflow_db.fingerprint()) == before
+
+
+def _tracking_run_with_a_rename(db, journal) -> None:
+    """What a tracking migration with --rename-conflicts leaves: team-a's `fraud` moved to default as
+    `fraud (team-a)` (default kept its own `fraud`), and a journal with the row's move and its rename.  Written
+    with this tool's own journal writer, the record shapes `db restore-workspaces` reads."""
+    from mlflow_ws_admin.commands import open_journal
+    from mlflow_ws_admin.connect import resolve_target
+    from mlflow_ws_admin.schema import reflect_schema
+
+    with db.engine.begin() as conn:
+        schema = reflect_schema(conn)
+        writer = open_journal(str(journal), "migrate", resolve_target(db.uri), schema)
+        writer.table(schema.table("registered_models"))
+        writer.row("registered_models", ["fraud"], ["team-a"], ["default"], None)
+        writer.column_set("registered_models", ["fraud"], "name", "fraud", "fraud (team-a)")
+        writer.table(schema.table("experiments"))
+        for (experiment_id,) in conn.exec_driver_sql(
+            "SELECT experiment_id FROM experiments WHERE workspace <> 'default'"
+        ):
+            workspace = conn.exec_driver_sql(
+                f"SELECT workspace FROM experiments WHERE experiment_id = {experiment_id}"
+            ).scalar()
+            writer.row("experiments", [experiment_id], [workspace], ["default"], None)
+        conn.exec_driver_sql(
+            "UPDATE registered_models SET name = 'fraud (team-a)', workspace = 'default' WHERE workspace = 'team-a' AND name = 'fraud'"
+        )
+        conn.exec_driver_sql("UPDATE experiments SET workspace = 'default'")
+        writer.seal()
+    writer.complete()
+
+
+def test_grants_follow_a_resource_the_tracking_migration_renamed(auth_db, mlflow_db, tmp_path) -> None:
+    from mlflow_ws_admin.sample_data import SampleData
+
+    ids = plant_tracking(mlflow_db)
+    with mlflow_db.engine.begin() as conn, SampleData(conn) as data:
+        data.add("registered_models", workspace="team-a", name="fraud")
+        data.add("registered_models", workspace="default", name="fraud")
+    roles = {
+        ("team-a", "fraud-owners"): [("registered_model", "fraud", "MANAGE"), ("experiment", "*", "READ")],
+        ("default", "fraud-readers"): [("registered_model", "fraud", "READ")],
+    }
+    plant_auth(auth_db, roles, {"alice": [("team-a", "fraud-owners")], "dave": [("default", "fraud-readers")]})
+    journal = tmp_path / "tracking.jsonl"
+    _tracking_run_with_a_rename(mlflow_db, journal)
+
+    result = auth_migrate(auth_db, mlflow_db, "-y", "-v", "--tracking-journal", str(journal))
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert "unchanged for every user and resource" in result.stdout
+    rows = auth_rows(auth_db)
+    assert rows["default/fraud-owners"] == [
+        sorted(
+            [
+                ("registered_model", "fraud (team-a)", "MANAGE"),
+                ("experiment", str(ids["a1"]), "READ"),
+                ("experiment", str(ids["a2"]), "READ"),
+            ]
+        ),
+        ["alice"],
+    ]
+    assert rows["default/fraud-readers"] == [[("registered_model", "fraud", "READ")], ["dave"]]

@@ -118,7 +118,7 @@ class Ownership:
     """Every resource of a per-id type, with the workspace it was in before the move."""
 
     resources: tuple[Resource, ...]
-    #: journaled rows the tracking DB no longer has a row for (deleted since): informational
+    #: where the workspaces came from: "tracking database" or "journal"
     source: str
 
     def in_workspace(self, resource_type: str, workspace: str) -> list[Resource]:
@@ -128,20 +128,39 @@ class Ownership:
         return frozenset(r.workspace for r in self.resources)
 
 
-def read_ownership(conn: Connection, journal: str | Path | None = None) -> Ownership:
-    """Each resource's workspace: the tracking database's, unless a tracking journal says the row came from
-    another one (the tracking migration already ran) or was renamed."""
+def _journaled_origins(journal: str | Path) -> dict[tuple[str, str, str], tuple[str, str]]:
+    """(table, workspace now, key now) -> (workspace before, key before), for every row a tracking journal moved;
+    a ``column_set`` of a name column is a rename of that row (key before -> key now)."""
+    from mlflow_ws_admin.errors import UsageError
     from mlflow_ws_admin.journal import read_records
 
-    moved: dict[tuple[str, str], str] = {}  # (table, key) -> the workspace it came from
-    renamed: dict[tuple[str, str], str] = {}  # (table, new name) -> old name
-    if journal is not None:
-        for record in read_records(journal):
-            kind = record.get("type")
-            if kind == "row" and record["key"] and record["from"]:
-                moved[record["table"], str(record["key"][0])] = str(record["from"][0])
-            elif kind == "column_set" and record.get("column") == "name":
-                renamed[record["table"], str(record["to"])] = str(record["from"])
+    moves: list[tuple[str, str, str, str]] = []  # table, key, from, to
+    renames: dict[tuple[str, str], str] = {}
+    for record in read_records(journal):
+        kind = record.get("type")
+        if kind == "row" and record["key"] and record["from"] and record["to"]:
+            moves.append((record["table"], str(record["key"][0]), str(record["from"][0]), str(record["to"][0])))
+        elif kind == "column_set" and record.get("column") == "name":
+            renames[record["table"], str(record["from"])] = str(record["to"])
+    seen: dict[tuple[str, str], int] = {}
+    for table, key, _, _ in moves:
+        seen[table, key] = seen.get((table, key), 0) + 1
+    origins: dict[tuple[str, str, str], tuple[str, str]] = {}
+    for table, key, before, after in moves:
+        new = renames.get((table, key), key)
+        if new != key and seen[table, key] > 1:
+            # a name several workspaces held, renamed once: which row got the new name is not in the journal
+            raise UsageError(
+                f"the tracking journal renames {table} {key!r}, which several workspaces held; cannot tell whose it was"
+            )
+        origins[table, after, new] = (before, key)
+    return origins
+
+
+def read_ownership(conn: Connection, journal: str | Path | None = None) -> Ownership:
+    """Each resource's workspace: the tracking database's, unless a tracking journal says the row came from
+    another one (the tracking migration already ran), under its name before a rename."""
+    origins = _journaled_origins(journal) if journal is not None else {}
     insp = inspect(conn)
     tables = set(insp.get_table_names())
     if "experiments" not in tables:
@@ -152,19 +171,16 @@ def read_ownership(conn: Connection, journal: str | Path | None = None) -> Owner
         if table not in tables:
             continue
         for key, workspace in conn.execute(text(f"SELECT {column}, workspace FROM {table}")):
-            current = str(key)
-            after = current
-            before = renamed.get((table, current), current)
-            owner = moved.get((table, before), moved.get((table, current), str(workspace)))
-            resources.append(Resource(rtype, owner, before, after))
+            now = str(key)
+            owner, before = origins.get((table, str(workspace), now), (str(workspace), now))
+            resources.append(Resource(rtype, owner, before, now))
             if rtype == "experiment":
-                experiment_ws[current] = owner
+                experiment_ws[now] = owner
     if "scorers" in tables:
         for experiment_id, name in conn.execute(text("SELECT experiment_id, scorer_name FROM scorers")):
             pattern = f"{experiment_id}/{quote(str(name), safe='')}"
-            resources.append(
-                Resource("scorer", experiment_ws.get(str(experiment_id), DEFAULT_WORKSPACE), pattern, pattern)
-            )
+            owner = experiment_ws.get(str(experiment_id), DEFAULT_WORKSPACE)
+            resources.append(Resource("scorer", owner, pattern, pattern))
     return Ownership(tuple(sorted(resources, key=_resource_order)), "journal" if journal else "tracking database")
 
 
