@@ -172,18 +172,14 @@ def _translate_role(
     for grant in sorted(grants):
         permission = _floored(grant, config)
         if grant.resource_type in PER_ID_TYPES:
-            owned = ownership.in_workspace(grant.resource_type, role.workspace)
             if grant.pattern == WILDCARD:
-                elsewhere = any(
-                    r.resource_type == grant.resource_type and r.workspace != role.workspace
-                    for r in ownership.resources
-                )
-                if not elsewhere:
+                if ownership.only_in(grant.resource_type, role.workspace):
                     out.grants.append(Grant(grant.resource_type, WILDCARD, permission))
                 else:
+                    owned = ownership.in_workspace(grant.resource_type, role.workspace)
                     out.grants.extend(Grant(r.resource_type, r.after_id, permission) for r in owned)
                 continue
-            match = next((r for r in owned if r.before_id == grant.pattern), None)
+            match = ownership.find(grant.resource_type, role.workspace, grant.pattern)
             if match is None:
                 out.dangling.append(grant)
             else:

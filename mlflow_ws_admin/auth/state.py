@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,11 +122,25 @@ class Ownership:
     #: where the workspaces came from: "tracking database" or "journal"
     source: str
 
+    @functools.cached_property
+    def _by_workspace(self) -> dict[tuple[str, str], dict[str, Resource]]:
+        out: dict[tuple[str, str], dict[str, Resource]] = {}
+        for r in self.resources:
+            out.setdefault((r.resource_type, r.workspace), {})[r.before_id] = r
+        return out
+
     def in_workspace(self, resource_type: str, workspace: str) -> list[Resource]:
-        return [r for r in self.resources if r.resource_type == resource_type and r.workspace == workspace]
+        return list(self._by_workspace.get((resource_type, workspace), {}).values())
+
+    def find(self, resource_type: str, workspace: str, before_id: str) -> Resource | None:
+        return self._by_workspace.get((resource_type, workspace), {}).get(before_id)
+
+    def only_in(self, resource_type: str, workspace: str) -> bool:
+        """Whether no other workspace owns a resource of this type."""
+        return all(w == workspace for t, w in self._by_workspace if t == resource_type)
 
     def workspaces(self) -> frozenset[str]:
-        return frozenset(r.workspace for r in self.resources)
+        return frozenset(w for _, w in self._by_workspace)
 
 
 def _journaled_origins(journal: str | Path) -> dict[tuple[str, str, str], tuple[str, str]]:
