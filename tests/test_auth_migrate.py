@@ -462,3 +462,37 @@ def test_grants_follow_a_resource_the_tracking_migration_renamed(auth_db, mlflow
         ["alice"],
     ]
     assert rows["default/fraud-readers"] == [[("registered_model", "fraud", "READ")], ["dave"]]
+
+
+def test_role_names_collide_as_the_backend_compares_them(auth_db, mlflow_db, backend) -> None:
+    """MariaDB's unique index on (workspace, name) is case-insensitive: `Viewer` and `viewer` collide there only."""
+    plant_tracking(mlflow_db)
+    roles = {("team-a", "Viewer"): [("experiment", "*", "READ")], ("team-b", "viewer"): [("experiment", "*", "READ")]}
+    plant_auth(auth_db, roles, {"alice": [("team-a", "Viewer")], "bob": [("team-b", "viewer")]})
+
+    result = auth_migrate(auth_db, mlflow_db, "-y", "--rename-conflicts", TEMPLATE)
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    names = sorted(auth_rows(auth_db))
+    if backend == "mysql":
+        assert names == ["default/Viewer (team-a)", "default/viewer (team-b)"]
+    else:
+        assert names == ["default/Viewer", "default/viewer"]
+
+
+def test_json_document_fields(auth_db, mlflow_db) -> None:
+    plant_tracking(mlflow_db)
+    plant_auth(auth_db, WORKSPACE_ADMIN, {"carol": [("team-a", "admins")], "bob": [("team-b", "viewer")]})
+    result = auth_migrate(auth_db, mlflow_db, "--dry-run", "--format", "json")
+    assert result.exit_code == ExitStatus.CONFLICTS
+    doc = json.loads(result.stdout)
+    assert set(doc) == {
+        "schema_version", "status", "exit_code", "dry_run", "database", "tracking_database",
+        "default_permission_after", "roles", "findings", "dangling_grants", "changes", "compared", "applied",
+    }  # fmt: skip
+    assert (doc["status"], doc["exit_code"]) == ("conflicts", 1)
+    (finding,) = doc["findings"]
+    assert finding["kind"] == "workspace-scope" and finding["blocking"] and finding["users"] == ["carol"]
+    assert finding["grant"] == {"resource_type": "workspace", "resource_pattern": "*", "permission": "MANAGE"}
+    assert {c["accepted_by"] for c in doc["changes"]} == {"pending --widen or --drop"}
+    assert doc["tracking_database"]["dialect"] == doc["database"]["dialect"]
