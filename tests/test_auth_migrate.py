@@ -118,7 +118,7 @@ WORKSPACE_ADMIN = {
 def test_a_workspace_admin_blocks_naming_role_users_and_widening(auth_db, mlflow_db) -> None:
     plant_tracking(mlflow_db)
     plant_auth(auth_db, WORKSPACE_ADMIN, {"carol": [("team-a", "admins")], "bob": [("team-b", "viewer")]})
-    before = auth_db.fingerprint()
+    before = (auth_db.fingerprint(), mlflow_db.fingerprint())
 
     result = auth_migrate(auth_db, mlflow_db, "--dry-run")
 
@@ -127,7 +127,7 @@ def test_a_workspace_admin_blocks_naming_role_users_and_widening(auth_db, mlflow
     assert '[blocking] workspace-scope: role "admins" of team-a (workspace, "*", MANAGE) (users: "carol")' in out
     assert "would widen to admin (MANAGE on every resource) of every workspace, also default, team-b" in out
     assert "Blocked: 1 finding(s)" in out
-    assert auth_db.fingerprint() == before
+    assert (auth_db.fingerprint(), mlflow_db.fingerprint()) == before
 
 
 def test_widen_keeps_the_admin_grant_and_reports_what_carol_gains(auth_db, mlflow_db) -> None:
@@ -359,6 +359,7 @@ def test_preflight_auth_uri_fails_on_what_the_auth_migration_blocks_on(auth_db, 
 def test_preflight_auth_uri_passes_when_nothing_blocks(auth_db, mlflow_db) -> None:
     ids = plant_tracking(mlflow_db)
     plant_auth(auth_db, {("team-a", "viewer"): [("experiment", "*", "READ")]}, {"alice": [("team-a", "viewer")]})
+    before = (auth_db.fingerprint(), mlflow_db.fingerprint())
     result = run_cli(
         "db", "preflight", mlflow_db.uri, "--auth-uri", auth_db.uri, "--default-permission", "NO_PERMISSIONS"
     )
@@ -368,6 +369,7 @@ def test_preflight_auth_uri_passes_when_nothing_blocks(auth_db, mlflow_db) -> No
     assert "PASS  auth roles            1 role(s), 1 outside default" in result.stdout
     assert "auth default_permission" not in result.stdout
     assert ids
+    assert (auth_db.fingerprint(), mlflow_db.fingerprint()) == before
 
 
 def test_without_a_terminal_or_yes_it_refuses_to_prompt(auth_db, mlflow_db) -> None:
@@ -483,7 +485,9 @@ def test_role_names_collide_as_the_backend_compares_them(auth_db, mlflow_db, bac
 def test_json_document_fields(auth_db, mlflow_db) -> None:
     plant_tracking(mlflow_db)
     plant_auth(auth_db, WORKSPACE_ADMIN, {"carol": [("team-a", "admins")], "bob": [("team-b", "viewer")]})
+    before = (auth_db.fingerprint(), mlflow_db.fingerprint())
     result = auth_migrate(auth_db, mlflow_db, "--dry-run", "--format", "json")
+    assert (auth_db.fingerprint(), mlflow_db.fingerprint()) == before
     assert result.exit_code == ExitStatus.CONFLICTS
     doc = json.loads(result.stdout)
     assert set(doc) == {
