@@ -500,3 +500,34 @@ def test_json_document_fields(auth_db, mlflow_db) -> None:
     assert finding["grant"] == {"resource_type": "workspace", "resource_pattern": "*", "permission": "MANAGE"}
     assert {c["accepted_by"] for c in doc["changes"]} == {"pending --widen or --drop"}
     assert doc["tracking_database"]["dialect"] == doc["database"]["dialect"]
+
+
+def test_a_grant_added_after_the_plan_rolls_back_with_exit_4(auth_db, mlflow_db) -> None:
+    from mlflow_ws_admin.auth.apply import AuthDrifted, apply_auth_plan
+    from mlflow_ws_admin.auth.plan import build_auth_plan
+    from mlflow_ws_admin.auth.rules import AuthConfig
+    from mlflow_ws_admin.auth.state import read_auth_state, read_ownership
+    from mlflow_ws_admin.connect import create_db_engine, resolve_target
+
+    ids = plant_tracking(mlflow_db)
+    plant_auth(auth_db, _viewers(ids), MEMBERS)
+    target = resolve_target(auth_db.uri)
+    engine = create_db_engine(target, read_only=False)
+    with engine.connect() as conn:
+        state = read_auth_state(conn)
+    with mlflow_db.engine.connect() as conn:
+        plan = build_auth_plan(state, read_ownership(conn), AuthConfig(), template=RenameTemplate.parse(TEMPLATE))
+    engine.dispose()
+    auth_db.execute(
+        "INSERT INTO role_permissions (role_id, resource_type, resource_pattern, permission) "
+        "SELECT id, 'run', '*', 'EDIT' FROM roles WHERE name = 'editors'"
+    )
+    changed = auth_db.fingerprint()
+
+    with pytest.raises(AuthDrifted) as drifted:
+        apply_auth_plan(engine, plan, target.backend, lock_timeout_s=10)
+    engine.dispose()
+
+    assert drifted.value.exit_status == ExitStatus.VERIFICATION_FAILED
+    assert "changed since it was read" in drifted.value.message
+    assert auth_db.fingerprint() == changed
