@@ -1,12 +1,13 @@
 """Differential test (optional: needs MLflow 3.17.2 with the auth extra, as tests/test_mlflow_compat.py):
 MLflow's own store creates users, roles, grants and assignments in four workspaces; MLflow's own resolution
 answers every (user, resource) and every (user, tier, workspace) with workspaces on; the tracking migration
-runs (journaled), then the auth migration (``--tracking-journal``, ``--drop``, ``--rename-conflicts``); MLflow
+runs (journaled), then the auth migration (``--tracking-journal``, ``--drop`` or ``--widen``,
+``--rename-conflicts``); MLflow
 answers again with workspaces off and ``default_permission = NO_PERMISSIONS``.
 
 What must hold: our model's before-state equals MLflow's, our model of the rows as written equals MLflow's
 after-state, and the only differences between MLflow's two answers are the ones our report lists as accepted
-by ``--drop`` (the workspace admin's, the run and the trace tiers).  Wildcards, per-id grants, a DENY, a grant naming a
+by ``--drop`` or ``--widen`` (the workspace admin's, the run and the trace tiers).  Wildcards, per-id grants, a DENY, a grant naming a
 resource of another workspace, a workspace admin, colliding role names (merged and renamed) are all in it.
 """
 
@@ -100,6 +101,16 @@ def _query(ownership, workspaces: bool, default_permission: str, state) -> dict:
     }
 
 
+def _subject(key: str) -> str:
+    """MLflow's answer key as our report names it."""
+    kind, rtype, workspace, rid = json.loads(key)
+    return f"{rtype} {rid} ({workspace})" if kind == "resource" else f"every {rtype} of {workspace} (tier)"
+
+
+def _shown(permission: str | None) -> str:
+    return "inherits" if permission is None else permission
+
+
 def _ours(values: dict, state) -> dict:
     names = {u.id: u.username for u in state.users}
     return {
@@ -109,7 +120,8 @@ def _ours(values: dict, state) -> dict:
     }
 
 
-def test_permissions_match_mlflow_before_and_after(auth_db, mlflow_db, tmp_path) -> None:
+@pytest.mark.parametrize("resolution", ["--drop", "--widen"])
+def test_permissions_match_mlflow_before_and_after(auth_db, mlflow_db, tmp_path, resolution) -> None:
     ids = plant_tracking(mlflow_db)
     with mlflow_db.engine.begin() as conn:
         conn.execute(text("INSERT INTO workspaces (name) VALUES ('team-c')"))
@@ -127,7 +139,7 @@ def test_permissions_match_mlflow_before_and_after(auth_db, mlflow_db, tmp_path)
     moved = migrate(mlflow_db.uri, "-y", "--journal", str(journal))
     assert moved.exit_code == ExitStatus.OK, moved.output
     result = auth_migrate(
-        auth_db, mlflow_db, "-y", "--drop", "--tracking-journal", str(journal),
+        auth_db, mlflow_db, "-y", resolution, "--tracking-journal", str(journal),
         "--rename-conflicts", "{name} ({workspace})", "--format", "json",
     )  # fmt: skip
     assert result.exit_code == ExitStatus.OK, result.output
@@ -152,12 +164,14 @@ def test_permissions_match_mlflow_before_and_after(auth_db, mlflow_db, tmp_path)
         if mlflow_before[user][key] != mlflow_after[user][key]
     }
     changed_users = {user for user, *_ in mlflow_changes}
-    # the workspace admin, the run tier and the trace tiers, all --drop; nobody else changes
+    # the workspace admin, the run tier and the trace tiers, as chosen; nobody else changes
     assert changed_users == {"bob", "carol", "erin"}
     assert len(mlflow_changes) == len(doc["changes"])
-    assert all(c["accepted_by"] == "--drop" for c in doc["changes"])
+    assert {c["accepted_by"] for c in doc["changes"]} == {resolution}
     assert {c["user"] for c in doc["changes"]} == changed_users
-    # the two `auditors` roles translate alike once their trace tiers are dropped: merged; `viewer` renamed
+    ours = {(c["user"], c["subject"], c["before"], c["after"]) for c in doc["changes"]}
+    assert ours == {(u, _subject(key), _shown(b), _shown(a)) for u, key, b, a in mlflow_changes}
+    # the two `auditors` roles translate alike (trace tiers both dropped or both kept): merged; `viewer` renamed
     names = sorted(r["name"] for r in doc["roles"])
     assert names == ["admins", "auditors", "editors", "runners", "viewer (team-a)", "viewer (team-b)"]
 
