@@ -48,9 +48,17 @@ def resolve(auth_uri: str, query: dict) -> dict:
     store = SqlAlchemyStore()
     store.init_db(auth_uri)
     auth.store = store
+    gdwa = bool(query.get("grant_default_workspace_access"))
     auth.auth_config = auth.auth_config._replace(
-        default_permission=query["default_permission"], grant_default_workspace_access=False
+        default_permission=query["default_permission"], grant_default_workspace_access=gdwa
     )
+    if gdwa:
+        # Only the workspace store's lookup of which workspace is the default is stubbed (it needs a tracking
+        # server's store); the rule that uses it (_user_inherits_default_workspace_grant) stays MLflow's.
+        from types import SimpleNamespace
+
+        auth._get_workspace_store = lambda: None
+        auth.get_default_workspace_optional = lambda _store: (SimpleNamespace(name="default"), True)
     out: dict[str, dict[str, str | None]] = {}
     for user in query["users"]:
         got: dict[str, str | None] = {}

@@ -90,9 +90,10 @@ def _spec(ids: dict[str, int]) -> dict:
     }
 
 
-def _query(ownership, workspaces: bool, default_permission: str, state) -> dict:
+def _query(ownership, workspaces: bool, default_permission: str, state, gdwa: bool = False) -> dict:
     return {
         "workspaces": workspaces,
+        "grant_default_workspace_access": gdwa,
         "default_permission": default_permission,
         "users": sorted(u.username for u in state.users if not u.is_admin),
         "resources": [[r.resource_type, r.workspace, r.before_id, r.after_id] for r in ownership.resources],
@@ -120,8 +121,8 @@ def _ours(values: dict, state) -> dict:
     }
 
 
-@pytest.mark.parametrize("resolution", ["--drop", "--widen"])
-def test_permissions_match_mlflow_before_and_after(auth_db, mlflow_db, tmp_path, resolution) -> None:
+@pytest.mark.parametrize(("resolution", "gdwa"), [("--drop", False), ("--widen", False), ("--drop", True)])
+def test_permissions_match_mlflow_before_and_after(auth_db, mlflow_db, tmp_path, resolution, gdwa) -> None:
     ids = plant_tracking(mlflow_db)
     with mlflow_db.engine.begin() as conn:
         conn.execute(text("INSERT INTO workspaces (name) VALUES ('team-c')"))
@@ -130,10 +131,12 @@ def test_permissions_match_mlflow_before_and_after(auth_db, mlflow_db, tmp_path,
         state = read_auth_state(conn)
     with mlflow_db.engine.connect() as conn:
         ownership = read_ownership(conn)
-    config = AuthConfig("READ")
-    mlflow_before = _oracle("resolve", auth_db.uri, _query(ownership, True, "READ", state))
+    config = AuthConfig("READ", grant_default_workspace_access=gdwa)
+    mlflow_before = _oracle("resolve", auth_db.uri, _query(ownership, True, "READ", state, gdwa))
     ours_before = effective_permissions(_before_view(state), state, ownership, config, workspaces_enabled=True)
     assert _ours(ours_before, state) == mlflow_before
+    alice_on_d1 = mlflow_before["alice"][json.dumps(["resource", "experiment", "default", str(ids["d1"])])]
+    assert alice_on_d1 == ("READ" if gdwa else "NO_PERMISSIONS")  # she has no role in default
 
     journal = tmp_path / "tracking.jsonl"
     moved = migrate(mlflow_db.uri, "-y", "--journal", str(journal))
@@ -141,6 +144,7 @@ def test_permissions_match_mlflow_before_and_after(auth_db, mlflow_db, tmp_path,
     result = auth_migrate(
         auth_db, mlflow_db, "-y", resolution, "--tracking-journal", str(journal),
         "--rename-conflicts", "{name} ({workspace})", "--format", "json",
+        *(["--grant-default-workspace-access"] if gdwa else []),
     )  # fmt: skip
     assert result.exit_code == ExitStatus.OK, result.output
     doc = json.loads(result.stdout)
@@ -151,9 +155,9 @@ def test_permissions_match_mlflow_before_and_after(auth_db, mlflow_db, tmp_path,
     with auth_db.engine.connect() as conn:
         written = read_auth_state(conn)
     assert {r.workspace for r in written.roles} == {"default"}
-    mlflow_after = _oracle("resolve", auth_db.uri, _query(ownership, False, "NO_PERMISSIONS", state))
+    mlflow_after = _oracle("resolve", auth_db.uri, _query(ownership, False, "NO_PERMISSIONS", state, gdwa))
     ours_after = effective_permissions(
-        _before_view(written), state, ownership, AuthConfig("NO_PERMISSIONS"), workspaces_enabled=False
+        _before_view(written), state, ownership, AuthConfig("NO_PERMISSIONS", gdwa), workspaces_enabled=False
     )
     assert _ours(ours_after, state) == mlflow_after
 
@@ -173,7 +177,8 @@ def test_permissions_match_mlflow_before_and_after(auth_db, mlflow_db, tmp_path,
     assert ours == {(u, _subject(key), _shown(b), _shown(a)) for u, key, b, a in mlflow_changes}
     # the two `auditors` roles translate alike (trace tiers both dropped or both kept): merged; `viewer` renamed
     names = sorted(r["name"] for r in doc["roles"])
-    assert names == ["admins", "auditors", "editors", "runners", "viewer (team-a)", "viewer (team-b)"]
+    extra = ["default-workspace-access"] if gdwa else []  # keeps what grant_default_workspace_access gave
+    assert names == sorted(["admins", "auditors", "editors", "runners", "viewer (team-a)", "viewer (team-b)", *extra])
 
 
 # --- a real `mlflow server --app-name basic-auth`, before (workspaces on) and after (off) --------------------
