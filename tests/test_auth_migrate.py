@@ -229,7 +229,7 @@ def test_same_named_resources_of_two_workspaces_block_until_the_tracking_migrati
     result = auth_migrate(auth_db, mlflow_db, "-y")
 
     assert result.exit_code == ExitStatus.CONFLICTS, result.output
-    assert "resource-collision: registered_model 'fraud-a' exists in team-a, team-b" in result.stdout
+    assert 'resource-collision: registered_model "fraud-a" exists in team-a, team-b' in result.stdout
     assert "pass --tracking-journal FILE" in result.stdout
     assert auth_db.fingerprint() == before
 
@@ -498,7 +498,7 @@ def test_json_document_fields(auth_db, mlflow_db) -> None:
     (finding,) = doc["findings"]
     assert finding["kind"] == "workspace-scope" and finding["blocking"] and finding["users"] == ["carol"]
     assert finding["grant"] == {"resource_type": "workspace", "resource_pattern": "*", "permission": "MANAGE"}
-    assert {c["accepted_by"] for c in doc["changes"]} == {"pending --widen or --drop"}
+    assert {c["accepted_by"] for c in doc["changes"]} == {"blocked: what --drop would do"}
     assert doc["tracking_database"]["dialect"] == doc["database"]["dialect"]
 
 

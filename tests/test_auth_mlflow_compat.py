@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from mlflow_ws_admin.auth.plan import _before_view, effective_permissions
+from mlflow_ws_admin.auth.plan import _before_view, effective_permissions, subject
 from mlflow_ws_admin.auth.rules import TIER_TYPES, AuthConfig
 from mlflow_ws_admin.auth.state import read_auth_state, read_ownership
 from mlflow_ws_admin.errors import ExitStatus
@@ -104,8 +104,7 @@ def _query(ownership, workspaces: bool, default_permission: str, state, gdwa: bo
 
 def _subject(key: str) -> str:
     """MLflow's answer key as our report names it."""
-    kind, rtype, workspace, rid = json.loads(key)
-    return f"{rtype} {rid} ({workspace})" if kind == "resource" else f"every {rtype} of {workspace} (tier)"
+    return subject(tuple(json.loads(key)))
 
 
 def _shown(permission: str | None) -> str:

@@ -108,7 +108,7 @@ def test_a_tier_grant_of_one_workspace_among_several_is_a_finding(flag, resoluti
     state = _state({("team-a", "runners"): [("run", "*", "EDIT")]}, {"alice": [("team-a", "runners")]})
     plan = build_auth_plan(state, OWNED, READ_DEFAULT, **flag)
     assert [(f.kind, f.resolution, f.users) for f in plan.findings] == [("wildcard-only", resolution, ("alice",))]
-    expected = {"blocking": "pending --widen or --drop", "widened": "--widen", "dropped": "--drop"}[resolution]
+    expected = {"blocking": "blocked: what --drop would do", "widened": "--widen", "dropped": "--drop"}[resolution]
     assert plan.changes and {c.accepted_by for c in plan.changes} == {expected}
     assert plan.unaccepted == ()
 

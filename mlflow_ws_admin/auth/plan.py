@@ -43,6 +43,7 @@ from mlflow_ws_admin.auth.rules import (
     tier_permission,
 )
 from mlflow_ws_admin.auth.state import AuthState, Ownership, Role
+from mlflow_ws_admin.display import quoted
 from mlflow_ws_admin.rename_template import RenameTemplate
 
 #: What the server must be configured with once workspaces are off (basic_auth.ini).
@@ -53,7 +54,7 @@ ROLE_NAME_LENGTH = 255
 
 WIDEN, DROP, BLOCKING = "widened", "dropped", "blocking"
 #: a change a blocking finding would cause if dropped: shown, neither accepted nor a verification failure
-PENDING = "pending --widen or --drop"
+PENDING = "blocked: what --drop would do"
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,7 @@ def _resource_collisions(ownership: Ownership) -> list[Finding]:
             "",
             None,
             (),
-            f"{rtype} {rid!r} exists in {', '.join(sorted(workspaces))}: migrate the tracking database first "
+            f"{rtype} {quoted(rid)} exists in {', '.join(sorted(workspaces))}: migrate the tracking database first "
             "(db migrate-to-default-workspace --rename-conflicts ... --journal FILE) and pass --tracking-journal FILE",
             BLOCKING,
         )
@@ -312,7 +313,7 @@ def _merge_and_rename(
                             keeper.name,
                             None,
                             tuple(sorted(names[u] for u in members if u in names)),
-                            f"roles named {keeper.name!r} in {', '.join(sorted({r.workspace for r in group}))} "
+                            f"roles named {quoted(keeper.name)} in {', '.join(sorted({r.workspace for r in group}))} "
                             f"grant different things once translated; cannot rename: {why}",
                             BLOCKING,
                         )
@@ -475,15 +476,24 @@ def _change(
     now: str | None,
     scopes: Mapping[str, list[tuple[frozenset[str], str, str | None, bool]]],
 ) -> Change:
-    kind, rtype, workspace, rid = key
-    subject = f"{rtype} {rid} ({workspace})" if kind == "resource" else f"every {rtype} of {workspace} (tier)"
+    kind, rtype, workspace, _ = key
     accepted = None
     for workspaces, how, tier, same in scopes.get(username, ()):
         in_scope = (workspace in workspaces) if same else (workspace not in workspaces)
         if in_scope and (tier is None or (kind == "tier" and rtype == tier)):
             accepted = how
             break
-    return Change(username, subject, _show(was), _show(now), accepted)
+    return Change(username, subject(key), _show(was), _show(now), accepted)
+
+
+def subject(key: Key) -> str:
+    """How a report names what was compared."""
+    kind, rtype, workspace, rid = key
+    if kind == "resource":
+        return f"{rtype} {rid} ({workspace})"
+    if rtype == WORKSPACE_TYPE:
+        return f"workspace grant in {workspace}"
+    return f"every {rtype} of {workspace} (tier)"
 
 
 def _show(permission: str | None) -> str:

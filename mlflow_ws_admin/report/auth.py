@@ -84,6 +84,9 @@ def render_auth_plan(plan: AuthPlan, console: Console, *, verbose: bool, dry_run
                 )
             )
     _render_changes(plan.changes, console, verbose=verbose)
+    if plan.admins:
+        admins = ", ".join(quoted(a) for a in plan.admins)
+        out(Text(f"Server admins (every permission, before and after; not compared): {admins}"))
     if plan.config.default_permission != DEFAULT_PERMISSION_AFTER:
         out(
             Text(
