@@ -4,10 +4,13 @@ MLflow itself; these pin each rule on its own)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlflow_ws_admin.auth.plan import build_auth_plan
 from mlflow_ws_admin.auth.rules import AuthConfig, Grant, GrantIndex, fold, resource_permission, tier_permission
 from mlflow_ws_admin.auth.state import AuthState, Ownership, Resource, Role, User
+from mlflow_ws_admin.rename_template import RenameTemplate
 
 READ_DEFAULT = AuthConfig("READ")
 
@@ -119,3 +122,60 @@ def test_a_tier_grant_of_the_only_workspace_stays() -> None:
     plan = build_auth_plan(state, only_a, READ_DEFAULT)
     assert plan.findings == () and plan.changes == ()
     assert plan.roles[0].grants == frozenset({Grant("run", "*", "EDIT")})
+
+
+# --- property: the translation keeps every permission our model resolves ---------------------------------------
+
+
+WORKSPACES = ("default", "team-a", "team-b")
+LEVELS_GRANTED = ("READ", "USE", "EDIT", "MANAGE", "DENY")
+RESOURCES = Ownership(
+    tuple(
+        Resource(rtype, ws, f"{rtype[:3]}-{ws}-{i}", f"{rtype[:3]}-{ws}-{i}")
+        for rtype in ("experiment", "registered_model", "prompt", "scorer")
+        for ws in WORKSPACES
+        for i in range(2)
+    ),
+    "property",
+)
+_ids = [r.before_id for r in RESOURCES.resources]
+_grant = st.tuples(
+    st.sampled_from(("experiment", "registered_model", "prompt", "scorer")),
+    st.sampled_from(["*", *_ids]),
+    st.sampled_from(LEVELS_GRANTED),
+)
+_tier = st.tuples(
+    st.sampled_from(("run", "trace", "workspace")), st.just("*"), st.sampled_from(("USE", "MANAGE", "READ"))
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    roles=st.dictionaries(
+        st.tuples(st.sampled_from(WORKSPACES), st.sampled_from(("viewer", "ops", "x"))),
+        st.lists(_grant, max_size=4),
+        max_size=6,
+    ),
+    tiers=st.lists(_tier, max_size=2),
+    default_permission=st.sampled_from(("READ", "EDIT", "NO_PERMISSIONS")),
+    gdwa=st.booleans(),
+    data=st.data(),
+)
+def test_translation_keeps_every_permission(roles, tiers, default_permission, gdwa, data) -> None:
+    if not roles:
+        return
+    roles = {k: list({(t, p): (t, p, perm) for t, p, perm in v}.values()) for k, v in roles.items()}
+    first = next(iter(roles))
+    roles[first] = roles[first] + [t for t in tiers if (t[0], t[1]) not in {(g[0], g[1]) for g in roles[first]}]
+    members = {
+        u: data.draw(st.lists(st.sampled_from(sorted(roles)), max_size=3, unique=True)) for u in ("alice", "bob")
+    }
+    state = _state(roles, members)
+    config = AuthConfig(default_permission, grant_default_workspace_access=gdwa)
+    for how in ({"drop": True}, {"widen": True}):
+        plan = build_auth_plan(
+            state, RESOURCES, config, template=RenameTemplate.parse("{name} ({workspace}) {n}"), **how
+        )
+        assert plan.unaccepted == (), plan.unaccepted[:3]
+        if not plan.findings:
+            assert plan.changes == ()
