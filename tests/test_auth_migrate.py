@@ -531,3 +531,29 @@ def test_a_grant_added_after_the_plan_rolls_back_with_exit_4(auth_db, mlflow_db)
     assert drifted.value.exit_status == ExitStatus.VERIFICATION_FAILED
     assert "changed since it was read" in drifted.value.message
     assert auth_db.fingerprint() == changed
+
+
+def test_after_the_tracking_migration_its_journal_is_required(auth_db, mlflow_db, tmp_path) -> None:
+    """Without it every resource looks like default's, and team roles would silently lose their wildcards."""
+    ids = plant_tracking(mlflow_db)
+    plant_auth(auth_db, _viewers(ids), MEMBERS)
+    journal = tmp_path / "tracking.jsonl"
+    assert run_cli("db", "migrate-to-default-workspace", mlflow_db.uri, "-y", "--journal", str(journal)).exit_code == 0
+    before = auth_db.fingerprint()
+
+    blind = auth_migrate(auth_db, mlflow_db, "-y", "--rename-conflicts", TEMPLATE)
+    assert blind.exit_code == ExitStatus.CONFLICTS, blind.output
+    assert "ownership-unknown: roles of team-a, team-b remain, but the tracking database has every resource" in (
+        blind.stdout
+    )
+    assert auth_db.fingerprint() == before
+
+    informed = auth_migrate(
+        auth_db, mlflow_db, "-y", "--rename-conflicts", TEMPLATE, "--tracking-journal", str(journal)
+    )
+    assert informed.exit_code == ExitStatus.OK, informed.output
+    assert auth_rows(auth_db)["default/viewer (team-a)"][0] == [
+        ("experiment", str(ids["a1"]), "READ"),
+        ("experiment", str(ids["a2"]), "READ"),
+        ("registered_model", "fraud-a", "EDIT"),
+    ]

@@ -42,7 +42,7 @@ from mlflow_ws_admin.auth.rules import (
     resource_permission,
     tier_permission,
 )
-from mlflow_ws_admin.auth.state import AuthState, Ownership, Role
+from mlflow_ws_admin.auth.state import JOURNAL, AuthState, Ownership, Role
 from mlflow_ws_admin.display import quoted
 from mlflow_ws_admin.rename_template import RenameTemplate
 
@@ -230,6 +230,7 @@ def build_auth_plan(
         dangling.extend((role, g) for g in t.dangling)
 
     findings.extend(_resource_collisions(ownership))
+    findings.extend(_ownership_unknown(state, ownership))
     fold: Callable[[str], str] = str.casefold if case_insensitive_names else str
     roles, name_findings = _merge_and_rename(state, translated, template, fold)
     findings.extend(name_findings)
@@ -253,6 +254,30 @@ def build_auth_plan(
         compared=compared,
         admins=tuple(sorted(u.username for u in state.users if u.is_admin)),
     )
+
+
+def _ownership_unknown(state: AuthState, ownership: Ownership) -> list[Finding]:
+    """Roles outside `default` while the tracking database, read without its migration's journal, has every
+    resource in `default`: which workspace owned what is gone, and every such role would silently lose its
+    wildcard grants."""
+    if ownership.source == JOURNAL or ownership.workspaces() - {DEFAULT_WORKSPACE}:
+        return []
+    outside = sorted({r.workspace for r in state.roles} - {DEFAULT_WORKSPACE})
+    if not outside:
+        return []
+    return [
+        Finding(
+            "ownership-unknown",
+            outside[0],
+            "",
+            None,
+            (),
+            f"roles of {', '.join(outside)} remain, but the tracking database has every resource in default: "
+            "pass the tracking migration's journal (--tracking-journal FILE) so that what each workspace owned "
+            "is known",
+            BLOCKING,
+        )
+    ]
 
 
 def _resource_collisions(ownership: Ownership) -> list[Finding]:

@@ -38,8 +38,8 @@ def auth_checks(
     blocking = plan.blocking
     if blocking:
         details = tuple(
-            f.detail
-            if f.kind == "resource-collision"
+            f"{f.kind}: {f.detail}"
+            if f.grant is None and f.kind != "role-name-conflict"
             else f"{f.kind}: role {quoted(f.role)} of {workspace_label(f.workspace)} "
             f"(users: {', '.join(quoted(u) for u in f.users) or 'none'}) {f.detail}"
             for f in blocking[:MAX_DETAILS]

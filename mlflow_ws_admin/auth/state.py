@@ -19,6 +19,8 @@ from mlflow_ws_admin.errors import NotAWorkspaceDatabase
 #: The tables MLflow 3.17.2's auth server reads (``sqlalchemy_store``); the legacy per-resource tables
 #: (``experiment_permissions``, ``workspace_permissions``, ...) are kept by MLflow for rollback only.
 AUTH_TABLES = ("users", "roles", "role_permissions", "user_role_assignments")
+#: Where an Ownership's workspaces came from.
+JOURNAL, TRACKING_DATABASE = "journal", "tracking database"
 #: Rewritten by the migration, in FK order (parents first).
 WRITTEN_TABLES = ("roles", "role_permissions", "user_role_assignments")
 
@@ -196,7 +198,7 @@ def read_ownership(conn: Connection, journal: str | Path | None = None) -> Owner
             pattern = f"{experiment_id}/{quote(str(name), safe='')}"
             owner = experiment_ws.get(str(experiment_id), DEFAULT_WORKSPACE)
             resources.append(Resource("scorer", owner, pattern, pattern))
-    return Ownership(tuple(sorted(resources, key=_resource_order)), "journal" if journal else "tracking database")
+    return Ownership(tuple(sorted(resources, key=_resource_order)), JOURNAL if journal else TRACKING_DATABASE)
 
 
 def _resource_order(r: Resource) -> tuple[Any, ...]:

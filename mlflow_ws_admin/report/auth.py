@@ -67,7 +67,7 @@ def render_auth_plan(plan: AuthPlan, console: Console, *, verbose: bool, dry_run
         for f in plan.findings:
             grant = f" {_grant(f.grant)}" if f.grant else ""
             users = ", ".join(quoted(u) for u in f.users) or "no users"
-            if f.kind == "resource-collision":
+            if f.grant is None and f.kind != "role-name-conflict":
                 out(Text(f"  [{f.resolution}] {f.kind}: {f.detail}"))
                 continue
             out(
