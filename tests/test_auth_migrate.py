@@ -14,6 +14,7 @@ from .auth_helpers import auth_migrate, auth_rows, plant_auth, plant_tracking
 from .helpers import run_cli
 
 TEMPLATE = "{name} ({workspace})"
+AUTH_ROW_TABLES = ("roles", "role_permissions", "user_role_assignments")
 VIEWERS = {
     ("team-a", "viewer"): [("experiment", "*", "READ"), ("registered_model", "fraud-a", "EDIT")],
     ("team-b", "viewer"): [("experiment", "*", "READ")],
@@ -315,8 +316,11 @@ def test_restore_puts_back_every_row_and_refuses_later_changes(auth_db, mlflow_d
     assert "will be put back" in preview.stdout
     assert auth_db.dump() == after
 
-    restored = run_cli("auth", "restore", auth_db.uri, "--journal", str(journal), "-y")
+    restored = run_cli("auth", "restore", auth_db.uri, "--journal", str(journal), "-y", "--format", "json")
     assert restored.exit_code == ExitStatus.OK, restored.output
+    doc = json.loads(restored.stdout)
+    assert (doc["status"], doc["exit_code"], doc["rows_to_restore"]) == ("applied", 0, doc["rows_restored"])
+    assert doc["rows_restored"] == sum(len(rows) for t, rows in original.items() if t in AUTH_ROW_TABLES)
     assert auth_db.dump() == original
 
     # Restoring twice: the rows are no longer what the migration wrote.
