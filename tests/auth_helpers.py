@@ -82,3 +82,26 @@ def plant_tracking(db) -> dict[str, int]:
         data.registered_model("team-b", "churn-b")
         data.registered_model("default", "shared")
     return ids
+
+
+def plant_many(tracking_db, auth_db, *, workspaces: int, experiments: int, users: int) -> None:
+    """A larger pair of databases: `experiments` per workspace, three roles per workspace (wildcards and a
+    per-id grant), each user in two roles."""
+    from mlflow_ws_admin.sample_data import SampleData
+
+    names = ["default"] + [f"team-{i}" for i in range(workspaces - 1)]
+    with tracking_db.engine.begin() as conn, SampleData(conn) as data:
+        for ws in names[1:]:
+            data.workspace(ws)
+        for ws in names:
+            for i in range(experiments):
+                data.experiment(ws, f"{ws}-e{i}")
+            data.add("registered_models", workspace=ws, name=f"{ws}-model")
+    roles: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+    for ws in names:
+        roles[ws, "viewer"] = [("experiment", "*", "READ"), ("registered_model", "*", "READ")]
+        roles[ws, "editor"] = [("experiment", "*", "EDIT")]
+        roles[ws, "owner"] = [("registered_model", f"{ws}-model", "MANAGE")]
+    keys = sorted(roles)
+    members = {f"u{i}": sorted({keys[i % len(keys)], keys[(i * 7) % len(keys)]}) for i in range(users)}
+    plant_auth(auth_db, roles, members)
