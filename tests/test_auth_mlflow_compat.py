@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from mlflow_ws_admin.auth.plan import _before_view, effective_permissions, subject
+from mlflow_ws_admin.auth.plan import effective_permissions, subject, view_of
 from mlflow_ws_admin.auth.rules import TIER_TYPES, AuthConfig
 from mlflow_ws_admin.auth.state import read_auth_state, read_ownership
 from mlflow_ws_admin.errors import ExitStatus
@@ -132,7 +132,7 @@ def test_permissions_match_mlflow_before_and_after(auth_db, mlflow_db, tmp_path,
         ownership = read_ownership(conn)
     config = AuthConfig("READ", grant_default_workspace_access=gdwa)
     mlflow_before = _oracle("resolve", auth_db.uri, _query(ownership, True, "READ", state, gdwa))
-    ours_before = effective_permissions(_before_view(state), state, ownership, config, workspaces_enabled=True)
+    ours_before = effective_permissions(view_of(state), state, ownership, config, workspaces_enabled=True)
     assert _ours(ours_before, state) == mlflow_before
     alice_on_d1 = mlflow_before["alice"][json.dumps(["resource", "experiment", "default", str(ids["d1"])])]
     assert alice_on_d1 == ("READ" if gdwa else "NO_PERMISSIONS")  # she has no role in default
@@ -156,7 +156,7 @@ def test_permissions_match_mlflow_before_and_after(auth_db, mlflow_db, tmp_path,
     assert {r.workspace for r in written.roles} == {"default"}
     mlflow_after = _oracle("resolve", auth_db.uri, _query(ownership, False, "NO_PERMISSIONS", state, gdwa))
     ours_after = effective_permissions(
-        _before_view(written), state, ownership, AuthConfig("NO_PERMISSIONS", gdwa), workspaces_enabled=False
+        view_of(written), state, ownership, AuthConfig("NO_PERMISSIONS", gdwa), workspaces_enabled=False
     )
     assert _ours(ours_after, state) == mlflow_after
 

@@ -4,8 +4,9 @@ Any difference the plan did not accept (``--widen`` / ``--drop``) rolls everythi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import column, delete, insert, select, table, update
 from sqlalchemy.engine import Connection, Engine
@@ -14,8 +15,8 @@ from mlflow_ws_admin.auth.plan import (
     PENDING,
     AuthPlan,
     Change,
-    _before_view,
     compare,
+    view_of,
 )
 from mlflow_ws_admin.auth.rules import DEFAULT_WORKSPACE
 from mlflow_ws_admin.auth.state import AuthState, read_auth_state
@@ -78,7 +79,7 @@ def apply_auth_plan(
     lock_timeout_s: float,
     journal: JournalWriter | None = None,
     ignore_other_sessions: bool = False,
-    check: Any = None,
+    check: Callable[[Connection], None] | None = None,
 ) -> AuthApplyResult:
     """``check``: a hook run on the written rows before verification (tests use it to corrupt them)."""
     with locked_transaction(
@@ -153,9 +154,7 @@ def verify(plan: AuthPlan, written: AuthState) -> None:
     """Recompute from the rows as written, with workspaces off; refuse any difference nobody accepted."""
     if any(r.workspace != DEFAULT_WORKSPACE for r in written.roles):
         raise AuthVerificationFailed("verification failed: a role is still outside `default`; rolled back", ())
-    changes, _ = compare(
-        _before_view(plan.state), _before_view(written), plan.state, plan.ownership, plan.config, plan.findings
-    )
+    changes, _ = compare(view_of(plan.state), view_of(written), plan.state, plan.ownership, plan.config, plan.findings)
     bad = tuple(c for c in changes if c.accepted_by in (None, PENDING))
     if bad:
         first = bad[0]

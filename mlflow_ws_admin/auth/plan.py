@@ -240,7 +240,7 @@ def build_auth_plan(
 
     if all(r.workspace == DEFAULT_WORKSPACE for r in state.roles):
         return AuthPlan(state, ownership, config, (), (), (), (), widen, drop)
-    changes, compared = compare(_before_view(state), _after_view(roles), state, ownership, config, findings)
+    changes, compared = compare(view_of(state), _planned_view(roles), state, ownership, config, findings)
     return AuthPlan(
         state=state,
         ownership=ownership,
@@ -380,17 +380,13 @@ View = Sequence[tuple[str, frozenset[Grant], frozenset[int]]]
 Key = tuple[str, str, str, str]
 
 
-def _before_view(state: AuthState) -> View:
+def view_of(state: AuthState) -> View:
+    """What resolution needs of RBAC rows as read (before the move, or read back after it)."""
     return [(r.workspace, state.grants.get(r.id, frozenset()), state.members(r.id)) for r in state.roles]
 
 
-def _after_view(roles: Iterable[RoleAfter]) -> View:
+def _planned_view(roles: Iterable[RoleAfter]) -> View:
     return [(DEFAULT_WORKSPACE, r.grants, r.members) for r in roles]
-
-
-def view_from_rows(state: AuthState) -> View:
-    """A view of rows read back from the database (after apply)."""
-    return _before_view(state)
 
 
 def _indexes(view: View) -> dict[int, dict[str, GrantIndex]]:

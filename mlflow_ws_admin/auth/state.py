@@ -57,8 +57,15 @@ class AuthState:
     def role(self, role_id: int) -> Role:
         return next(r for r in self.roles if r.id == role_id)
 
+    @functools.cached_property
+    def _members(self) -> dict[int, frozenset[int]]:
+        by_role: dict[int, set[int]] = {}
+        for user_id, role_id in self.assignments:
+            by_role.setdefault(role_id, set()).add(user_id)
+        return {role_id: frozenset(users) for role_id, users in by_role.items()}
+
     def members(self, role_id: int) -> frozenset[int]:
-        return frozenset(u for u, r in self.assignments if r == role_id)
+        return self._members.get(role_id, frozenset())
 
     def workspaces(self) -> frozenset[str]:
         return frozenset(r.workspace for r in self.roles)
