@@ -215,6 +215,12 @@ def move_resources(
     show_default=True,
     help="With --auth-uri: default_permission in basic_auth.ini.",
 )
+@click.option(
+    "--tracking-journal",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="With --auth-uri, once the tracking migration ran: its journal (which workspace owned each resource).",
+)
 @format_option
 def preflight(
     uri: str | None,
@@ -224,6 +230,7 @@ def preflight(
     direction: str,
     auth_uri: str | None,
     default_permission: str,
+    tracking_journal: str | None,
     output_format: str,
 ) -> None:
     """Read-only checks for turning workspaces off (--for disable: what would block the migration, other
@@ -234,8 +241,16 @@ def preflight(
     output = commands.Output(output_format, dry_run=True)
     run = Invocation(uri, server, default_artifact_root, auth_uri, output=output)
     with boundary(run):
+        if tracking_journal and not auth_uri:
+            raise UsageError("--tracking-journal goes with --auth-uri")
         opts = commands.PreflightOptions(
-            artifact_root(default_artifact_root), server, server_timeout, direction, auth_uri, default_permission
+            artifact_root(default_artifact_root),
+            server,
+            server_timeout,
+            direction,
+            auth_uri,
+            default_permission,
+            tracking_journal,
         )
     run_command(run, lambda target: commands.preflight(target, opts, output, run.ui))
 

@@ -617,15 +617,21 @@ class PreflightOptions:
     direction: str = "disable"
     auth_uri: str | None = None
     default_permission: str = "READ"
+    tracking_journal: str | None = None
 
 
-def _auth_checks(tracking_conn: Connection, options: PreflightOptions) -> list[Check]:
+def _auth_checks(tracking_conn: Connection, tracking: Target, options: PreflightOptions) -> list[Check]:
     """``--auth-uri``: what the auth migration would block on, read-only like the rest."""
     from mlflow_ws_admin.auth.preflight import auth_checks
     from mlflow_ws_admin.auth.rules import AuthConfig
     from mlflow_ws_admin.connect import create_db_engine, resolve_target
 
     auth = resolve_target(options.auth_uri)
+    if options.tracking_journal is not None:
+        from mlflow_ws_admin.journal import check_journal
+        from mlflow_ws_admin.schema import reflect_schema
+
+        check_journal(options.tracking_journal, tracking.identity, reflect_schema(tracking_conn).signature)
     engine = create_db_engine(auth, read_only=True)
     try:
         with engine.connect() as conn:
@@ -634,6 +640,7 @@ def _auth_checks(tracking_conn: Connection, options: PreflightOptions) -> list[C
                 tracking_conn,
                 AuthConfig(options.default_permission),
                 case_insensitive_names=auth.backend == "mysql",
+                tracking_journal=options.tracking_journal,
             )
     finally:
         engine.dispose()
@@ -658,7 +665,7 @@ def preflight(target: Target, options: PreflightOptions, output: Output, ui: UI)
                 direction=options.direction,
             )
             if options.auth_uri:
-                result = dataclasses.replace(result, checks=(*result.checks, *_auth_checks(conn, options)))
+                result = dataclasses.replace(result, checks=(*result.checks, *_auth_checks(conn, target, options)))
     finally:
         engine.dispose()
     status = ExitStatus.CONFLICTS if result.failed else ExitStatus.OK

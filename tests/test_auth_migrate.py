@@ -561,3 +561,24 @@ def test_after_the_tracking_migration_its_journal_is_required(auth_db, mlflow_db
         ("experiment", str(ids["a2"]), "READ"),
         ("registered_model", "fraud-a", "EDIT"),
     ]
+
+
+def test_preflight_after_the_tracking_migration_reads_its_journal(auth_db, mlflow_db, tmp_path) -> None:
+    ids = plant_tracking(mlflow_db)
+    plant_auth(auth_db, _viewers(ids), MEMBERS)
+    journal = tmp_path / "tracking.jsonl"
+    assert run_cli("db", "migrate-to-default-workspace", mlflow_db.uri, "-y", "--journal", str(journal)).exit_code == 0
+    before = (auth_db.fingerprint(), mlflow_db.fingerprint())
+
+    blind = run_cli("db", "preflight", mlflow_db.uri, "--auth-uri", auth_db.uri, "--format", "json")
+    informed = run_cli(
+        "db", "preflight", mlflow_db.uri, "--auth-uri", auth_db.uri, "--tracking-journal", str(journal),
+        "--format", "json",
+    )  # fmt: skip
+
+    checks = {c["name"]: c for c in json.loads(blind.stdout)["checks"]}
+    assert checks["auth findings"]["details"][0].startswith("ownership-unknown: roles of team-a, team-b remain")
+    checks = {c["name"]: c for c in json.loads(informed.stdout)["checks"]}
+    # only the role names remain to resolve: preflight takes no --rename-conflicts
+    assert [d.split(":")[0] for d in checks["auth findings"]["details"]] == ["role-name-conflict", "role-name-conflict"]
+    assert (auth_db.fingerprint(), mlflow_db.fingerprint()) == before

@@ -19,6 +19,7 @@ def auth_checks(
     config: AuthConfig,
     template: RenameTemplate | None = None,
     case_insensitive_names: bool = False,
+    tracking_journal: str | None = None,
 ) -> list[Check]:
     """The auth migration's plan as checks: its blocking findings fail (exactly what makes
     ``auth migrate-to-default-workspace`` exit 1 without --widen/--drop), the config it needs warns."""
@@ -28,7 +29,7 @@ def auth_checks(
         return [Check("auth database", FAIL, exc.message)]
     plan = build_auth_plan(
         state,
-        read_ownership(tracking_conn),
+        read_ownership(tracking_conn, tracking_journal),
         config,
         template=template,
         case_insensitive_names=case_insensitive_names,
