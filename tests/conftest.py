@@ -361,6 +361,8 @@ LONG_TESTS = (
     "test_mlflow_compat.py::test_server_without_workspaces",
     "test_crash.py::test_sigkill_and_sigint_during_apply",
     "test_mlflow_compat.py::test_mlflow_without_workspaces",
+    "test_auth_mlflow_compat.py::test_a_real_basic_auth_server",
+    "test_auth_mlflow_compat.py::test_permissions_match_mlflow",
     "test_properties.py::",
 )
 
