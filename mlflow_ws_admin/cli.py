@@ -214,6 +214,25 @@ def move_resources(
 @click.argument("uri", required=False)
 @artifact_root_option("The tracking server's --default-artifact-root: enables the artifact-root checks.")
 @server_options
+@click.option(
+    "--auth-uri",
+    metavar="AUTH_URI",
+    default=None,
+    help="Also check MLflow's basic-auth database: what auth migrate-to-default-workspace would block on.",
+)
+@click.option(
+    "--default-permission",
+    type=click.Choice(["READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS"]),
+    default="READ",
+    show_default=True,
+    help="With --auth-uri: default_permission in basic_auth.ini.",
+)
+@click.option(
+    "--tracking-journal",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="With --auth-uri, once the tracking migration ran: its journal (which workspace owned each resource).",
+)
 @format_option
 def preflight(
     uri: str | None,
@@ -221,6 +240,9 @@ def preflight(
     server: str | None,
     server_timeout: float,
     direction: str,
+    auth_uri: str | None,
+    default_permission: str,
+    tracking_journal: str | None,
     output_format: str,
 ) -> None:
     """Read-only checks for turning workspaces off (--for disable: what would block the migration, other
@@ -229,9 +251,19 @@ def preflight(
     from mlflow_ws_admin import commands
 
     output = commands.Output(output_format, dry_run=True)
-    run = Invocation(uri, server, default_artifact_root, output=output)
+    run = Invocation(uri, server, default_artifact_root, auth_uri, output=output)
     with boundary(run):
-        opts = commands.PreflightOptions(artifact_root(default_artifact_root), server, server_timeout, direction)
+        if tracking_journal and not auth_uri:
+            raise UsageError("--tracking-journal goes with --auth-uri")
+        opts = commands.PreflightOptions(
+            artifact_root(default_artifact_root),
+            server,
+            server_timeout,
+            direction,
+            auth_uri,
+            default_permission,
+            tracking_journal,
+        )
     run_command(run, lambda target: commands.preflight(target, opts, output, run.ui))
 
 
@@ -298,3 +330,108 @@ def restore_workspaces(
         record = record_journal or (journals[1] if len(journals) == 2 else None)
         opts = commands.RestoreOptions(journals[0], record, **options)  # type: ignore[arg-type]
     run_command(run, lambda target: commands.restore(target, opts, output, run.ui))
+
+
+@main.group()
+def auth() -> None:
+    """Commands that operate on MLflow's basic-auth database (`mlflow server --app-name basic-auth`)."""
+
+
+AUTH_URI_HELP = (
+    "AUTH_URI is the basic-auth database (database_uri in basic_auth.ini), in the same forms as a tracking "
+    "database URI. --tracking-uri (default $MLFLOW_TRACKING_URI) is the tracking database: it says which "
+    "workspace owns each experiment, model, prompt, scorer, gateway resource and MCP server."
+)
+
+
+@auth.command("migrate-to-default-workspace", epilog=AUTH_URI_HELP)
+@click.argument("auth_uri")
+@click.option(
+    "--tracking-uri", default=None, metavar="URI", help="The tracking database (default $MLFLOW_TRACKING_URI)."
+)
+@click.option(
+    "--tracking-journal",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The journal of the tracking migration (db migrate-to-default-workspace --journal), when it already "
+    "ran: which workspace each resource came from, and its renames.",
+)
+@dry_run_option("Read-only: print the translated roles, findings and permission changes; change nothing.")
+@click.option("-v", "--verbose", is_flag=True, help="List every permission change and dropped grant.")
+@click.option("-y", "--yes", is_flag=True, help="Apply without asking for confirmation.")
+@click.option("--widen", is_flag=True, help="Keep workspace-scope and wildcard-only grants, now server-wide.")
+@click.option("--drop", is_flag=True, help="Remove workspace-scope and wildcard-only grants of non-sole workspaces.")
+@click.option(
+    "--rename-conflicts",
+    metavar="TEMPLATE",
+    default=None,
+    help="Rename same-named roles whose translated grants differ, e.g. '{name} ({workspace})' ({name}, "
+    "{workspace}, {n}).",
+)
+@click.option(
+    "--default-permission",
+    type=click.Choice(["READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS"]),
+    default="READ",
+    show_default=True,
+    help="default_permission in basic_auth.ini (MLflow's shipped value is READ).",
+)
+@click.option(
+    "--grant-default-workspace-access",
+    is_flag=True,
+    help="grant_default_workspace_access = true in basic_auth.ini.",
+)
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Record the RBAC rows before and after (JSON Lines; gzip when FILE ends in .gz) for auth restore.",
+)
+@lock_timeout_option
+@ignore_other_sessions_option
+@format_option
+def auth_migrate_to_default_workspace(auth_uri: str, output_format: str, **options: object) -> None:
+    """Move every role of the basic-auth database into `default`, so that every user resolves the same
+    permission on every resource once workspaces are off.
+
+    Exit codes: 0 ok, 1 blocking findings (workspace-scope or wildcard-only grants, role name conflicts;
+    nothing changed), 2 usage, 3 database error, 4 verification failed (a permission would change; rolled
+    back), 5 aborted, 70 internal error, 141 stdout closed.
+    """
+    from mlflow_ws_admin import commands
+
+    output = commands.Output("text" if output_format == "markdown" else output_format, None, bool(options["dry_run"]))
+    tracking_uri = options.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    run = Invocation(auth_uri, tracking_uri, output=output)  # type: ignore[arg-type]
+    with boundary(run):
+        if output_format == "markdown":
+            raise UsageError("--format markdown is not available for the auth migration; use text or json")
+        opts = commands.AuthMigrateOptions(**options)  # type: ignore[arg-type]
+    run_command(run, lambda target: commands.auth_migrate(target, opts, output, run.ui))
+
+
+@auth.command("restore", epilog=AUTH_URI_HELP)
+@click.argument("auth_uri")
+@click.option(
+    "--journal",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The journal of auth migrate-to-default-workspace.",
+)
+@dry_run_option("Read-only: check the journal and the database, change nothing.")
+@click.option("-y", "--yes", is_flag=True, help="Restore without asking for confirmation.")
+@lock_timeout_option
+@ignore_other_sessions_option
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def auth_restore(auth_uri: str, output_format: str, **options: object) -> None:
+    """Put back the roles, grants and assignments an auth migration replaced, from its journal.
+
+    Refuses a journal that is incomplete or for another database (exit 2), and rows changed since the
+    migration (exit 1). Exit codes otherwise as for the migration.
+    """
+    from mlflow_ws_admin import commands
+
+    output = commands.Output(output_format, None, bool(options["dry_run"]))
+    run = Invocation(auth_uri, output=output)
+    with boundary(run):
+        opts = commands.AuthRestoreOptions(**options)  # type: ignore[arg-type]
+    run_command(run, lambda target: commands.auth_restore(target, opts, output, run.ui))

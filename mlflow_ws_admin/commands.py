@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from mlflow_ws_admin.errors import ArtifactFindingsBlock, ConflictsAppeared, ExitStatus, UsageError
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mlflow_ws_admin.journal import JournalWriter
     from mlflow_ws_admin.move import Move
     from mlflow_ws_admin.plan import ConflictGroup, Plan, TableConflicts
+    from mlflow_ws_admin.preflight import Check
     from mlflow_ws_admin.restore import RestoreResult
     from mlflow_ws_admin.schema import WorkspaceSchema
     from mlflow_ws_admin.selection import ResourceSelection
@@ -614,6 +615,35 @@ class PreflightOptions:
     server: str | None = None
     server_timeout: float = 10.0
     direction: str = "disable"
+    auth_uri: str | None = None
+    default_permission: str = "READ"
+    tracking_journal: str | None = None
+
+
+def _auth_checks(tracking_conn: Connection, tracking: Target, options: PreflightOptions) -> list[Check]:
+    """``--auth-uri``: what the auth migration would block on, read-only like the rest."""
+    from mlflow_ws_admin.auth.preflight import auth_checks
+    from mlflow_ws_admin.auth.rules import AuthConfig
+    from mlflow_ws_admin.connect import create_db_engine, resolve_target
+
+    auth = resolve_target(options.auth_uri)
+    if options.tracking_journal is not None:
+        from mlflow_ws_admin.journal import check_journal
+        from mlflow_ws_admin.schema import reflect_schema
+
+        check_journal(options.tracking_journal, tracking.identity, reflect_schema(tracking_conn).signature)
+    engine = create_db_engine(auth, read_only=True)
+    try:
+        with engine.connect() as conn:
+            return auth_checks(
+                conn,
+                tracking_conn,
+                AuthConfig(options.default_permission),
+                case_insensitive_names=auth.backend == "mysql",
+                tracking_journal=options.tracking_journal,
+            )
+    finally:
+        engine.dispose()
 
 
 def preflight(target: Target, options: PreflightOptions, output: Output, ui: UI) -> ExitStatus:
@@ -634,6 +664,8 @@ def preflight(target: Target, options: PreflightOptions, output: Output, ui: UI)
                 server=features,
                 direction=options.direction,
             )
+            if options.auth_uri:
+                result = dataclasses.replace(result, checks=(*result.checks, *_auth_checks(conn, target, options)))
     finally:
         engine.dispose()
     status = ExitStatus.CONFLICTS if result.failed else ExitStatus.OK
@@ -668,3 +700,199 @@ def demo(path: str | None, ui: UI) -> ExitStatus:
         f"  mlflow-ws-admin db migrate-to-default-workspace {uri} --dry-run --verbose"
     )
     return status
+
+
+# --- auth migrate-to-default-workspace ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuthMigrateOptions:
+    tracking_uri: str | None = None
+    tracking_journal: str | None = None
+    dry_run: bool = False
+    verbose: bool = False
+    yes: bool = False
+    widen: bool = False
+    drop: bool = False
+    rename_conflicts: str | None = None
+    default_permission: str = "READ"
+    grant_default_workspace_access: bool = False
+    journal: str | None = None
+    lock_timeout: float = 30.0
+    ignore_other_sessions: bool = False
+
+    def check(self) -> None:
+        if self.widen and self.drop:
+            raise UsageError("--widen and --drop are exclusive: each grant is either kept default-wide or removed")
+        if self.dry_run and self.journal:
+            raise UsageError("--journal applies only to a real run, not --dry-run")
+        refuse_existing(self.journal)
+
+
+def auth_migrate(target: Target, options: AuthMigrateOptions, output: Output, ui: UI) -> ExitStatus:
+    """The basic-auth database's roles into `default`, preserving every user's effective permissions."""
+    from mlflow_ws_admin.auth.apply import AuthVerificationFailed, apply_auth_plan
+    from mlflow_ws_admin.auth.plan import build_auth_plan
+    from mlflow_ws_admin.auth.rules import AuthConfig
+    from mlflow_ws_admin.auth.state import read_auth_state, read_ownership
+    from mlflow_ws_admin.connect import create_db_engine, resolve_target
+    from mlflow_ws_admin.rename_template import RenameTemplate
+    from mlflow_ws_admin.report.auth import auth_document, render_auth_applied, render_auth_plan
+    from mlflow_ws_admin.report.json_doc import write_document
+
+    options.check()
+    template = RenameTemplate.parse(options.rename_conflicts) if options.rename_conflicts is not None else None
+    refuse_without_terminal(ui, dry_run=options.dry_run, yes=options.yes, verb="apply")
+    tracking = resolve_target(options.tracking_uri)
+    ownership = _read_ownership(tracking, options.tracking_journal, read_ownership)
+    engine = create_db_engine(target, read_only=options.dry_run, busy_timeout_s=options.lock_timeout)
+    console = ui.console(stderr=output.json)
+    database = {"dialect": target.backend, "url": target.display}
+    tracking_db = {"dialect": tracking.backend, "url": tracking.display}
+
+    def emit(status: str, code: ExitStatus, plan: Any = None, result: Any = None, message: str | None = None) -> None:
+        if output.json:
+            doc = auth_document(
+                plan,
+                status=status,
+                exit_code=int(code),
+                dry_run=options.dry_run,
+                database=database,
+                tracking_database=tracking_db,
+                result=result,
+                message=message,
+            )
+            write_document(doc, ui.stdout())
+            output.emitted = True
+
+    try:
+        with engine.connect() as conn:
+            state = read_auth_state(conn)
+        plan = build_auth_plan(
+            state,
+            ownership,
+            AuthConfig(options.default_permission, options.grant_default_workspace_access),
+            template=template,
+            widen=options.widen,
+            drop=options.drop,
+            case_insensitive_names=target.backend == "mysql",
+        )
+        render_auth_plan(plan, console, verbose=options.verbose, dry_run=options.dry_run)
+        if plan.blocking:
+            emit("conflicts", ExitStatus.CONFLICTS, plan)
+            return ExitStatus.CONFLICTS
+        if plan.unaccepted:
+            emit("verification_failed", ExitStatus.VERIFICATION_FAILED, plan)
+            return ExitStatus.VERIFICATION_FAILED
+        if plan.nothing_to_do:
+            emit("nothing_to_move", ExitStatus.OK, plan)
+            return ExitStatus.OK
+        if options.dry_run:
+            emit("ok", ExitStatus.OK, plan)
+            return ExitStatus.OK
+        if not options.yes and not ui.confirm("Proceed?"):
+            ui.say("Aborted: nothing changed.")
+            emit("aborted", ExitStatus.ABORTED, plan)
+            return ExitStatus.ABORTED
+        journal = _auth_journal(options.journal, target) if options.journal else None
+        try:
+            result = apply_auth_plan(
+                engine,
+                plan,
+                target.backend,
+                lock_timeout_s=options.lock_timeout,
+                journal=journal,
+                ignore_other_sessions=options.ignore_other_sessions,
+            )
+        except AuthVerificationFailed as exc:
+            emit("verification_failed", exc.exit_status, plan, message=exc.message)
+            raise
+        render_auth_applied(result, console)
+        emit("applied", ExitStatus.OK, plan, result)
+        return ExitStatus.OK
+    finally:
+        engine.dispose()
+
+
+def _read_ownership(tracking: Target, journal: str | None, read: Callable[..., Any]) -> Any:
+    """Which workspace owned each resource: the tracking database, read-only, and its migration's journal."""
+    from mlflow_ws_admin.connect import create_db_engine
+    from mlflow_ws_admin.journal import check_journal
+    from mlflow_ws_admin.schema import reflect_schema
+
+    engine = create_db_engine(tracking, read_only=True)
+    try:
+        with engine.connect() as conn:
+            if journal is not None:
+                check_journal(journal, tracking.identity, reflect_schema(conn).signature)
+            return read(conn, journal)
+    finally:
+        engine.dispose()
+
+
+def _auth_journal(path: str, target: Target) -> JournalWriter:
+    from mlflow_ws_admin.auth.state import auth_signature
+    from mlflow_ws_admin.journal import JournalWriter, header
+
+    database = {"dialect": target.backend, "url": target.display, "identity": target.identity}
+    return JournalWriter(path, header("auth-migrate", database, auth_signature()))
+
+
+@dataclass(frozen=True)
+class AuthRestoreOptions:
+    journal: str
+    dry_run: bool = False
+    yes: bool = False
+    lock_timeout: float = 30.0
+    ignore_other_sessions: bool = False
+
+
+def auth_restore(target: Target, options: AuthRestoreOptions, output: Output, ui: UI) -> ExitStatus:
+    """Put back the roles, grants and assignments an auth migration's journal recorded."""
+    from mlflow_ws_admin.auth.restore import apply_auth_restore, check_unchanged, read_auth_journal
+    from mlflow_ws_admin.connect import create_db_engine
+    from mlflow_ws_admin.report.json_doc import write_document
+
+    refuse_without_terminal(ui, dry_run=options.dry_run, yes=options.yes, verb="restore")
+    journal = read_auth_journal(options.journal, target.identity)
+    engine = create_db_engine(target, read_only=options.dry_run, busy_timeout_s=options.lock_timeout)
+    rows = journal.count("before")
+
+    def emit(status: str, code: ExitStatus, restored: int | None = None) -> None:
+        if output.json:
+            doc = {
+                "schema_version": 1,
+                "status": status,
+                "exit_code": int(code),
+                "dry_run": options.dry_run,
+                "database": {"dialect": target.backend, "url": target.display},
+                "rows_to_restore": rows,
+                "rows_restored": restored,
+            }
+            write_document(doc, ui.stdout())
+            output.emitted = True
+
+    try:
+        with engine.connect() as conn:
+            check_unchanged(conn, journal)
+        say = ui.console(stderr=output.json).print
+        say(f"Ready: {rows} role, grant and assignment row(s) will be put back as the journal recorded them.")
+        if options.dry_run:
+            emit("ok", ExitStatus.OK)
+            return ExitStatus.OK
+        if not options.yes and not ui.confirm("Proceed?"):
+            ui.say("Aborted: nothing changed.")
+            emit("aborted", ExitStatus.ABORTED)
+            return ExitStatus.ABORTED
+        restored = apply_auth_restore(
+            engine,
+            journal,
+            target.backend,
+            lock_timeout_s=options.lock_timeout,
+            ignore_other_sessions=options.ignore_other_sessions,
+        )
+        say(f"Restored: {restored} row(s); the roles are back in their workspaces.")
+        emit("applied", ExitStatus.OK, restored)
+        return ExitStatus.OK
+    finally:
+        engine.dispose()

@@ -12,7 +12,7 @@ import contextlib
 import signal
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,7 @@ class Locked:
 
     conn: Connection
     dialect: Dialect
-    schema: WorkspaceSchema
+    schema: WorkspaceSchema | LockScope
     #: the FKs the body may suspend (declared up front: the privilege check needs them)
     suspendable: tuple[ForeignKey, ...]
     suspended: bool = field(default=False)
@@ -49,10 +49,30 @@ def locked_tables(schema: WorkspaceSchema) -> list[str]:
     return [t.name for t in schema.tables] + [schema.catalog.table]
 
 
+@dataclass(frozen=True)
+class LockScope:
+    """What a change locks and updates, for a database that is no tracking schema (the basic-auth database)."""
+
+    dialect: str
+    tables: tuple[str, ...]
+    #: table -> a column the change updates there (the privilege check asks for UPDATE on it)
+    updated: Mapping[str, str]
+    #: tables the body only reads (MySQL's LOCK TABLES must name every table a locked session touches)
+    read_tables: tuple[str, ...] = ()
+
+
+def _scope(schema: WorkspaceSchema | LockScope) -> LockScope:
+    if isinstance(schema, LockScope):
+        return schema
+    updated = {wt.name: wt.workspace_columns[0] for wt in schema.tables}
+    updated[schema.catalog.table] = schema.catalog.name_column
+    return LockScope(schema.dialect, tuple(locked_tables(schema)), updated)
+
+
 @contextmanager
 def locked_transaction(
     engine: Engine,
-    schema: WorkspaceSchema,
+    schema: WorkspaceSchema | LockScope,
     *,
     suspendable: Sequence[ForeignKey],
     lock_timeout_s: float,
@@ -67,7 +87,8 @@ def locked_transaction(
     Unless ``ignore_other_sessions``, another session connected to the database (a tracking server that still
     runs, with workspaces on) makes it refuse before anything is locked.  ``read_tables``: tables without a
     workspace column that the body reads under the lock (a selective move's references)."""
-    dialect = for_backend(schema.dialect)
+    scope = _scope(schema)
+    dialect = for_backend(scope.dialect)
     engine.dispose()  # our own idle connections (the plan's) are not "other sessions"
     try:
         with engine.connect().execution_options(**{WRITE_LOCK_OPTION: True}) as conn:
@@ -75,8 +96,10 @@ def locked_transaction(
                 with conn.begin():
                     if not ignore_other_sessions:
                         _refuse_other_sessions(conn, dialect)
-                    _check_privileges(conn, dialect, schema, suspendable)
-                    dialect.lock_workspace_tables(conn, locked_tables(schema), lock_timeout_s, read_tables)
+                    _check_privileges(conn, dialect, scope, suspendable)
+                    dialect.lock_workspace_tables(
+                        conn, scope.tables, lock_timeout_s, [*read_tables, *scope.read_tables]
+                    )
                     locked = Locked(conn, dialect, schema, tuple(suspendable))
                     yield locked
                     if locked.suspended:
@@ -104,7 +127,7 @@ def locked_transaction(
             raise KeyboardInterrupt from None
         error = translate(exc, doing=doing)
         if isinstance(error, LockTimeout):
-            error = LockTimeout(error.message + _lock_holders(engine, dialect, schema))
+            error = LockTimeout(error.message + _lock_holders(engine, dialect, scope))
         raise error from None
     finally:
         _release_interrupts()
@@ -129,25 +152,21 @@ def _refuse_other_sessions(conn: Connection, dialect: Dialect) -> None:
         )
 
 
-def _check_privileges(
-    conn: Connection, dialect: Dialect, schema: WorkspaceSchema, suspendable: Sequence[ForeignKey]
-) -> None:
+def _check_privileges(conn: Connection, dialect: Dialect, scope: LockScope, suspendable: Sequence[ForeignKey]) -> None:
     """Refuse before locking anything, naming every missing privilege at once."""
-    updated = {wt.name: wt.workspace_columns[0] for wt in schema.tables}
-    updated[schema.catalog.table] = schema.catalog.name_column
     by_privilege: dict[str, list[str]] = {}
-    for privilege, table in dialect.missing_privileges(conn, updated, sorted({fk.child for fk in suspendable})):
+    for privilege, table in dialect.missing_privileges(conn, scope.updated, sorted({fk.child for fk in suspendable})):
         by_privilege.setdefault(privilege, []).append(table)
     if by_privilege:
         needs = "; ".join(f"{p} on {', '.join(sorted(tables))}" for p, tables in by_privilege.items())
         raise DatabaseError(f"the database user needs {needs}; nothing was changed")
 
 
-def _lock_holders(engine: Engine, dialect: Dialect, schema: WorkspaceSchema) -> str:
+def _lock_holders(engine: Engine, dialect: Dialect, scope: LockScope) -> str:
     """Who blocks us, asked on a new connection after the rollback; best effort."""
     try:
         with engine.connect() as conn:
-            holders = dialect.describe_lock_holders(conn, locked_tables(schema))
+            holders = dialect.describe_lock_holders(conn, scope.tables)
     except SQLAlchemyError:
         return ""
     return f"; blocked by {holders}" if holders else ""

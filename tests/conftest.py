@@ -49,6 +49,8 @@ REQUIRED = {b.strip() for b in os.environ.get("MWA_REQUIRE_BACKENDS", "").split(
 #: each; `mlflow_db` (most of the suite) uses NEWEST.
 VERSIONS = ("3.10.0", "3.17.2", "3.18.0")
 OLDEST, NEWEST = VERSIONS[0], VERSIONS[-1]
+#: MLflow's basic-auth database (fixtures/schemas/mlflow-auth-3.17.2), made by its own auth migrations.
+AUTH_SCHEMA = "auth-3.17.2"
 
 
 def snapshot(version: str, backend: str) -> dict:
@@ -325,10 +327,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         raise RuntimeError("scratch databases left behind:\n" + "\n".join(errors))
 
 
-def _create_scratch(backend: str, tmp_path: Path, version: str | None = None) -> Iterator[ScratchDB]:
+def _create_scratch(
+    backend: str, tmp_path: Path, version: str | None = None, filename: str = "mlflow.db"
+) -> Iterator[ScratchDB]:
     """A scratch database: empty, or (with a version) holding that MLflow version's captured schema."""
     if backend == "sqlite":
-        db = ScratchDB(backend, make_url(f"sqlite:///{tmp_path / 'mlflow.db'}"), tmp_path / "mlflow.db")
+        db = ScratchDB(backend, make_url(f"sqlite:///{tmp_path / filename}"), tmp_path / filename)
         if version:
             db.load(version)
         yield db
@@ -359,6 +363,8 @@ LONG_TESTS = (
     "test_mlflow_compat.py::test_server_without_workspaces",
     "test_crash.py::test_sigkill_and_sigint_during_apply",
     "test_mlflow_compat.py::test_mlflow_without_workspaces",
+    "test_auth_mlflow_compat.py::test_a_real_basic_auth_server",
+    "test_auth_mlflow_compat.py::test_permissions_match_mlflow",
     "test_properties.py::",
 )
 
@@ -402,3 +408,9 @@ def scratch_db(backend: str, tmp_path: Path) -> Iterator[ScratchDB]:
 def mlflow_db(backend: str, tmp_path: Path) -> Iterator[ScratchDB]:
     """A scratch database with the newest captured MLflow schema."""
     yield from _create_scratch(backend, tmp_path, NEWEST)
+
+
+@pytest.fixture
+def auth_db(backend: str, tmp_path: Path) -> Iterator[ScratchDB]:
+    """A second scratch database on the same backend, with MLflow 3.17.2's basic-auth schema."""
+    yield from _create_scratch(backend, tmp_path, AUTH_SCHEMA, filename="basic_auth.db")

@@ -159,9 +159,12 @@ def _healthy(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def mlflow_server(db_path: Path, tmp_path: Path, *, workspaces: bool) -> Iterator[MlflowServer]:
+def mlflow_server(
+    db_path: Path, tmp_path: Path, *, workspaces: bool, extra_args: tuple[str, ...] = (), **env: str
+) -> Iterator[MlflowServer]:
     """`mlflow server` on a SQLite file and a free 127.0.0.1 port.  Yields once `/health` answers, or as soon
-    as the process exits (a refusal to start); stopped by PID at the end either way."""
+    as the process exits (a refusal to start); stopped by PID at the end either way.  ``extra_args`` and
+    ``env`` (MLFLOW_* settings): e.g. ``--app-name basic-auth`` with its MLFLOW_AUTH_CONFIG_PATH."""
     port = _free_port()
     log = tmp_path / f"mlflow-server-{port}.log"
     command = [
@@ -180,10 +183,11 @@ def mlflow_server(db_path: Path, tmp_path: Path, *, workspaces: bool) -> Iterato
         "--workers",
         "1",
         "--enable-workspaces" if workspaces else "--disable-workspaces",
+        *extra_args,
     ]
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            command, stdout=sink, stderr=subprocess.STDOUT, env=_mlflow_env(), cwd=tmp_path, start_new_session=True
+            command, stdout=sink, stderr=subprocess.STDOUT, env=_mlflow_env(**env), cwd=tmp_path, start_new_session=True
         )
     server = MlflowServer(f"http://127.0.0.1:{port}", process, log)
     try:
