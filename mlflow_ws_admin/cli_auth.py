@@ -79,6 +79,7 @@ def auth_migrate_to_default_workspace(auth_uri: str, output_format: str, **optio
     back), 5 aborted, 70 internal error, 141 stdout closed.
     """
     from mlflow_ws_admin import commands
+    from mlflow_ws_admin.auth import commands as auth_commands
 
     output = commands.Output("text" if output_format == "markdown" else output_format, None, bool(options["dry_run"]))
     tracking_uri = options.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
@@ -86,8 +87,8 @@ def auth_migrate_to_default_workspace(auth_uri: str, output_format: str, **optio
     with boundary(run):
         if output_format == "markdown":
             raise UsageError("--format markdown is not available for the auth migration; use text or json")
-        opts = commands.AuthMigrateOptions(**options)  # type: ignore[arg-type]
-    run_command(run, lambda target: commands.auth_migrate(target, opts, output, run.ui))
+        opts = auth_commands.AuthMigrateOptions(**options)  # type: ignore[arg-type]
+    run_command(run, lambda target: auth_commands.auth_migrate(target, opts, output, run.ui))
 
 
 @auth.command("restore", epilog=AUTH_URI_HELP)
@@ -110,9 +111,10 @@ def auth_restore(auth_uri: str, output_format: str, **options: object) -> None:
     migration (exit 1). Exit codes otherwise as for the migration.
     """
     from mlflow_ws_admin import commands
+    from mlflow_ws_admin.auth import commands as auth_commands
 
     output = commands.Output(output_format, None, bool(options["dry_run"]))
     run = Invocation(auth_uri, output=output)
     with boundary(run):
-        opts = commands.AuthRestoreOptions(**options)  # type: ignore[arg-type]
-    run_command(run, lambda target: commands.auth_restore(target, opts, output, run.ui))
+        opts = auth_commands.AuthRestoreOptions(**options)  # type: ignore[arg-type]
+    run_command(run, lambda target: auth_commands.auth_restore(target, opts, output, run.ui))
