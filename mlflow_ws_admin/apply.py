@@ -11,6 +11,7 @@ artifact locations are read under the lock too, and checked in a thread while th
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -47,6 +48,12 @@ class ApplyResult:
     artifact_findings: tuple[ArtifactFinding, ...] = ()
     #: experiments whose artifact_location was repointed (``--artifact-policy retarget``)
     artifact_locations_retargeted: int = 0
+    #: (table, rows renamed) by ``--rename-conflicts``: the renamed rows and every row that stores their names
+    renamed: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def total_renamed(self) -> int:
+        return sum(n for _, n in self.renamed)
 
     @property
     def total_moved(self) -> int:
@@ -104,6 +111,10 @@ def apply_plan(
             from mlflow_ws_admin.planfile import verify_fingerprints  # only --plan runs pay its import
 
             verify_fingerprints(conn, schema, extras.expected_fingerprints)
+        renamed: dict[str, int] = {}
+        if move.rename:
+            renamed, move = _rename_conflicts(tx, plan, journal)
+            plan = dataclasses.replace(plan, move=move)
         _recheck_conflicts(conn, schema, _code_enforced_keys(schema), move)
         if plan.resources:
             if extras.check_workspaces:
@@ -132,7 +143,36 @@ def apply_plan(
         if journal and created:
             journal.catalog_inserted({schema.catalog.name_column: mlflow_facts.DEFAULT_WORKSPACE})
     moved = tuple((wt.name, counts[wt.name]) for wt in _moving_tables(plan))
-    return ApplyResult(moved, created, pruned, findings, retargeted)
+    return ApplyResult(moved, created, pruned, findings, retargeted, tuple(renamed.items()))
+
+
+def _rename_conflicts(tx: Locked, plan: Plan, journal: JournalWriter | None) -> tuple[dict[str, int], Move]:
+    """Under the lock, before anything is journaled or moved: read the renames again and apply them.  They
+    must be the ones the plan showed (with -y, apply's own reading is the plan); rows that cannot be renamed
+    block.  Foreign keys are suspended first, so a rename cannot be refused by one that does not cascade.
+    Returns the rows renamed per table, and the move with its selection under the new names."""
+    from mlflow_ws_admin.renames import apply_renames, plan_renames, renamed_selection
+
+    conn, schema, move = tx.conn, tx.schema, plan.move
+    assert move.rename is not None
+    colliding = [
+        (wt.name, key)
+        for wt in _moving_tables(plan)
+        for key in wt.unique_keys
+        if not queries.rollup_parents(schema, wt, key) and key_has_conflicts(conn, wt, key, move)
+    ]
+    current = plan_renames(conn, schema, move, move.rename, colliding)
+    if current.refused:
+        raise ConflictsAppeared(
+            f"{len(current.refused):,} colliding row(s) cannot be renamed (found under the lock); rolled back, "
+            "nothing changed"
+        )
+    if plan.renames is not None and current.renames != plan.renames.renames:
+        raise ConflictsAppeared(
+            "the colliding rows changed since the plan, so its renames no longer hold; rolled back, nothing changed"
+        )
+    tx.suspend_foreign_keys()
+    return apply_renames(conn, schema, current, journal), renamed_selection(schema, move, current)
 
 
 def _refuse_new_references(conn: Connection, schema: WorkspaceSchema, move: Move) -> None:

@@ -30,6 +30,27 @@ CODE_ENFORCED_UNIQUE_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
 UNRENAMEABLE_KEY_COLUMNS: dict[str, frozenset[str]] = {
     "secrets": frozenset({"secret_name"}),
 }
+#: Why, in the words of MLflow's code (mlflow/utils/crypto.py ``_create_aad``; the trigger is created by the
+#: migration 1bd49d398cd23_add_secrets_tables).
+UNRENAMEABLE_REASONS: dict[str, str] = {
+    "secrets": "MLflow binds secret_name into the secret's encryption (AES-GCM associated data, "
+    "mlflow/utils/crypto.py _create_aad) and a trigger rejects any change to it",
+}
+
+#: Columns MLflow derives from a row's name, recomputed when --rename-conflicts renames it: table -> (column,
+#: the column it is derived with).  An evaluation dataset's digest is sha256("<name>:<last_update_time>")[:8]
+#: (mlflow/store/tracking/sqlalchemy_store.py ``_compute_dataset_digest``).
+NAME_DERIVED_COLUMNS: dict[str, tuple[str, str]] = {
+    "evaluation_datasets": ("digest", "last_update_time"),
+}
+
+#: mlflow/utils/validation.py MAX_EXPERIMENT_NAME_LENGTH.
+MAX_EXPERIMENT_NAME_LENGTH = 500
+
+#: A registered model is a prompt when this tag says "true" (mlflow/prompt/constants.py IS_PROMPT_TAG_KEY).
+MODEL_TAGS_TABLE = "registered_model_tags"
+PROMPT_TAG_KEY = "mlflow.prompt.is_prompt"
+PROMPT_TAG_VALUE = "true"
 
 #: A soft-deleted experiment (or model) must be restored or permanently deleted before it can be renamed.
 LIFECYCLE_COLUMN = "lifecycle_stage"

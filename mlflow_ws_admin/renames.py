@@ -1,0 +1,487 @@
+"""`--rename-conflicts TEMPLATE`: which colliding rows get which new names, and renaming them.
+
+``plan_renames`` only reads (the dry run, and apply again under its lock); ``apply_renames`` writes, inside
+apply's transaction, before the rows are journaled and moved.  A row is renamed where it is (in its own
+workspace), so a new name must be free there and in the target: for a migration that is every row of the table,
+for a selective move the source's and the target's rows.  Every row that stores the renamed name through a
+workspace foreign key (a model's versions, tags and aliases, an MCP server's versions, ...) gets the new name in
+the same pass, and each changed value is journaled as a ``column_set`` record that restore puts back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, bindparam, select, tuple_
+from sqlalchemy.engine import Connection
+
+from mlflow_ws_admin import mlflow_facts, queries
+from mlflow_ws_admin.journal import creation_column, key_columns
+from mlflow_ws_admin.move import Move, RenamePolicy
+from mlflow_ws_admin.schema import UniqueKey, WorkspaceSchema, WorkspaceTable
+
+if TYPE_CHECKING:
+    from mlflow_ws_admin.journal import JournalWriter
+
+KEEP_CHOICES = ("default", "oldest", "newest")
+_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Rename:
+    table: str
+    #: the row's primary key (without workspace columns) before the rename
+    key: tuple[tuple[str, Any], ...]
+    workspace: str | None
+    column: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class RenameRefusal:
+    """A colliding row the template cannot rename: it stays a conflict (exit 1)."""
+
+    table: str
+    key: tuple[tuple[str, Any], ...]
+    workspace: str | None
+    old: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RenamePlan:
+    policy: RenamePolicy
+    renames: tuple[Rename, ...]
+    refused: tuple[RenameRefusal, ...]
+    #: (table, key columns) whose every conflict group is resolved by the renames above (or refused there)
+    resolved_keys: frozenset[tuple[str, tuple[str, ...]]]
+
+    def resolves(self, table: str, key: UniqueKey) -> bool:
+        return (table, key.columns) in self.resolved_keys
+
+    def by_table(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in self.renames:
+            counts[r.table] = counts.get(r.table, 0) + 1
+        return counts
+
+
+def name_column(key: UniqueKey) -> str | None:
+    """The key's name column: ``name``, or its one ``*_name`` column (``secrets.secret_name``)."""
+    if "name" in key.columns:
+        return "name"
+    named = [c for c in key.columns if c.endswith("_name")]
+    return named[0] if len(named) == 1 else None
+
+
+def refusal_reason(table: str, key: UniqueKey) -> str | None:
+    """Why this key is never renamed, or None: the key is bound into stored data, or has no name column."""
+    bound = mlflow_facts.UNRENAMEABLE_KEY_COLUMNS.get(table, frozenset()) & set(key.columns)
+    if bound:
+        return mlflow_facts.UNRENAMEABLE_REASONS.get(table, "MLflow binds it into stored data")
+    if name_column(key) is None:
+        return "the key has no name column"
+    return None
+
+
+def fold_for(dialect: str) -> Callable[[str], str]:
+    """How the database's unique index compares names.  MySQL/MariaDB's default collations ignore case, accents
+    and trailing spaces; this fold equates at least what they equate, so a new name is never taken there (it may
+    only skip a free one).  PostgreSQL and SQLite compare bytes."""
+    if dialect != "mysql":
+        return lambda s: s
+    return _loose_fold
+
+
+def _loose_fold(s: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", s)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold().rstrip(" ")
+
+
+# --- MLflow's name rules -----------------------------------------------------------------------------------
+
+_PROMPT_NAME = re.compile(r"^[a-zA-Z0-9_.-]+$")  # mlflow/prompt/constants.py PROMPT_NAME_RULE
+_MCP_NAMESPACE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9.-]*[a-zA-Z0-9]$")  # mlflow/entities/mcp_server.py
+_MCP_SLUG = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*[a-zA-Z0-9]$")
+_MCP_RESERVED_SLUGS = frozenset({"aliases", "endpoints", "tags", "versions"})
+
+
+def _model_name_problem(name: str) -> str | None:
+    """mlflow/utils/validation.py _validate_model_name: no '/' or ':', and a normalized relative path."""
+    if any(c in name for c in "/:"):
+        return "a registered model's name cannot contain '/' or ':'"
+    norm = _normpath(name)
+    if norm != name or norm == "." or norm.startswith(".."):
+        return "a registered model's name must be a plain relative path (no '.', '..' or doubled separators)"
+    return None
+
+
+def _normpath(name: str) -> str:
+    import posixpath
+
+    return posixpath.normpath(name)
+
+
+def _prompt_name_problem(name: str) -> str | None:
+    if not _PROMPT_NAME.match(name):
+        return "a prompt's name may only hold letters, digits, '-', '_' and '.'; try '{name}-{workspace}'"
+    return None
+
+
+def _mcp_name_problem(name: str) -> str | None:
+    namespace, sep, slug = name.partition("/")
+    if (
+        not sep
+        or "/" in slug
+        or not _MCP_NAMESPACE.fullmatch(namespace)
+        or not _MCP_SLUG.fullmatch(slug)
+        or slug in _MCP_RESERVED_SLUGS
+    ):
+        return "an MCP server's name must be '<namespace>/<slug>' of letters, digits, '.', '-' (and '_' in the slug)"
+    return None
+
+
+def name_problem(table: str, name: str, *, prompt: bool = False) -> str | None:
+    """MLflow's own rule for a new name of this resource, where it has one."""
+    if not name.strip():
+        return "the template gives an empty name"
+    if table == "registered_models":
+        return _prompt_name_problem(name) if prompt else _model_name_problem(name)
+    if table == "mcp_servers":
+        return _mcp_name_problem(name)
+    if table == mlflow_facts.EXPERIMENTS_TABLE and len(name) > mlflow_facts.MAX_EXPERIMENT_NAME_LENGTH:
+        return f"MLflow allows {mlflow_facts.MAX_EXPERIMENT_NAME_LENGTH} characters for an experiment's name"
+    return None
+
+
+# --- planning ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    group: tuple[Any, ...]
+    workspace: str | None
+    key: tuple[tuple[str, Any], ...]
+    name: str
+    others: tuple[Any, ...]  # the key's other columns (skills' organization)
+    created: Any
+
+
+def plan_renames(
+    conn: Connection,
+    schema: WorkspaceSchema,
+    move: Move,
+    policy: RenamePolicy,
+    colliding: Iterable[tuple[str, UniqueKey]],
+) -> RenamePlan:
+    """Read-only: the renames that resolve the given colliding root keys, and the rows it cannot rename."""
+    fold = fold_for(conn.dialect.name)
+    renames: list[Rename] = []
+    refused: list[RenameRefusal] = []
+    resolved: set[tuple[str, tuple[str, ...]]] = set()
+    for table, key in colliding:
+        wt = schema.table(table)
+        if refusal_reason(table, key) is not None or queries.rollup_parents(schema, wt, key):
+            continue  # stays a conflict; the report's fix hint says why (a child's collides with its parent)
+        resolved.add((table, key.columns))
+        column = name_column(key)
+        assert column is not None
+        candidates = _candidates(conn, wt, key, move)
+        if not candidates:
+            continue
+        prompts = _prompt_names(conn, schema) if table == "registered_models" else set()
+        taken = _taken(conn, wt, key, column, move, fold)
+        limit = wt.column_length(column)
+        for group in _groups(candidates):
+            keeper = _keeper(group, policy.keep, move.target)
+            for row in group:
+                if row is keeper:
+                    continue
+                names = taken.setdefault(row.others, set())
+                new, why = policy.template.unique_name(
+                    row.name, row.workspace or "", names, fold=fold, max_length=limit
+                )
+                if new is not None:
+                    why = name_problem(table, new, prompt=(row.workspace, row.name) in prompts)
+                if new is None or why is not None:
+                    refused.append(RenameRefusal(table, row.key, row.workspace, row.name, why or "no valid name"))
+                    continue
+                names.add(fold(new))
+                renames.append(Rename(table, row.key, row.workspace, column, row.name, new))
+    return RenamePlan(policy, tuple(renames), tuple(refused), frozenset(resolved))
+
+
+def _candidates(conn: Connection, wt: WorkspaceTable, key: UniqueKey, move: Move) -> list[_Candidate]:
+    pk = key_columns(wt)
+    created = creation_column(wt)
+    column = name_column(key)
+    others = [c for c in key.columns if c != column]
+    row_columns = list(dict.fromkeys([*pk, *key.columns, *([created] if created else [])]))
+    n_key = len(key.columns)
+    result = []
+    for record in conn.execute(queries.colliding_rows(wt, key, move, row_columns)):
+        values = tuple(record)
+        row = dict(zip(row_columns, values[n_key + 1 :], strict=True))
+        result.append(
+            _Candidate(
+                group=values[:n_key],
+                workspace=values[n_key],
+                key=tuple((c, row[c]) for c in pk),
+                name=row[column],
+                others=tuple(row[c] for c in others),
+                created=row[created] if created else None,
+            )
+        )
+    return result
+
+
+def _groups(candidates: list[_Candidate]) -> Iterable[list[_Candidate]]:
+    """Consecutive rows of one group (the query orders by group key)."""
+    group: list[_Candidate] = []
+    for c in candidates:
+        if group and c.group != group[0].group:
+            yield group
+            group = []
+        group.append(c)
+    if group:
+        yield group
+
+
+def _keeper(group: list[_Candidate], keep: str, target: str) -> _Candidate:
+    """The row that keeps its name: ``default`` the target's row (else the oldest), ``oldest``/``newest`` by
+    creation time; ties (and rows without a creation time, which sort last) are broken by workspace and id."""
+    if keep == "default":
+        in_target = [c for c in group if c.workspace == target]
+        if in_target:
+            group = in_target
+        keep = "oldest"
+    sign = 1 if keep == "oldest" else -1
+
+    def order(c: _Candidate) -> tuple:
+        created = c.created if isinstance(c.created, int | float) else None
+        return (created is None, sign * created if created is not None else 0, c.workspace or "", _sortable(c.key))
+
+    return min(group, key=order)
+
+
+def _sortable(key: tuple[tuple[str, Any], ...]) -> tuple:
+    return tuple(
+        (isinstance(v, str), v if not isinstance(v, str) else 0, v if isinstance(v, str) else "") for _, v in key
+    )
+
+
+def _taken(
+    conn: Connection, wt: WorkspaceTable, key: UniqueKey, column: str, move: Move, fold: Callable[[str], str]
+) -> dict[tuple[Any, ...], set[str]]:
+    others = [c for c in key.columns if c != column]
+    taken: dict[tuple[Any, ...], set[str]] = {}
+    for record in conn.execute(queries.names_sharing(wt, [*others, column], move)):
+        values = tuple(record)
+        taken.setdefault(values[:-1], set()).add(fold(values[-1]))
+    return taken
+
+
+def _prompt_names(conn: Connection, schema: WorkspaceSchema) -> set[tuple[str | None, str]]:
+    """(workspace, name) of the registered models that are prompts (MLflow's own test: the tag is 'true')."""
+    if not schema.is_workspace_table(mlflow_facts.MODEL_TAGS_TABLE):
+        return set()
+    wt = schema.table(mlflow_facts.MODEL_TAGS_TABLE)
+    t = queries.table_clause(wt)
+    stmt = select(t.c[wt.workspace_column], t.c.name).where(
+        t.c.key == mlflow_facts.PROMPT_TAG_KEY, t.c.value == mlflow_facts.PROMPT_TAG_VALUE
+    )
+    return {(ws, name) for ws, name in conn.execute(stmt)}
+
+
+# --- applying ----------------------------------------------------------------------------------------------
+
+
+def renamed_selection(schema: WorkspaceSchema, move: Move, plan: RenamePlan) -> Move:
+    """The move's selection after the renames: a selective move names its rows by key, and a renamed source row
+    (and every dependent carrying its name) is found under its new name from now on."""
+    if move.selection is None or not plan.renames:
+        return move
+    # table -> [(key column -> this table's column, rename)]
+    by_table: dict[str, list[tuple[dict[str, str], Rename]]] = {}
+    for r in plan.renames:
+        if r.workspace != move.source:
+            continue  # only source rows are selected by key; the target's keep moving nothing
+        wt = schema.table(r.table)
+        key = _renamed_key(wt, r.column)
+        by_table.setdefault(r.table, []).append(({c: c for c in key.columns}, r))
+        for dep in queries.dependents(schema, wt, key):
+            by_table.setdefault(dep.table, []).append((dep.columns, r))
+    selection = dict(move.selection)
+    for table, items in by_table.items():
+        chosen = selection.get(table)
+        if chosen is None or chosen.values is None:
+            continue
+        values = tuple(_rename_values(chosen.columns, v, items) for v in chosen.values)
+        selection[table] = dataclasses.replace(chosen, values=values)
+    return dataclasses.replace(move, selection=selection)
+
+
+def _rename_values(
+    columns: tuple[str, ...], values: tuple[Any, ...], items: list[tuple[dict[str, str], Rename]]
+) -> tuple[Any, ...]:
+    row = dict(zip(columns, values, strict=True))
+    for mapping, r in items:
+        if not all(col in row for col in mapping.values()):
+            continue
+        stored = dict(r.key)
+        if row[mapping[r.column]] == r.old and all(
+            row[col] == stored.get(c) for c, col in mapping.items() if c != r.column
+        ):
+            row[mapping[r.column]] = r.new
+            break
+    return tuple(row[c] for c in columns)
+
+
+def _renamed_key(wt: WorkspaceTable, column: str) -> UniqueKey:
+    return next(k for k in wt.unique_keys if name_column(k) == column)
+
+
+def apply_renames(
+    conn: Connection, schema: WorkspaceSchema, plan: RenamePlan, journal: JournalWriter | None
+) -> dict[str, int]:
+    """Rename every planned row, and every row that stores its name through a workspace FK, where it is (its own
+    workspace).  Each old value is journaled first.  Returns rows renamed per table (dependents included).
+
+    Children are read before the parent changes (an ON UPDATE CASCADE may rename them with it on PostgreSQL and
+    MySQL) and updated after it, which is a no-op where the cascade did it already and the rename itself where
+    foreign keys do not cascade (SQLite, or checks suspended)."""
+    counts: dict[str, int] = {}
+    by_table: dict[str, list[Rename]] = {}
+    for r in plan.renames:
+        by_table.setdefault(r.table, []).append(r)
+    for table, renames in by_table.items():
+        wt = schema.table(table)
+        key = _renamed_key(wt, renames[0].column)
+        deps = queries.dependents(schema, wt, key)
+        children = {d.table: _child_rows(conn, schema, d, key, renames) for d in deps}
+        counts[table] = _rename_rows(conn, wt, renames, journal)
+        for dep in deps:
+            dwt = schema.table(dep.table)
+            rows = children[dep.table]
+            if rows:
+                _rename_children(conn, dwt, dep, key, renames, rows, journal)
+                counts[dep.table] = counts.get(dep.table, 0) + len(rows)
+        derived = mlflow_facts.NAME_DERIVED_COLUMNS.get(table)
+        if derived and all(wt.has_column(c) for c in derived):
+            _rewrite_digests(conn, wt, renames, journal)
+    return counts
+
+
+def _where_key(t: Any, wt: WorkspaceTable, columns: list[str]) -> Any:
+    return and_(
+        t.c[wt.workspace_column] == bindparam("mwa_ws"),
+        *(t.c[c] == bindparam(f"mwa_k{i}") for i, c in enumerate(columns)),
+    )
+
+
+def _rename_rows(conn: Connection, wt: WorkspaceTable, renames: list[Rename], journal: JournalWriter | None) -> int:
+    t = queries.table_clause(wt)
+    pk = key_columns(wt)
+    column = renames[0].column
+    for r in renames:
+        if journal:
+            after = [r.new if c == column else v for c, v in r.key]
+            journal.column_set(wt.name, after, column, r.old, r.new, workspace=r.workspace)
+    stmt = t.update().where(_where_key(t, wt, pk)).values({column: bindparam("mwa_new")})
+    params = [
+        {"mwa_ws": r.workspace, "mwa_new": r.new, **{f"mwa_k{i}": v for i, (_, v) in enumerate(r.key)}} for r in renames
+    ]
+    conn.execute(stmt, params)
+    return len(renames)
+
+
+def _child_rows(
+    conn: Connection, schema: WorkspaceSchema, dep: queries.Dependent, key: UniqueKey, renames: list[Rename]
+) -> list[tuple[Any, ...]]:
+    """(workspace, stored name, *primary key) of the dependent rows that store a renamed row's name, read before
+    the rename."""
+    dwt = schema.table(dep.table)
+    t = queries.table_clause(dwt)
+    cols = [t.c[dep.columns[c]] for c in key.columns]
+    ws = t.c[dwt.workspace_column]
+    column = renames[0].column
+    wanted = [(r.workspace, *(r.old if c == column else dict(r.key).get(c) for c in key.columns)) for r in renames]
+    found: list[tuple[Any, ...]] = []
+    for i in range(0, len(wanted), _BATCH):
+        chunk = wanted[i : i + _BATCH]
+        stmt = select(ws, t.c[dep.columns[column]], *(t.c[c] for c in key_columns(dwt))).where(
+            tuple_(ws, *cols).in_(chunk)
+        )
+        found.extend(tuple(r) for r in conn.execute(stmt))
+    return found
+
+
+def _rename_children(
+    conn: Connection,
+    dwt: WorkspaceTable,
+    dep: queries.Dependent,
+    key: UniqueKey,
+    renames: list[Rename],
+    rows: list[tuple[Any, ...]],
+    journal: JournalWriter | None,
+) -> None:
+    t = queries.table_clause(dwt)
+    pk = key_columns(dwt)
+    column = renames[0].column
+    child_column = dep.columns[column]
+    # Matched as the database matched them (a case-insensitive collation may have found another spelling).
+    fold = fold_for(conn.dialect.name)
+    new_by_old = {(r.workspace, fold(r.old)): r for r in renames}
+    if journal:
+        for ws, old, *key_values in rows:
+            rename = new_by_old.get((ws, fold(old)))
+            if rename is None:
+                continue
+            # The row's key as restore finds it: after the rename.
+            after = [rename.new if c == child_column else v for c, v in zip(pk, key_values, strict=True)]
+            journal.column_set(dwt.name, after, child_column, old, rename.new, workspace=ws)
+    others = [c for c in key.columns if c != column]
+    stmt = (
+        t.update()
+        .where(
+            t.c[dwt.workspace_column] == bindparam("mwa_ws"),
+            t.c[child_column] == bindparam("mwa_old"),
+            *(t.c[dep.columns[c]] == bindparam(f"mwa_o{i}") for i, c in enumerate(others)),
+        )
+        .values({child_column: bindparam("mwa_new")})
+    )
+    params = [
+        {
+            "mwa_ws": r.workspace,
+            "mwa_old": r.old,
+            "mwa_new": r.new,
+            **{f"mwa_o{i}": dict(r.key).get(c) for i, c in enumerate(others)},
+        }
+        for r in renames
+    ]
+    conn.execute(stmt, params)
+
+
+def _rewrite_digests(
+    conn: Connection, wt: WorkspaceTable, renames: list[Rename], journal: JournalWriter | None
+) -> None:
+    """An evaluation dataset's digest is sha256("<name>:<last_update_time>")[:8] (MLflow's
+    ``_compute_dataset_digest``): recompute it for the new name, as MLflow would have."""
+    digest_col, time_col = mlflow_facts.NAME_DERIVED_COLUMNS[wt.name]
+    t = queries.table_clause(wt)
+    for r in renames:
+        where = and_(*(t.c[c] == v for c, v in r.key))
+        current = conn.execute(select(t.c[digest_col], t.c[time_col]).where(where)).first()
+        if current is None or current[1] is None:
+            continue
+        digest = hashlib.sha256(f"{r.new}:{current[1]}".encode()).hexdigest()[:8]
+        if journal:
+            journal.column_set(wt.name, [v for _, v in r.key], digest_col, current[0], digest, workspace=r.workspace)
+        conn.execute(t.update().where(where).values({digest_col: digest}))
