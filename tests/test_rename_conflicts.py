@@ -324,3 +324,25 @@ def test_restore_refuses_to_record_a_journal_of_renames(mlflow_db, tmp_path) -> 
     assert mlflow_db.fingerprint() == before
     with open(journal) as f:
         assert json.loads(f.readline())["type"] == "header"  # the refused run left the journal as it was
+
+
+def test_markdown_lists_renames_and_refusals(mlflow_db) -> None:
+    def fill(data) -> None:
+        data.experiment("team-a", "churn")
+        data.experiment("team-b", "churn")
+        _prompt(data, "team-a", "greeting")
+        _prompt(data, "team-c", "greeting")
+
+    populate(mlflow_db, fill)
+    before = mlflow_db.fingerprint()
+
+    result = migrate(mlflow_db.uri, "--dry-run", "--format", "markdown", "--rename-conflicts", "{name} ({workspace})")
+
+    assert result.exit_code == ExitStatus.CONFLICTS, result.output
+    out = result.stdout
+    assert '### Renames (--rename-conflicts "{name} ({workspace})", --keep default): 1 row(s) in 1 table(s)' in out
+    assert "| experiments | team-b (experiment&#95;id=" in out and '| "churn" | "churn (team-b)" |' in out
+    assert "**Cannot rename: 1 row(s) (they stay conflicts)**" in out
+    assert "a prompt's name may only hold letters" in out
+    assert "Fix: resolved by --rename-conflicts (see Renames)" in out
+    assert mlflow_db.fingerprint() == before
