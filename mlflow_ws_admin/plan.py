@@ -101,6 +101,8 @@ class Plan:
     resources: ResourceSelection | None = None
     #: ``--rename-conflicts``: the renames that resolve conflicts, and the rows that cannot be renamed
     renames: RenamePlan | None = None
+    #: (workspace, name) of the registered models that are prompts, read when registered models collide
+    prompts: frozenset[tuple[Any, Any]] = frozenset()
 
     @property
     def dialect(self) -> str:
@@ -137,6 +139,17 @@ class Plan:
     def resolved(self, tc: TableConflicts) -> bool:
         """Whether --rename-conflicts resolves this key's groups (refused rows are counted apart)."""
         return self.renames is not None and self.renames.resolves(tc.table, tc.key)
+
+    def group_fix(self, tc: TableConflicts, group: ConflictGroup) -> str:
+        """The one action that works in MLflow for this group's rows (``fix_hints``)."""
+        from mlflow_ws_admin.fix_hints import group_fix
+
+        return group_fix(tc.table, group, target=self.move.target, prompts=self.prompts)
+
+    def is_prompt_group(self, tc: TableConflicts, group: ConflictGroup) -> bool:
+        from mlflow_ws_admin.fix_hints import is_prompt_group
+
+        return is_prompt_group(tc.table, group, self.prompts)
 
     @property
     def blocking_conflict_count(self) -> int:
@@ -233,6 +246,9 @@ def build_plan(
         from mlflow_ws_admin.renames import plan_renames
 
         renames = plan_renames(conn, schema, move, move.rename, ((tc.table, tc.key) for tc in conflicts))
+    prompts: frozenset[tuple[Any, Any]] = frozenset()
+    if any(tc.table == "registered_models" for tc in conflicts) and (stmt := queries.prompt_models(schema)) is not None:
+        prompts = frozenset((ws, name) for ws, name in conn.execute(stmt))
     catalog_names = tuple(conn.execute(queries.catalog_names(schema.catalog)).scalars())
     return Plan(
         database=database,
@@ -249,6 +265,7 @@ def build_plan(
         move=move,
         resources=resources,
         renames=renames,
+        prompts=prompts,
     )
 
 

@@ -423,3 +423,15 @@ def names_sharing(wt: WorkspaceTable, columns: list[str], move: Move) -> Select:
         return stmt
     ws = t.c[wt.workspace_column]
     return stmt.where(ws.in_([move.target, move.source]))
+
+
+def prompt_models(schema: WorkspaceSchema) -> Select | None:
+    """(workspace, name) of the registered models that are prompts: MLflow's own test is the tag
+    ``mlflow.prompt.is_prompt`` = 'true' (store/model_registry/sqlalchemy_store.py).  None without the table."""
+    if not schema.is_workspace_table(mlflow_facts.MODEL_TAGS_TABLE):
+        return None
+    wt = schema.table(mlflow_facts.MODEL_TAGS_TABLE)
+    t = table_clause(wt)
+    return select(t.c[wt.workspace_column], t.c.name).where(
+        t.c.key == mlflow_facts.PROMPT_TAG_KEY, t.c.value == mlflow_facts.PROMPT_TAG_VALUE
+    )

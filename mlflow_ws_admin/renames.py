@@ -289,15 +289,8 @@ def _taken(
 
 
 def _prompt_names(conn: Connection, schema: WorkspaceSchema) -> set[tuple[str | None, str]]:
-    """(workspace, name) of the registered models that are prompts (MLflow's own test: the tag is 'true')."""
-    if not schema.is_workspace_table(mlflow_facts.MODEL_TAGS_TABLE):
-        return set()
-    wt = schema.table(mlflow_facts.MODEL_TAGS_TABLE)
-    t = queries.table_clause(wt)
-    stmt = select(t.c[wt.workspace_column], t.c.name).where(
-        t.c.key == mlflow_facts.PROMPT_TAG_KEY, t.c.value == mlflow_facts.PROMPT_TAG_VALUE
-    )
-    return {(ws, name) for ws, name in conn.execute(stmt)}
+    stmt = queries.prompt_models(schema)
+    return set() if stmt is None else {(ws, name) for ws, name in conn.execute(stmt)}
 
 
 # --- applying ----------------------------------------------------------------------------------------------

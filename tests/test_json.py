@@ -38,7 +38,8 @@ DOCUMENT = {
                     "rows": {"type": list, "items": {"type": dict, "keys": {"workspace": OPT_STR}, "values": SCALAR}},
                     "dependent_rows": INT,
                 },
-                "optional": {"reason": STR, "detail": STR},
+                # fix: the one action that works in MLflow for the group; resource: "prompt" for a prompt
+                "optional": {"reason": STR, "detail": STR, "fix": STR, "resource": STR},
             },
         },
         "conflict_count": INT,

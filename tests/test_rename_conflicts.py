@@ -346,3 +346,67 @@ def test_markdown_lists_renames_and_refusals(mlflow_db) -> None:
     assert "a prompt's name may only hold letters" in out
     assert "Fix: resolved by --rename-conflicts (see Renames)" in out
     assert mlflow_db.fingerprint() == before
+
+
+# --- fix hints without --rename-conflicts ------------------------------------------------------------------
+
+
+def test_fix_hints_give_the_real_client_call_and_label_prompts(mlflow_db) -> None:
+    def fill(data) -> None:
+        data.experiment("team-a", "churn", experiment_id=41)
+        data.experiment("team-b", "churn", experiment_id=42)
+        data.registered_model("team-a", "fraud")
+        data.registered_model("team-c", "fraud")
+        _prompt(data, "team-a", "greeting")
+        _prompt(data, "team-b", "greeting")
+        _dataset(data, "team-a", "d-a", "golden", 1)
+        _dataset(data, "team-b", "d-b", "golden", 2)
+        _mcp_server(data, "team-a", "com.example/search")
+        _mcp_server(data, "team-c", "com.example/search")
+
+    populate(mlflow_db, fill)
+    before = mlflow_db.fingerprint()
+
+    result = migrate(mlflow_db.uri, "--dry-run")
+
+    assert result.exit_code == ExitStatus.CONFLICTS, result.output
+    out = result.stdout
+    assert 'fix: mlflow.set_workspace("team-b"); MlflowClient().rename_experiment("42", "<new name>")' in out
+    assert 'fix: mlflow.set_workspace("team-c"); MlflowClient().rename_registered_model("fraud", "<new name>")' in out
+    # The prompt is labelled a prompt, and not sent to rename_registered_model (which answers "not found").
+    assert 'name="greeting" (prompt): team-a; team-b' in out
+    assert 'MlflowClient().rename_registered_model("greeting"' not in out
+    assert 'MlflowClient().delete_prompt("greeting")), or use --rename-conflicts (MLflow has no prompt rename)' in out
+    assert "MLflow has no rename for evaluation datasets" in out and 'delete_dataset(dataset_id="d-b")' in out
+    assert 'MLflow has no rename for MCP servers: register "com.example/search" again' in out
+
+    doc = document(migrate(mlflow_db.uri, "--dry-run", "--format", "json"))
+    greeting = next(c for c in doc["conflicts"] if c["key"] == {"name": "greeting"})
+    assert greeting["resource"] == "prompt" and "MLflow has no prompt rename" in greeting["fix"]
+    churn = next(c for c in doc["conflicts"] if c["key"] == {"name": "churn"})
+    assert "fix" in churn and '"42"' in churn["fix"] and "resource" not in churn
+    assert mlflow_db.fingerprint() == before
+
+
+@pytest.mark.mysql_only
+def test_every_spelling_of_a_case_insensitive_group_is_shown_with_its_own_call(mlflow_db) -> None:
+    def fill(data) -> None:
+        data.registered_model("team-a", "Fraud")
+        data.registered_model("team-b", "fraud")
+        data.registered_model("team-c", "FRAUD")
+
+    populate(mlflow_db, fill)
+
+    result = migrate(mlflow_db.uri, "--dry-run")
+
+    assert result.exit_code == ExitStatus.CONFLICTS, result.output
+    out = result.stdout
+    [line] = [line for line in out.splitlines() if line.startswith('  name="')]
+    # The group's key is one spelling; every row that spells it otherwise shows its own.
+    for ws, spelling in (("team-a", "Fraud"), ("team-b", "fraud"), ("team-c", "FRAUD")):
+        assert f'{ws} (name="{spelling}")' in line or line.startswith(f'  name="{spelling}": '), line
+    assert 'mlflow.set_workspace("team-b"); MlflowClient().rename_registered_model("fraud", "<new name>")' in out
+    assert 'mlflow.set_workspace("team-c"); MlflowClient().rename_registered_model("FRAUD", "<new name>")' in out
+    doc = document(migrate(mlflow_db.uri, "--dry-run", "--format", "json"))
+    [group] = [c for c in doc["conflicts"] if c["table"] == "registered_models"]
+    assert [r.get("name", group["key"]["name"]) for r in group["rows"]] == ["Fraud", "fraud", "FRAUD"]

@@ -128,8 +128,14 @@ def conflict_items(plan: Plan, groups_for: GroupStream, limit: int | None) -> It
     for tc in plan.conflicts:
         if left is not None and left <= 0:
             return
+        resolved = plan.resolved(tc)
         for group in groups_for(tc, left):
-            yield conflict_item(tc, group)
+            item = conflict_item(tc, group)
+            if plan.is_prompt_group(tc, group):
+                item["resource"] = "prompt"
+            if not resolved:
+                item["fix"] = plan.group_fix(tc, group)
+            yield item
             if left is not None:
                 left -= 1
                 if left <= 0:
@@ -140,7 +146,11 @@ def conflict_item(tc: TableConflicts, group: ConflictGroup) -> dict[str, Any]:
     return {
         "table": tc.table,
         "key": dict(group.key),
-        "rows": [{"workspace": r.workspace, **dict(r.identity)} for r in group.rows],
+        # a row's own stored key where it spells the group's key otherwise (a case-insensitive collation)
+        "rows": [
+            {"workspace": r.workspace, **dict(r.identity), **(dict(r.stored_key) if r.stored_key != group.key else {})}
+            for r in group.rows
+        ],
         "dependent_rows": group.dependent_rows,
     }
 

@@ -186,8 +186,11 @@ def _render_conflicts(plan: Plan, console: Console, groups_for: GroupSource | No
         groups = groups_for(tc) if groups_for else tc.sample
         if max_groups is not None:
             groups = itertools.islice(groups, max(0, max_groups - listed))
+        resolved = plan.resolved(tc)
         for group in groups:
-            batch.append(group_line(group))
+            batch.append(group_line(group, prompt=plan.is_prompt_group(tc, group)))
+            if not resolved:
+                batch.append(Text(f"    fix: {plan.group_fix(tc, group)}", style="cyan"))
             shown += 1
             # Rich's cost is per print call, so a 60k-group report prints in batches; the first group goes
             # out alone, so a long report starts at once.
@@ -249,8 +252,10 @@ def _rename_subject(r: Any) -> str:
     return f"{workspace_label(r.workspace)} ({ident})"
 
 
-def group_line(group: ConflictGroup) -> Text:
+def group_line(group: ConflictGroup, *, prompt: bool = False) -> Text:
     key = ", ".join(f"{col}={quoted(val)}" for col, val in group.key)
+    if prompt:  # a prompt is stored as a registered model, but MLflow's model calls do not find it
+        key += " (prompt)"
     rows = "; ".join(_row_label(r, group.key) for r in group.rows)
     line = Text(f"  {key}: {rows}")
     if group.dependent_rows:
