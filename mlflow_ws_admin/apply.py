@@ -104,7 +104,7 @@ def apply_plan(
         journal=journal,
         doing=f"applying (rolled back: nothing was applied; still pending: {pending})",
         ignore_other_sessions=extras.ignore_other_sessions,
-        read_tables=reference_tables(schema) if plan.resources else (),
+        read_tables=_read_tables(plan),
     ) as tx:
         conn = tx.conn
         if extras.expected_fingerprints is not None:
@@ -173,6 +173,17 @@ def _rename_conflicts(tx: Locked, plan: Plan, journal: JournalWriter | None) -> 
         )
     tx.suspend_foreign_keys()
     return apply_renames(conn, schema, current, journal), renamed_selection(schema, move, current)
+
+
+def _read_tables(plan: Plan) -> list[str]:
+    """Tables without a workspace that apply reads under its lock: a selection's references, the by-name
+    references a rename must not break."""
+    tables = set(reference_tables(plan.schema)) if plan.resources else set()
+    if plan.move.rename:
+        from mlflow_ws_admin.renames import NAME_REFERENCE_TABLES
+
+        tables |= set(NAME_REFERENCE_TABLES) & plan.schema.all_table_names
+    return sorted(tables - {t.name for t in plan.schema.tables})
 
 
 def _refuse_new_references(conn: Connection, schema: WorkspaceSchema, move: Move) -> None:

@@ -102,3 +102,18 @@ NO_CLIENT_RENAME = frozenset({"skills", "evaluation_datasets"})
 #: Columns that record when a row was created.  The move journal keeps their value so that restore can tell the
 #: row it moved from a new row that took the same name in `default` since (a "replaced" restore conflict).
 CREATION_COLUMNS = ("creation_time", "creation_timestamp", "created_at", "created_time")
+
+
+#: Where MLflow stores a registered model's or a prompt's *name* as text, outside the rows that carry it through a
+#: foreign key.  A rename cannot follow these safely (MLflow's own rename_registered_model leaves them too), and
+#: after a merge the old name would resolve to another workspace's model or prompt, so --rename-conflicts refuses
+#: to rename a model or prompt that is referenced this way from its own workspace:
+#: - ``model_versions.source`` = ``models:/<name>/<version>`` for a copied version (copy_model_version,
+#:   mlflow/store/model_registry/abstract_store.py);
+#: - the ``mlflow.linkedPrompts`` tag (JSON list of {"name", "version"}) on runs (``tags``), traces
+#:   (``trace_tags``) and logged models (``logged_model_tags``) (mlflow/tracing/constant.py, abstract_store.py);
+#: - ``entity_associations.destination_id`` = ``<name>/<version>`` for a trace's PROMPT_VERSION
+#:   (mlflow/store/tracking/sqlalchemy_store.py).
+LINKED_PROMPTS_TAG = "mlflow.linkedPrompts"
+MODEL_URI_PREFIX = "models:/"
+PROMPT_VERSION_ASSOCIATION = "prompt_version"

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, select, tuple_
+from sqlalchemy import and_, bindparam, column, select, tuple_
+from sqlalchemy import table as sql_table
 from sqlalchemy.engine import Connection
 
 from mlflow_ws_admin import mlflow_facts, queries
@@ -215,7 +217,137 @@ def plan_renames(
                     continue
                 names.add(fold(new))
                 renames.append(Rename(table, row.key, row.workspace, column, row.name, new))
-    return RenamePlan(policy, tuple(renames), tuple(refused), frozenset(resolved))
+    renames, referenced = _without_referenced(conn, schema, renames, fold)
+    return RenamePlan(policy, tuple(renames), (*refused, *referenced), frozenset(resolved))
+
+
+# --- names stored as text ----------------------------------------------------------------------------------
+
+#: The tables ``_name_references`` reads besides the workspace tables: apply read-locks them (MySQL).
+NAME_REFERENCE_TABLES = ("tags", "runs", "trace_tags", "trace_info", "logged_model_tags", "entity_associations")
+
+
+def _without_referenced(
+    conn: Connection, schema: WorkspaceSchema, renames: list[Rename], fold: Callable[[str], str]
+) -> tuple[list[Rename], list[RenameRefusal]]:
+    """Refuse the renames of registered models and prompts that MLflow refers to by name, as text, from their
+    own workspace (``mlflow_facts.LINKED_PROMPTS_TAG`` and friends): after the merge those references would
+    resolve to the row that kept the name."""
+    models = [r for r in renames if r.table == "registered_models"]
+    if not models:
+        return renames, []
+    wanted = {(r.workspace, fold(r.old)) for r in models}
+    found: dict[tuple[Any, str], str] = {}
+    for workspace, name, where in _name_references(conn, schema, sorted({r.workspace for r in models})):
+        if (workspace, fold(name)) in wanted:
+            found.setdefault((workspace, fold(name)), where)
+    kept, refused = [], []
+    for r in renames:
+        where = found.get((r.workspace, fold(r.old))) if r.table == "registered_models" else None
+        if where is None:
+            kept.append(r)
+        else:
+            reason = f"MLflow refers to it by name in {where}; that reference would reach the row that keeps the name"
+            refused.append(RenameRefusal(r.table, r.key, r.workspace, r.old, reason))
+    return kept, refused
+
+
+def _name_references(
+    conn: Connection, schema: WorkspaceSchema, workspaces: list[Any]
+) -> Iterable[tuple[Any, str, str]]:
+    """(workspace, referenced model or prompt name, where) of every by-name reference from these workspaces."""
+    have = schema.all_table_names
+    if "model_versions" in have:
+        mv = schema.table("model_versions")
+        t = queries.table_clause(mv)
+        stmt = select(t.c[mv.workspace_column], t.c.source, t.c.name, t.c.version).where(
+            t.c[mv.workspace_column].in_(workspaces), t.c.source.like(f"{mlflow_facts.MODEL_URI_PREFIX}%")
+        )
+        for ws, source, name, version in conn.execute(stmt):
+            target = source[len(mlflow_facts.MODEL_URI_PREFIX) :].split("/")[0].split("@")[0]
+            yield ws, target, f"model_versions.source of {name!r} version {version} ({source!r})"
+    experiments = sql_table(
+        mlflow_facts.EXPERIMENTS_TABLE, column(mlflow_facts.EXPERIMENT_ID_COLUMN), column("workspace")
+    )
+    e_id, e_ws = experiments.c[mlflow_facts.EXPERIMENT_ID_COLUMN], experiments.c.workspace
+    linked = []
+    if {"tags", "runs"} <= have:
+        tags = sql_table("tags", column("key"), column("value"), column("run_uuid"))
+        runs = sql_table("runs", column("run_uuid"), column("experiment_id"))
+        linked.append(
+            (
+                "a run's mlflow.linkedPrompts tag",
+                select(e_ws, tags.c.value)
+                .select_from(
+                    tags.join(runs, runs.c.run_uuid == tags.c.run_uuid).join(experiments, e_id == runs.c.experiment_id)
+                )
+                .where(tags.c.key == mlflow_facts.LINKED_PROMPTS_TAG, e_ws.in_(workspaces)),
+            )
+        )
+    if {"trace_tags", "trace_info"} <= have:
+        trace_tags = sql_table("trace_tags", column("key"), column("value"), column("request_id"))
+        traces = sql_table("trace_info", column("request_id"), column("experiment_id"))
+        linked.append(
+            (
+                "a trace's mlflow.linkedPrompts tag",
+                select(e_ws, trace_tags.c.value)
+                .select_from(
+                    trace_tags.join(traces, traces.c.request_id == trace_tags.c.request_id).join(
+                        experiments, e_id == traces.c.experiment_id
+                    )
+                )
+                .where(trace_tags.c.key == mlflow_facts.LINKED_PROMPTS_TAG, e_ws.in_(workspaces)),
+            )
+        )
+    if "logged_model_tags" in have:
+        lm_tags = sql_table("logged_model_tags", column("tag_key"), column("tag_value"), column("experiment_id"))
+        linked.append(
+            (
+                "a logged model's mlflow.linkedPrompts tag",
+                select(e_ws, lm_tags.c.tag_value)
+                .select_from(lm_tags.join(experiments, e_id == lm_tags.c.experiment_id))
+                .where(lm_tags.c.tag_key == mlflow_facts.LINKED_PROMPTS_TAG, e_ws.in_(workspaces)),
+            )
+        )
+    for where, stmt in linked:
+        for ws, value in conn.execute(stmt):
+            for name in _linked_prompt_names(value):
+                yield ws, name, where
+    if {"entity_associations", "trace_info"} <= have:
+        assoc = sql_table(
+            "entity_associations",
+            column("source_type"),
+            column("source_id"),
+            column("destination_type"),
+            column("destination_id"),
+        )
+        traces = sql_table("trace_info", column("request_id"), column("experiment_id"))
+        stmt = (
+            select(e_ws, assoc.c.destination_id)
+            .select_from(
+                assoc.join(traces, traces.c.request_id == assoc.c.source_id).join(
+                    experiments, e_id == traces.c.experiment_id
+                )
+            )
+            .where(
+                assoc.c.source_type == "trace",
+                assoc.c.destination_type == mlflow_facts.PROMPT_VERSION_ASSOCIATION,
+                e_ws.in_(workspaces),
+            )
+        )
+        for ws, destination in conn.execute(stmt):
+            yield ws, str(destination).rsplit("/", 1)[0], "a trace's prompt-version association (entity_associations)"
+
+
+def _linked_prompt_names(value: Any) -> list[str]:
+    """The prompt names in a mlflow.linkedPrompts tag (JSON: [{"name": ..., "version": ...}]); none if unreadable."""
+    try:
+        items = json.loads(value)
+    except (TypeError, ValueError):
+        return []
+    if not isinstance(items, list):
+        return []
+    return [str(i["name"]) for i in items if isinstance(i, dict) and "name" in i]
 
 
 def _candidates(conn: Connection, wt: WorkspaceTable, key: UniqueKey, move: Move) -> list[_Candidate]:

@@ -410,3 +410,35 @@ def test_every_spelling_of_a_case_insensitive_group_is_shown_with_its_own_call(m
     doc = document(migrate(mlflow_db.uri, "--dry-run", "--format", "json"))
     [group] = [c for c in doc["conflicts"] if c["table"] == "registered_models"]
     assert [r.get("name", group["key"]["name"]) for r in group["rows"]] == ["Fraud", "fraud", "FRAUD"]
+
+
+def test_a_model_or_prompt_referenced_by_name_from_its_workspace_is_not_renamed(mlflow_db) -> None:
+    def fill(data) -> None:
+        _prompt(data, "team-a", "greeting")
+        _prompt(data, "team-b", "greeting")
+        data.registered_model("team-a", "fraud")
+        data.registered_model("team-c", "fraud")
+        data.registered_model("team-c", "fraud-copy")
+        data.flush()
+        # team-c copied fraud's version 1 (copy_model_version stores the source by name)
+        data.add("model_versions", workspace="team-c", name="fraud-copy", version=2, source="models:/fraud/1")
+        for ws, run in (("team-a", "r-a"), ("team-b", "r-b")):
+            exp = data.experiment(ws, f"prompting-{ws}")
+            data.flush()
+            data.add("runs", run_uuid=run, experiment_id=exp, status="FINISHED", lifecycle_stage="active")
+            data.flush()
+            data.add("tags", run_uuid=run, key="mlflow.linkedPrompts", value='[{"name": "greeting", "version": "1"}]')
+
+    populate(mlflow_db, fill)
+    before = mlflow_db.fingerprint()
+
+    result = migrate(mlflow_db.uri, "-y", "--format", "json", "--rename-conflicts", TEMPLATE)
+
+    assert result.exit_code == ExitStatus.CONFLICTS, result.output
+    doc = document(result)
+    refused = {(r["workspace"], r["old"]): r["reason"] for r in doc["renames_refused"]}
+    # team-a keeps both names, so team-a's references stay right; team-b's run and team-c's copy would not.
+    assert set(refused) == {("team-b", "greeting"), ("team-c", "fraud")}
+    assert "a run's mlflow.linkedPrompts tag" in refused[("team-b", "greeting")]
+    assert "model_versions.source of 'fraud-copy' version 2 ('models:/fraud/1')" in refused[("team-c", "fraud")]
+    assert mlflow_db.fingerprint() == before
