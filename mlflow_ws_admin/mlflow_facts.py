@@ -37,6 +37,14 @@ UNRENAMEABLE_REASONS: dict[str, str] = {
     "mlflow/utils/crypto.py _create_aad) and a trigger rejects any change to it",
 }
 
+#: Resources --rename-conflicts leaves alone although no key is bound: table -> why.  Skills are new in MLflow 3.18;
+#: a skill version's stored content is addressed by the skill's name (``mlflow-artifacts:/skills/<name>/...``),
+#: and the tool's reading of MLflow's code (3.17.2) does not cover them.
+NOT_RENAMED: dict[str, str] = {
+    "skills": "a skill's stored content is addressed by its name (mlflow-artifacts:/skills/<name>/...) and "
+    "MLflow 3.18's other uses of it are not verified",
+}
+
 #: Columns MLflow derives from a row's name, recomputed when --rename-conflicts renames it: table -> (column,
 #: the column it is derived with).  An evaluation dataset's digest is sha256("<name>:<last_update_time>")[:8]
 #: (mlflow/store/tracking/sqlalchemy_store.py ``_compute_dataset_digest``).

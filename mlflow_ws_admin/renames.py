@@ -88,6 +88,8 @@ def refusal_reason(table: str, key: UniqueKey) -> str | None:
     bound = mlflow_facts.UNRENAMEABLE_KEY_COLUMNS.get(table, frozenset()) & set(key.columns)
     if bound:
         return mlflow_facts.UNRENAMEABLE_REASONS.get(table, "MLflow binds it into stored data")
+    if table in mlflow_facts.NOT_RENAMED:
+        return mlflow_facts.NOT_RENAMED[table]
     if name_column(key) is None:
         return "the key has no name column"
     return None

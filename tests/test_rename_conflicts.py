@@ -442,3 +442,19 @@ def test_a_model_or_prompt_referenced_by_name_from_its_workspace_is_not_renamed(
     assert "a run's mlflow.linkedPrompts tag" in refused[("team-b", "greeting")]
     assert "model_versions.source of 'fraud-copy' version 2 ('models:/fraud/1')" in refused[("team-c", "fraud")]
     assert mlflow_db.fingerprint() == before
+
+
+def test_skills_are_not_renamed(mlflow_db) -> None:
+    from .test_mlflow_318 import _skill
+
+    populate(
+        mlflow_db, lambda data: (_skill(data, "team-a", "summarize", "git"), _skill(data, "team-b", "summarize", "git"))
+    )
+    before = mlflow_db.fingerprint()
+
+    result = migrate(mlflow_db.uri, "--dry-run", "--rename-conflicts", TEMPLATE)
+
+    assert result.exit_code == ExitStatus.CONFLICTS, result.output
+    assert "fix: MLflow has no rename for skills" in result.stdout
+    assert "Renames (" not in result.stdout
+    assert mlflow_db.fingerprint() == before
