@@ -32,6 +32,7 @@ from mlflow_ws_admin.transaction import Locked, locked_transaction
 
 if TYPE_CHECKING:
     from mlflow_ws_admin.journal import JournalWriter
+    from mlflow_ws_admin.renames import RenamePlan
 
 #: Called after each table with (table, rows moved, seconds since apply started).
 ProgressHook = Callable[[str, int, float], None]
@@ -50,6 +51,8 @@ class ApplyResult:
     artifact_locations_retargeted: int = 0
     #: (table, rows renamed) by ``--rename-conflicts``: the renamed rows and every row that stores their names
     renamed: tuple[tuple[str, int], ...] = ()
+    #: the renames read and applied under the lock (``--rename-conflicts``)
+    renames: RenamePlan | None = None
 
     @property
     def total_renamed(self) -> int:
@@ -112,8 +115,9 @@ def apply_plan(
 
             verify_fingerprints(conn, schema, extras.expected_fingerprints)
         renamed: dict[str, int] = {}
+        renames = None
         if move.rename:
-            renamed, move = _rename_conflicts(tx, plan, journal)
+            renames, renamed, move = _rename_conflicts(tx, plan, journal)
             plan = dataclasses.replace(plan, move=move)
         _recheck_conflicts(conn, schema, _code_enforced_keys(schema), move)
         if plan.resources:
@@ -143,14 +147,14 @@ def apply_plan(
         if journal and created:
             journal.catalog_inserted({schema.catalog.name_column: mlflow_facts.DEFAULT_WORKSPACE})
     moved = tuple((wt.name, counts[wt.name]) for wt in _moving_tables(plan))
-    return ApplyResult(moved, created, pruned, findings, retargeted, tuple(renamed.items()))
+    return ApplyResult(moved, created, pruned, findings, retargeted, tuple(renamed.items()), renames)
 
 
-def _rename_conflicts(tx: Locked, plan: Plan, journal: JournalWriter | None) -> tuple[dict[str, int], Move]:
+def _rename_conflicts(tx: Locked, plan: Plan, journal: JournalWriter | None) -> tuple[RenamePlan, dict[str, int], Move]:
     """Under the lock, before anything is journaled or moved: read the renames again and apply them.  They
     must be the ones the plan showed (with -y, apply's own reading is the plan); rows that cannot be renamed
     block.  Foreign keys are suspended first, so a rename cannot be refused by one that does not cascade.
-    Returns the rows renamed per table, and the move with its selection under the new names."""
+    Returns the renames, the rows renamed per table, and the move with its selection under the new names."""
     from mlflow_ws_admin.renames import apply_renames, plan_renames, renamed_selection
 
     conn, schema, move = tx.conn, tx.schema, plan.move
@@ -172,7 +176,7 @@ def _rename_conflicts(tx: Locked, plan: Plan, journal: JournalWriter | None) -> 
             "the colliding rows changed since the plan, so its renames no longer hold; rolled back, nothing changed"
         )
     tx.suspend_foreign_keys()
-    return apply_renames(conn, schema, current, journal), renamed_selection(schema, move, current)
+    return current, apply_renames(conn, schema, current, journal), renamed_selection(schema, move, current)
 
 
 def _read_tables(plan: Plan) -> list[str]:

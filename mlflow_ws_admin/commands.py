@@ -193,7 +193,7 @@ def _run_move(
     from mlflow_ws_admin.apply import apply_plan
     from mlflow_ws_admin.connect import create_db_engine
     from mlflow_ws_admin.report.progress import apply_progress
-    from mlflow_ws_admin.report.text import render_apply_result, render_artifact_findings, render_plan
+    from mlflow_ws_admin.report.text import render_apply_result, render_artifact_findings, render_plan, render_renames
 
     options.check()
     output.check()
@@ -206,9 +206,7 @@ def _run_move(
     try:
         # Without a prompt nobody reviews the plan before apply, so what apply checks under its lock anyway is
         # left to it (one pass over the data instead of two); see plan.build_plan.
-        # Renames are planned before apply (and read again under its lock), so they need the conflicts read.
-        defer = options.yes and not options.dry_run and options.rename_conflicts is None
-        plan, status = report.show(dry_run=options.dry_run, defer_to_apply=defer)
+        plan, status = report.show(dry_run=options.dry_run, defer_to_apply=options.yes and not options.dry_run)
         if status is not None:
             return status
         if not options.yes:
@@ -238,10 +236,14 @@ def _run_move(
             report.show(dry_run=True, defer_to_apply=False, status=ExitStatus.CONFLICTS)
             raise
         if plan.checked_during_apply:
-            plan = dataclasses.replace(plan, artifact_findings=result.artifact_findings)
+            # With -y the renames, too, were read under the lock only: report what was renamed.
+            plan = dataclasses.replace(plan, artifact_findings=result.artifact_findings, renames=result.renames)
             if not output.json:
                 console.print()
                 render_artifact_findings(plan, console)
+                if result.renames is not None and result.renames.renames:
+                    console.print()
+                    render_renames(plan, console)
         if output.json:
             _emit_plan(output, ui, None, plan, ExitStatus.OK, applied=result)
         else:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, column, select, tuple_
+from sqlalchemy import and_, bindparam, column, select
 from sqlalchemy import table as sql_table
 from sqlalchemy.engine import Connection
 
@@ -541,12 +541,21 @@ def _child_rows(
     column = renames[0].column
     wanted = [(r.workspace, *(r.old if c == column else dict(r.key).get(c) for c in key.columns)) for r in renames]
     found: list[tuple[Any, ...]] = []
+    # One IN list per column rather than a row-value IN: SQLite answers that from the (workspace, name, ...)
+    # index instead of scanning the table per batch.  The pairs are then matched exactly, as the database
+    # compares (a case-insensitive collation may answer another spelling).
+    fold = fold_for(conn.dialect.name)
+    exact = {tuple(fold(v) if isinstance(v, str) else v for v in w) for w in wanted}
     for i in range(0, len(wanted), _BATCH):
         chunk = wanted[i : i + _BATCH]
-        stmt = select(ws, t.c[dep.columns[column]], *(t.c[c] for c in key_columns(dwt))).where(
-            tuple_(ws, *cols).in_(chunk)
+        stmt = select(ws, t.c[dep.columns[column]], *(t.c[c] for c in key_columns(dwt)), *cols).where(
+            ws.in_(list({w[0] for w in chunk})), *(c.in_(list({w[j + 1] for w in chunk})) for j, c in enumerate(cols))
         )
-        found.extend(tuple(r) for r in conn.execute(stmt))
+        for record in conn.execute(stmt):
+            values = tuple(record)
+            probe = (values[0], *values[len(values) - len(cols) :])
+            if tuple(fold(v) if isinstance(v, str) else v for v in probe) in exact:
+                found.append(values[: len(values) - len(cols)])
     return found
 
 

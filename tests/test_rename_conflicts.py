@@ -458,3 +458,30 @@ def test_skills_are_not_renamed(mlflow_db) -> None:
     assert "fix: MLflow has no rename for skills" in result.stdout
     assert "Renames (" not in result.stdout
     assert mlflow_db.fingerprint() == before
+
+
+def test_json_after_apply_lists_the_renames_made_under_the_lock(mlflow_db) -> None:
+    def fill(data) -> None:
+        data.experiment("team-a", "churn")
+        data.experiment("team-b", "churn")
+        data.registered_model("team-a", "fraud", versions=2, aliases=1)
+        data.registered_model("team-b", "fraud", versions=1)
+
+    populate(mlflow_db, fill)
+
+    result = migrate(mlflow_db.uri, "-y", "--format", "json", "--rename-conflicts", TEMPLATE)
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    doc = document(result)
+    assert doc["status"] == "applied"
+    assert sorted((r["table"], r["workspace"], r["new"]) for r in doc["renames"]) == [
+        ("experiments", "team-b", "churn-team-b"),
+        ("registered_models", "team-b", "fraud-team-b"),
+    ]
+    assert doc["rows_renamed"] == {
+        "experiments": 1,
+        "registered_models": 1,
+        "model_versions": 1,
+        "model_version_tags": 1,
+    }
+    assert mlflow_db.outside_default("experiments") == 0

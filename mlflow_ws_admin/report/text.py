@@ -487,7 +487,7 @@ def render_apply_result(
         where = (
             f"the journal {journal} (column_set records; db restore-workspaces puts the old names back)"
             if journal
-            else "the dry run's --format json `renames` (no --journal was written, so no restore)"
+            else "--format json `renames` lists them all (no --journal was written, so there is no restore)"
         )
         console.print(Text(f"  the list of renames (old → new): {where}"))
     console.print(
