@@ -17,7 +17,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import and_, bindparam, column, select
 from sqlalchemy import table as sql_table
@@ -31,8 +31,9 @@ from mlflow_ws_admin.schema import UniqueKey, WorkspaceSchema, WorkspaceTable
 if TYPE_CHECKING:
     from mlflow_ws_admin.journal import JournalWriter
 
-KEEP_CHOICES = ("default", "oldest", "newest")
-_BATCH = 500
+#: Renamed names per dependent-row lookup: one IN list the database turns into a hash or index probe, so a
+#: dependent table is read once per batch (SQLite allows 32,766 bound values per statement).
+_BATCH = 20_000
 
 
 @dataclass(frozen=True)
@@ -168,8 +169,7 @@ def name_problem(table: str, name: str, *, prompt: bool = False) -> str | None:
 # --- planning ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Candidate:
+class _Candidate(NamedTuple):
     group: tuple[Any, ...]
     workspace: str | None
     key: tuple[tuple[str, Any], ...]
@@ -359,21 +359,22 @@ def _candidates(conn: Connection, wt: WorkspaceTable, key: UniqueKey, move: Move
     others = [c for c in key.columns if c != column]
     row_columns = list(dict.fromkeys([*pk, *key.columns, *([created] if created else [])]))
     n_key = len(key.columns)
-    result = []
-    for record in conn.execute(queries.colliding_rows(wt, key, move, row_columns)):
-        values = tuple(record)
-        row = dict(zip(row_columns, values[n_key + 1 :], strict=True))
-        result.append(
-            _Candidate(
-                group=values[:n_key],
-                workspace=values[n_key],
-                key=tuple((c, row[c]) for c in pk),
-                name=row[column],
-                others=tuple(row[c] for c in others),
-                created=row[created] if created else None,
-            )
+    # Positions in each record, worked out once: 60k groups make per-row dicts a visible cost.
+    at = {c: n_key + 1 + i for i, c in enumerate(row_columns)}
+    pk_at = [(c, at[c]) for c in pk]
+    others_at = [at[c] for c in others]
+    name_at, created_at = at[column], at[created] if created else None
+    return [
+        _Candidate(
+            values[:n_key],
+            values[n_key],
+            tuple((c, values[i]) for c, i in pk_at),
+            values[name_at],
+            tuple(values[i] for i in others_at),
+            values[created_at] if created_at is not None else None,
         )
-    return result
+        for values in conn.execute(queries.colliding_rows(wt, key, move, row_columns)).tuples()
+    ]
 
 
 def _groups(candidates: list[_Candidate]) -> Iterable[list[_Candidate]]:
@@ -393,22 +394,17 @@ def _keeper(group: list[_Candidate], keep: str, target: str) -> _Candidate:
     creation time; ties (and rows without a creation time, which sort last) are broken by workspace and id."""
     if keep == "default":
         in_target = [c for c in group if c.workspace == target]
-        if in_target:
-            group = in_target
+        if len(in_target) == 1:
+            return in_target[0]
+        group = in_target or group
         keep = "oldest"
     sign = 1 if keep == "oldest" else -1
 
     def order(c: _Candidate) -> tuple:
-        created = c.created if isinstance(c.created, int | float) else None
-        return (created is None, sign * created if created is not None else 0, c.workspace or "", _sortable(c.key))
+        timed = isinstance(c.created, int | float)
+        return (not timed, sign * c.created if timed else 0, c.workspace or "", tuple(v for _, v in c.key))
 
     return min(group, key=order)
-
-
-def _sortable(key: tuple[tuple[str, Any], ...]) -> tuple:
-    return tuple(
-        (isinstance(v, str), v if not isinstance(v, str) else 0, v if isinstance(v, str) else "") for _, v in key
-    )
 
 
 def _taken(
