@@ -373,7 +373,7 @@ def _candidates(conn: Connection, wt: WorkspaceTable, key: UniqueKey, move: Move
             tuple(values[i] for i in others_at),
             values[created_at] if created_at is not None else None,
         )
-        for values in conn.execute(queries.colliding_rows(wt, key, move, row_columns)).tuples()
+        for values in conn.execute(queries.colliding_rows(wt, key, move, row_columns))
     ]
 
 
