@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, column, select
+from sqlalchemy import and_, column, false, select
 from sqlalchemy import table as sql_table
 from sqlalchemy.engine import Connection
 
@@ -106,6 +106,8 @@ def fold_for(dialect: str) -> Callable[[str], str]:
 
 
 def _loose_fold(s: str) -> str:
+    if s.isascii():  # the common case, 20x cheaper than decomposing
+        return s.lower().rstrip(" ")
     decomposed = unicodedata.normalize("NFKD", s)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold().rstrip(" ")
 
@@ -477,128 +479,139 @@ def apply_renames(
     """Rename every planned row, and every row that stores its name through a workspace FK, where it is (its own
     workspace).  Each old value is journaled first.  Returns rows renamed per table (dependents included).
 
-    Children are read before the parent changes (an ON UPDATE CASCADE may rename them with it on PostgreSQL and
-    MySQL) and updated after it, which is a no-op where the cascade did it already and the rename itself where
-    foreign keys do not cascade (SQLite, or checks suspended)."""
+    Set-based, as the move is: the renames are loaded into a temporary table, and one UPDATE joined to it renames
+    each table (one statement per row took 8.5 s for 60k renames on MariaDB).  Dependent rows are read before the
+    parent changes (an ON UPDATE CASCADE may rename them with it on PostgreSQL and MySQL) and updated after it,
+    which is a no-op where the cascade did it already and the rename itself where foreign keys do not cascade
+    (SQLite, or MySQL with its checks suspended)."""
+    from mlflow_ws_admin.dialects import for_backend
+
+    dialect = for_backend(conn.dialect.name)
     counts: dict[str, int] = {}
     by_table: dict[str, list[Rename]] = {}
     for r in plan.renames:
         by_table.setdefault(r.table, []).append(r)
-    for table, renames in by_table.items():
-        wt = schema.table(table)
-        key = _renamed_key(wt, renames[0].column)
-        deps = queries.dependents(schema, wt, key)
-        children = {d.table: _child_rows(conn, schema, d, key, renames) for d in deps}
-        counts[table] = _rename_rows(conn, wt, renames, journal)
-        for dep in deps:
-            dwt = schema.table(dep.table)
-            rows = children[dep.table]
-            if rows:
-                _rename_children(conn, dwt, dep, key, renames, rows, journal)
-                counts[dep.table] = counts.get(dep.table, 0) + len(rows)
-        derived = mlflow_facts.NAME_DERIVED_COLUMNS.get(table)
-        if derived and all(wt.has_column(c) for c in derived):
-            _rewrite_digests(conn, wt, renames, journal)
+    with dialect.index_joins(conn):
+        for table, renames in by_table.items():
+            wt = schema.table(table)
+            key = _renamed_key(wt, renames[0].column)
+            loaded = _load(conn, dialect, wt, renames)
+            deps = [(d, schema.table(d.table)) for d in queries.dependents(schema, wt, key)]
+            children = {d.table: _child_rows(conn, dwt, d, key, wt, loaded) for d, dwt in deps}
+            counts[table] = _rename_rows(conn, dialect, wt, renames, loaded, journal)
+            for dep, dwt in deps:
+                if rows := children[dep.table]:
+                    _rename_children(conn, dialect, dwt, dep, key, wt, loaded, rows, journal)
+                    counts[dep.table] = counts.get(dep.table, 0) + len(rows)
+            derived = mlflow_facts.NAME_DERIVED_COLUMNS.get(table)
+            if derived and all(wt.has_column(c) for c in derived):
+                _rewrite_digests(conn, wt, renames, journal)
+            dialect.drop_temporary_table(conn, _LOADED)
     return counts
 
 
-def _where_key(t: Any, wt: WorkspaceTable, columns: list[str]) -> Any:
-    return and_(
-        t.c[wt.workspace_column] == bindparam("mwa_ws"),
-        *(t.c[c] == bindparam(f"mwa_k{i}") for i, c in enumerate(columns)),
-    )
+#: The session-private table the renames of one table are loaded into.
+_LOADED = "mwa_renames"
+_LOAD_BATCH = 5000
 
 
-def _rename_rows(conn: Connection, wt: WorkspaceTable, renames: list[Rename], journal: JournalWriter | None) -> int:
+def _load(conn: Connection, dialect: Any, wt: WorkspaceTable, renames: list[Rename]) -> Any:
+    """A temporary table (ws, k_0.., old_name, new_name) with the source columns' own types, so values compare
+    as the database compares them, holding these renames."""
+    t = queries.table_clause(wt)
+    pk = key_columns(wt)
+    name_col = renames[0].column
+    shape = [
+        t.c[wt.workspace_column].label("ws"),
+        *(t.c[c].label(f"k_{i}") for i, c in enumerate(pk)),
+        t.c[name_col].label("old_name"),
+        t.c[name_col].label("new_name"),
+    ]
+    empty = select(*shape).where(false()).compile(conn, compile_kwargs={"literal_binds": True})
+    dialect.create_temporary_table(conn, _LOADED, str(empty), ["ws", "old_name"])
+    rows = [(r.workspace, *(v for _, v in r.key), r.old, r.new) for r in renames]
+    for i in range(0, len(rows), _LOAD_BATCH):
+        dialect.insert_rows(conn, _LOADED, len(shape), rows[i : i + _LOAD_BATCH])
+    return sql_table(_LOADED, *(column(c.name) for c in shape))
+
+
+def _key_match(t: Any, ws_column: str, columns: dict[str, str], loaded: Any, pk: list[str]) -> Any:
+    """Rows of ``t`` in a loaded rename's workspace whose ``columns`` (root key column -> t's column) hold the
+    loaded row's values: the old name, and the root's other key columns from its primary key."""
+    conditions = [t.c[ws_column] == loaded.c.ws]
+    for root_col, col in columns.items():
+        if root_col in pk:
+            conditions.append(t.c[col] == loaded.c[f"k_{pk.index(root_col)}"])
+    return and_(*conditions)
+
+
+def _rename_rows(
+    conn: Connection,
+    dialect: Any,
+    wt: WorkspaceTable,
+    renames: list[Rename],
+    loaded: Any,
+    journal: JournalWriter | None,
+) -> int:
     t = queries.table_clause(wt)
     pk = key_columns(wt)
     column = renames[0].column
-    for r in renames:
-        if journal:
+    if journal:
+        for r in renames:
             after = [r.new if c == column else v for c, v in r.key]
             journal.column_set(wt.name, after, column, r.old, r.new, workspace=r.workspace)
-    stmt = t.update().where(_where_key(t, wt, pk)).values({column: bindparam("mwa_new")})
-    params = [
-        {"mwa_ws": r.workspace, "mwa_new": r.new, **{f"mwa_k{i}": v for i, (_, v) in enumerate(r.key)}} for r in renames
-    ]
-    conn.execute(stmt, params)
-    return len(renames)
+    match = _key_match(t, wt.workspace_column, {c: c for c in pk}, loaded, pk)
+    if column not in pk:
+        match = and_(match, t.c[column] == loaded.c.old_name)
+    return dialect.update_from(conn, t, match, {column: loaded.c.new_name}, expected_rows=len(renames))
 
 
 def _child_rows(
-    conn: Connection, schema: WorkspaceSchema, dep: queries.Dependent, key: UniqueKey, renames: list[Rename]
+    conn: Connection, dwt: WorkspaceTable, dep: queries.Dependent, key: UniqueKey, root: WorkspaceTable, loaded: Any
 ) -> list[tuple[Any, ...]]:
-    """(workspace, stored name, *primary key) of the dependent rows that store a renamed row's name, read before
-    the rename."""
-    dwt = schema.table(dep.table)
+    """(workspace, stored name, new name, *primary key) of the dependent rows that store a renamed row's name,
+    read before the rename."""
     t = queries.table_clause(dwt)
-    cols = [t.c[dep.columns[c]] for c in key.columns]
-    ws = t.c[dwt.workspace_column]
-    column = renames[0].column
-    wanted = [(r.workspace, *(r.old if c == column else dict(r.key).get(c) for c in key.columns)) for r in renames]
-    found: list[tuple[Any, ...]] = []
-    # One IN list per column rather than a row-value IN: SQLite answers that from the (workspace, name, ...)
-    # index instead of scanning the table per batch.  The pairs are then matched exactly, as the database
-    # compares (a case-insensitive collation may answer another spelling).
-    fold = fold_for(conn.dialect.name)
-    exact = {tuple(fold(v) if isinstance(v, str) else v for v in w) for w in wanted}
-    for i in range(0, len(wanted), _BATCH):
-        chunk = wanted[i : i + _BATCH]
-        stmt = select(ws, t.c[dep.columns[column]], *(t.c[c] for c in key_columns(dwt)), *cols).where(
-            ws.in_(list({w[0] for w in chunk})), *(c.in_(list({w[j + 1] for w in chunk})) for j, c in enumerate(cols))
-        )
-        for record in conn.execute(stmt):
-            values = tuple(record)
-            probe = (values[0], *values[len(values) - len(cols) :])
-            if tuple(fold(v) if isinstance(v, str) else v for v in probe) in exact:
-                found.append(values[: len(values) - len(cols)])
-    return found
+    column = name_column(key)
+    assert column is not None
+    others = {c: dep.columns[c] for c in key.columns if c != column}
+    match = and_(
+        _key_match(t, dwt.workspace_column, others, loaded, key_columns(root)),
+        t.c[dep.columns[column]] == loaded.c.old_name,
+    )
+    stmt = select(
+        t.c[dwt.workspace_column], t.c[dep.columns[column]], loaded.c.new_name, *(t.c[c] for c in key_columns(dwt))
+    ).select_from(t.join(loaded, match))
+    return [tuple(r) for r in conn.execute(stmt)]
 
 
 def _rename_children(
     conn: Connection,
+    dialect: Any,
     dwt: WorkspaceTable,
     dep: queries.Dependent,
     key: UniqueKey,
-    renames: list[Rename],
+    root: WorkspaceTable,
+    loaded: Any,
     rows: list[tuple[Any, ...]],
     journal: JournalWriter | None,
 ) -> None:
     t = queries.table_clause(dwt)
     pk = key_columns(dwt)
-    column = renames[0].column
+    column = name_column(key)
+    assert column is not None
     child_column = dep.columns[column]
-    # Matched as the database matched them (a case-insensitive collation may have found another spelling).
-    fold = fold_for(conn.dialect.name)
-    new_by_old = {(r.workspace, fold(r.old)): r for r in renames}
     if journal:
-        for ws, old, *key_values in rows:
-            rename = new_by_old.get((ws, fold(old)))
-            if rename is None:
-                continue
+        for ws, old, new, *key_values in rows:
             # The row's key as restore finds it: after the rename.
-            after = [rename.new if c == child_column else v for c, v in zip(pk, key_values, strict=True)]
-            journal.column_set(dwt.name, after, child_column, old, rename.new, workspace=ws)
-    others = [c for c in key.columns if c != column]
-    stmt = (
-        t.update()
-        .where(
-            t.c[dwt.workspace_column] == bindparam("mwa_ws"),
-            t.c[child_column] == bindparam("mwa_old"),
-            *(t.c[dep.columns[c]] == bindparam(f"mwa_o{i}") for i, c in enumerate(others)),
-        )
-        .values({child_column: bindparam("mwa_new")})
+            after = [new if c == child_column else v for c, v in zip(pk, key_values, strict=True)]
+            journal.column_set(dwt.name, after, child_column, old, new, workspace=ws)
+    others = {c: dep.columns[c] for c in key.columns if c != column}
+    match = and_(
+        _key_match(t, dwt.workspace_column, others, loaded, key_columns(root)),
+        t.c[child_column] == loaded.c.old_name,
     )
-    params = [
-        {
-            "mwa_ws": r.workspace,
-            "mwa_old": r.old,
-            "mwa_new": r.new,
-            **{f"mwa_o{i}": dict(r.key).get(c) for i, c in enumerate(others)},
-        }
-        for r in renames
-    ]
-    conn.execute(stmt, params)
+    dialect.update_from(conn, t, match, {child_column: loaded.c.new_name}, expected_rows=len(rows))
 
 
 def _rewrite_digests(
