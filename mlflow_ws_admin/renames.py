@@ -560,9 +560,8 @@ def _rename_rows(
         for r in renames:
             after = [r.new if c == column else v for c, v in r.key]
             journal.column_set(wt.name, after, column, r.old, r.new, workspace=r.workspace)
-    match = _key_match(t, wt.workspace_column, {c: c for c in pk}, loaded, pk)
-    if column not in pk:
-        match = and_(match, t.c[column] == loaded.c.old_name)
+    # The old name too, even where it is part of the key: the loaded table's index is (ws, old_name).
+    match = and_(_key_match(t, wt.workspace_column, {c: c for c in pk}, loaded, pk), t.c[column] == loaded.c.old_name)
     return dialect.update_from(conn, t, match, {column: loaded.c.new_name}, expected_rows=len(renames))
 
 
