@@ -31,10 +31,6 @@ from mlflow_ws_admin.schema import UniqueKey, WorkspaceSchema, WorkspaceTable
 if TYPE_CHECKING:
     from mlflow_ws_admin.journal import JournalWriter
 
-#: Renamed names per dependent-row lookup: one IN list the database turns into a hash or index probe, so a
-#: dependent table is read once per batch (SQLite allows 32,766 bound values per statement).
-_BATCH = 20_000
-
 
 @dataclass(frozen=True)
 class Rename:
@@ -433,38 +429,44 @@ def renamed_selection(schema: WorkspaceSchema, move: Move, plan: RenamePlan) -> 
     (and every dependent carrying its name) is found under its new name from now on."""
     if move.selection is None or not plan.renames:
         return move
-    # table -> [(key column -> this table's column, rename)]
-    by_table: dict[str, list[tuple[dict[str, str], Rename]]] = {}
+    # table -> {(key column, this table's column) pairs: {the key's values as stored: (new name, name column)}}
+    by_table: dict[str, dict[tuple[tuple[str, str], ...], dict[tuple[Any, ...], tuple[str, str]]]] = {}
     for r in plan.renames:
         if r.workspace != move.source:
             continue  # only source rows are selected by key; the target's keep moving nothing
         wt = schema.table(r.table)
         key = _renamed_key(wt, r.column)
-        by_table.setdefault(r.table, []).append(({c: c for c in key.columns}, r))
-        for dep in queries.dependents(schema, wt, key):
-            by_table.setdefault(dep.table, []).append((dep.columns, r))
+        stored = dict(r.key) | {r.column: r.old}
+        for table, mapping in [(r.table, {c: c for c in key.columns})] + [
+            (d.table, d.columns) for d in queries.dependents(schema, wt, key)
+        ]:
+            pairs = tuple(sorted(mapping.items()))
+            found = by_table.setdefault(table, {}).setdefault(pairs, {})
+            found[tuple(stored.get(c) for c, _ in pairs)] = (r.new, r.column)
     selection = dict(move.selection)
-    for table, items in by_table.items():
+    for table, lookups in by_table.items():
         chosen = selection.get(table)
         if chosen is None or chosen.values is None:
             continue
-        values = tuple(_rename_values(chosen.columns, v, items) for v in chosen.values)
+        values = tuple(_rename_values(chosen.columns, v, lookups) for v in chosen.values)
         selection[table] = dataclasses.replace(chosen, values=values)
     return dataclasses.replace(move, selection=selection)
 
 
 def _rename_values(
-    columns: tuple[str, ...], values: tuple[Any, ...], items: list[tuple[dict[str, str], Rename]]
+    columns: tuple[str, ...],
+    values: tuple[Any, ...],
+    lookups: dict[tuple[tuple[str, str], ...], dict[tuple[Any, ...], tuple[str, str]]],
 ) -> tuple[Any, ...]:
+    """One selected row's key values, its name replaced where a rename names it (one dict lookup per key shape)."""
     row = dict(zip(columns, values, strict=True))
-    for mapping, r in items:
-        if not all(col in row for col in mapping.values()):
+    for pairs, new_names in lookups.items():
+        if not all(col in row for _, col in pairs):
             continue
-        stored = dict(r.key)
-        if row[mapping[r.column]] == r.old and all(
-            row[col] == stored.get(c) for c, col in mapping.items() if c != r.column
-        ):
-            row[mapping[r.column]] = r.new
+        found = new_names.get(tuple(row[col] for _, col in pairs))
+        if found is not None:
+            new, name_col = found
+            row[dict(pairs)[name_col]] = new
             break
     return tuple(row[c] for c in columns)
 
