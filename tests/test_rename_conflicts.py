@@ -166,6 +166,12 @@ def test_apply_renames_every_dependent_and_restore_brings_back_the_exact_origina
     assert "renamed 3 row(s) of model_versions" in out  # fraud-team-c: 2, greeting-team-b: 1
     assert f"the journal {journal}" in out
 
+    applied = mlflow_db.fingerprint()
+    preview = run_cli("db", "restore-workspaces", mlflow_db.uri, "--journal", journal, "--dry-run")
+    assert preview.exit_code == ExitStatus.OK, preview.output
+    assert "19 renamed name(s) put back" in preview.stdout and "Dry run: 99 row(s) would move back" in preview.stdout
+    assert mlflow_db.fingerprint() == applied
+
     restored = run_cli("db", "restore-workspaces", mlflow_db.uri, "--journal", journal, "-y")
 
     assert restored.exit_code == ExitStatus.OK, restored.output
