@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
 
 from mlflow_ws_admin.errors import ExitStatus
 
@@ -17,6 +21,7 @@ from .helpers import migrate, populate
 from .test_mlflow_compat import (  # noqa: F401 (the fixture, and the skip without MLflow)
     MLFLOW_PYTHON,
     _mlflow_env,
+    mlflow_server,
     mlflow_version_db,
     pytestmark,
 )
@@ -100,3 +105,37 @@ def test_mlflow_finds_renamed_resources_under_their_new_names(mlflow_version_db)
     assert {"fraud", "fraud-team-c"} <= set(seen["models"])  # MLflow lists models, not prompts, here
     assert seen["model"] == "fraud-team-c" and seen["versions"] == [1, 2] and seen["alias"] == 2
     assert seen["prompt"] == ["greeting-team-b", "Hello {{name}} from b"]
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.sqlite_only
+def test_a_server_without_workspaces_serves_renamed_resources(mlflow_version_db, tmp_path: Path) -> None:  # noqa: F811
+    db = mlflow_version_db
+
+    def fill(data) -> None:
+        # The server serializes artifact_location and fails on a NULL one: give each its MLflow layout.
+        for ws, at in (("team-a", 1), ("team-b", 2)):
+            data.experiment(ws, "churn", creation_time=at, artifact_location=str(tmp_path / "artifacts" / ws / "1"))
+        _model(data, "team-a", "fraud", versions=1)
+        _model(data, "team-c", "fraud", versions=2)
+
+    populate(db, fill)
+    assert migrate(db.uri, "-y", "--rename-conflicts", "{name}-{workspace}").exit_code == ExitStatus.OK
+    db.engine.dispose()
+
+    with mlflow_server(db.path, tmp_path, workspaces=False) as server:
+        assert server.process.poll() is None, server.output()[-3000:]
+        api = server.url + "/api/2.0/mlflow"
+        experiment = _get(f"{api}/experiments/get-by-name?experiment_name=churn-team-b")["experiment"]
+        model = _get(f"{api}/registered-models/get?name=fraud-team-c")["registered_model"]
+        alias = _get(f"{api}/registered-models/alias?name=fraud-team-c&alias=alias-0")["model_version"]
+        kept = _get(f"{api}/registered-models/get?name=fraud")["registered_model"]
+
+    assert experiment["name"] == "churn-team-b"
+    assert model["name"] == "fraud-team-c" and [a["alias"] for a in model.get("aliases", [])] == ["alias-0"]
+    assert (alias["name"], alias["version"]) == ("fraud-team-c", "2")
+    assert kept["name"] == "fraud"
