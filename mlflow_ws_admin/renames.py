@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import posixpath
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -120,16 +121,10 @@ def _model_name_problem(name: str) -> str | None:
     """mlflow/utils/validation.py _validate_model_name: no '/' or ':', and a normalized relative path."""
     if any(c in name for c in "/:"):
         return "a registered model's name cannot contain '/' or ':'"
-    norm = _normpath(name)
+    norm = posixpath.normpath(name)
     if norm != name or norm == "." or norm.startswith(".."):
         return "a registered model's name must be a plain relative path (no '.', '..' or doubled separators)"
     return None
-
-
-def _normpath(name: str) -> str:
-    import posixpath
-
-    return posixpath.normpath(name)
 
 
 def _prompt_name_problem(name: str) -> str | None:
