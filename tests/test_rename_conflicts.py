@@ -491,3 +491,62 @@ def test_json_after_apply_lists_the_renames_made_under_the_lock(mlflow_db) -> No
         "model_version_tags": 1,
     }
     assert mlflow_db.outside_default("experiments") == 0
+
+
+# --- after a prompt: apply renames what the person reviewed, or nothing ---------------------------------------
+
+
+def _prompted_rename(db, on_confirm) -> tuple[ExitStatus, str]:
+    """The migrate use case with a terminal UI; ``on_confirm`` runs while the person reads the plan.  Returns the
+    exit status and the error the CLI boundary would print."""
+    from mlflow_ws_admin import commands
+    from mlflow_ws_admin.connect import resolve_target
+    from mlflow_ws_admin.errors import ConflictsAppeared
+
+    def confirm(question: str) -> bool:
+        on_confirm()
+        return True
+
+    ui = commands.UI(stdin_is_terminal=True, confirm=confirm)
+    options = commands.MigrateOptions(rename_conflicts=TEMPLATE)
+    try:
+        return commands.migrate(resolve_target(db.uri), options, commands.Output(), ui), ""
+    except ConflictsAppeared as exc:
+        return ExitStatus.CONFLICTS, exc.message
+
+
+def _two_churns(data) -> None:
+    data.experiment("team-a", "churn")
+    data.experiment("team-b", "churn")
+
+
+def test_the_reviewed_renames_are_applied(mlflow_db, capsys: pytest.CaptureFixture[str]) -> None:
+    populate(mlflow_db, _two_churns)
+
+    status, _ = _prompted_rename(mlflow_db, lambda: None)
+
+    assert status == ExitStatus.OK
+    assert '"churn" → "churn-team-b"' in capsys.readouterr().out  # shown before the prompt
+    assert ("default", "churn-team-b") in _names(mlflow_db, "experiments")
+    assert mlflow_db.outside_default("experiments") == 0
+
+
+def test_renames_that_changed_since_the_review_roll_back(mlflow_db, capsys: pytest.CaptureFixture[str]) -> None:
+    populate(mlflow_db, _two_churns)
+    before: list = []
+
+    def collide_meanwhile() -> None:
+        # A third churn arrives while the person reads the plan: the reviewed renames no longer cover it.
+        mlflow_db.execute(
+            "INSERT INTO experiments (experiment_id, name, workspace, lifecycle_stage) "
+            "VALUES (990001, 'churn', 'team-c', 'active')"
+        )
+        before.append(mlflow_db.fingerprint())
+
+    status, error = _prompted_rename(mlflow_db, collide_meanwhile)
+
+    assert status == ExitStatus.CONFLICTS
+    assert error.startswith("the colliding rows changed since the plan, so its renames no longer hold")
+    # Rolled back; the read-only report that follows shows the renames as they are now.
+    assert '"churn" → "churn-team-c"' in capsys.readouterr().out
+    assert mlflow_db.fingerprint() == before[0]
