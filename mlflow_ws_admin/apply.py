@@ -6,7 +6,9 @@ The plan is re-validated under the lock with cheap checks, never with a second f
 collision on a key the schema enforces (primary key, unique constraint or index) makes the database refuse
 the UPDATE itself, and only then is the exact conflict count taken; keys that only MLflow's code keeps
 unique have no index to refuse with, so those are re-tested explicitly (they are few and small).  The
-artifact locations are read under the lock too, and checked in a thread while the UPDATEs run.
+artifact locations are read under the lock too, and checked in a thread while the UPDATEs run.  With
+``--rename-conflicts`` the renames are read again and applied first (``renames``), so that the journal and the
+move see the new names.
 """
 
 from __future__ import annotations
@@ -53,10 +55,6 @@ class ApplyResult:
     renamed: tuple[tuple[str, int], ...] = ()
     #: the renames read and applied under the lock (``--rename-conflicts``)
     renames: RenamePlan | None = None
-
-    @property
-    def total_renamed(self) -> int:
-        return sum(n for _, n in self.renamed)
 
     @property
     def total_moved(self) -> int:

@@ -72,7 +72,8 @@ class RestoreResult:
     catalog_deleted: list[str] = field(default_factory=list)
     #: columns put back to their journaled value (a move's retargeted artifact locations, renamed names)
     columns_restored: int = 0
-    #: of those, names put back (``--rename-conflicts``: the renamed rows and the rows storing their names)
+    #: of those, the values --rename-conflicts changed (the names, in the renamed rows and the rows storing them,
+    #: and the digests derived from them)
     names_restored: int = 0
     applied: bool = False
 

@@ -169,7 +169,8 @@ def test_apply_renames_every_dependent_and_restore_brings_back_the_exact_origina
     applied = mlflow_db.fingerprint()
     preview = run_cli("db", "restore-workspaces", mlflow_db.uri, "--journal", journal, "--dry-run")
     assert preview.exit_code == ExitStatus.OK, preview.output
-    assert "19 renamed name(s) put back" in preview.stdout and "Dry run: 99 row(s) would move back" in preview.stdout
+    assert "19 value(s) changed by --rename-conflicts put back" in preview.stdout
+    assert "Dry run: 99 row(s) would move back" in preview.stdout
     assert mlflow_db.fingerprint() == applied
 
     restored = run_cli("db", "restore-workspaces", mlflow_db.uri, "--journal", journal, "-y")
@@ -177,7 +178,7 @@ def test_apply_renames_every_dependent_and_restore_brings_back_the_exact_origina
     assert restored.exit_code == ExitStatus.OK, restored.output
     # 7 renamed rows; 11 rows storing their names (fraud-team-c: 2 versions, 2 version tags, a tag, an alias;
     # greeting-team-b: a version, its tag, the prompt tag; the MCP server: a version, a tag); 1 digest
-    assert "19 renamed name(s) put back" in restored.stdout
+    assert "19 value(s) changed by --rename-conflicts put back" in restored.stdout
     assert mlflow_db.dump() == original
 
 

@@ -517,7 +517,9 @@ def render_restore(
         if other := result.columns_restored - result.names_restored:
             console.print(Text(f"  {other:,} changed column value(s) (artifact locations) put back"))
         if result.names_restored:
-            console.print(Text(f"  {result.names_restored:,} renamed name(s) put back (--rename-conflicts)"))
+            console.print(
+                Text(f"  {result.names_restored:,} value(s) changed by --rename-conflicts put back (names, digests)")
+            )
     for table, n in result.missing.items():
         console.print(Text(f"  {table}: {n:,} journaled row(s) no longer exist where the run left them; skipped"))
     if result.conflict_count:
