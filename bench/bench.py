@@ -18,7 +18,12 @@ workspaces (~580k of them outside `default`), then times, each on a fresh copy o
               experiments --name ...`` of 10 named experiments (3 experiment_tags rows each) as a subprocess, at every
               scale (target: 1.5 s end to end), and MLflow's own ``mlflow db move-resources`` with ``--with-mlflow``.
 
-(a)-(e) are the ``migrate`` scenario, (f) the ``move`` scenario: ``--scenarios move`` runs only (f).
+  (g) rename  ``-y --rename-conflicts '{name}-{workspace}'`` on the copy with the planted collisions (every
+              colliding row but one renamed, in the same transaction as the move), against the clean apply (b) of
+              the template in the same run (target: at most 2x).
+
+(a)-(e) are the ``migrate`` scenario, (f) the ``move`` scenario, (g) the ``rename`` scenario: ``--scenarios move``
+runs only (f).
 
 Run from the repository root:  python bench/bench.py --backends sqlite,postgresql,mysql --scales 1,4
 """
@@ -82,8 +87,11 @@ MOVE_EXPERIMENTS = 10
 MOVE_TAGS = 3
 MOVE_FROM, MOVE_TO = "team-01", "team-02"
 MOVE_TARGET_S = 1.5
-#: What --scenarios can name: `migrate` (raw, apply, dry runs, journal and restore, collisions) and `move`.
-SCENARIOS = ("migrate", "move")
+#: What --scenarios can name: `migrate` (raw, apply, dry runs, journal and restore, collisions), `move`, `rename`.
+SCENARIOS = ("migrate", "move", "rename")
+#: --rename-conflicts on the planted collisions may cost at most this many times the clean apply (issue 12).
+RENAME_TEMPLATE = "{name}-{workspace}"
+RENAME_RATIO_TARGET = 2.0
 
 #: Targets from the issue, checked at scale 1.
 APPLY_RATIO_TARGET = {"sqlite": 1.3, "postgresql": 1.15, "mysql": 1.15}
@@ -565,8 +573,13 @@ def bench_one(backend: Backend, scale: float, args: argparse.Namespace) -> dict[
         result["rows_total"] = backend.build(template, dataset(scale), extra=move_tags(scale))
         result["rows_to_move"] = backend.count_outside_default(template)
         log(f"{backend.name} x{scale}: built {result['rows_total']:,} rows in {time.perf_counter() - t:.1f}s")
+        if {"migrate", "rename"} & set(args.scenarios):
+            backend.copy(template, clash_template)
+            result["clash_rows"] = backend.add(clash_template, clashes(scale))
         if "migrate" in args.scenarios:
             result |= bench_migrate(backend, scale, template, clash_template, work, result["rows_to_move"], args)
+        if "rename" in args.scenarios:
+            result |= bench_rename(backend, template, clash_template, work, args)
         if "move" in args.scenarios:
             result |= bench_move(backend, scale, template, work, args)
     finally:
@@ -587,9 +600,6 @@ def bench_migrate(
 ) -> dict[str, Any]:
     """migrate-to-default-workspace: raw, apply, dry runs, journal and restore, collisions (and MLflow's)."""
     result: dict[str, Any] = {}
-    backend.copy(template, clash_template)
-    result["clash_rows"] = backend.add(clash_template, clashes(scale))
-
     raw, apply, dry = [], [], []
     for attempt in range(args.repeat):
         backend.copy(template, work)
@@ -658,6 +668,25 @@ def bench_move(backend: Backend, scale: float, template: str, work: str, args: a
         assert m.status == 0 and backend.experiments_in(work, names, MOVE_TO) == (len(names), tags), "MLflow's move"
         result["mlflow_move_s"] = m.seconds
         log(f"  MLflow move-resources: {m.seconds:.2f}s")
+    return result
+
+
+def bench_rename(backend: Backend, template: str, clash_template: str, work: str, args: argparse.Namespace) -> dict:
+    """--rename-conflicts: apply with every planted collision renamed, against the clean apply of the template,
+    both end to end, each on a fresh copy, in the same run."""
+    clean, renamed = [], []
+    for attempt in range(args.repeat):
+        backend.copy(template, work)
+        a = ours(backend.uri(work), "-y")
+        assert a.status == 0 and backend.count_outside_default(work) == 0, "clean apply left rows behind"
+        clean.append(a.seconds)
+        backend.copy(clash_template, work)
+        r = ours(backend.uri(work), "-y", "--rename-conflicts", RENAME_TEMPLATE)
+        assert r.status == 0 and backend.count_outside_default(work) == 0, "rename apply left rows behind"
+        renamed.append(r.seconds)
+        log(f"  rename run {attempt + 1}: clean apply {clean[-1]:.2f}s, apply --rename-conflicts {renamed[-1]:.2f}s")
+    result = {"rename_clean_apply_s": statistics.median(clean), "rename_apply_s": statistics.median(renamed)}
+    result["rename_ratio"] = result["rename_apply_s"] / result["rename_clean_apply_s"]
     return result
 
 
@@ -748,6 +777,15 @@ def targets(results: list[dict[str, Any]], help_s: float) -> list[dict[str, Any]
     checks = [{"what": "--help start-up", "measured": round(help_s, 3), "target": HELP_TARGET_S, "ok": help_s <= 0.3}]
     checks += memory_targets(results)
     for r in results:
+        if "rename_ratio" in r and r["scale"] == 1:
+            checks.append(
+                {
+                    "what": f"{r['backend']}: apply --rename-conflicts with the 40k+20k collisions / clean apply",
+                    "measured": round(r["rename_ratio"], 3),
+                    "target": RENAME_RATIO_TARGET,
+                    "ok": r["rename_ratio"] <= RENAME_RATIO_TARGET,
+                }
+            )
         if "move_s" in r:
             checks.append(
                 {
@@ -866,6 +904,14 @@ def print_report(report: dict[str, Any]) -> None:
             if "mlflow_move_s" in r:
                 line += f"; MLflow {r['mlflow_move_s']:.2f}s (ours/MLflow {r['move_vs_mlflow']:.2f}x)"
             print(line)
+    renamed = [r for r in report["results"] if "rename_ratio" in r]
+    if renamed:
+        print("\napply --rename-conflicts on the planted collisions (every colliding row but one renamed):")
+        for r in renamed:
+            print(
+                f"  {r['backend']:<11} x{r['scale']:g}: {r['rename_apply_s']:.2f}s against the clean apply "
+                f"{r['rename_clean_apply_s']:.2f}s ({r['rename_ratio']:.2f}x)"
+            )
     mlflow = [r for r in report["results"] if "mlflow_apply_s" in r]
     if mlflow:
         print("\nMLflow's own command (same copies):")
@@ -919,7 +965,8 @@ def main(argv: list[str] | None = None) -> int:
         "--scenarios",
         default=",".join(SCENARIOS),
         help="comma-separated: migrate (raw, apply, dry runs, journal and restore, collisions), move "
-        "(move-resources of 10 named experiments); default: %(default)s",
+        "(move-resources of 10 named experiments), rename (apply --rename-conflicts on the collisions); "
+        "default: %(default)s",
     )
     parser.add_argument("--with-mlflow", action="store_true", help="also time MLflow's own command")
     parser.add_argument("--mlflow-python", default=str(MLFLOW_PYTHON), help="a Python with mlflow installed")

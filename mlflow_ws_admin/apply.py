@@ -6,11 +6,14 @@ The plan is re-validated under the lock with cheap checks, never with a second f
 collision on a key the schema enforces (primary key, unique constraint or index) makes the database refuse
 the UPDATE itself, and only then is the exact conflict count taken; keys that only MLflow's code keeps
 unique have no index to refuse with, so those are re-tested explicitly (they are few and small).  The
-artifact locations are read under the lock too, and checked in a thread while the UPDATEs run.
+artifact locations are read under the lock too, and checked in a thread while the UPDATEs run.  With
+``--rename-conflicts`` the renames are read again and applied first (``renames``), so that the journal and the
+move see the new names.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ from mlflow_ws_admin.transaction import Locked, locked_transaction
 
 if TYPE_CHECKING:
     from mlflow_ws_admin.journal import JournalWriter
+    from mlflow_ws_admin.renames import RenamePlan
 
 #: Called after each table with (table, rows moved, seconds since apply started).
 ProgressHook = Callable[[str, int, float], None]
@@ -47,6 +51,10 @@ class ApplyResult:
     artifact_findings: tuple[ArtifactFinding, ...] = ()
     #: experiments whose artifact_location was repointed (``--artifact-policy retarget``)
     artifact_locations_retargeted: int = 0
+    #: (table, rows renamed) by ``--rename-conflicts``: the renamed rows and every row that stores their names
+    renamed: tuple[tuple[str, int], ...] = ()
+    #: the renames read and applied under the lock (``--rename-conflicts``)
+    renames: RenamePlan | None = None
 
     @property
     def total_moved(self) -> int:
@@ -97,13 +105,18 @@ def apply_plan(
         journal=journal,
         doing=f"applying (rolled back: nothing was applied; still pending: {pending})",
         ignore_other_sessions=extras.ignore_other_sessions,
-        read_tables=reference_tables(schema) if plan.resources else (),
+        read_tables=_read_tables(plan),
     ) as tx:
         conn = tx.conn
         if extras.expected_fingerprints is not None:
             from mlflow_ws_admin.planfile import verify_fingerprints  # only --plan runs pay its import
 
             verify_fingerprints(conn, schema, extras.expected_fingerprints)
+        renamed: dict[str, int] = {}
+        renames = None
+        if move.rename:
+            renames, renamed, move = _rename_conflicts(tx, plan, journal)
+            plan = dataclasses.replace(plan, move=move)
         _recheck_conflicts(conn, schema, _code_enforced_keys(schema), move)
         if plan.resources:
             if extras.check_workspaces:
@@ -132,7 +145,47 @@ def apply_plan(
         if journal and created:
             journal.catalog_inserted({schema.catalog.name_column: mlflow_facts.DEFAULT_WORKSPACE})
     moved = tuple((wt.name, counts[wt.name]) for wt in _moving_tables(plan))
-    return ApplyResult(moved, created, pruned, findings, retargeted)
+    return ApplyResult(moved, created, pruned, findings, retargeted, tuple(renamed.items()), renames)
+
+
+def _rename_conflicts(tx: Locked, plan: Plan, journal: JournalWriter | None) -> tuple[RenamePlan, dict[str, int], Move]:
+    """Under the lock, before anything is journaled or moved: read the renames again and apply them.  They
+    must be the ones the plan showed (with -y, apply's own reading is the plan); rows that cannot be renamed
+    block.  Foreign keys are suspended first, so a rename cannot be refused by one that does not cascade.
+    Returns the renames, the rows renamed per table, and the move with its selection under the new names."""
+    from mlflow_ws_admin.renames import apply_renames, plan_renames, renamed_selection
+
+    conn, schema, move = tx.conn, tx.schema, plan.move
+    assert move.rename is not None
+    colliding = [
+        (wt.name, key)
+        for wt in _moving_tables(plan)
+        for key in wt.unique_keys
+        if not queries.rollup_parents(schema, wt, key) and key_has_conflicts(conn, wt, key, move)
+    ]
+    current = plan_renames(conn, schema, move, move.rename, colliding)
+    if current.refused:
+        raise ConflictsAppeared(
+            f"{len(current.refused):,} colliding row(s) cannot be renamed (found under the lock); rolled back, "
+            "nothing changed"
+        )
+    if plan.renames is not None and current.renames != plan.renames.renames:
+        raise ConflictsAppeared(
+            "the colliding rows changed since the plan, so its renames no longer hold; rolled back, nothing changed"
+        )
+    tx.suspend_foreign_keys()
+    return current, apply_renames(conn, schema, current, journal), renamed_selection(schema, move, current)
+
+
+def _read_tables(plan: Plan) -> list[str]:
+    """Tables without a workspace that apply reads under its lock: a selection's references, the by-name
+    references a rename must not break."""
+    tables = set(reference_tables(plan.schema)) if plan.resources else set()
+    if plan.move.rename:
+        from mlflow_ws_admin.renames import NAME_REFERENCE_TABLES
+
+        tables |= set(NAME_REFERENCE_TABLES) & plan.schema.all_table_names
+    return sorted(tables - {t.name for t in plan.schema.tables})
 
 
 def _refuse_new_references(conn: Connection, schema: WorkspaceSchema, move: Move) -> None:

@@ -23,6 +23,7 @@ from mlflow_ws_admin.cli_options import (
     format_option,
     ignore_other_sessions_option,
     lock_timeout_option,
+    rename_options,
     report_options,
     resource_filter_options,
     server_options,
@@ -115,6 +116,7 @@ def db() -> None:
     is_flag=True,
     help="In the same transaction, delete the catalog rows of the workspaces the move emptied (never `default`).",
 )
+@rename_options
 def migrate_to_default_workspace(
     uri: str | None, output_format: str, max_conflicts: int | None, default_artifact_root: str | None, **options: object
 ) -> None:
@@ -180,6 +182,7 @@ def migrate_to_default_workspace(
     "(default: $MLFLOW_WORKSPACE_STORE_URI, else URI).  Read only.",
 )
 @report_options
+@rename_options
 def move_resources(
     uri: str | None,
     output_format: str,

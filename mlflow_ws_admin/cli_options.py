@@ -115,3 +115,21 @@ def resource_filter_options(command: Callable) -> Callable:
     return click.option(
         "--name", "names", multiple=True, metavar="NAME", help="Move only the resources with this name (repeatable)."
     )(command)
+
+
+def rename_options(command: Callable) -> Callable:
+    """--rename-conflicts TEMPLATE and --keep, shared by migrate and move-resources."""
+    command = click.option(
+        "--keep",
+        type=click.Choice(["default", "oldest", "newest"]),
+        default=None,
+        help="With --rename-conflicts: the row of each conflict group that keeps its name.  default: the one "
+        "already in the target workspace, else the oldest (by creation time, ties by id).",
+    )(command)
+    return click.option(
+        "--rename-conflicts",
+        metavar="TEMPLATE",
+        default=None,
+        help="Rename all but one row of each conflict group, in the same transaction, e.g. '{name} ({workspace})'. "
+        "Placeholders: {name}, {workspace} (the row's source workspace), {n} (a counter that makes it unique).",
+    )(command)

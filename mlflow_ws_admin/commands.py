@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from mlflow_ws_admin.apply import ApplyExtras, ApplyResult
     from mlflow_ws_admin.connect import Target
     from mlflow_ws_admin.journal import JournalWriter
-    from mlflow_ws_admin.move import Move
+    from mlflow_ws_admin.move import Move, RenamePolicy
     from mlflow_ws_admin.plan import ConflictGroup, Plan, TableConflicts
     from mlflow_ws_admin.preflight import Check
     from mlflow_ws_admin.restore import RestoreResult
@@ -150,8 +150,14 @@ class MigrateOptions:
     journal: str | None = None
     prune_workspaces: bool = False
     ignore_other_sessions: bool = False
+    rename_conflicts: str | None = None
+    keep: str | None = None
 
     def check(self) -> None:
+        if self.keep and not self.rename_conflicts:
+            raise UsageError("--keep chooses which row keeps its name under --rename-conflicts; add --rename-conflicts")
+        if self.rename_conflicts is not None:
+            self.rename_policy()  # a bad template is a usage error before anything is read
         if self.plan_out and not self.dry_run:
             raise UsageError("--plan-out writes the plan of a --dry-run; add --dry-run")
         if self.plan_file and self.dry_run:
@@ -159,6 +165,14 @@ class MigrateOptions:
         if self.dry_run and (self.journal or self.prune_workspaces):
             raise UsageError("--journal and --prune-workspaces apply only to a real run, not --dry-run")
         refuse_existing(self.journal)
+
+    def rename_policy(self) -> RenamePolicy | None:
+        from mlflow_ws_admin.move import RenamePolicy
+        from mlflow_ws_admin.rename_template import RenameTemplate
+
+        if self.rename_conflicts is None:
+            return None
+        return RenamePolicy(RenameTemplate.parse(self.rename_conflicts), self.keep or "default")
 
 
 def migrate(target: Target, options: MigrateOptions, output: Output, ui: UI) -> ExitStatus:
@@ -180,7 +194,7 @@ def _run_move(
     from mlflow_ws_admin.apply import apply_plan
     from mlflow_ws_admin.connect import create_db_engine
     from mlflow_ws_admin.report.progress import apply_progress
-    from mlflow_ws_admin.report.text import render_apply_result, render_artifact_findings, render_plan
+    from mlflow_ws_admin.report.text import render_apply_result, render_artifact_findings, render_plan, render_renames
 
     options.check()
     output.check()
@@ -223,14 +237,18 @@ def _run_move(
             report.show(dry_run=True, defer_to_apply=False, status=ExitStatus.CONFLICTS)
             raise
         if plan.checked_during_apply:
-            plan = dataclasses.replace(plan, artifact_findings=result.artifact_findings)
+            # With -y the renames, too, were read under the lock only: report what was renamed.
+            plan = dataclasses.replace(plan, artifact_findings=result.artifact_findings, renames=result.renames)
             if not output.json:
                 console.print()
                 render_artifact_findings(plan, console)
+                if result.renames is not None and result.renames.renames:
+                    console.print()
+                    render_renames(plan, console)
         if output.json:
             _emit_plan(output, ui, None, plan, ExitStatus.OK, applied=result)
         else:
-            render_apply_result(result, console, plan.move.target)
+            render_apply_result(result, console, plan.move.target, journal=options.journal)
         return ExitStatus.OK
     finally:
         engine.dispose()
@@ -288,6 +306,8 @@ class _PlanReport:
             with planning_spinner(self.progress_console) as on_table:
                 schema = reflect_schema(conn)
                 move, resources = self.choose(conn, schema)
+                if (policy := options.rename_policy()) is not None:
+                    move = dataclasses.replace(move, rename=policy)
                 plan = build_plan(
                     conn,
                     schema,
@@ -396,6 +416,7 @@ def _emit_plan(
         workspaces_pruned=applied.workspaces_pruned if applied else (),
         rows_moved=applied.total_moved if applied else None,
         artifact_locations_retargeted=applied.artifact_locations_retargeted if applied else None,
+        rows_renamed=dict(applied.renamed) if applied and plan.renames is not None else None,
     )
     write_document(doc, ui.stdout())
     output.emitted = True
@@ -539,6 +560,12 @@ def restore(target: Target, options: RestoreOptions, output: Output, ui: UI) -> 
         with engine.connect() as conn:
             schema = reflect_schema(conn)
         summary = check_journal(options.journal, target.identity, schema.signature)
+        if options.record_journal and any("workspace" in c for c in summary.column_sets):
+            # Undoing this restore would have to rename before moving, and restore moves before it renames.
+            raise UsageError(
+                "--record-journal cannot journal a restore that puts renamed names back (--rename-conflicts); "
+                "run it without --record-journal"
+            )
         if options.dry_run or not options.yes:
             check = plan()
             if options.dry_run or check.conflict_count or check.nothing_to_do:

@@ -8,8 +8,10 @@ Records, one JSON object per line, in this order:
   without workspace columns, every workspace column before (``from``) and after (``to``) the move, and the
   row's creation time when the table has one;
 - ``catalog_deleted`` / ``catalog_inserted``: full catalog rows the run deleted (pruned) or created;
-- ``column_set``: a non-workspace column the run changed on a moved row (``move-resources --artifact-policy
-  retarget``: ``artifact_location``), ``{"table", "key", "column", "from", "to"}``;
+- ``column_set``: a non-workspace column the run changed (``move-resources --artifact-policy retarget``:
+  ``artifact_location``; ``--rename-conflicts``: a renamed name, in the renamed row and every row that stores it),
+  ``{"table", "key", "column", "from", "to"}`` plus ``workspace`` for a renamed name (the key is the row's key
+  after the change, which is unique only within that workspace);
 - ``sealed``: written and fsynced inside the transaction, right before COMMIT, with the record counts;
 - ``complete``: written and fsynced after COMMIT returned.
 
@@ -127,9 +129,16 @@ class JournalWriter:
         self.rows += 1
         self.write({"type": "row", "table": table, "key": key, "from": before, "to": after, "created": created})
 
-    def column_set(self, table: str, key: list[Any], column: str, before: Any, after: Any) -> None:
+    def column_set(
+        self, table: str, key: list[Any], column: str, before: Any, after: Any, *, workspace: Any = None
+    ) -> None:
+        """``workspace``: where restore finds the row once the rows are back (a renamed name is unique only per
+        workspace); omitted for a key that is unique on its own."""
         self.column_sets += 1
-        self.write({"type": "column_set", "table": table, "key": key, "column": column, "from": before, "to": after})
+        record = {"type": "column_set", "table": table, "key": key, "column": column, "from": before, "to": after}
+        if workspace is not None:
+            record["workspace"] = workspace
+        self.write(record)
 
     def catalog_deleted(self, row: Mapping[str, Any]) -> None:
         self.catalog_deleted_rows += 1

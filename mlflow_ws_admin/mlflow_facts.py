@@ -30,6 +30,35 @@ CODE_ENFORCED_UNIQUE_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
 UNRENAMEABLE_KEY_COLUMNS: dict[str, frozenset[str]] = {
     "secrets": frozenset({"secret_name"}),
 }
+#: Why, in the words of MLflow's code (mlflow/utils/crypto.py ``_create_aad``; the trigger is created by the
+#: migration 1bd49d398cd23_add_secrets_tables).
+UNRENAMEABLE_REASONS: dict[str, str] = {
+    "secrets": "MLflow binds secret_name into the secret's encryption (AES-GCM associated data, "
+    "mlflow/utils/crypto.py _create_aad) and a trigger rejects any change to it",
+}
+
+#: Resources --rename-conflicts leaves alone although no key is bound: table -> why.  Skills are new in MLflow 3.18;
+#: a skill version's stored content is addressed by the skill's name (``mlflow-artifacts:/skills/<name>/...``),
+#: and the tool's reading of MLflow's code (3.17.2) does not cover them.
+NOT_RENAMED: dict[str, str] = {
+    "skills": "a skill's stored content is addressed by its name (mlflow-artifacts:/skills/<name>/...) and "
+    "MLflow 3.18's other uses of it are not verified",
+}
+
+#: Columns MLflow derives from a row's name, recomputed when --rename-conflicts renames it: table -> (column,
+#: the column it is derived with).  An evaluation dataset's digest is sha256("<name>:<last_update_time>")[:8]
+#: (mlflow/store/tracking/sqlalchemy_store.py ``_compute_dataset_digest``).
+NAME_DERIVED_COLUMNS: dict[str, tuple[str, str]] = {
+    "evaluation_datasets": ("digest", "last_update_time"),
+}
+
+#: mlflow/utils/validation.py MAX_EXPERIMENT_NAME_LENGTH.
+MAX_EXPERIMENT_NAME_LENGTH = 500
+
+#: A registered model is a prompt when this tag says "true" (mlflow/prompt/constants.py IS_PROMPT_TAG_KEY).
+MODEL_TAGS_TABLE = "registered_model_tags"
+PROMPT_TAG_KEY = "mlflow.prompt.is_prompt"
+PROMPT_TAG_VALUE = "true"
 
 #: A soft-deleted experiment (or model) must be restored or permanently deleted before it can be renamed.
 LIFECYCLE_COLUMN = "lifecycle_stage"
@@ -81,3 +110,18 @@ NO_CLIENT_RENAME = frozenset({"skills", "evaluation_datasets"})
 #: Columns that record when a row was created.  The move journal keeps their value so that restore can tell the
 #: row it moved from a new row that took the same name in `default` since (a "replaced" restore conflict).
 CREATION_COLUMNS = ("creation_time", "creation_timestamp", "created_at", "created_time")
+
+
+#: Where MLflow stores a registered model's or a prompt's *name* as text, outside the rows that carry it through a
+#: foreign key.  A rename cannot follow these safely (MLflow's own rename_registered_model leaves them too), and
+#: after a merge the old name would resolve to another workspace's model or prompt, so --rename-conflicts refuses
+#: to rename a model or prompt that is referenced this way from its own workspace:
+#: - ``model_versions.source`` = ``models:/<name>/<version>`` for a copied version (copy_model_version,
+#:   mlflow/store/model_registry/abstract_store.py);
+#: - the ``mlflow.linkedPrompts`` tag (JSON list of {"name", "version"}) on runs (``tags``), traces
+#:   (``trace_tags``) and logged models (``logged_model_tags``) (mlflow/tracing/constant.py, abstract_store.py);
+#: - ``entity_associations.destination_id`` = ``<name>/<version>`` for a trace's PROMPT_VERSION
+#:   (mlflow/store/tracking/sqlalchemy_store.py).
+LINKED_PROMPTS_TAG = "mlflow.linkedPrompts"
+MODEL_URI_PREFIX = "models:/"
+PROMPT_VERSION_ASSOCIATION = "prompt_version"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow_ws_admin import mlflow_facts
+from mlflow_ws_admin.rename_template import RenameTemplate
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,15 @@ class TableSelection:
 
 
 @dataclass(frozen=True)
+class RenamePolicy:
+    """``--rename-conflicts TEMPLATE --keep ...``: colliding rows are renamed instead of blocking the move."""
+
+    template: RenameTemplate
+    #: which row of a conflict group keeps its name: default | oldest | newest
+    keep: str = "default"
+
+
+@dataclass(frozen=True)
 class Move:
     target: str = mlflow_facts.DEFAULT_WORKSPACE
     #: None: every workspace but the target (and NULL workspaces): the migration to `default`
@@ -43,6 +53,8 @@ class Move:
     selection: Mapping[str, TableSelection] | None = None
     #: experiment id -> its new artifact_location (``--artifact-policy retarget``), set in the same UPDATE pass
     retarget: Mapping[Any, str] = field(default_factory=dict)
+    #: rename colliding rows (``--rename-conflicts``); the names themselves are read by ``renames.plan_renames``
+    rename: RenamePolicy | None = None
 
     @property
     def is_migration(self) -> bool:

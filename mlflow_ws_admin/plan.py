@@ -18,6 +18,7 @@ from mlflow_ws_admin.move import MIGRATE, Move
 from mlflow_ws_admin.schema import UniqueKey, WorkspaceSchema, WorkspaceTable
 
 if TYPE_CHECKING:
+    from mlflow_ws_admin.renames import RenamePlan
     from mlflow_ws_admin.selection import ResourceSelection
 
 DEFAULT_SAMPLE_GROUPS = 5
@@ -40,6 +41,8 @@ class ConflictRow:
     #: identifying columns other than the key and the workspace, e.g. (("experiment_id", 7),)
     identity: tuple[tuple[str, Any], ...]
     deleted: bool
+    #: the row's own key values as stored (a case-insensitive group holds several spellings)
+    stored_key: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,10 @@ class Plan:
     move: Move = MIGRATE
     #: a selective move's choices and findings (``selection``); None for the migration
     resources: ResourceSelection | None = None
+    #: ``--rename-conflicts``: the renames that resolve conflicts, and the rows that cannot be renamed
+    renames: RenamePlan | None = None
+    #: (workspace, name) of the registered models that are prompts, read when registered models collide
+    prompts: frozenset[tuple[Any, Any]] = frozenset()
 
     @property
     def dialect(self) -> str:
@@ -129,9 +136,32 @@ class Plan:
                 counts[ws] = counts.get(ws, 0) + n
         return counts
 
+    def resolved(self, tc: TableConflicts) -> bool:
+        """Whether --rename-conflicts resolves this key's groups (refused rows are counted apart)."""
+        return self.renames is not None and self.renames.resolves(tc.table, tc.key)
+
+    def group_fix(self, tc: TableConflicts, group: ConflictGroup) -> str:
+        """The one action that works in MLflow for this group's rows (``fix_hints``)."""
+        from mlflow_ws_admin.fix_hints import group_fix
+
+        return group_fix(tc.table, group, target=self.move.target, prompts=self.prompts)
+
+    def is_prompt_group(self, tc: TableConflicts, group: ConflictGroup) -> bool:
+        from mlflow_ws_admin.fix_hints import is_prompt_group
+
+        return is_prompt_group(tc.table, group, self.prompts)
+
+    @property
+    def blocking_conflict_count(self) -> int:
+        """Conflict groups that block: all of them, less those renames resolve, plus rows that cannot be renamed."""
+        if self.renames is None:
+            return self.conflict_count
+        unresolved = sum(tc.group_count for tc in self.conflicts if not self.resolved(tc))
+        return unresolved + len(self.renames.refused)
+
     @property
     def has_blocking_conflicts(self) -> bool:
-        return self.conflict_count > 0 or bool(self.resources and self.resources.references_left_behind)
+        return self.blocking_conflict_count > 0 or bool(self.resources and self.resources.references_left_behind)
 
     @property
     def blocking_artifact_findings(self) -> tuple[ArtifactFinding, ...]:
@@ -211,6 +241,14 @@ def build_plan(
         for key in () if defer_to_apply else wt.unique_keys:
             if (tc := _table_conflicts(conn, schema, wt, key, conflict_limit, move)).group_count:
                 conflicts.append(tc)
+    renames = None
+    if move.rename is not None and not defer_to_apply:
+        from mlflow_ws_admin.renames import plan_renames
+
+        renames = plan_renames(conn, schema, move, move.rename, ((tc.table, tc.key) for tc in conflicts))
+    prompts: frozenset[tuple[Any, Any]] = frozenset()
+    if any(tc.table == "registered_models" for tc in conflicts) and (stmt := queries.prompt_models(schema)) is not None:
+        prompts = frozenset((ws, name) for ws, name in conn.execute(stmt))
     catalog_names = tuple(conn.execute(queries.catalog_names(schema.catalog)).scalars())
     return Plan(
         database=database,
@@ -226,6 +264,8 @@ def build_plan(
         other_sessions=None if others is None else tuple(others),
         move=move,
         resources=resources,
+        renames=renames,
+        prompts=prompts,
     )
 
 
@@ -294,7 +334,7 @@ def iter_conflict_groups(
             current, rows = group_key, []
             dep_counts = values[n_key + 1 : n_key + 1 + n_deps]
         row_values = dict(zip(ident, values[n_key + 1 + n_deps :], strict=True))
-        rows.append(_conflict_row(wt, row_values))
+        rows.append(_conflict_row(wt, key, row_values))
     if current is not None:
         yield _group(key, current, rows, deps, dep_counts)
 
@@ -309,11 +349,13 @@ def _group(
     )
 
 
-def _conflict_row(wt: WorkspaceTable, values: dict[str, Any]) -> ConflictRow:
+def _conflict_row(wt: WorkspaceTable, key: UniqueKey, values: dict[str, Any]) -> ConflictRow:
     workspace = values.pop(wt.workspace_column)
     stage = values.pop(mlflow_facts.LIFECYCLE_COLUMN, None)
+    stored = tuple((c, values.pop(c)) for c in key.columns)
     return ConflictRow(
         workspace=workspace,
         identity=tuple(values.items()),
         deleted=stage == mlflow_facts.DELETED_LIFECYCLE,
+        stored_key=stored,
     )

@@ -303,7 +303,8 @@ def conflict_rows(
     t = table_clause(wt)
     cols = [t.c[c] for c in key.columns]
     ws = t.c[wt.workspace_column]
-    ident = identity_columns(wt, key)
+    # Each row's own stored key too: under a case-insensitive collation the group's key is one spelling of many.
+    ident = [*identity_columns(wt, key), *key.columns]
 
     def per_group(fn: ColumnElement) -> ColumnElement:
         return fn.over(partition_by=cols)
@@ -377,3 +378,60 @@ def workspace_artifact_roots(catalog: Catalog) -> Select:
 def catalog_table(catalog: Catalog) -> TableClause:
     """The catalog with every column: pruning and restore copy whole rows (`default_artifact_root` included)."""
     return table(catalog.table, *(column(c.name) for c in catalog.columns))
+
+
+# --- renames (--rename-conflicts) --------------------------------------------------------------------------
+
+
+def colliding_rows(wt: WorkspaceTable, key: UniqueKey, move: Move, row_columns: list[str]) -> Select:
+    """Every row of every raw conflict group of ``key``: (group key..., workspace, *row_columns), by group.
+
+    One window pass that names the table once, so it also runs under MySQL's LOCK TABLES (apply computes the
+    renames again there).  The group key is MIN(key) per partition: one spelling for a case-insensitive group."""
+    t = table_clause(wt)
+    cols = [t.c[c] for c in key.columns]
+    ws = t.c[wt.workspace_column]
+
+    def per_group(fn: ColumnElement) -> ColumnElement:
+        return fn.over(partition_by=cols)
+
+    windowed = _in_domain(
+        select(
+            *(per_group(func.min(c)).label(f"mwa_key_{i}") for i, c in enumerate(cols)),
+            per_group(func.min(ws)).label("mwa_ws_min"),
+            per_group(func.max(ws)).label("mwa_ws_max"),
+            ws.label("mwa_ws"),
+            *(t.c[c].label(f"mwa_col_{i}") for i, c in enumerate(row_columns)),
+        ).where(and_(*(c.is_not(None) for c in cols))),
+        wt,
+        move,
+    ).subquery("mwa_w")
+    keys = [windowed.c[f"mwa_key_{i}"] for i in range(len(cols))]
+    return (
+        select(*keys, windowed.c.mwa_ws, *(windowed.c[f"mwa_col_{i}"] for i in range(len(row_columns))))
+        .where(windowed.c.mwa_ws_min != windowed.c.mwa_ws_max)
+        .order_by(*keys, windowed.c.mwa_ws, *(windowed.c[f"mwa_col_{i}"] for i in range(len(row_columns))))
+    )
+
+
+def names_sharing(wt: WorkspaceTable, columns: list[str], move: Move) -> Select:
+    """The key values a new name must not take: every row's, for a migration (all of them end in `default`, and
+    a row is renamed where it is, before it moves); the source's and the target's for a selective move."""
+    t = table_clause(wt)
+    stmt = select(*(t.c[c] for c in columns)).where(and_(*(t.c[c].is_not(None) for c in columns)))
+    if move.selection is None:
+        return stmt
+    ws = t.c[wt.workspace_column]
+    return stmt.where(ws.in_([move.target, move.source]))
+
+
+def prompt_models(schema: WorkspaceSchema) -> Select | None:
+    """(workspace, name) of the registered models that are prompts: MLflow's own test is the tag
+    ``mlflow.prompt.is_prompt`` = 'true' (store/model_registry/sqlalchemy_store.py).  None without the table."""
+    if not schema.is_workspace_table(mlflow_facts.MODEL_TAGS_TABLE):
+        return None
+    wt = schema.table(mlflow_facts.MODEL_TAGS_TABLE)
+    t = table_clause(wt)
+    return select(t.c[wt.workspace_column], t.c.name).where(
+        t.c.key == mlflow_facts.PROMPT_TAG_KEY, t.c.value == mlflow_facts.PROMPT_TAG_VALUE
+    )

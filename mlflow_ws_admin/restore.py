@@ -70,8 +70,11 @@ class RestoreResult:
     conflicts: list[RestoreConflict] = field(default_factory=list)
     workspaces_recreated: list[str] = field(default_factory=list)
     catalog_deleted: list[str] = field(default_factory=list)
-    #: columns put back to their journaled value (a move's retargeted artifact locations)
+    #: columns put back to their journaled value (a move's retargeted artifact locations, renamed names)
     columns_restored: int = 0
+    #: of those, the values --rename-conflicts changed (the names, in the renamed rows and the rows storing them,
+    #: and the digests derived from them)
+    names_restored: int = 0
     applied: bool = False
 
     @property
@@ -117,6 +120,7 @@ def plan_restore(
                 r[schema.catalog.name_column] for r in _existing(conn, schema, summary.catalog_inserted)
             )
             result.columns_restored = len(summary.column_sets)
+            result.names_restored = sum(1 for c in summary.column_sets if "workspace" in c)
     except SQLAlchemyError as exc:
         raise translate(exc, doing="checking the restore (nothing was changed)") from None
     return result
@@ -359,11 +363,18 @@ def _restore_columns(
     for record in sets:
         wt = _table(schema, record["table"])
         t = queries.table_clause(wt)
-        where = and_(*(t.c[c] == v for c, v in zip(key_columns(wt), record["key"], strict=True)))
+        keys = key_columns(wt)
+        where = and_(*(t.c[c] == v for c, v in zip(keys, record["key"], strict=True)))
+        if (workspace := record.get("workspace")) is not None:
+            # A renamed name: its key is unique only within the workspace the row is back in.
+            where = and_(where, t.c[wt.workspace_column] == workspace)
         if conn.execute(t.update().where(where).values({record["column"]: record["from"]})).rowcount:
             result.columns_restored += 1
+            result.names_restored += workspace is not None
             if out:
-                out.column_set(wt.name, record["key"], record["column"], record["to"], record["from"])
+                # The reverse change finds the row by its key as this restore leaves it.
+                key = [record["from"] if c == record["column"] else v for c, v in zip(keys, record["key"], strict=True)]
+                out.column_set(wt.name, key, record["column"], record["to"], record["from"], workspace=workspace)
 
 
 # --- rows ------------------------------------------------------------------------------------------------

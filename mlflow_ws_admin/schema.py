@@ -63,6 +63,8 @@ class UniqueKey:
 class ColumnInfo:
     name: str
     nullable: bool
+    #: the declared character length (VARCHAR(n)), None when unbounded or not text
+    length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,9 @@ class WorkspaceTable:
 
     def has_column(self, column: str) -> bool:
         return column in self.column_names
+
+    def column_length(self, column: str) -> int | None:
+        return next((c.length for c in self.columns if c.name == column), None)
 
 
 @dataclass(frozen=True)
@@ -176,7 +181,7 @@ def reflect_schema(conn: Connection) -> WorkspaceSchema:
             WorkspaceTable(
                 name=name,
                 workspace_columns=wcols,
-                columns=tuple(ColumnInfo(c["name"], bool(c.get("nullable", True))) for c in columns[name]),
+                columns=tuple(_column_info(c) for c in columns[name]),
                 primary_key=pk,
                 unique_keys=_unique_keys(
                     name,
@@ -225,6 +230,11 @@ def _discover_workspace_columns(
                         found.setdefault(child, []).append(child_col)
                         changed = True
     return {t: tuple(cols) for t, cols in found.items()}
+
+
+def _column_info(col: Mapping[str, Any]) -> ColumnInfo:
+    length = getattr(col.get("type"), "length", None)
+    return ColumnInfo(col["name"], bool(col.get("nullable", True)), length if isinstance(length, int) else None)
 
 
 def _catalog(columns: dict[str, list[dict]]) -> Catalog | None:

@@ -38,11 +38,15 @@ class Locked:
     #: the FKs the body may suspend (declared up front: the privilege check needs them)
     suspendable: tuple[ForeignKey, ...]
     suspended: bool = field(default=False)
+    cascades: bool = field(default=True)
 
     def suspend_foreign_keys(self) -> bool:
-        """Suspend the declared FKs until just before COMMIT; returns whether the others still cascade."""
-        self.suspended = True
-        return self.dialect.suspend_foreign_keys(self.conn, self.suspendable)
+        """Suspend the declared FKs until just before COMMIT; returns whether the others still cascade.  A
+        second call (renames suspend them early) only answers."""
+        if not self.suspended:
+            self.suspended = True
+            self.cascades = self.dialect.suspend_foreign_keys(self.conn, self.suspendable)
+        return self.cascades
 
 
 def locked_tables(schema: WorkspaceSchema) -> list[str]:

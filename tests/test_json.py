@@ -38,7 +38,8 @@ DOCUMENT = {
                     "rows": {"type": list, "items": {"type": dict, "keys": {"workspace": OPT_STR}, "values": SCALAR}},
                     "dependent_rows": INT,
                 },
-                "optional": {"reason": STR, "detail": STR},
+                # fix: the one action that works in MLflow for the group; resource: "prompt" for a prompt
+                "optional": {"reason": STR, "detail": STR, "fix": STR, "resource": STR},
             },
         },
         "conflict_count": INT,
@@ -50,6 +51,20 @@ DOCUMENT = {
             },
         },
         "workspaces_pruned": {"type": list, "items": STR},
+        # --rename-conflicts: every planned rename ([] without it)
+        "renames": {
+            "type": list,
+            "items": {
+                "type": dict,
+                "keys": {
+                    "table": STR,
+                    "key": {"type": dict, "values": SCALAR},
+                    "workspace": OPT_STR,
+                    "old": STR,
+                    "new": STR,
+                },
+            },
+        },
     },
     "optional": {
         "message": STR,
@@ -58,6 +73,22 @@ DOCUMENT = {
         "missing_rows": {"type": dict, "values": INT},
         "workspaces_recreated": {"type": list, "items": STR},
         "columns_restored": INT,
+        # with --rename-conflicts: the colliding rows it cannot rename (they block), and, once applied, the rows
+        # renamed per table (dependent rows included; null before apply)
+        "renames_refused": {
+            "type": list,
+            "items": {
+                "type": dict,
+                "keys": {
+                    "table": STR,
+                    "key": {"type": dict, "values": SCALAR},
+                    "workspace": OPT_STR,
+                    "old": STR,
+                    "reason": STR,
+                },
+            },
+        },
+        "rows_renamed": {"type": (dict, type(None)), "values": INT},
     },
 }
 
@@ -123,7 +154,7 @@ def test_validator_rejects_a_wrong_shape() -> None:
     good = {
         "schema_version": 1, "status": "ok", "exit_code": 0, "dry_run": True,
         "database": {"dialect": "sqlite", "url": "sqlite:///x"}, "tables": [], "total_rows_to_move": 0,
-        "conflicts": [], "conflict_count": 0, "artifact_findings": [], "workspaces_pruned": [],
+        "conflicts": [], "conflict_count": 0, "artifact_findings": [], "workspaces_pruned": [], "renames": [],
     }  # fmt: skip
     validate(good, DOCUMENT)
     for broken in ({**good, "status": "fine"}, {**good, "exit_code": True}, {**good, "extra": 1}):

@@ -36,6 +36,7 @@ def base_document(
         "conflict_count": 0,
         "artifact_findings": [],
         "workspaces_pruned": [],
+        "renames": [],
     }
 
 
@@ -55,6 +56,7 @@ def plan_document(
     workspaces_pruned: Iterable[str] = (),
     rows_moved: int | None = None,
     artifact_locations_retargeted: int | None = None,
+    rows_renamed: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """The document for a migrate or move-resources run.  ``conflicts`` may be a generator: ``write_document``
     streams it.  ``rows_moved`` is what apply moved under its lock (null when nothing was applied)."""
@@ -70,6 +72,17 @@ def plan_document(
     doc["artifact_findings"] = [artifact_finding(f) for f in getattr(plan, "artifact_findings", ())]
     doc["workspaces_pruned"] = list(workspaces_pruned)
     doc["other_sessions"] = None if plan.other_sessions is None else list(plan.other_sessions)
+    if plan.renames is not None:
+        doc["renames"] = [
+            {"table": r.table, "key": dict(r.key), "workspace": r.workspace, "old": r.old, "new": r.new}
+            for r in plan.renames.renames
+        ]
+        doc["renames_refused"] = [
+            {"table": r.table, "key": dict(r.key), "workspace": r.workspace, "old": r.old, "reason": r.reason}
+            for r in plan.renames.refused
+        ]
+        # null until applied: what apply renamed under its lock, per table (dependent rows included)
+        doc["rows_renamed"] = None if rows_renamed is None else dict(rows_renamed)
     if plan.resources is not None:
         doc.update(selection_fields(plan.resources, artifact_locations_retargeted))
     return doc
@@ -115,8 +128,14 @@ def conflict_items(plan: Plan, groups_for: GroupStream, limit: int | None) -> It
     for tc in plan.conflicts:
         if left is not None and left <= 0:
             return
+        resolved = plan.resolved(tc)
         for group in groups_for(tc, left):
-            yield conflict_item(tc, group)
+            item = conflict_item(tc, group)
+            if plan.is_prompt_group(tc, group):
+                item["resource"] = "prompt"
+            if not resolved:
+                item["fix"] = plan.group_fix(tc, group)
+            yield item
             if left is not None:
                 left -= 1
                 if left <= 0:
@@ -127,7 +146,11 @@ def conflict_item(tc: TableConflicts, group: ConflictGroup) -> dict[str, Any]:
     return {
         "table": tc.table,
         "key": dict(group.key),
-        "rows": [{"workspace": r.workspace, **dict(r.identity)} for r in group.rows],
+        # a row's own stored key where it spells the group's key otherwise (a case-insensitive collation)
+        "rows": [
+            {"workspace": r.workspace, **dict(r.identity), **(dict(r.stored_key) if r.stored_key != group.key else {})}
+            for r in group.rows
+        ],
         "dependent_rows": group.dependent_rows,
     }
 

@@ -110,8 +110,43 @@ def render_plan_markdown(
     _write(out, moves_section(plan))
     if plan.conflicts:
         _write_conflicts(plan, out, groups_for)
+    if plan.renames is not None and (plan.renames.renames or plan.renames.refused):
+        _write(out, renames_section(plan))
     _write(out, artifact_section(plan))
     out.flush()
+
+
+def renames_section(plan: Plan) -> list[str]:
+    """--rename-conflicts: each rename old → new (the first few per table without --verbose), then every row
+    that cannot be renamed (they block)."""
+    renames = plan.renames
+    assert renames is not None
+    counts = renames.by_table()
+    template = value(renames.policy.template.text)
+    lines = [
+        f"### Renames (--rename-conflicts {template}, --keep {escape(renames.policy.keep)}): "
+        f"{len(renames.renames):,} row(s) in {len(counts)} table(s)",
+        "",
+    ]
+    rows = []
+    for name, n in counts.items():
+        of_table = [r for r in renames.renames if r.table == name]
+        shown = of_table if plan.sample_limit is None else of_table[: plan.sample_limit]
+        rows += [(escape(r.table), _rename_row(r), value(r.old), value(r.new)) for r in shown]
+        if len(shown) < n:
+            rows.append((escape(name), f"… {n - len(shown):,} more (use --verbose or JSON)", "", ""))
+    if rows:
+        lines += [*table(("table", "row", "old", "new"), rows), ""]
+    if renames.refused:
+        lines += [f"**Cannot rename: {len(renames.refused):,} row(s) (they stay conflicts)**", ""]
+        refused = [(escape(r.table), _rename_row(r), value(r.old), escape(r.reason)) for r in renames.refused]
+        lines += [*table(("table", "row", "name", "why"), refused), ""]
+    return lines
+
+
+def _rename_row(r: Any) -> str:
+    ident = ", ".join(f"{escape(c)}={value(v)}" for c, v in r.key)
+    return f"{escape(workspace_label(r.workspace))} ({ident})"
 
 
 def selection_section(selection: ResourceSelection) -> list[str]:
@@ -174,13 +209,18 @@ def _write_conflicts(plan: Plan, out: IO[str], groups_for: GroupSource | None) -
             shown += 1
         if shown < tc.group_count:
             _write(out, ["", f"… {tc.group_count - shown:,} more group(s) (use --verbose to list all)"])
-        _write(out, ["", f"Fix: {escape(tc.fix_hint)}"])
+        fix = "resolved by --rename-conflicts (see Renames)" if plan.resolved(tc) else escape(tc.fix_hint)
+        _write(out, ["", f"Fix: {fix}"])
     out.write("\n")
 
 
 def group_cells(group: ConflictGroup) -> tuple[str, str, str]:
     key = ", ".join(f"{escape(col)}={value(val)}" for col, val in group.key)
-    rows = _BR.join(_row_label(r.workspace, r.identity, r.deleted) for r in group.rows)
+    # A case-insensitive group: each row's own spelling of the key where it differs from the group's.
+    rows = _BR.join(
+        _row_label(r.workspace, r.identity + (r.stored_key if r.stored_key != group.key else ()), r.deleted)
+        for r in group.rows
+    )
     deps = f"{group.dependent_rows:,}"
     if group.dependents:
         deps += " (" + ", ".join(f"{escape(t)}: {n:,}" for t, n in group.dependents) + ")"

@@ -69,6 +69,9 @@ def render_plan(
     if plan.conflicts:
         console.print()
         _render_conflicts(plan, console, groups_for, max_groups)
+    if plan.renames is not None and (plan.renames.renames or plan.renames.refused):
+        console.print()
+        render_renames(plan, console)
     console.print()
     if plan.checked_during_apply:
         console.print(Text("Artifact findings: checked under the lock while the rows move (listed after)."))
@@ -183,8 +186,11 @@ def _render_conflicts(plan: Plan, console: Console, groups_for: GroupSource | No
         groups = groups_for(tc) if groups_for else tc.sample
         if max_groups is not None:
             groups = itertools.islice(groups, max(0, max_groups - listed))
+        resolved = plan.resolved(tc)
         for group in groups:
-            batch.append(group_line(group))
+            batch.append(group_line(group, prompt=plan.is_prompt_group(tc, group)))
+            if not resolved:
+                batch.append(Text(f"    fix: {plan.group_fix(tc, group)}", style="cyan"))
             shown += 1
             # Rich's cost is per print call, so a 60k-group report prints in batches; the first group goes
             # out alone, so a long report starts at once.
@@ -196,12 +202,61 @@ def _render_conflicts(plan: Plan, console: Console, groups_for: GroupSource | No
         listed += shown
         if shown < tc.group_count:
             console.print(Text(f"  ... {tc.group_count - shown:,} more (use --verbose to list all)"))
-        console.print(Text(f"  fix: {tc.fix_hint}", style="cyan"))
+        if plan.resolved(tc):
+            console.print(Text("  resolved by --rename-conflicts: see the renames below", style="green"))
+        else:
+            console.print(Text(f"  fix: {tc.fix_hint}", style="cyan"))
 
 
-def group_line(group: ConflictGroup) -> Text:
+def render_renames(plan: Plan, console: Console) -> None:
+    """Every rename as old → new, per table (the first few without --verbose), then the rows that cannot be
+    renamed (all of them: they block), then what a rename breaks outside the database."""
+    renames = plan.renames
+    assert renames is not None
+    counts = renames.by_table()
+    template = renames.policy.template.text
+    console.print(
+        Text(
+            f"Renames (--rename-conflicts {quoted(template)}, --keep {renames.policy.keep}): "
+            f"{len(renames.renames):,} row(s) in {len(counts)} table(s)",
+            style="bold",
+        )
+    )
+    limit = plan.sample_limit
+    for table, n in counts.items():
+        console.print(Text(f"{table}: {n:,} row(s)", style="bold"))
+        of_table = [r for r in renames.renames if r.table == table]
+        shown = of_table if limit is None else of_table[:limit]
+        console.print(
+            Text("\n").join(Text(f"  {_rename_subject(r)}: {quoted(r.old)} → {quoted(r.new)}") for r in shown)
+        )
+        if len(shown) < n:
+            console.print(Text(f"  ... {n - len(shown):,} more (use --verbose or --format json to list all)"))
+    if renames.refused:
+        console.print(Text(f"Cannot rename: {len(renames.refused):,} row(s) (they stay conflicts)", style="bold red"))
+        for r in renames.refused:
+            console.print(Text(f"  {r.table} {_rename_subject(r)} {quoted(r.old)}: {r.reason}"))
+    if renames.renames:
+        console.print(
+            Text(
+                "  Names change in the database only: code, URIs and bookmarks that name them (models:/<old>/1, "
+                "prompts:/<old>@prod, an experiment's name) must use the new names; db restore-workspaces with "
+                "the --journal puts the old names back.",
+                style="yellow",
+            )
+        )
+
+
+def _rename_subject(r: Any) -> str:
+    ident = ", ".join(f"{c}={quoted(v)}" for c, v in r.key)
+    return f"{workspace_label(r.workspace)} ({ident})"
+
+
+def group_line(group: ConflictGroup, *, prompt: bool = False) -> Text:
     key = ", ".join(f"{col}={quoted(val)}" for col, val in group.key)
-    rows = "; ".join(_row_label(r) for r in group.rows)
+    if prompt:  # a prompt is stored as a registered model, but MLflow's model calls do not find it
+        key += " (prompt)"
+    rows = "; ".join(_row_label(r, group.key) for r in group.rows)
     line = Text(f"  {key}: {rows}")
     if group.dependent_rows:
         deps = ", ".join(f"{t}: {n:,}" for t, n in group.dependents)
@@ -209,8 +264,11 @@ def group_line(group: ConflictGroup) -> Text:
     return line
 
 
-def _row_label(row: ConflictRow) -> str:
+def _row_label(row: ConflictRow, group_key: tuple[tuple[str, Any], ...] = ()) -> str:
     parts = [f"{col}={quoted(val)}" for col, val in row.identity]
+    # A case-insensitive collation groups several spellings under one key: show each row's own.
+    if row.stored_key and row.stored_key != group_key:
+        parts += [f"{col}={quoted(val)}" for col, val in row.stored_key]
     if row.deleted:
         parts.append(f"{mlflow_facts.LIFECYCLE_COLUMN}=deleted: restore or purge it first")
     label = workspace_label(row.workspace)
@@ -222,7 +280,13 @@ def summary_line(plan: Plan, *, dry_run: bool, allow_artifact_overlap: bool = Fa
     what = f"{plan.total_rows_to_move:,} row(s) in {moving} table(s)"
     blocking_artifacts = len(plan.blocking_artifact_findings)
     reasons = []
-    if plan.conflict_count:
+    if plan.renames is not None:
+        if unresolved := [c for c in plan.conflicts if not plan.resolved(c)]:
+            n = sum(c.group_count for c in unresolved)
+            reasons.append(f"{n:,} conflict group(s) in {len({c.table for c in unresolved})} table(s)")
+        if refused := len(plan.renames.refused):
+            reasons.append(f"{refused:,} row(s) that --rename-conflicts cannot rename")
+    elif plan.conflict_count:
         blocked = len({c.table for c in plan.conflicts})
         reasons.append(f"{plan.conflict_count:,} conflict group(s) in {blocked} table(s)")
     if plan.resources and (left := len(plan.resources.references_left_behind)):
@@ -234,6 +298,11 @@ def summary_line(plan: Plan, *, dry_run: bool, allow_artifact_overlap: bool = Fa
     target = plan.target_label
     if plan.nothing_to_do:
         line = f"Nothing to move: {nothing_there(plan)}. Nothing was changed."
+    elif dry_run and plan.renames is not None and plan.renames.renames:
+        line = (
+            f"Dry run: {what} would move to {target}, {len(plan.renames.renames):,} colliding row(s) renamed "
+            "first. Nothing was changed."
+        )
     elif dry_run:
         line = f"Dry run: {what} would move to {target}; no conflicts. Nothing was changed."
     elif plan.checked_during_apply:
@@ -241,6 +310,8 @@ def summary_line(plan: Plan, *, dry_run: bool, allow_artifact_overlap: bool = Fa
             f"Ready: {what} will move to {target}; name conflicts and artifact findings are checked under the "
             "lock as the rows move (a blocking one rolls everything back and is listed)."
         )
+    elif plan.renames is not None and plan.renames.renames:
+        line = f"Ready: {what} will move to {target}, {len(plan.renames.renames):,} colliding row(s) renamed first."
     else:
         line = f"Ready: {what} will move to {target}; no conflicts."
     notes = []
@@ -389,7 +460,9 @@ def _more(console: Console, total: int, limit: int | None) -> None:
         console.print(Text(f"  ... {total - limit:,} more (use --verbose to list all)"))
 
 
-def render_apply_result(result: ApplyResult, console: Console, target: str = mlflow_facts.DEFAULT_WORKSPACE) -> None:
+def render_apply_result(
+    result: ApplyResult, console: Console, target: str = mlflow_facts.DEFAULT_WORKSPACE, *, journal: str | None = None
+) -> None:
     if not result.total_moved and not result.created_default_workspace:
         console.print(
             Text("Nothing left to move under the lock (another run moved the rows since the plan); nothing changed."),
@@ -408,6 +481,15 @@ def render_apply_result(result: ApplyResult, console: Console, target: str = mlf
         console.print(
             Text(f"  repointed the artifact_location of {result.artifact_locations_retargeted:,} experiment(s)")
         )
+    for t, n in result.renamed:
+        console.print(Text(f"  renamed {n:,} row(s) of {t}"))
+    if result.renamed:
+        where = (
+            f"the journal {journal} (column_set records; db restore-workspaces puts the old names back)"
+            if journal
+            else "--format json `renames` lists them all (no --journal was written, so there is no restore)"
+        )
+        console.print(Text(f"  the list of renames (old → new): {where}"))
     console.print(
         Text(
             f"Done: moved {result.total_moved:,} row(s) in {len(moved)} table(s) into `{target}`; committed.",
@@ -432,7 +514,12 @@ def render_restore(
     for name in result.catalog_deleted:
         console.print(Text(f"  catalog row {quoted(name)} (created by the journaled run) removed"))
     if result.columns_restored:
-        console.print(Text(f"  {result.columns_restored:,} changed column value(s) (artifact locations) put back"))
+        if other := result.columns_restored - result.names_restored:
+            console.print(Text(f"  {other:,} changed column value(s) (artifact locations) put back"))
+        if result.names_restored:
+            console.print(
+                Text(f"  {result.names_restored:,} value(s) changed by --rename-conflicts put back (names, digests)")
+            )
     for table, n in result.missing.items():
         console.print(Text(f"  {table}: {n:,} journaled row(s) no longer exist where the run left them; skipped"))
     if result.conflict_count:
