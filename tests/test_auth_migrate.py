@@ -407,36 +407,6 @@ def test_bad_input_is_one_line_and_changes_nothing(auth_db, mlflow_db, flags, co
     assert (auth_db.fingerprint(), mlflow_db.fingerprint()) == before
 
 
-def _tracking_run_with_a_rename(db, journal) -> None:
-    """What a tracking migration with --rename-conflicts leaves: team-a's `fraud` moved to default as
-    `fraud (team-a)` (default kept its own `fraud`), and a journal with the row's move and its rename.  Written
-    with this tool's own journal writer, the record shapes `db restore-workspaces` reads."""
-    from mlflow_ws_admin.commands import open_journal
-    from mlflow_ws_admin.connect import resolve_target
-    from mlflow_ws_admin.schema import reflect_schema
-
-    with db.engine.begin() as conn:
-        schema = reflect_schema(conn)
-        writer = open_journal(str(journal), "migrate", resolve_target(db.uri), schema)
-        writer.table(schema.table("registered_models"))
-        writer.row("registered_models", ["fraud"], ["team-a"], ["default"], None)
-        writer.column_set("registered_models", ["fraud"], "name", "fraud", "fraud (team-a)")
-        writer.table(schema.table("experiments"))
-        for (experiment_id,) in conn.exec_driver_sql(
-            "SELECT experiment_id FROM experiments WHERE workspace <> 'default'"
-        ):
-            workspace = conn.exec_driver_sql(
-                f"SELECT workspace FROM experiments WHERE experiment_id = {experiment_id}"
-            ).scalar()
-            writer.row("experiments", [experiment_id], [workspace], ["default"], None)
-        conn.exec_driver_sql(
-            "UPDATE registered_models SET name = 'fraud (team-a)', workspace = 'default' WHERE workspace = 'team-a' AND name = 'fraud'"
-        )
-        conn.exec_driver_sql("UPDATE experiments SET workspace = 'default'")
-        writer.seal()
-    writer.complete()
-
-
 def test_grants_follow_a_resource_the_tracking_migration_renamed(auth_db, mlflow_db, tmp_path) -> None:
     from mlflow_ws_admin.sample_data import SampleData
 
@@ -450,7 +420,19 @@ def test_grants_follow_a_resource_the_tracking_migration_renamed(auth_db, mlflow
     }
     plant_auth(auth_db, roles, {"alice": [("team-a", "fraud-owners")], "dave": [("default", "fraud-readers")]})
     journal = tmp_path / "tracking.jsonl"
-    _tracking_run_with_a_rename(mlflow_db, journal)
+    # The real tracking migration: team-a's `fraud` moves to default as `fraud (team-a)`; default keeps its own.
+    tracking = run_cli(
+        "db",
+        "migrate-to-default-workspace",
+        mlflow_db.uri,
+        "-y",
+        "--rename-conflicts",
+        TEMPLATE,
+        "--journal",
+        str(journal),
+    )
+    assert tracking.exit_code == ExitStatus.OK, tracking.output
+    assert mlflow_db.scalar("SELECT COUNT(*) FROM registered_models WHERE name = 'fraud (team-a)'") == 1
 
     result = auth_migrate(auth_db, mlflow_db, "-y", "-v", "--tracking-journal", str(journal))
 

@@ -25,6 +25,7 @@ from mlflow_ws_admin.auth.plan import effective_permissions, subject, view_of
 from mlflow_ws_admin.auth.rules import TIER_TYPES, AuthConfig
 from mlflow_ws_admin.auth.state import read_auth_state, read_ownership
 from mlflow_ws_admin.errors import ExitStatus
+from mlflow_ws_admin.sample_data import SampleData
 
 from .auth_helpers import auth_migrate, plant_tracking
 from .helpers import migrate
@@ -125,6 +126,8 @@ def test_permissions_match_mlflow_before_and_after(auth_db, mlflow_db, tmp_path,
     ids = plant_tracking(mlflow_db)
     with mlflow_db.engine.begin() as conn:
         conn.execute(text("INSERT INTO workspaces (name) VALUES ('team-c')"))
+    with mlflow_db.engine.begin() as conn, SampleData(conn) as data:
+        data.registered_model("default", "fraud-a")  # collides with team-a's: the tracking migration renames that one
     _oracle("setup", auth_db.uri, _spec(ids))
     with auth_db.engine.connect() as conn:
         state = read_auth_state(conn)
@@ -138,7 +141,7 @@ def test_permissions_match_mlflow_before_and_after(auth_db, mlflow_db, tmp_path,
     assert alice_on_d1 == ("READ" if gdwa else "NO_PERMISSIONS")  # she has no role in default
 
     journal = tmp_path / "tracking.jsonl"
-    moved = migrate(mlflow_db.uri, "-y", "--journal", str(journal))
+    moved = migrate(mlflow_db.uri, "-y", "--journal", str(journal), "--rename-conflicts", "{name} ({workspace})")
     assert moved.exit_code == ExitStatus.OK, moved.output
     result = auth_migrate(
         auth_db, mlflow_db, "-y", resolution, "--tracking-journal", str(journal),
@@ -150,13 +153,17 @@ def test_permissions_match_mlflow_before_and_after(auth_db, mlflow_db, tmp_path,
 
     with mlflow_db.engine.connect() as conn:
         ownership_after = read_ownership(conn, journal)
-    assert ownership_after.resources == ownership.resources  # the journal says where each one came from
+    # the journal says where each one came from, and under which name: team-a's `fraud-a` was renamed
+    before_ids = {(r.resource_type, r.workspace, r.before_id): r.after_id for r in ownership.resources}
+    after_ids = {(r.resource_type, r.workspace, r.before_id): r.after_id for r in ownership_after.resources}
+    renamed = {(kind, "team-a", "fraud-a"): "fraud-a (team-a)" for kind in ("registered_model", "prompt")}
+    assert after_ids == {**before_ids, **renamed}  # a registered_models row is what prompt grants name, too
     with auth_db.engine.connect() as conn:
         written = read_auth_state(conn)
     assert {r.workspace for r in written.roles} == {"default"}
-    mlflow_after = _oracle("resolve", auth_db.uri, _query(ownership, False, "NO_PERMISSIONS", state, gdwa))
+    mlflow_after = _oracle("resolve", auth_db.uri, _query(ownership_after, False, "NO_PERMISSIONS", state, gdwa))
     ours_after = effective_permissions(
-        view_of(written), state, ownership, AuthConfig("NO_PERMISSIONS", gdwa), workspaces_enabled=False
+        view_of(written), state, ownership_after, AuthConfig("NO_PERMISSIONS", gdwa), workspaces_enabled=False
     )
     assert _ours(ours_after, state) == mlflow_after
 

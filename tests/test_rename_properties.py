@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import text
 
-from mlflow_ws_admin.apply import ApplyExtras, apply_plan
+from mlflow_ws_admin.apply import apply_plan
 from mlflow_ws_admin.connect import create_db_engine, resolve_target
 from mlflow_ws_admin.move import Move, RenamePolicy
 from mlflow_ws_admin.plan import build_plan
@@ -46,9 +46,7 @@ def test_renamed_names_satisfy_every_unique_index_as_planned(mlflow_db, backend:
         assert plan.renames is not None and not plan.renames.refused
         assert not plan.has_blocking_conflicts
 
-        # This property is about names; the plan's artifact check closes its own session in a thread, which a
-        # loaded machine may not have finished when apply looks for other sessions.
-        apply_plan(engine, plan, lock_timeout_s=10, extras=ApplyExtras(ignore_other_sessions=True))
+        apply_plan(engine, plan, lock_timeout_s=10)
 
         # What the plan predicted: every row in `default`, the renamed ones under their new names.
         new_names = {(r.table, r.workspace, r.old): r.new for r in plan.renames.renames}

@@ -153,31 +153,30 @@ class Ownership:
 
 
 def _journaled_origins(journal: str | Path) -> dict[tuple[str, str, str], tuple[str, str]]:
-    """(table, workspace now, key now) -> (workspace before, key before), for every row a tracking journal moved;
-    a ``column_set`` of a name column is a rename of that row (key before -> key now)."""
+    """(table, workspace now, key now) -> (workspace before, key before), for every row a tracking journal moved
+    or renamed.  ``--rename-conflicts`` renames a row where it stands, before the move: its ``column_set`` of the
+    name column holds the row's source workspace and its new name, and the row's move record then carries the
+    new name."""
     from mlflow_ws_admin.errors import UsageError
     from mlflow_ws_admin.journal import read_records
 
-    moves: list[tuple[str, str, str, str]] = []  # table, key, from, to
-    renames: dict[tuple[str, str], str] = {}
+    moves: list[tuple[str, str, str, str]] = []  # table, key now, workspace before, workspace after
+    renamed: dict[tuple[str, str, str], str] = {}  # (table, workspace before, name now) -> name before
     for record in read_records(journal):
         kind = record.get("type")
         if kind == "row" and record["key"] and record["from"] and record["to"]:
             moves.append((record["table"], str(record["key"][0]), str(record["from"][0]), str(record["to"][0])))
         elif kind == "column_set" and record.get("column") == "name":
-            renames[record["table"], str(record["from"])] = str(record["to"])
-    seen: dict[tuple[str, str], int] = {}
-    for table, key, _, _ in moves:
-        seen[table, key] = seen.get((table, key), 0) + 1
+            if record.get("workspace") is None:
+                raise UsageError(
+                    f"the tracking journal renames {record['table']} {record['from']!r} without its workspace"
+                )
+            renamed[record["table"], str(record["workspace"]), str(record["to"])] = str(record["from"])
     origins: dict[tuple[str, str, str], tuple[str, str]] = {}
     for table, key, before, after in moves:
-        new = renames.get((table, key), key)
-        if new != key and seen[table, key] > 1:
-            # a name several workspaces held, renamed once: which row got the new name is not in the journal
-            raise UsageError(
-                f"the tracking journal renames {table} {key!r}, which several workspaces held; cannot tell whose it was"
-            )
-        origins[table, after, new] = (before, key)
+        origins[table, after, key] = (before, renamed.pop((table, before, key), key))
+    for (table, workspace, new), old in renamed.items():  # renamed where it stayed (--keep oldest|newest)
+        origins.setdefault((table, workspace, new), (workspace, old))
     return origins
 
 
