@@ -1,5 +1,7 @@
 """The CLI's boundary: one command's invocation (its secrets, output and UI) and the one place where
-exceptions become exit codes.  Click-free apart from ``click.echo``; ``cli`` calls ``run`` once per command.
+exceptions become exit codes.  ``cli`` calls ``run`` once per command, and ``run_process`` once per process
+(for what escapes a command: Click's usage errors, a Ctrl-C at start-up or exit, a closed stdout).  It knows
+Click only for ``click.echo`` and Click's exceptions.
 """
 
 from __future__ import annotations
@@ -103,3 +105,39 @@ def artifact_root(root: str | None) -> str | None:
     if root is not None and not root.strip():
         raise UsageError("--default-artifact-root must not be empty")
     return root.strip() if root else None
+
+
+def run_process(main: click.Command) -> NoReturn:
+    """The process around the command tree (``cli.entry_point``): run ``main``, then leave at once.  Everything
+    is closed by then, so the interpreter's teardown (~0.07 s) would only keep the shell waiting."""
+    try:
+        # Not standalone: Click would turn a Ctrl-C that lands outside a command's boundary (start-up, or its
+        # last instructions) into "Aborted!" and exit 1, which means "conflicts" here.
+        returned = main.main(standalone_mode=False)
+        code = returned if isinstance(returned, int) else 0  # --help and --version return 0
+    except (KeyboardInterrupt, click.Abort):
+        message, status = interrupted(_committed())
+        print(f"Error: {message}", file=sys.stderr)
+        code = int(status)
+    except click.ClickException as exc:  # a usage error: Click's own message and exit code 2
+        exc.show()
+        code = exc.exit_code
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else int(ExitStatus.USAGE))
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        # A closed pipe (`| head`): the report is lost, so neither "ok" nor "conflicts" can be trusted.
+        if code in (ExitStatus.OK, ExitStatus.CONFLICTS):
+            code = int(ExitStatus.OUTPUT_CLOSED)
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
+    os._exit(code)
+
+
+def _committed() -> bool:
+    """Whether this process committed a change (only possible once the transaction core was imported)."""
+    transaction = sys.modules.get("mlflow_ws_admin.transaction")
+    return transaction is not None and transaction.commit_count() > 0

@@ -6,15 +6,12 @@ Heavy imports (SQLAlchemy, Rich, drivers) happen inside the commands so ``--help
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 from typing import NoReturn
 
 import click
 
 from mlflow_ws_admin import __version__
-from mlflow_ws_admin.boundary import Invocation, artifact_root, boundary, interrupted
+from mlflow_ws_admin.boundary import Invocation, artifact_root, boundary, run_process
 from mlflow_ws_admin.boundary import run as run_command
 from mlflow_ws_admin.cli_options import (
     URI_HELP,
@@ -23,12 +20,14 @@ from mlflow_ws_admin.cli_options import (
     format_option,
     ignore_other_sessions_option,
     lock_timeout_option,
+    move_apply_options,
     rename_options,
     report_options,
     resource_filter_options,
     server_options,
+    workspace_store_option,
 )
-from mlflow_ws_admin.errors import ExitStatus, UsageError
+from mlflow_ws_admin.errors import UsageError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,39 +37,8 @@ def main() -> None:
 
 
 def entry_point() -> NoReturn:
-    """The installed command and ``python -m mlflow_ws_admin``: run ``main``, then leave at once.  Everything
-    is closed by then, so the interpreter's teardown (~0.07 s) would only keep the shell waiting."""
-    try:
-        # Not standalone: Click would turn a Ctrl-C that lands outside a command's boundary (start-up, or its
-        # last instructions) into "Aborted!" and exit 1, which means "conflicts" here.
-        returned = main.main(standalone_mode=False)
-        code = returned if isinstance(returned, int) else 0  # --help and --version return 0
-    except (KeyboardInterrupt, click.Abort):
-        message, status = interrupted(_committed())
-        print(f"Error: {message}", file=sys.stderr)
-        code = int(status)
-    except click.ClickException as exc:  # a usage error: Click's own message and exit code 2
-        exc.show()
-        code = exc.exit_code
-    except SystemExit as exc:
-        if isinstance(exc.code, str):
-            print(exc.code, file=sys.stderr)
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else int(ExitStatus.USAGE))
-    try:
-        sys.stdout.flush()
-    except (OSError, ValueError):
-        # A closed pipe (`| head`): the report is lost, so neither "ok" nor "conflicts" can be trusted.
-        if code in (ExitStatus.OK, ExitStatus.CONFLICTS):
-            code = int(ExitStatus.OUTPUT_CLOSED)
-    with contextlib.suppress(OSError, ValueError):
-        sys.stderr.flush()
-    os._exit(code)
-
-
-def _committed() -> bool:
-    """Whether this process committed a change (only possible once the transaction core was imported)."""
-    transaction = sys.modules.get("mlflow_ws_admin.transaction")
-    return transaction is not None and transaction.commit_count() > 0
+    """The installed command and ``python -m mlflow_ws_admin``."""
+    run_process(main)
 
 
 @main.group()
@@ -81,16 +49,11 @@ def db() -> None:
 @db.command("migrate-to-default-workspace", epilog=URI_HELP)
 @click.argument("uri", required=False)
 @dry_run_option("Read-only preflight: print the plan and conflicts, change nothing.")
-@click.option("-v", "--verbose", is_flag=True, help="List every conflict group instead of the first 5 per table.")
-@click.option("-y", "--yes", is_flag=True, help="Apply without asking for confirmation.")
-@lock_timeout_option
-@ignore_other_sessions_option
-@artifact_root_option("The tracking server's --default-artifact-root: enables the reserved-path artifact checks.")
-@click.option(
-    "--allow-artifact-overlap",
-    is_flag=True,
-    help="Proceed despite blocking artifact findings (overlapping locations across workspaces).",
+@move_apply_options(
+    verbose_help="List every conflict group instead of the first 5 per table.",
+    journal_help="Record every moved row (JSON Lines; gzip when FILE ends in .gz) for db restore-workspaces.",
 )
+@artifact_root_option("The tracking server's --default-artifact-root: enables the reserved-path artifact checks.")
 @report_options
 @click.option(
     "--plan-out",
@@ -104,12 +67,6 @@ def db() -> None:
     type=click.Path(dir_okay=False),
     default=None,
     help="Apply only if the database still matches this plan file (re-checked under lock; exit 4 if it drifted).",
-)
-@click.option(
-    "--journal",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Record every moved row (JSON Lines; gzip when FILE ends in .gz) for db restore-workspaces.",
 )
 @click.option(
     "--prune-workspaces",
@@ -152,8 +109,10 @@ def migrate_to_default_workspace(
 )
 @resource_filter_options
 @dry_run_option("Read-only preflight: print what would move and every conflict, change nothing.")
-@click.option("-v", "--verbose", is_flag=True, help="List every conflict group and reference, not the first few.")
-@click.option("-y", "--yes", is_flag=True, help="Apply without asking for confirmation.")
+@move_apply_options(
+    verbose_help="List every conflict group and reference, not the first few.",
+    journal_help="Record every changed row (JSON Lines) so that db restore-workspaces can undo the move.",
+)
 @click.option(
     "--artifact-policy",
     type=click.Choice(["preserve", "retarget"]),
@@ -164,23 +123,7 @@ def migrate_to_default_workspace(
 @artifact_root_option(
     "The tracking server's --default-artifact-root: DST's root for retarget (unless the catalog sets one)."
 )
-@click.option("--allow-artifact-overlap", is_flag=True, help="Proceed despite blocking artifact findings.")
-@click.option(
-    "--journal",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Record every changed row (JSON Lines) so that db restore-workspaces can undo the move.",
-)
-@lock_timeout_option
-@ignore_other_sessions_option
-@click.option(
-    "--workspace-store-uri",
-    metavar="URI",
-    default=None,
-    envvar="MLFLOW_WORKSPACE_STORE_URI",
-    help="The database that holds the workspace catalog, when it is not the tracking database "
-    "(default: $MLFLOW_WORKSPACE_STORE_URI, else URI).  Read only.",
-)
+@workspace_store_option
 @report_options
 @rename_options
 def move_resources(

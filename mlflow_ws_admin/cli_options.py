@@ -133,3 +133,32 @@ def rename_options(command: Callable) -> Callable:
         help="Rename all but one row of each conflict group, in the same transaction, e.g. '{name} ({workspace})'. "
         "Placeholders: {name}, {workspace} (the row's source workspace), {n} (a counter that makes it unique).",
     )(command)
+
+
+def move_apply_options(verbose_help: str, journal_help: str) -> Callable[[Callable], Callable]:
+    """What every Move command takes to apply: -v, -y, --allow-artifact-overlap, --journal, the lock timeout and
+    --ignore-other-sessions (migrate and move-resources)."""
+
+    def decorate(command: Callable) -> Callable:
+        command = ignore_other_sessions_option(lock_timeout_option(command))
+        command = click.option("--journal", type=click.Path(dir_okay=False), default=None, help=journal_help)(command)
+        command = click.option(
+            "--allow-artifact-overlap",
+            is_flag=True,
+            help="Proceed despite blocking artifact findings (overlapping locations across workspaces).",
+        )(command)
+        command = click.option("-y", "--yes", is_flag=True, help="Apply without asking for confirmation.")(command)
+        return click.option("-v", "--verbose", is_flag=True, help=verbose_help)(command)
+
+    return decorate
+
+
+def workspace_store_option(command: Callable) -> Callable:
+    return click.option(
+        "--workspace-store-uri",
+        metavar="URI",
+        default=None,
+        envvar="MLFLOW_WORKSPACE_STORE_URI",
+        help="The database that holds the workspace catalog, when it is not the tracking database "
+        "(default: $MLFLOW_WORKSPACE_STORE_URI, else URI).  Read only.",
+    )(command)
