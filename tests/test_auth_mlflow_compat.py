@@ -14,7 +14,6 @@ resource of another workspace, a workspace admin, colliding role names (merged a
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -29,21 +28,23 @@ from mlflow_ws_admin.sample_data import SampleData
 
 from .auth_helpers import auth_migrate, plant_tracking
 from .helpers import migrate
+from .test_mlflow_compat import (  # noqa: F401 (the skip without MLflow)
+    MLFLOW_PYTHON,
+    _mlflow_env,
+    mlflow_server,
+    pytestmark,
+)
 
-MLFLOW_PYTHON = os.environ.get("MWA_MLFLOW_PYTHON", "/tmp/mwa-mlflow-venvs/3.17.2/bin/python")
 ORACLE = Path(__file__).with_name("mlflow_auth_oracle.py")
-
-pytestmark = pytest.mark.skipif(not Path(MLFLOW_PYTHON).exists(), reason=f"no MLflow interpreter at {MLFLOW_PYTHON}")
 
 
 def _oracle(command: str, uri: str, payload: dict) -> dict | None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     proc = subprocess.run(
         [MLFLOW_PYTHON, str(ORACLE), command, uri],
         input=json.dumps(payload),
         capture_output=True,
         text=True,
-        env=env,
+        env=_mlflow_env(),
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -277,7 +278,6 @@ def _auth_env(ini: Path) -> dict[str, str]:
 
 @pytest.mark.sqlite_only
 def test_a_real_basic_auth_server_grants_the_same_access_before_and_after(auth_db, scratch_db, tmp_path) -> None:
-    from .test_mlflow_compat import mlflow_server
 
     tracking = scratch_db.load("3.17.2")  # the schema MLflow 3.17.2's server accepts
     ids = plant_tracking(tracking)
