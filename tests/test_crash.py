@@ -325,10 +325,12 @@ def test_sigkill_during_move_resources_leaves_it_unchanged_or_moved_and_undoable
             context = f"SIGKILL {delay:.2f} s into move-resources (seed {SEED}, {backend})"
             proc, ready = _start_move(db.uri, journal)
             time.sleep(max(0.0, ready + delay - time.monotonic()))
-            if proc.poll() is not None:
-                # It finished before the kill point (a run faster than the calibration): not a kill; restore it
-                # from its journal and aim earlier.
-                _, err = proc.communicate(timeout=60)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+            _, err = proc.communicate(timeout=120)
+            if proc.returncode != -signal.SIGKILL:
+                # It finished before the kill landed (a run faster than the calibration, or one that ended between
+                # the look and the signal): not a kill; restore it from its journal and aim earlier.
                 assert proc.returncode == ExitStatus.OK, f"{context}: exit {proc.returncode}: {err}"
                 late += 1
                 assert late <= 6, f"kill points keep landing after the run ended ({context})"
@@ -336,9 +338,6 @@ def test_sigkill_during_move_resources_leaves_it_unchanged_or_moved_and_undoable
                 assert restore(db, journal).returncode == ExitStatus.OK, context
                 assert _state(db) == original, context
                 continue
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate(timeout=120)
-            assert proc.returncode == -signal.SIGKILL, context
             _wait_for_server_sessions(db)
             if backend == "sqlite":
                 assert _integrity(db) == "ok", context
