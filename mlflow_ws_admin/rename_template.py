@@ -8,6 +8,7 @@ is taken or too long, the caller reports the row instead of inventing a name.
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ class RenameTemplate:
             )
         return cls(text)
 
-    @property
+    @functools.cached_property
     def counts(self) -> bool:
         return "{n}" in self.text.replace("{{", "").replace("}}", "")
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
+import operator
 import posixpath
 import re
 import unicodedata
@@ -30,11 +32,11 @@ from mlflow_ws_admin.move import Move, RenamePolicy
 from mlflow_ws_admin.schema import UniqueKey, WorkspaceSchema, WorkspaceTable
 
 if TYPE_CHECKING:
+    from mlflow_ws_admin.dialects import Dialect
     from mlflow_ws_admin.journal import JournalWriter
 
 
-@dataclass(frozen=True)
-class Rename:
+class Rename(NamedTuple):  # a tuple: planning makes 60k of them, and a frozen dataclass costs 3x as much
     table: str
     #: the row's primary key (without workspace columns) before the rename
     key: tuple[tuple[str, Any], ...]
@@ -162,13 +164,35 @@ def name_problem(table: str, name: str, *, prompt: bool = False) -> str | None:
 # --- planning ----------------------------------------------------------------------------------------------
 
 
-class _Candidate(NamedTuple):
-    group: tuple[Any, ...]
-    workspace: str | None
-    key: tuple[tuple[str, Any], ...]
-    name: str
-    others: tuple[Any, ...]  # the key's other columns (skills' organization)
-    created: Any
+@dataclass(frozen=True)
+class _Layout:
+    """Where ``rows_by_key``'s records hold what planning reads: the workspace first, then the row columns."""
+
+    pk: tuple[tuple[str, int], ...]
+    name: int
+    others: tuple[int, ...]  # the key's other columns (skills' organization)
+    created: int | None
+
+    def key(self, r: Any) -> tuple[tuple[str, Any], ...]:
+        return tuple((c, r[i]) for c, i in self.pk)
+
+    def others_of(self, r: Any) -> tuple[Any, ...]:
+        return tuple(r[i] for i in self.others) if self.others else ()
+
+    def order(self, keep: str) -> Callable[[Any], tuple]:
+        """Sort key of a group's rows for ``--keep oldest|newest``: creation time (rows without one last), then
+        workspace and id, so ties always break the same way."""
+        sign = 1 if keep == "oldest" else -1
+        created = self.created
+        pk_values = operator.itemgetter(*(i for _, i in self.pk)) if self.pk else lambda r: ()
+
+        def order(r: Any) -> tuple:
+            at = r[created] if created is not None else None
+            if isinstance(at, int | float):
+                return (False, sign * at, r[0] or "", pk_values(r))
+            return (True, 0, r[0] or "", pk_values(r))
+
+        return order
 
 
 def plan_renames(
@@ -176,44 +200,53 @@ def plan_renames(
     schema: WorkspaceSchema,
     move: Move,
     policy: RenamePolicy,
-    colliding: Iterable[tuple[str, UniqueKey]],
+    keys: Iterable[tuple[str, UniqueKey]],
 ) -> RenamePlan:
-    """Read-only: the renames that resolve the given colliding root keys, and the rows it cannot rename."""
+    """Read-only: the renames that resolve the conflict groups of the given root keys, and the rows it cannot
+    rename.  Keys that are never renamed are skipped: their groups stay conflicts."""
+    from mlflow_ws_admin.dialects import for_backend
+
+    dialect = for_backend(conn.dialect.name)
     fold = fold_for(conn.dialect.name)
     renames: list[Rename] = []
     refused: list[RenameRefusal] = []
     resolved: set[tuple[str, tuple[str, ...]]] = set()
-    for table, key in colliding:
+    for table, key in keys:
         wt = schema.table(table)
-        if refusal_reason(table, key) is not None or queries.rollup_parents(schema, wt, key):
+        if not renameable(schema, wt, key):
             continue  # stays a conflict; the report's fix hint says why (a child's collides with its parent)
         resolved.add((table, key.columns))
         column = name_column(key)
         assert column is not None
-        candidates = _candidates(conn, wt, key, move)
-        if not candidates:
+        layout, groups, taken = _scan(conn, dialect, wt, key, move, fold)
+        if not groups:
             continue
         prompts = _prompt_names(conn, schema) if table == "registered_models" else set()
-        taken = _taken(conn, wt, key, column, move, fold)
         limit = wt.column_length(column)
-        for group in _groups(candidates):
-            keeper = _keeper(group, policy.keep, move.target)
+        order = layout.order("oldest" if policy.keep == "default" else policy.keep)
+        for group in groups:
+            keeper = _keeper(group, policy.keep, move.target, order)
             for row in group:
                 if row is keeper:
                     continue
-                names = taken.setdefault(row.others, set())
-                new, why = policy.template.unique_name(
-                    row.name, row.workspace or "", names, fold=fold, max_length=limit
-                )
+                workspace, name = row[0], row[layout.name]
+                names = taken.setdefault(layout.others_of(row), set())
+                new, why = policy.template.unique_name(name, workspace or "", names, fold=fold, max_length=limit)
                 if new is not None:
-                    why = name_problem(table, new, prompt=(row.workspace, row.name) in prompts)
+                    why = name_problem(table, new, prompt=(workspace, name) in prompts)
                 if new is None or why is not None:
-                    refused.append(RenameRefusal(table, row.key, row.workspace, row.name, why or "no valid name"))
+                    refused.append(RenameRefusal(table, layout.key(row), workspace, name, why or "no valid name"))
                     continue
                 names.add(fold(new))
-                renames.append(Rename(table, row.key, row.workspace, column, row.name, new))
+                renames.append(Rename(table, layout.key(row), workspace, column, name, new))
     renames, referenced = _without_referenced(conn, schema, renames, fold)
     return RenamePlan(policy, tuple(renames), (*refused, *referenced), frozenset(resolved))
+
+
+def renameable(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey) -> bool:
+    """Whether ``--rename-conflicts`` resolves this key's conflict groups: a root key (not one whose collisions
+    roll up under a colliding parent's) that MLflow lets us rename."""
+    return refusal_reason(wt.name, key) is None and not queries.rollup_parents(schema, wt, key)
 
 
 # --- names stored as text ----------------------------------------------------------------------------------
@@ -345,70 +378,65 @@ def _linked_prompt_names(value: Any) -> list[str]:
     return [str(i["name"]) for i in items if isinstance(i, dict) and "name" in i]
 
 
-def _candidates(conn: Connection, wt: WorkspaceTable, key: UniqueKey, move: Move) -> list[_Candidate]:
+def _scan(
+    conn: Connection,
+    dialect: Dialect,
+    wt: WorkspaceTable,
+    key: UniqueKey,
+    move: Move,
+    fold: Callable[[str], str],
+) -> tuple[_Layout, list[list[Any]], dict[tuple[Any, ...], set[str]]]:
+    """One sorted read of the key's rows: its conflict groups (each group's records that will share the target,
+    from more than one workspace), and the names a new name must not take, folded, by the key's other columns.
+    Consecutive records with equal key values (or equal collation keys, where the dialect has them) are one
+    group."""
     pk = key_columns(wt)
     created = creation_column(wt)
     column = name_column(key)
-    others = [c for c in key.columns if c != column]
+    assert column is not None
     row_columns = list(dict.fromkeys([*pk, *key.columns, *([created] if created else [])]))
-    n_key = len(key.columns)
-    # Positions in each record, worked out once: 60k groups make per-row dicts a visible cost.
-    at = {c: n_key + 1 + i for i, c in enumerate(row_columns)}
-    pk_at = [(c, at[c]) for c in pk]
-    others_at = [at[c] for c in others]
-    name_at, created_at = at[column], at[created] if created else None
-    return [
-        _Candidate(
-            values[:n_key],
-            values[n_key],
-            tuple((c, values[i]) for c, i in pk_at),
-            values[name_at],
-            tuple(values[i] for i in others_at),
-            values[created_at] if created_at is not None else None,
-        )
-        for values in conn.execute(queries.colliding_rows(wt, key, move, row_columns))
-    ]
+    at = {c: 1 + i for i, c in enumerate(row_columns)}
+    layout = _Layout(
+        tuple((c, at[c]) for c in pk),
+        at[column],
+        tuple(at[c] for c in key.columns if c != column),
+        at[created] if created else None,
+    )
+    domain_at = len(row_columns) + 1 if move.selection is not None else None
+    collation_keys = dialect.collation_keys(conn, queries.table_clause(wt), key.columns)
+    if collation_keys is None:
+        group_key = operator.itemgetter(*(at[c] for c in key.columns))
+    else:
+        first = len(row_columns) + 1 + (domain_at is not None)
+        group_key = operator.itemgetter(*range(first, first + len(collation_keys)))
+    rows = conn.execute(queries.rows_by_key(wt, key, move, row_columns, collation_keys)).all()
+
+    # C-level getters and no per-row objects: 140k rows are read here, and most are not in any group.
+    taken: dict[tuple[Any, ...], set[str]] = {}
+    if layout.others:
+        for r in rows:
+            taken.setdefault(layout.others_of(r), set()).add(fold(r[layout.name]))
+    else:
+        taken[()] = set(map(fold, map(operator.itemgetter(layout.name), rows)))
+    groups: list[list[Any]] = []
+    for _, grouped in itertools.groupby(rows, group_key):
+        group = list(grouped)
+        if len(group) > 1 and domain_at is not None:
+            group = [r for r in group if r[domain_at]]
+        if len(group) > 1 and any(r[0] != group[0][0] for r in group):
+            groups.append(group)
+    return layout, groups, taken
 
 
-def _groups(candidates: list[_Candidate]) -> Iterable[list[_Candidate]]:
-    """Consecutive rows of one group (the query orders by group key)."""
-    group: list[_Candidate] = []
-    for c in candidates:
-        if group and c.group != group[0].group:
-            yield group
-            group = []
-        group.append(c)
-    if group:
-        yield group
-
-
-def _keeper(group: list[_Candidate], keep: str, target: str) -> _Candidate:
+def _keeper(group: list[Any], keep: str, target: str, order: Callable[[Any], tuple]) -> Any:
     """The row that keeps its name: ``default`` the target's row (else the oldest), ``oldest``/``newest`` by
-    creation time; ties (and rows without a creation time, which sort last) are broken by workspace and id."""
+    ``order`` (``_Layout.order`` of ``keep``, where ``default`` sorts as ``oldest``)."""
     if keep == "default":
-        in_target = [c for c in group if c.workspace == target]
+        in_target = [r for r in group if r[0] == target]
         if len(in_target) == 1:
             return in_target[0]
         group = in_target or group
-        keep = "oldest"
-    sign = 1 if keep == "oldest" else -1
-
-    def order(c: _Candidate) -> tuple:
-        timed = isinstance(c.created, int | float)
-        return (not timed, sign * c.created if timed else 0, c.workspace or "", tuple(v for _, v in c.key))
-
     return min(group, key=order)
-
-
-def _taken(
-    conn: Connection, wt: WorkspaceTable, key: UniqueKey, column: str, move: Move, fold: Callable[[str], str]
-) -> dict[tuple[Any, ...], set[str]]:
-    others = [c for c in key.columns if c != column]
-    taken: dict[tuple[Any, ...], set[str]] = {}
-    for record in conn.execute(queries.names_sharing(wt, [*others, column], move)):
-        values = tuple(record)
-        taken.setdefault(values[:-1], set()).add(fold(values[-1]))
-    return taken
 
 
 def _prompt_names(conn: Connection, schema: WorkspaceSchema) -> set[tuple[str | None, str]]:

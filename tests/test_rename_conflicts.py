@@ -316,6 +316,42 @@ def test_case_insensitive_groups_show_every_spelling_and_rename_to_free_names(ml
     ]
 
 
+@pytest.mark.mysql_only
+def test_groups_follow_the_columns_collation_accents_and_padding_included(mlflow_db) -> None:
+    """Planning groups rows in Python by collation weights: names equal only under the collation ('ß' = 's'
+    and 'é' = 'e' in utf8mb4_general_ci) are one group, and a NO PAD collation keeps a trailing space apart."""
+    from sqlalchemy import text
+
+    with mlflow_db.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE experiments MODIFY name VARCHAR(256) NOT NULL COLLATE utf8mb4_general_nopad_ci"))
+
+    def fill(data) -> None:
+        data.registered_model("team-a", "Straße")
+        data.registered_model("team-b", "strase")
+        data.registered_model("team-a", "Café")
+        data.registered_model("team-b", "cafe")
+        data.experiment("team-a", "churn")
+        data.experiment("team-b", "churn ")  # another name under NO PAD: no collision
+        data.experiment("team-c", "CHURN")  # the same as team-a's: case is still ignored
+
+    populate(mlflow_db, fill)
+
+    result = migrate(mlflow_db.uri, "-y", "--rename-conflicts", "{name}-{workspace}")
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert [r for r in _names(mlflow_db, "registered_models") if r[1][:3].lower() in ("caf", "str")] == [
+        ("default", "Café"),
+        ("default", "Straße"),
+        ("default", "cafe-team-b"),
+        ("default", "strase-team-b"),
+    ]
+    assert [r for r in _names(mlflow_db, "experiments") if "churn" in r[1].lower()] == [
+        ("default", "CHURN-team-c"),
+        ("default", "churn"),
+        ("default", "churn "),
+    ]
+
+
 def test_restore_refuses_to_record_a_journal_of_renames(mlflow_db, tmp_path) -> None:
     populate(mlflow_db, lambda data: (data.experiment("team-a", "x"), data.experiment("team-b", "x")))
     journal = str(tmp_path / "j.jsonl")

@@ -173,6 +173,13 @@ class Dialect:
         be (a hint for the statement's shape)."""
         return conn.execute(target.update().where(match).values(dict(values))).rowcount
 
+    # --- comparing keys -----------------------------------------------------------------------------------
+
+    def collation_keys(self, conn: Connection, t: TableClause, columns: Sequence[str]) -> list[ColumnElement] | None:
+        """Expressions equal exactly where the unique index finds these columns' values equal, for a read
+        that groups rows in Python; None where the values themselves are (byte-wise comparison)."""
+        return None
+
     # --- digests --------------------------------------------------------------------------------------------
 
     def row_hash_sum(self, columns: Sequence[ColumnElement]) -> ColumnElement | None:

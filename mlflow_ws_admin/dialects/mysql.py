@@ -261,6 +261,18 @@ class MySQLDialect(Dialect):
             select(func.count()).select_from(child).where(*(child.c[c].is_not(None) for c in fk.child_columns), ~match)
         )
 
+    def collation_keys(self, conn: Connection, t: TableClause, columns: Sequence[str]) -> list[ColumnElement]:
+        """Each column's collation weight (``WEIGHT_STRING``): equal weights are equal values under the column's
+        collation, whatever it ignores (case, accents, 'ß' against 's').  A PAD SPACE collation also ignores
+        trailing spaces, which the weight keeps, so those are trimmed first; a NO PAD one (MySQL 8's default)
+        does not.  Which one the column has is asked of the column itself, on one row."""
+        keys = []
+        for name in columns:
+            c = t.c[name]
+            pads = conn.execute(select(func.concat(c, " ") == c).where(c.is_not(None)).limit(1)).scalar()
+            keys.append(func.weight_string(func.rtrim(c) if pads else c))
+        return keys
+
     def row_hash_sum(self, columns: Sequence[ColumnElement]) -> ColumnElement:
         """SUM over rows of 60 bits of MD5(JSON_ARRAY(columns)); SUM of integers is an exact DECIMAL here."""
         digest = func.md5(func.json_array(*columns))
