@@ -170,8 +170,9 @@ def _rename_conflicts(tx: Locked, plan: Plan, journal: JournalWriter | None) -> 
         raise ConflictsAppeared(
             "the colliding rows changed since the plan, so its renames no longer hold; rolled back, nothing changed"
         )
-    tx.suspend_foreign_keys()
-    return current, apply_renames(conn, schema, current, journal), renamed_selection(schema, move, current)
+    cascades = tx.suspend_foreign_keys()
+    renamed = apply_renames(conn, schema, current, journal, cascades=cascades)
+    return current, renamed, renamed_selection(schema, move, current)
 
 
 def _read_tables(plan: Plan) -> list[str]:
