@@ -304,3 +304,27 @@ def test_an_integrity_error_that_is_no_collision_stays_a_database_error(mlflow_d
     assert "Error: database error while applying (rolled back: nothing was applied" in result.stderr
     assert "conflicts found" not in result.output
     assert mlflow_db.fingerprint() == before
+
+
+@pytest.mark.sqlite_only
+def test_sqlite_apply_cache_holds_the_whole_database_within_bounds(mlflow_db, tmp_path) -> None:
+    """Apply's page cache holds every page (a smaller one spills dirty pages mid-transaction), never less than
+    the 64 MB floor nor more than the cap; dry runs keep SQLite's small default."""
+    from mlflow_ws_admin.dialects.sqlite import SQLITE_APPLY_CACHE_KIB, SQLITE_APPLY_CACHE_MAX_KIB, apply_cache_kib
+
+    target = resolve_target(mlflow_db.uri)
+    for read_only, expected in ((False, SQLITE_APPLY_CACHE_KIB), (True, 2000)):
+        engine = create_db_engine(target, read_only=read_only)
+        try:
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -expected
+        finally:
+            engine.dispose()
+
+    big = tmp_path / "big.db"
+    with open(big, "wb") as f:
+        f.truncate(200 * 1024 * 1024)  # sparse: the size is what counts
+    assert apply_cache_kib(big) == 250 * 1024  # the file and a quarter more
+    with open(big, "wb") as f:
+        f.truncate(4 * 1024 * 1024 * 1024)
+    assert apply_cache_kib(big) == SQLITE_APPLY_CACHE_MAX_KIB
