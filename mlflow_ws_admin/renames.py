@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import and_, column, false, select
+from sqlalchemy import and_, bindparam, column, false, select
 from sqlalchemy import table as sql_table
 from sqlalchemy.engine import Connection
 
@@ -554,7 +554,7 @@ def apply_renames(
                     counts[dep.table] = counts.get(dep.table, 0) + n
             derived = mlflow_facts.NAME_DERIVED_COLUMNS.get(table)
             if derived and all(wt.has_column(c) for c in derived):
-                _rewrite_digests(conn, wt, renames, journal)
+                _rewrite_digests(conn, wt, renames[0].column, loaded, journal)
             dialect.drop_temporary_table(conn, _LOADED)
     return counts
 
@@ -667,18 +667,26 @@ def _rename_children(
 
 
 def _rewrite_digests(
-    conn: Connection, wt: WorkspaceTable, renames: list[Rename], journal: JournalWriter | None
+    conn: Connection, wt: WorkspaceTable, column: str, loaded: Any, journal: JournalWriter | None
 ) -> None:
     """An evaluation dataset's digest is sha256("<name>:<last_update_time>")[:8] (MLflow's
-    ``_compute_dataset_digest``): recompute it for the new name, as MLflow would have."""
+    ``_compute_dataset_digest``): recompute it for the new name, as MLflow would have.  The renamed rows are
+    read in one join to the loaded renames (already under their new names) and updated in one batch."""
     digest_col, time_col = mlflow_facts.NAME_DERIVED_COLUMNS[wt.name]
     t = queries.table_clause(wt)
-    for r in renames:
-        where = and_(*(t.c[c] == v for c, v in r.key))
-        current = conn.execute(select(t.c[digest_col], t.c[time_col]).where(where)).first()
-        if current is None or current[1] is None:
+    pk = key_columns(wt)
+    renamed = and_(_key_match(t, wt.workspace_column, {c: c for c in pk}, loaded, pk), t.c[column] == loaded.c.new_name)
+    stmt = select(loaded.c.ws, t.c[column], t.c[digest_col], t.c[time_col], *(t.c[c] for c in pk)).select_from(
+        t.join(loaded, renamed)
+    )
+    changes = []
+    for workspace, name, old, at, *key_values in conn.execute(stmt):
+        if at is None:
             continue
-        digest = hashlib.sha256(f"{r.new}:{current[1]}".encode()).hexdigest()[:8]
+        digest = hashlib.sha256(f"{name}:{at}".encode()).hexdigest()[:8]
         if journal:
-            journal.column_set(wt.name, [v for _, v in r.key], digest_col, current[0], digest, workspace=r.workspace)
-        conn.execute(t.update().where(where).values({digest_col: digest}))
+            journal.column_set(wt.name, key_values, digest_col, old, digest, workspace=workspace)
+        changes.append({"mwa_digest": digest, **{f"mwa_k_{i}": v for i, v in enumerate(key_values)}})
+    if changes:
+        where = and_(*(t.c[c] == bindparam(f"mwa_k_{i}") for i, c in enumerate(pk)))
+        conn.execute(t.update().where(where).values({digest_col: bindparam("mwa_digest")}), changes)
