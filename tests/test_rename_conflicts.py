@@ -352,6 +352,30 @@ def test_groups_follow_the_columns_collation_accents_and_padding_included(mlflow
     ]
 
 
+@pytest.mark.mysql_only
+def test_a_new_name_only_the_collation_finds_taken_is_caught_under_the_lock(mlflow_db) -> None:
+    """The README's known gap: utf8mb4_general_ci equates 'ß' with 's', the name fold does not, so the dry run
+    plans 'x-team-s' beside an existing 'x-team-ß'.  Apply's move hits the unique index: exit 1, nothing changed."""
+
+    def fill(data) -> None:
+        data.experiment("team-a", "x")
+        data.experiment("team-s", "x")
+        data.experiment("team-c", "x-team-ß")
+
+    populate(mlflow_db, fill)
+    before = mlflow_db.fingerprint()
+
+    dry = migrate(mlflow_db.uri, "--dry-run", "--rename-conflicts", "{name}-{workspace}")
+    assert dry.exit_code == ExitStatus.OK, dry.output
+    assert '"x" → "x-team-s"' in dry.stdout
+
+    result = migrate(mlflow_db.uri, "-y", "--rename-conflicts", "{name}-{workspace}")
+
+    assert result.exit_code == ExitStatus.CONFLICTS, result.output
+    assert "conflicts found under the lock, rolled back, nothing changed: experiments (name): 1" in result.stderr
+    assert mlflow_db.fingerprint() == before
+
+
 def test_restore_refuses_to_record_a_journal_of_renames(mlflow_db, tmp_path) -> None:
     populate(mlflow_db, lambda data: (data.experiment("team-a", "x"), data.experiment("team-b", "x")))
     journal = str(tmp_path / "j.jsonl")
