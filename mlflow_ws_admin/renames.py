@@ -30,6 +30,7 @@ from mlflow_ws_admin import mlflow_facts, queries
 from mlflow_ws_admin.gc_pause import no_cycle_collection
 from mlflow_ws_admin.journal import creation_column, key_columns
 from mlflow_ws_admin.move import Move, RenamePolicy
+from mlflow_ws_admin.rename_template import RenameTemplate
 from mlflow_ws_admin.schema import UniqueKey, WorkspaceSchema, WorkspaceTable
 
 if TYPE_CHECKING:
@@ -235,28 +236,29 @@ def _plan_renames(
         resolved.add((table, key.columns))
         column = name_column(key)
         assert column is not None
-        layout, groups, taken = _scan(conn, dialect, wt, key, move, fold)
-        if not groups:
+        scan = _scan(conn, dialect, wt, key, move, fold)
+        if not scan.groups:
             continue
-        prompts = _prompt_names(conn, schema) if table == "registered_models" else set()
-        limit = wt.column_length(column)
-        order = layout.order("oldest" if policy.keep == "default" else policy.keep)
-        template = policy.template
-        for group in groups:
-            keeper = _keeper(group, policy.keep, move.target, order)
-            for row in group:
-                if row is keeper:
-                    continue
-                workspace, name = row[0], row[layout.name]
-                names = taken.setdefault(layout.others_of(row), set()) if layout.others else taken[()]
-                new, why = template.unique_name(name, workspace or "", names, fold=fold, max_length=limit)
-                if new is not None:
-                    why = name_problem(table, new, prompt=(workspace, name) in prompts)
-                if new is None or why is not None:
-                    refused.append(RenameRefusal(table, layout.key(row), workspace, name, why or "no valid name"))
-                    continue
-                names.add(fold(new))
-                renames.append(Rename(table, layout.key(row), workspace, column, name, new))
+        naming = _Naming(
+            table,
+            column,
+            policy.template,
+            scan.layout,
+            scan.taken,
+            fold,
+            wt.column_length(column),
+            _prompt_names(conn, schema) if table == "registered_models" else set(),
+        )
+        order = scan.layout.order("oldest" if policy.keep == "default" else policy.keep)
+        to_rename = [
+            row for group in scan.groups for row in group if row is not _keeper(group, policy.keep, move.target, order)
+        ]
+        named, not_named = naming.name(to_rename)
+        if scan.weights is not None:
+            named, not_named_late = _settle_under_collation(conn, dialect, wt, key, scan, naming, named)
+            not_named += not_named_late
+        renames += [rename for _, rename in named]
+        refused += not_named
     renames, referenced = _without_referenced(conn, schema, renames, fold)
     return RenamePlan(policy, tuple(renames), (*refused, *referenced), frozenset(resolved))
 
@@ -396,6 +398,102 @@ def _linked_prompt_names(value: Any) -> list[str]:
     return [str(i["name"]) for i in items if isinstance(i, dict) and "name" in i]
 
 
+class _Scan(NamedTuple):
+    layout: _Layout
+    #: each conflict group's records that will share the target
+    groups: list[list[Any]]
+    #: the names a new name must not take, folded, by the key's other columns
+    taken: dict[tuple[Any, ...], set[str]]
+    #: where the database compares by collation (MySQL): a record's collation key, and every one read
+    collation_key: Callable[[Any], Any] | None
+    weights: set[Any] | None
+
+
+@dataclass(frozen=True)
+class _Naming:
+    """Chooses new names for one table's colliding rows, keeping ``taken`` up to date."""
+
+    table: str
+    column: str
+    template: RenameTemplate
+    layout: _Layout
+    taken: dict[tuple[Any, ...], set[str]]
+    fold: Callable[[str], str]
+    limit: int | None
+    prompts: set[tuple[str | None, str]]
+
+    def name(self, rows: list[Any]) -> tuple[list[tuple[Any, Rename]], list[RenameRefusal]]:
+        """(row, its rename) for each row that gets a valid free name; a refusal, with the reason, for the rest."""
+        layout, fold, named, refused = self.layout, self.fold, [], []
+        for row in rows:
+            workspace, old = row[0], row[layout.name]
+            names = self.names_beside(row)
+            new, why = self.template.unique_name(old, workspace or "", names, fold=fold, max_length=self.limit)
+            if new is not None:
+                why = name_problem(self.table, new, prompt=(workspace, old) in self.prompts)
+            if new is None or why is not None:
+                refused.append(RenameRefusal(self.table, layout.key(row), workspace, old, why or "no valid name"))
+                continue
+            names.add(fold(new))
+            named.append((row, Rename(self.table, layout.key(row), workspace, self.column, old, new)))
+        return named, refused
+
+    def names_beside(self, row: Any) -> set[str]:
+        """The taken names (folded) among the rows that share this row's other key columns."""
+        layout = self.layout
+        return self.taken.setdefault(layout.others_of(row), set()) if layout.others else self.taken[()]
+
+
+#: How often a row is named again when the database's collation finds its new name taken (MySQL).
+_COLLATION_ROUNDS = 5
+
+
+def _settle_under_collation(
+    conn: Connection,
+    dialect: Dialect,
+    wt: WorkspaceTable,
+    key: UniqueKey,
+    scan: _Scan,
+    naming: _Naming,
+    named: list[tuple[Any, Rename]],
+) -> tuple[list[tuple[Any, Rename]], list[RenameRefusal]]:
+    """MySQL: the name fold covers case, accents and trailing spaces, but a collation may equate more
+    (utf8mb4_general_ci: 'ß' = 's').  The database weighs the chosen names under the column's collation; a name
+    whose weight an existing row (or another chosen name) has already is taken: its row is named again with
+    that candidate counted as taken (the next ``{n}``, or a refusal without one)."""
+    assert scan.collation_key is not None and scan.weights is not None
+    at = key.columns.index(naming.column)
+    single = len(key.columns) == 1
+    order = {id(row): i for i, (row, _) in enumerate(named)}
+    settled: list[tuple[Any, Rename]] = []
+    refused: list[RenameRefusal] = []
+    chosen: set[Any] = set()
+    for _ in range(_COLLATION_ROUNDS):
+        if not named:
+            break
+        weighed = dialect.name_weights(conn, queries.table_clause(wt), naming.column, [r.new for _, r in named])
+        again = []
+        for (row, rename), weight in zip(named, weighed, strict=True):
+            if single:
+                full = weight
+            else:
+                full = list(scan.collation_key(row))
+                full[at] = weight
+                full = tuple(full)
+            if full in scan.weights or full in chosen:
+                again.append(row)  # named again: this candidate is in ``taken`` already, so the next one comes
+            else:
+                chosen.add(full)
+                settled.append((row, rename))
+        named, late = naming.name(again)
+        refused += late
+    for _, rename in named:  # still taken after every round
+        reason = f"{rename.new!r} and every later candidate are taken under the column's collation"
+        refused.append(RenameRefusal(naming.table, rename.key, rename.workspace, rename.old, reason))
+    settled.sort(key=lambda pair: order.get(id(pair[0]), len(order)))
+    return settled, refused
+
+
 def _scan(
     conn: Connection,
     dialect: Dialect,
@@ -403,7 +501,7 @@ def _scan(
     key: UniqueKey,
     move: Move,
     fold: Callable[[str], str],
-) -> tuple[_Layout, list[list[Any]], dict[tuple[Any, ...], set[str]]]:
+) -> _Scan:
     """One sorted read of the key's rows: its conflict groups (each group's records that will share the target,
     from more than one workspace), and the names a new name must not take, folded, by the key's other columns.
     Consecutive records with equal key values (or equal collation keys, where the dialect has them) are one
@@ -436,20 +534,21 @@ def _scan(
             taken.setdefault(layout.others_of(r), set()).add(fold(r[layout.name]))
     else:
         taken[()] = set(map(fold, map(operator.itemgetter(layout.name), rows)))
+    keys = list(map(group_key, rows))
     groups: list[list[Any]] = []
-    for group in _runs(rows, group_key):
+    for group in _runs(rows, keys):
         if domain_at is not None:
             group = [r for r in group if r[domain_at]]
         if len(group) > 1 and any(r[0] != group[0][0] for r in group):
             groups.append(group)
-    return layout, groups, taken
+    weights = set(keys) if collation_keys is not None else None
+    return _Scan(layout, groups, taken, group_key if collation_keys is not None else None, weights)
 
 
-def _runs(rows: list[Any], group_key: Callable[[Any], Any]) -> Iterable[list[Any]]:
-    """The runs of two or more consecutive rows with equal group keys.  The comparisons run in C
-    (``map(operator.eq, ...)``), so the Python loop visits only rows that repeat the key before them: most
-    rows are alone, and 140k of them cost ~20 ms instead of ~150 ms for ``itertools.groupby``."""
-    keys = list(map(group_key, rows))
+def _runs(rows: list[Any], keys: list[Any]) -> Iterable[list[Any]]:
+    """The runs of two or more consecutive rows with equal group keys (``keys``, one per row).  The comparisons
+    run in C (``map(operator.eq, ...)``), so the Python loop visits only rows that repeat the key before them:
+    most rows are alone, and 140k of them cost ~20 ms instead of ~150 ms for ``itertools.groupby``."""
     repeats = itertools.compress(range(1, len(rows)), map(operator.eq, keys[1:], keys[:-1]))
     start = end = -1
     for i in repeats:

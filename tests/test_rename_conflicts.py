@@ -353,9 +353,9 @@ def test_groups_follow_the_columns_collation_accents_and_padding_included(mlflow
 
 
 @pytest.mark.mysql_only
-def test_a_new_name_only_the_collation_finds_taken_is_caught_under_the_lock(mlflow_db) -> None:
-    """The README's known gap: utf8mb4_general_ci equates 'ß' with 's', the name fold does not, so the dry run
-    plans 'x-team-s' beside an existing 'x-team-ß'.  Apply's move hits the unique index: exit 1, nothing changed."""
+def test_a_new_name_only_the_collation_finds_taken_is_refused_in_the_plan(mlflow_db) -> None:
+    """utf8mb4_general_ci equates 'ß' with 's' and the name fold does not: the database weighs the chosen names,
+    so 'x-team-s' counts as taken by an existing 'x-team-ß', and without {n} the row is refused in the dry run."""
 
     def fill(data) -> None:
         data.experiment("team-a", "x")
@@ -366,14 +366,50 @@ def test_a_new_name_only_the_collation_finds_taken_is_caught_under_the_lock(mlfl
     before = mlflow_db.fingerprint()
 
     dry = migrate(mlflow_db.uri, "--dry-run", "--rename-conflicts", "{name}-{workspace}")
-    assert dry.exit_code == ExitStatus.OK, dry.output
-    assert '"x" → "x-team-s"' in dry.stdout
 
-    result = migrate(mlflow_db.uri, "-y", "--rename-conflicts", "{name}-{workspace}")
-
-    assert result.exit_code == ExitStatus.CONFLICTS, result.output
-    assert "conflicts found under the lock, rolled back, nothing changed: experiments (name): 1" in result.stderr
+    assert dry.exit_code == ExitStatus.CONFLICTS, dry.output
+    assert "'x-team-s' is already taken; add {n} to the template" in dry.stdout
     assert mlflow_db.fingerprint() == before
+
+
+@pytest.mark.mysql_only
+def test_a_new_name_only_the_collation_finds_taken_moves_on_to_the_next_n(mlflow_db) -> None:
+    def fill(data) -> None:
+        data.experiment("team-a", "x")
+        data.experiment("team-s", "x")
+        data.experiment("team-c", "x-team-ß-1")  # 'x-team-s-1' under utf8mb4_general_ci
+
+    populate(mlflow_db, fill)
+
+    result = migrate(mlflow_db.uri, "-y", "--rename-conflicts", "{name}-{workspace}-{n}")
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert [r for r in _names(mlflow_db, "experiments") if r[1].startswith("x")] == [
+        ("default", "x"),
+        ("default", "x-team-s-2"),
+        ("default", "x-team-ß-1"),
+    ]
+
+
+@pytest.mark.mysql_only
+def test_two_new_names_the_collation_equates_do_not_both_stay(mlflow_db) -> None:
+    """'s-1' and 'ß-1' differ under the name fold but not under utf8mb4_general_ci: the second takes {n} = 2."""
+
+    def fill(data) -> None:
+        data.experiment("team-a", "ß")  # the oldest: keeps its name
+        data.experiment("team-b", "s")
+        data.experiment("team-c", "ß")
+
+    populate(mlflow_db, fill)
+
+    result = migrate(mlflow_db.uri, "-y", "--rename-conflicts", "{name}-{n}")
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert [r for r in _names(mlflow_db, "experiments") if r[1][0] in "sß"] == [
+        ("default", "s-1"),
+        ("default", "ß"),
+        ("default", "ß-2"),
+    ]
 
 
 def test_restore_refuses_to_record_a_journal_of_renames(mlflow_db, tmp_path) -> None:

@@ -180,6 +180,10 @@ class Dialect:
         that groups rows in Python; None where the values themselves are (byte-wise comparison)."""
         return None
 
+    def name_weights(self, conn: Connection, t: TableClause, column: str, values: Sequence[str]) -> list[Any]:
+        """``collation_keys``' key of each value as if stored in ``column``, for a dialect that has them."""
+        raise NotImplementedError(f"{self.name} compares key values as Python does: it has no collation keys")
+
     # --- digests --------------------------------------------------------------------------------------------
 
     def row_hash_sum(self, columns: Sequence[ColumnElement]) -> ColumnElement | None:

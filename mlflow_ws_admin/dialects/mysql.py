@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 MYSQL_TMP_TABLE_BYTES = 256 * 1024 * 1024
 #: Hash joins for the conflict queries' derived tables (see ``tune_session``).
 MARIADB_JOIN_CACHE_LEVEL = 4
+#: Names weighed per statement by ``name_weights`` (each batch is one JSON payload, well under max_allowed_packet).
+_WEIGHT_BATCH = 5000
 
 
 class MySQLDialect(Dialect):
@@ -269,9 +272,40 @@ class MySQLDialect(Dialect):
         keys = []
         for name in columns:
             c = t.c[name]
-            pads = conn.execute(select(func.concat(c, " ") == c).where(c.is_not(None)).limit(1)).scalar()
-            keys.append(func.weight_string(func.rtrim(c) if pads else c))
+            keys.append(func.weight_string(func.rtrim(c) if self._pads(conn, c) else c))
         return keys
+
+    def name_weights(self, conn: Connection, t: TableClause, column: str, values: Sequence[str]) -> list[Any]:
+        """The same weights for names not stored yet: each value converted to the column's character set and
+        collation (from information_schema), trimmed under PAD SPACE, in batches sent as JSON like
+        ``insert_rows``.  Only reads."""
+        charset, collation = conn.execute(
+            text(
+                "SELECT character_set_name, collation_name FROM information_schema.columns"
+                " WHERE table_schema = DATABASE() AND table_name = :t AND column_name = :c"
+            ),
+            {"t": t.name, "c": column},
+        ).one()
+        if not (re.fullmatch(r"\w+", charset or "") and re.fullmatch(r"\w+", collation or "")):
+            raise VerificationFailed(f"{t.name}.{column} has no character set and collation to weigh names by")
+        value = f"CONVERT(loaded.v USING {charset}) COLLATE {collation}"
+        if self._pads(conn, t.c[column]):
+            value = f"RTRIM({value})"
+        weights: list[Any] = []
+        for i in range(0, len(values), _WEIGHT_BATCH):
+            batch = list(enumerate(values[i : i + _WEIGHT_BATCH]))
+            payload = base64.b64encode(json.dumps(batch, ensure_ascii=False).encode()).decode("ascii")
+            rows = conn.exec_driver_sql(
+                f"SELECT loaded.i, WEIGHT_STRING({value}) FROM JSON_TABLE(CONVERT(FROM_BASE64('{payload}') USING"
+                " utf8mb4), '$[*]' COLUMNS (i INT PATH '$[0]', v LONGTEXT PATH '$[1]')) AS loaded ORDER BY loaded.i"
+            ).all()
+            weights += [w for _, w in rows]
+        return weights
+
+    @staticmethod
+    def _pads(conn: Connection, c: ColumnElement) -> bool:
+        """Whether the column's collation ignores trailing spaces (PAD SPACE), asked of the column on one row."""
+        return bool(conn.execute(select(func.concat(c, " ") == c).where(c.is_not(None)).limit(1)).scalar())
 
     def row_hash_sum(self, columns: Sequence[ColumnElement]) -> ColumnElement:
         """SUM over rows of 60 bits of MD5(JSON_ARRAY(columns)); SUM of integers is an exact DECIMAL here."""
