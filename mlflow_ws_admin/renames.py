@@ -407,6 +407,8 @@ class _Scan(NamedTuple):
     #: where the database compares by collation (MySQL): a record's collation key, and every one read
     collation_key: Callable[[Any], Any] | None
     weights: set[Any] | None
+    #: every name read is printable ASCII
+    plain: bool
 
 
 @dataclass(frozen=True)
@@ -462,6 +464,9 @@ def _settle_under_collation(
     whose weight an existing row (or another chosen name) has already is taken: its row is named again with
     that candidate counted as taken (the next ``{n}``, or a refusal without one)."""
     assert scan.collation_key is not None and scan.weights is not None
+    t = queries.table_clause(wt)
+    if scan.plain and all(_plain(r.new) for _, r in named) and dialect.ascii_names_fold(conn, t, naming.column):
+        return named, []  # the usual case: the fold judged these names exactly as the collation would
     at = key.columns.index(naming.column)
     single = len(key.columns) == 1
     order = {id(row): i for i, (row, _) in enumerate(named)}
@@ -471,7 +476,7 @@ def _settle_under_collation(
     for _ in range(_COLLATION_ROUNDS):
         if not named:
             break
-        weighed = dialect.name_weights(conn, queries.table_clause(wt), naming.column, [r.new for _, r in named])
+        weighed = dialect.name_weights(conn, t, naming.column, [r.new for _, r in named])
         again = []
         for (row, rename), weight in zip(named, weighed, strict=True):
             if single:
@@ -492,6 +497,10 @@ def _settle_under_collation(
         refused.append(RenameRefusal(naming.table, rename.key, rename.workspace, rename.old, reason))
     settled.sort(key=lambda pair: order.get(id(pair[0]), len(order)))
     return settled, refused
+
+
+def _plain(name: str) -> bool:
+    return name.isascii() and name.isprintable()
 
 
 def _scan(
@@ -541,8 +550,10 @@ def _scan(
             group = [r for r in group if r[domain_at]]
         if len(group) > 1 and any(r[0] != group[0][0] for r in group):
             groups.append(group)
-    weights = set(keys) if collation_keys is not None else None
-    return _Scan(layout, groups, taken, group_key if collation_keys is not None else None, weights)
+    if collation_keys is None:
+        return _Scan(layout, groups, taken, None, None, plain=False)
+    plain = all(map(_plain, map(operator.itemgetter(layout.name), rows)))
+    return _Scan(layout, groups, taken, group_key, set(keys), plain)
 
 
 def _runs(rows: list[Any], keys: list[Any]) -> Iterable[list[Any]]:

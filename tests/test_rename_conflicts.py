@@ -412,6 +412,61 @@ def test_two_new_names_the_collation_equates_do_not_both_stay(mlflow_db) -> None
     ]
 
 
+@pytest.mark.mysql_only
+def test_ascii_fold_collations_equate_printable_ascii_only_by_case(mlflow_db) -> None:
+    """The collations whose printable ASCII names skip the weighing: under each that the server has, every
+    printable ASCII character has a weight, two have the same weight only when they are equal ignoring case,
+    and strings with punctuation keep it apart (an ignorable '-' would make 'a-b' equal 'ab')."""
+    from sqlalchemy import text
+
+    from mlflow_ws_admin.dialects.mysql import ASCII_FOLD_COLLATIONS
+
+    probes = [chr(i) for i in range(32, 127)] + ["a-b", "ab", "a_b", "a.b", "a b", "a--b", "ch", "c", "ll", "l"]
+    checked = []
+    with mlflow_db.engine.connect() as conn:
+        available = {r[0] for r in conn.execute(text("SHOW COLLATION"))}
+        for collation in sorted(ASCII_FOLD_COLLATIONS & available):
+            charset = collation.split("_")[0]
+            weight = {
+                p: conn.execute(
+                    text(f"SELECT WEIGHT_STRING(CONVERT(:p USING {charset}) COLLATE {collation})"), {"p": p}
+                ).scalar()
+                for p in probes
+            }
+            assert all(weight.values()), f"{collation}: an ignorable printable character"
+            for a in probes:
+                for b in probes:
+                    if weight[a] == weight[b]:  # equal under the collation: equal under the fold too
+                        assert a.lower() == b.lower(), (collation, a, b)
+            checked.append(collation)
+    assert len(checked) == len(ASCII_FOLD_COLLATIONS), f"not on this server: {ASCII_FOLD_COLLATIONS - set(checked)}"
+
+
+@pytest.mark.mysql_only
+def test_printable_ascii_names_skip_the_weighing_only_under_a_known_collation(mlflow_db) -> None:
+    """utf8mb4_roman_ci equates 'I' with 'J': there even ASCII names are weighed, so 'Ix' is taken by 'jx'."""
+    from sqlalchemy import text
+
+    with mlflow_db.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE experiments MODIFY name VARCHAR(256) NOT NULL COLLATE utf8mb4_roman_ci"))
+
+    def fill(data) -> None:
+        data.experiment("team-a", "x")
+        data.experiment("team-b", "x")
+        data.experiment("team-c", "x-j1")
+
+    populate(mlflow_db, fill)
+
+    result = migrate(mlflow_db.uri, "-y", "--rename-conflicts", "{name}-i{n}")
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert [r for r in _names(mlflow_db, "experiments") if r[1].startswith("x")] == [
+        ("default", "x"),
+        ("default", "x-i2"),
+        ("default", "x-j1"),
+    ]
+
+
 def test_restore_refuses_to_record_a_journal_of_renames(mlflow_db, tmp_path) -> None:
     populate(mlflow_db, lambda data: (data.experiment("team-a", "x"), data.experiment("team-b", "x")))
     journal = str(tmp_path / "j.jsonl")

@@ -184,6 +184,10 @@ class Dialect:
         """``collation_keys``' key of each value as if stored in ``column``, for a dialect that has them."""
         raise NotImplementedError(f"{self.name} compares key values as Python does: it has no collation keys")
 
+    def ascii_names_fold(self, conn: Connection, t: TableClause, column: str) -> bool:
+        """Whether printable ASCII values of ``column`` are equal exactly when the renames' name fold says so."""
+        return True
+
     # --- digests --------------------------------------------------------------------------------------------
 
     def row_hash_sum(self, columns: Sequence[ColumnElement]) -> ColumnElement | None:
