@@ -250,9 +250,10 @@ def _plan_renames(
             _prompt_names(conn, schema) if table == "registered_models" else set(),
         )
         order = scan.layout.order("oldest" if policy.keep == "default" else policy.keep)
-        to_rename = [
-            row for group in scan.groups for row in group if row is not _keeper(group, policy.keep, move.target, order)
-        ]
+        to_rename = []
+        for group in scan.groups:
+            keeper = _keeper(group, policy.keep, move.target, order)
+            to_rename += [row for row in group if row is not keeper]
         named, not_named = naming.name(to_rename)
         if scan.weights is not None:
             named, not_named_late = _settle_under_collation(conn, dialect, wt, key, scan, naming, named)
