@@ -7,7 +7,7 @@ import time
 from mlflow_ws_admin.auth.plan import build_auth_plan
 from mlflow_ws_admin.auth.rules import AuthConfig, Grant
 from mlflow_ws_admin.auth.state import AuthState, Ownership, Resource, Role, User
-from mlflow_ws_admin.rename_template import RenameTemplate
+from mlflow_ws_admin.engine.rename_template import RenameTemplate
 
 W, E, M, U = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 wss = ["default"] + [f"team-{i}" for i in range(W - 1)]

@@ -50,8 +50,8 @@ from typing import Any
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from mlflow_ws_admin.sample_data import SampleData, load_snapshot, read_snapshot
-from mlflow_ws_admin.schema import reflect_schema
+from mlflow_ws_admin.db.sample_data import SampleData, load_snapshot, read_snapshot
+from mlflow_ws_admin.db.schema import reflect_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOT = ROOT / "fixtures" / "schemas" / "mlflow-3.17.2"

@@ -1,3 +1,3 @@
-from mlflow_ws_admin.cli import entry_point
+from mlflow_ws_admin.cli.main import entry_point
 
 entry_point()

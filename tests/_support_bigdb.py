@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Connection
 
-from mlflow_ws_admin.sample_data import SampleData
+from mlflow_ws_admin.db.sample_data import SampleData
 
 WORKSPACES = ("team-a", "team-b", "team-c", "default")
 

@@ -35,7 +35,7 @@ from sqlalchemy import Column, MetaData, Table, create_engine, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
 
-from mlflow_ws_admin.sample_data import load_snapshot, read_snapshot
+from mlflow_ws_admin.db.sample_data import load_snapshot, read_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "schemas"

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import Connection
 
-from mlflow_ws_admin.cli import main
-from mlflow_ws_admin.sample_data import SampleData
+from mlflow_ws_admin.cli.main import main
+from mlflow_ws_admin.db.sample_data import SampleData
 
 TEAMS = ("team-a", "team-b", "team-c")
 

@@ -10,8 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from mlflow_ws_admin import artifacts
-from mlflow_ws_admin.artifacts import (
+from mlflow_ws_admin.common.errors import ExitStatus
+from mlflow_ws_admin.db.schema import reflect_schema
+from mlflow_ws_admin.engine import artifact_scan
+from mlflow_ws_admin.findings import artifacts
+from mlflow_ws_admin.findings.artifacts import (
     BLOCKING,
     OVERLAP,
     PROXIED_PATH,
@@ -22,8 +25,6 @@ from mlflow_ws_admin.artifacts import (
     find_artifact_findings,
     normalize_location,
 )
-from mlflow_ws_admin.errors import ExitStatus
-from mlflow_ws_admin.schema import reflect_schema
 
 from .helpers import migrate, populate
 
@@ -402,7 +403,7 @@ def test_database_read_at_moderate_scale(mlflow_db) -> None:
 
     ids = _plant(mlflow_db, fill)
     with mlflow_db.engine.connect() as conn:
-        findings = artifacts.read_artifact_findings(conn, reflect_schema(conn), None)
+        findings = artifact_scan.read_artifact_findings(conn, reflect_schema(conn), None)
         dup_parent = conn.execute(
             text("SELECT experiment_id FROM experiments WHERE artifact_location = 'gs://b/1500/'")
         ).scalar_one()

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from mlflow_ws_admin.errors import ExitStatus
+from mlflow_ws_admin.common.errors import ExitStatus
 
 from .auth_helpers import plant_many
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from mlflow_ws_admin.errors import ExitStatus
-from mlflow_ws_admin.rename_template import RenameTemplate
+from mlflow_ws_admin.common.errors import ExitStatus
+from mlflow_ws_admin.engine.rename_template import RenameTemplate
 
 from .auth_helpers import auth_migrate, auth_rows, plant_auth, plant_tracking
 from .helpers import run_cli
@@ -218,7 +218,7 @@ def test_dry_run_json_is_one_document_and_changes_nothing(auth_db, mlflow_db) ->
 def test_same_named_resources_of_two_workspaces_block_until_the_tracking_migration(auth_db, mlflow_db) -> None:
     plant_tracking(mlflow_db)
     with mlflow_db.engine.begin() as conn:
-        from mlflow_ws_admin.sample_data import SampleData
+        from mlflow_ws_admin.db.sample_data import SampleData
 
         with SampleData(conn) as data:
             data.registered_model("team-b", "fraud-a")
@@ -241,7 +241,7 @@ def test_rows_that_would_resolve_differently_are_rolled_back_with_exit_4(auth_db
     from mlflow_ws_admin.auth.plan import build_auth_plan
     from mlflow_ws_admin.auth.rules import AuthConfig
     from mlflow_ws_admin.auth.state import read_auth_state, read_ownership
-    from mlflow_ws_admin.connect import create_db_engine, resolve_target
+    from mlflow_ws_admin.db.connect import create_db_engine, resolve_target
 
     ids = plant_tracking(mlflow_db)
     plant_auth(auth_db, _viewers(ids), MEMBERS)
@@ -408,7 +408,7 @@ def test_bad_input_is_one_line_and_changes_nothing(auth_db, mlflow_db, flags, co
 
 
 def test_grants_follow_a_resource_the_tracking_migration_renamed(auth_db, mlflow_db, tmp_path) -> None:
-    from mlflow_ws_admin.sample_data import SampleData
+    from mlflow_ws_admin.db.sample_data import SampleData
 
     ids = plant_tracking(mlflow_db)
     with mlflow_db.engine.begin() as conn, SampleData(conn) as data:
@@ -493,7 +493,7 @@ def test_a_grant_added_after_the_plan_rolls_back_with_exit_4(auth_db, mlflow_db)
     from mlflow_ws_admin.auth.plan import build_auth_plan
     from mlflow_ws_admin.auth.rules import AuthConfig
     from mlflow_ws_admin.auth.state import read_auth_state, read_ownership
-    from mlflow_ws_admin.connect import create_db_engine, resolve_target
+    from mlflow_ws_admin.db.connect import create_db_engine, resolve_target
 
     ids = plant_tracking(mlflow_db)
     plant_auth(auth_db, _viewers(ids), MEMBERS)

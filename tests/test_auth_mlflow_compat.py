@@ -23,8 +23,8 @@ from sqlalchemy import text
 from mlflow_ws_admin.auth.plan import effective_permissions, subject, view_of
 from mlflow_ws_admin.auth.rules import TIER_TYPES, AuthConfig
 from mlflow_ws_admin.auth.state import read_auth_state, read_ownership
-from mlflow_ws_admin.errors import ExitStatus
-from mlflow_ws_admin.sample_data import SampleData
+from mlflow_ws_admin.common.errors import ExitStatus
+from mlflow_ws_admin.db.sample_data import SampleData
 
 from .auth_helpers import auth_migrate, plant_tracking
 from .helpers import migrate

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from mlflow_ws_admin.auth.plan import build_auth_plan
 from mlflow_ws_admin.auth.rules import AuthConfig, Grant, GrantIndex, fold, resource_permission, tier_permission
 from mlflow_ws_admin.auth.state import AuthState, Ownership, Resource, Role, User
-from mlflow_ws_admin.rename_template import RenameTemplate
+from mlflow_ws_admin.engine.rename_template import RenameTemplate
 
 READ_DEFAULT = AuthConfig("READ")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_ws_admin.errors import ExitStatus
+from mlflow_ws_admin.common.errors import ExitStatus
 
 from .conftest import SERVER_URLS, require_backend
 from .helpers import migrate, populate, run_cli

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_ws_admin.errors import ExitStatus
+from mlflow_ws_admin.common.errors import ExitStatus
 
 from .conftest import ROOT
 from .helpers import populate

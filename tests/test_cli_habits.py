@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from mlflow_ws_admin.errors import ExitStatus
+from mlflow_ws_admin.common.errors import ExitStatus
 
 from .helpers import migrate, populate, run_cli
 
@@ -194,8 +194,8 @@ def test_record_journal_names_the_restores_own_journal(mlflow_db, tmp_path) -> N
 def test_apply_that_found_nothing_left_under_the_lock_says_so(mlflow_db, capsys, fmt: str) -> None:
     """Two applies at once: the second planned 60 rows, but another run moved them while it waited at its
     prompt.  Its report must say what happened under its lock."""
-    from mlflow_ws_admin import commands
-    from mlflow_ws_admin.connect import resolve_target
+    from mlflow_ws_admin.db.connect import resolve_target
+    from mlflow_ws_admin.usecases import commands
 
     populate(mlflow_db)
 
@@ -224,8 +224,8 @@ def test_apply_that_found_nothing_left_under_the_lock_says_so(mlflow_db, capsys,
 # the one spot where an interrupt escapes the boundary and meets Click, which would say "Aborted!", exit 1.
 _INTERRUPT_AT_THE_EXIT = """
 import sys
-from mlflow_ws_admin import boundary
-from mlflow_ws_admin.cli import entry_point
+from mlflow_ws_admin.cli import boundary
+from mlflow_ws_admin.cli.main import entry_point
 
 def tracer(frame, event, arg):
     return local if frame.f_code is boundary.boundary.__wrapped__.__code__ else None

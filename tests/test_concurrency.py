@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import create_engine, text
 
-from mlflow_ws_admin.apply import ApplyExtras, apply_plan
-from mlflow_ws_admin.connect import create_db_engine, resolve_target
-from mlflow_ws_admin.errors import ExitStatus
-from mlflow_ws_admin.plan import build_plan
-from mlflow_ws_admin.schema import reflect_schema
+from mlflow_ws_admin.common.errors import ExitStatus
+from mlflow_ws_admin.db.connect import create_db_engine, resolve_target
+from mlflow_ws_admin.db.schema import reflect_schema
+from mlflow_ws_admin.engine.apply import ApplyExtras, apply_plan
+from mlflow_ws_admin.engine.plan import build_plan
 
 from ._support_bigdb import build_big
 from .helpers import migrate, populate

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mlflow_ws_admin.errors import ExitStatus
+from mlflow_ws_admin.common.errors import ExitStatus
 
 from .helpers import migrate, populate, run_cli
 

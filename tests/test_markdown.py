@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlflow_ws_admin.errors import ExitStatus
+from mlflow_ws_admin.common.errors import ExitStatus
+from mlflow_ws_admin.db.sample_data import SampleData
 from mlflow_ws_admin.report.markdown import TOP_WORKSPACES, escape
-from mlflow_ws_admin.sample_data import SampleData
 
 from .helpers import migrate, populate, run_cli
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mlflow_ws_admin import commands
-from mlflow_ws_admin.connect import resolve_target
-from mlflow_ws_admin.errors import ExitStatus
+from mlflow_ws_admin.common.errors import ExitStatus
+from mlflow_ws_admin.db.connect import resolve_target
+from mlflow_ws_admin.usecases import commands
 
 from .conftest import OLDEST
 from .helpers import TEAMS, migrate, populate, run_cli

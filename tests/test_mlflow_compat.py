@@ -30,8 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_ws_admin.errors import ExitStatus
-from mlflow_ws_admin.server_probe import DISABLED, ENABLED, INFO_PATH, probe_server_features
+from mlflow_ws_admin.common.errors import ExitStatus
+from mlflow_ws_admin.findings.server_probe import DISABLED, ENABLED, INFO_PATH, probe_server_features
 
 from .conftest import FIXTURES
 from .helpers import migrate, populate

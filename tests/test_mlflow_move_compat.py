@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import MetaData
 
-from mlflow_ws_admin.errors import ExitStatus
-from mlflow_ws_admin.sample_data import SampleData
+from mlflow_ws_admin.common.errors import ExitStatus
+from mlflow_ws_admin.db.sample_data import SampleData
 
 from .conftest import ScratchDB, _create_scratch
 from .helpers import fill_db, run_cli

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_ws_admin.errors import ExitStatus
+from mlflow_ws_admin.common.errors import ExitStatus
 
 from .helpers import migrate, populate
 from .test_mlflow_compat import (  # noqa: F401 (the fixture, and the skip without MLflow)

@@ -13,9 +13,9 @@ import json
 import pytest
 from sqlalchemy import inspect, text
 
-from mlflow_ws_admin.errors import ExitStatus
-from mlflow_ws_admin.sample_data import SampleData
-from mlflow_ws_admin.selection import append_to_uri_path, retargeted, workspace_root
+from mlflow_ws_admin.common.errors import ExitStatus
+from mlflow_ws_admin.db.sample_data import SampleData
+from mlflow_ws_admin.engine.selection import append_to_uri_path, retargeted, workspace_root
 
 from .helpers import populate, run_cli
 

@@ -8,7 +8,7 @@ import threading
 import pytest
 from sqlalchemy import create_engine, text
 
-from mlflow_ws_admin.errors import ExitStatus
+from mlflow_ws_admin.common.errors import ExitStatus
 
 from .helpers import migrate, populate, run_cli
 
@@ -76,7 +76,7 @@ def test_a_session_that_is_closing_does_not_count(mlflow_db) -> None:
     stays connected must (the test above)."""
     if mlflow_db.backend == "sqlite":
         pytest.skip("SQLite cannot tell which processes have the file open")
-    from mlflow_ws_admin.dialects import for_backend
+    from mlflow_ws_admin.db.dialects import for_backend
 
     dialect = for_backend(mlflow_db.backend)
     leaving = create_engine(mlflow_db.url)

@@ -9,14 +9,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from mlflow_ws_admin.apply import ApplyExtras, apply_plan
-from mlflow_ws_admin.artifacts import OVERLAP
-from mlflow_ws_admin.connect import create_db_engine, resolve_target
-from mlflow_ws_admin.errors import ArtifactFindingsBlock, ConflictsAppeared, ExitStatus
-from mlflow_ws_admin.plan import build_plan
+from mlflow_ws_admin.common.errors import ArtifactFindingsBlock, ConflictsAppeared, ExitStatus
+from mlflow_ws_admin.db.connect import create_db_engine, resolve_target
+from mlflow_ws_admin.db.sample_data import SampleData
+from mlflow_ws_admin.db.schema import reflect_schema
+from mlflow_ws_admin.engine.apply import ApplyExtras, apply_plan
+from mlflow_ws_admin.engine.plan import build_plan
+from mlflow_ws_admin.findings.artifacts import OVERLAP
 from mlflow_ws_admin.report.text import GROUP_PRINT_BATCH
-from mlflow_ws_admin.sample_data import SampleData
-from mlflow_ws_admin.schema import reflect_schema
 
 from .helpers import migrate, populate
 from .test_json import document
@@ -310,7 +310,7 @@ def test_an_integrity_error_that_is_no_collision_stays_a_database_error(mlflow_d
 def test_sqlite_apply_cache_holds_the_whole_database_within_bounds(mlflow_db, tmp_path) -> None:
     """Apply's page cache holds every page (a smaller one spills dirty pages mid-transaction), never less than
     the 64 MB floor nor more than the cap; dry runs keep SQLite's small default."""
-    from mlflow_ws_admin.dialects.sqlite import SQLITE_APPLY_CACHE_KIB, SQLITE_APPLY_CACHE_MAX_KIB, apply_cache_kib
+    from mlflow_ws_admin.db.dialects.sqlite import SQLITE_APPLY_CACHE_KIB, SQLITE_APPLY_CACHE_MAX_KIB, apply_cache_kib
 
     target = resolve_target(mlflow_db.uri)
     for read_only, expected in ((False, SQLITE_APPLY_CACHE_KIB), (True, 2000)):

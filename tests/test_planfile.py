@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mlflow_ws_admin.errors import ExitStatus
+from mlflow_ws_admin.common.errors import ExitStatus
 
 from .helpers import migrate, populate
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from mlflow_ws_admin import preflight
-from mlflow_ws_admin.errors import ExitStatus
+from mlflow_ws_admin.common.errors import ExitStatus
+from mlflow_ws_admin.engine import preflight
 
 from .conftest import OLDEST
 from .helpers import populate, run_cli

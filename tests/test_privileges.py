@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import create_engine, text
 
-from mlflow_ws_admin.errors import ExitStatus
-from mlflow_ws_admin.schema import reflect_schema
+from mlflow_ws_admin.common.errors import ExitStatus
+from mlflow_ws_admin.db.schema import reflect_schema
 
 from .helpers import migrate, populate, run_cli
 

@@ -6,8 +6,8 @@ import re
 import subprocess
 import sys
 
-from mlflow_ws_admin.errors import ExitStatus
-from mlflow_ws_admin.sample_data import BUNDLED_SNAPSHOT, bundled_sqlite_snapshot
+from mlflow_ws_admin.common.errors import ExitStatus
+from mlflow_ws_admin.db.sample_data import BUNDLED_SNAPSHOT, bundled_sqlite_snapshot
 
 from .conftest import NEWEST, ROOT, snapshot
 from .helpers import run_cli

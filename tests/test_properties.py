@@ -19,12 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from mlflow_ws_admin.apply import apply_plan
-from mlflow_ws_admin.connect import create_db_engine, resolve_target
-from mlflow_ws_admin.errors import ConflictsAppeared
-from mlflow_ws_admin.plan import build_plan
-from mlflow_ws_admin.sample_data import SampleData
-from mlflow_ws_admin.schema import reflect_schema
+from mlflow_ws_admin.common.errors import ConflictsAppeared
+from mlflow_ws_admin.db.connect import create_db_engine, resolve_target
+from mlflow_ws_admin.db.sample_data import SampleData
+from mlflow_ws_admin.db.schema import reflect_schema
+from mlflow_ws_admin.engine.apply import apply_plan
+from mlflow_ws_admin.engine.plan import build_plan
 
 ALPHABET = "aAbBzZ09'\";%_\\[] "
 WORKSPACES = ("default", "team-a", "team-b", "w;s%_1", "it's")

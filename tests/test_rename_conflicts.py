@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from mlflow_ws_admin.errors import ExitStatus
+from mlflow_ws_admin.common.errors import ExitStatus
 
 from .helpers import migrate, populate, run_cli
 from .test_json import document
@@ -419,7 +419,7 @@ def test_ascii_fold_collations_equate_printable_ascii_only_by_case(mlflow_db) ->
     and strings with punctuation keep it apart (an ignorable '-' would make 'a-b' equal 'ab')."""
     from sqlalchemy import text
 
-    from mlflow_ws_admin.dialects.mysql import ASCII_FOLD_COLLATIONS
+    from mlflow_ws_admin.db.dialects.mysql import ASCII_FOLD_COLLATIONS
 
     probes = [chr(i) for i in range(32, 127)] + ["a-b", "ab", "a_b", "a.b", "a b", "a--b", "ch", "c", "ll", "l"]
     checked = []
@@ -651,9 +651,9 @@ def test_json_after_apply_lists_the_renames_made_under_the_lock(mlflow_db) -> No
 def _prompted_rename(db, on_confirm) -> tuple[ExitStatus, str]:
     """The migrate use case with a terminal UI; ``on_confirm`` runs while the person reads the plan.  Returns the
     exit status and the error the CLI boundary would print."""
-    from mlflow_ws_admin import commands
-    from mlflow_ws_admin.connect import resolve_target
-    from mlflow_ws_admin.errors import ConflictsAppeared
+    from mlflow_ws_admin.common.errors import ConflictsAppeared
+    from mlflow_ws_admin.db.connect import resolve_target
+    from mlflow_ws_admin.usecases import commands
 
     def confirm(question: str) -> bool:
         on_confirm()

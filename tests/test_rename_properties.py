@@ -7,12 +7,12 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import text
 
-from mlflow_ws_admin.apply import apply_plan
-from mlflow_ws_admin.connect import create_db_engine, resolve_target
-from mlflow_ws_admin.move import Move, RenamePolicy
-from mlflow_ws_admin.plan import build_plan
-from mlflow_ws_admin.rename_template import RenameTemplate
-from mlflow_ws_admin.schema import reflect_schema
+from mlflow_ws_admin.db.connect import create_db_engine, resolve_target
+from mlflow_ws_admin.db.schema import reflect_schema
+from mlflow_ws_admin.engine.apply import apply_plan
+from mlflow_ws_admin.engine.move import Move, RenamePolicy
+from mlflow_ws_admin.engine.plan import build_plan
+from mlflow_ws_admin.engine.rename_template import RenameTemplate
 
 from .test_properties import TABLES, _reset, _rows, _totals, comparison_key, entries
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlflow_ws_admin.errors import UsageError
-from mlflow_ws_admin.rename_template import RenameTemplate
+from mlflow_ws_admin.common.errors import UsageError
+from mlflow_ws_admin.engine.rename_template import RenameTemplate
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import re
 
-from mlflow_ws_admin.errors import ExitStatus
+from mlflow_ws_admin.common.errors import ExitStatus
+from mlflow_ws_admin.db.sample_data import SampleData
 from mlflow_ws_admin.report.text import WORKSPACE_TABLE_ROWS, WORKSPACES_PER_TABLE
-from mlflow_ws_admin.sample_data import SampleData
 
 from .helpers import migrate
 

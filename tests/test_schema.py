@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Column, ForeignKeyConstraint, Integer, MetaData, String, Table, UniqueConstraint, inspect
 
-from mlflow_ws_admin.errors import ExitStatus
-from mlflow_ws_admin.schema import reflect_schema
+from mlflow_ws_admin.common.errors import ExitStatus
+from mlflow_ws_admin.db.schema import reflect_schema
 
 from .conftest import AUTH_SCHEMA, FIXTURES, VERSIONS, snapshot
 from .helpers import migrate, populate

@@ -10,7 +10,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 from sqlalchemy import create_engine, text
 
-from mlflow_ws_admin.errors import ExitStatus
+from mlflow_ws_admin.common.errors import ExitStatus
 
 from .conftest import require_backend
 from .helpers import migrate, populate

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mlflow_ws_admin.errors import ExitStatus, UsageError
-from mlflow_ws_admin.server_probe import (
+from mlflow_ws_admin.common.errors import ExitStatus, UsageError
+from mlflow_ws_admin.findings.server_probe import (
     DISABLED,
     ENABLED,
     ERROR,

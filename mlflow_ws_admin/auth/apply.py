@@ -20,11 +20,11 @@ from mlflow_ws_admin.auth.plan import (
 )
 from mlflow_ws_admin.auth.rules import DEFAULT_WORKSPACE
 from mlflow_ws_admin.auth.state import AuthState, read_auth_state
-from mlflow_ws_admin.errors import ExitStatus, WsAdminError
-from mlflow_ws_admin.transaction import LockScope, locked_transaction
+from mlflow_ws_admin.common.errors import ExitStatus, WsAdminError
+from mlflow_ws_admin.db.transaction import LockScope, locked_transaction
 
 if TYPE_CHECKING:
-    from mlflow_ws_admin.journal import JournalWriter
+    from mlflow_ws_admin.engine.journal import JournalWriter
 
 ROLES = table("roles", column("id"), column("name"), column("workspace"), column("description"))
 GRANTS = table(

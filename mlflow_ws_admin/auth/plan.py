@@ -43,8 +43,8 @@ from mlflow_ws_admin.auth.rules import (
     tier_permission,
 )
 from mlflow_ws_admin.auth.state import JOURNAL, AuthState, Ownership, Role
-from mlflow_ws_admin.display import quoted
-from mlflow_ws_admin.rename_template import RenameTemplate
+from mlflow_ws_admin.common.display import quoted
+from mlflow_ws_admin.engine.rename_template import RenameTemplate
 
 #: What the server must be configured with once workspaces are off (basic_auth.ini).
 DEFAULT_PERMISSION_AFTER = NO_PERMISSIONS

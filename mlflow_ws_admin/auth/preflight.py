@@ -7,10 +7,10 @@ from sqlalchemy.engine import Connection
 from mlflow_ws_admin.auth.plan import DEFAULT_PERMISSION_AFTER, build_auth_plan
 from mlflow_ws_admin.auth.rules import AuthConfig
 from mlflow_ws_admin.auth.state import read_auth_state, read_ownership
-from mlflow_ws_admin.display import quoted, workspace_label
-from mlflow_ws_admin.errors import NotAWorkspaceDatabase
-from mlflow_ws_admin.preflight import FAIL, MAX_DETAILS, PASS, WARN, Check
-from mlflow_ws_admin.rename_template import RenameTemplate
+from mlflow_ws_admin.common.display import quoted, workspace_label
+from mlflow_ws_admin.common.errors import NotAWorkspaceDatabase
+from mlflow_ws_admin.engine.rename_template import RenameTemplate
+from mlflow_ws_admin.findings.checks import FAIL, MAX_DETAILS, PASS, WARN, Check
 
 
 def auth_checks(

@@ -19,9 +19,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from mlflow_ws_admin.auth.apply import JOURNALED, AuthDrifted, lock_scope
 from mlflow_ws_admin.auth.state import auth_signature
-from mlflow_ws_admin.errors import ConflictsAppeared
-from mlflow_ws_admin.journal import JournalRefused, check_journal, read_records
-from mlflow_ws_admin.transaction import locked_transaction
+from mlflow_ws_admin.common.errors import ConflictsAppeared
+from mlflow_ws_admin.db.transaction import locked_transaction
+from mlflow_ws_admin.engine.journal import JournalRefused, check_journal, read_records
 
 Rows = Mapping[str, Sequence[Mapping[str, Any]]]
 

@@ -1,6 +1,6 @@
 """MLflow 3.17.2's basic-auth permission rules, re-implemented as pure functions (no MLflow import).
 
-Read from MLflow 3.17.2 (file / function), and documented in the README ("Auth database"):
+Read from MLflow 3.17.2 (file / function), and documented in docs/auth.md:
 
 - ``server/auth/permissions.py``: levels ``NO_PERMISSIONS < READ < USE < EDIT < MANAGE`` (``PERMISSION_PRIORITY``),
   ``DENY`` below them all; ``TYPE`` says which resource types take per-id patterns and which are wildcard-only;

@@ -14,7 +14,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from mlflow_ws_admin.auth.rules import DEFAULT_WORKSPACE, Grant
-from mlflow_ws_admin.errors import NotAWorkspaceDatabase
+from mlflow_ws_admin.common.errors import NotAWorkspaceDatabase
 
 #: The tables MLflow 3.17.2's auth server reads (``sqlalchemy_store``); the legacy per-resource tables
 #: (``experiment_permissions``, ``workspace_permissions``, ...) are kept by MLflow for rollback only.
@@ -157,8 +157,8 @@ def _journaled_origins(journal: str | Path) -> dict[tuple[str, str, str], tuple[
     or renamed.  ``--rename-conflicts`` renames a row where it stands, before the move: its ``column_set`` of the
     name column holds the row's source workspace and its new name, and the row's move record then carries the
     new name."""
-    from mlflow_ws_admin.errors import UsageError
-    from mlflow_ws_admin.journal import read_records
+    from mlflow_ws_admin.common.errors import UsageError
+    from mlflow_ws_admin.engine.journal import read_records
 
     moves: list[tuple[str, str, str, str]] = []  # table, key now, workspace before, workspace after
     renamed: dict[tuple[str, str, str], str] = {}  # (table, workspace before, name now) -> name before

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from mlflow_ws_admin.auth.plan import BLOCKING, DEFAULT_PERMISSION_AFTER, AuthPlan, Change, gained
-from mlflow_ws_admin.display import quoted, workspace_label
+from mlflow_ws_admin.common.display import quoted, workspace_label
 from mlflow_ws_admin.report.json_doc import SCHEMA_VERSION
 
 if TYPE_CHECKING:

@@ -1,8 +1,8 @@
 """The machine-readable report (``--format json``): one JSON document per run, built from a Plan or a result.
 
 No database access here: the conflict groups arrive as an iterable (streamed from a cursor by the caller) and
-are written one by one, so a complete conflict list never sits in memory.  The contract is in the README
-("JSON output") and pinned by tests/test_json.py.
+are written one by one, so a complete conflict list never sits in memory.  The contract is in docs/json-output.md
+and pinned by tests/test_json.py.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, Any
 
-from mlflow_ws_admin.plan import ConflictGroup, Plan, TableConflicts
-from mlflow_ws_admin.preflight import PreflightResult
-from mlflow_ws_admin.selection import Reference, ResourceSelection, RowRef
+from mlflow_ws_admin.engine.plan import Plan
+from mlflow_ws_admin.engine.selection import Reference, ResourceSelection, RowRef
+from mlflow_ws_admin.findings.checks import PreflightResult
+from mlflow_ws_admin.findings.conflicts import ConflictGroup, TableConflicts
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "conflicts", "applied", "nothing_to_move", "aborted", "error")

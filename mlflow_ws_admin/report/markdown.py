@@ -17,9 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
-from mlflow_ws_admin import artifacts
-from mlflow_ws_admin.plan import ConflictGroup, Plan, TableConflicts
-from mlflow_ws_admin.preflight import FAIL, PASS, WARN, PreflightResult
+from mlflow_ws_admin.engine.plan import Plan
+from mlflow_ws_admin.engine.selection import ResourceSelection, describe_references
+from mlflow_ws_admin.findings import artifacts
+from mlflow_ws_admin.findings.checks import FAIL, PASS, WARN, PreflightResult
+from mlflow_ws_admin.findings.conflicts import ConflictGroup, TableConflicts
 from mlflow_ws_admin.report.text import (
     ARTIFACT_KIND_TEXT,
     nothing_there,
@@ -29,10 +31,9 @@ from mlflow_ws_admin.report.text import (
     summary_line,
     workspace_label,
 )
-from mlflow_ws_admin.selection import ResourceSelection, describe_references
 
 if TYPE_CHECKING:  # restore's machinery is not needed to print its result
-    from mlflow_ws_admin.restore import RestoreConflict, RestoreResult
+    from mlflow_ws_admin.engine.restore import RestoreConflict, RestoreResult
 
 GroupSource = Callable[[TableConflicts], Iterable[ConflictGroup]]
 #: Source workspaces listed per table; the rest are counted in one "… N more workspaces".

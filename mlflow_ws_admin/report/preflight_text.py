@@ -8,7 +8,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from mlflow_ws_admin.preflight import FAIL, PASS, WARN, PreflightResult
+from mlflow_ws_admin.findings.checks import FAIL, PASS, WARN, PreflightResult
 
 _STYLE = {PASS: "green", WARN: "yellow", FAIL: "bold red"}
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 from rich.console import Console
 
-from mlflow_ws_admin.plan import Plan
+from mlflow_ws_admin.engine.plan import Plan
 
 
 @contextmanager

@@ -16,14 +16,16 @@ from rich.segment import Segments
 from rich.table import Table
 from rich.text import Text
 
-from mlflow_ws_admin import artifacts, mlflow_facts
-from mlflow_ws_admin.apply import ApplyResult
-from mlflow_ws_admin.display import quoted, workspace_label
-from mlflow_ws_admin.plan import ConflictGroup, ConflictRow, Plan, TableConflicts
-from mlflow_ws_admin.selection import SAMPLE_NAMES, ResourceSelection, describe_references, retargeted
+from mlflow_ws_admin.common import mlflow_facts
+from mlflow_ws_admin.common.display import quoted, workspace_label
+from mlflow_ws_admin.engine.apply import ApplyResult
+from mlflow_ws_admin.engine.plan import Plan
+from mlflow_ws_admin.engine.selection import SAMPLE_NAMES, ResourceSelection, describe_references, retargeted
+from mlflow_ws_admin.findings import artifacts
+from mlflow_ws_admin.findings.conflicts import ConflictGroup, ConflictRow, TableConflicts
 
 if TYPE_CHECKING:  # restore's machinery is not needed to print its result
-    from mlflow_ws_admin.restore import RestoreResult
+    from mlflow_ws_admin.engine.restore import RestoreResult
 
 GroupSource = Callable[[TableConflicts], Iterable[ConflictGroup]]
 GROUP_PRINT_BATCH = 500

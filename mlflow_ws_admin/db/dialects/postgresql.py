@@ -1,0 +1,146 @@
+"""PostgreSQL: table locks with a lock_timeout, and transactional DDL for non-cascading workspace FKs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlalchemy import BigInteger, ColumnElement, Text, cast, func, literal, text
+from sqlalchemy.dialects.postgresql import BIT
+from sqlalchemy.engine import Connection
+
+from mlflow_ws_admin.db.dialects.base import CONNECT_TIMEOUT_S, Dialect, ErrorKind
+
+if TYPE_CHECKING:
+    from mlflow_ws_admin.db.schema import ForeignKey
+
+
+class PostgreSQLDialect(Dialect):
+    name = "postgresql"
+    #: SHARE ROW EXCLUSIVE lets other sessions read the locked tables (as committed): apply's artifact check
+    #: reads beside the lock on a connection of its own.
+    other_sessions_read_locked_tables = True
+    error_codes: ClassVar[Mapping[ErrorKind, frozenset[Any]]] = {
+        "lock_timeout": frozenset({"55P03"}),
+        "privilege": frozenset({"42501"}),
+        "read_only": frozenset({"25006"}),
+        "duplicate": frozenset({"23505"}),
+    }
+
+    def connect_args(self, *, read_only: bool) -> dict[str, Any]:
+        # cursor_tuple_fraction=1: our streamed reports are always read to the end, so plan for total time;
+        # the default (0.1) picks nested loops over the conflict aggregates that take minutes at 60k groups.
+        options = "-c application_name=mlflow-ws-admin -c cursor_tuple_fraction=1"
+        if read_only:
+            options += " -c default_transaction_read_only=on"
+        return {"connect_timeout": CONNECT_TIMEOUT_S, "options": options}
+
+    def error_code(self, exc: BaseException) -> Any:
+        return getattr(getattr(exc, "orig", None) or exc, "pgcode", None)
+
+    def lock_workspace_tables(
+        self, conn: Connection, tables: Sequence[str], timeout_s: float, read_tables: Sequence[str] = ()
+    ) -> None:
+        """SHARE ROW EXCLUSIVE blocks concurrent INSERT/UPDATE/DELETE but not readers, until commit; SHARE (for
+        the tables only read) blocks writers too, and needs only SELECT."""
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{max(1, int(timeout_s * 1000))}ms'")
+        conn.exec_driver_sql(f"LOCK TABLE {', '.join(self.quote(conn, t) for t in tables)} IN SHARE ROW EXCLUSIVE MODE")
+        if read_tables:
+            conn.exec_driver_sql(f"LOCK TABLE {', '.join(self.quote(conn, t) for t in read_tables)} IN SHARE MODE")
+
+    def missing_privileges(
+        self, conn: Connection, updated: Mapping[str, str], altered: Sequence[str]
+    ) -> list[tuple[str, str]]:
+        """UPDATE on each table (LOCK ... SHARE ROW EXCLUSIVE needs it too) and ownership of the tables whose
+        foreign keys are dropped and re-created, asked before locking so the answer names every table at once."""
+        missing = [
+            ("UPDATE privilege", t)
+            for t in updated
+            if not conn.execute(
+                text("SELECT has_table_privilege(to_regclass(quote_ident(:t)), 'UPDATE')"), {"t": t}
+            ).scalar()
+        ]
+        owned = text("SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass(quote_ident(:t))")
+        missing += [
+            ("ownership (to re-create foreign keys)", t) for t in altered if not conn.execute(owned, {"t": t}).scalar()
+        ]
+        return missing
+
+    def describe_lock_holders(self, conn: Connection, tables: Sequence[str]) -> str | None:
+        """The other sessions holding locks on these tables, from pg_locks and pg_stat_activity.  Their query
+        text is left out: it may carry data (secrets) of another application."""
+        rows = conn.execute(
+            text(
+                "SELECT l.pid, a.usename, a.application_name, a.state, c.relname, l.mode,"
+                " CAST(EXTRACT(EPOCH FROM now() - COALESCE(a.xact_start, a.query_start)) AS integer)"
+                " FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.granted AND l.pid <> pg_backend_pid() AND c.relname = ANY(:names)"
+                " AND pg_table_is_visible(c.oid) ORDER BY l.pid, c.relname"
+            ),
+            {"names": list(tables)},
+        ).all()
+        sessions: dict[int, tuple[str, list[str]]] = {}
+        for pid, user, app, state, rel, mode, secs in rows:
+            who = f"pid {pid} (user {user}, application {app or '-'!r}, {state or 'unknown'} for {secs or 0} s)"
+            sessions.setdefault(pid, (who, []))[1].append(f"{rel} {mode}")
+        if not sessions:
+            return None
+        return "; ".join(f"{who} holding {', '.join(locks)}" for who, locks in sessions.values())
+
+    def list_sessions(self, conn: Connection) -> dict[Any, str]:
+        # Inside a transaction pg_stat_activity is a snapshot taken at first use; a second look must see now.
+        conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+        rows = conn.execute(
+            text(
+                "SELECT pid, usename, application_name, client_addr, state FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                " ORDER BY pid"
+            )
+        ).all()
+        return {
+            pid: f"pid {pid} (application {app or '-'!r}, user {user}, host {addr or 'local'}, {state or 'unknown'})"
+            for pid, user, app, addr, state in rows
+        }
+
+    def suspend_foreign_keys(self, conn: Connection, fks: Sequence[ForeignKey]) -> bool:
+        """Drop the FKs that would block moving parent and child (NO ACTION on a workspace column).  DDL is
+        transactional here, so a crash or rollback restores them.  Other FKs keep cascading."""
+        for fk in fks:
+            conn.exec_driver_sql(
+                f"ALTER TABLE {self.quote(conn, fk.child)} DROP CONSTRAINT {self.quote(conn, fk.name)}"
+            )
+        return True
+
+    def restore_foreign_keys(self, conn: Connection, fks: Sequence[ForeignKey]) -> None:
+        """Re-create the dropped FKs exactly; PostgreSQL validates every row as it adds them."""
+        for fk in fks:
+            cols = ", ".join(self.quote(conn, c) for c in fk.child_columns)
+            parent_cols = ", ".join(self.quote(conn, c) for c in fk.parent_columns)
+            ddl = (
+                f"ALTER TABLE {self.quote(conn, fk.child)} ADD CONSTRAINT {self.quote(conn, fk.name)} "
+                f"FOREIGN KEY ({cols}) REFERENCES {self.quote(conn, fk.parent)} ({parent_cols})"
+            )
+            if fk.on_update:
+                ddl += f" ON UPDATE {fk.on_update}"
+            if fk.on_delete:
+                ddl += f" ON DELETE {fk.on_delete}"
+            if fk.deferrable:
+                ddl += f" DEFERRABLE INITIALLY {fk.initially or 'IMMEDIATE'}"
+            conn.exec_driver_sql(ddl)
+
+    def insert_rows(self, conn: Connection, table: str, width: int, rows: Sequence[tuple[Any, ...]]) -> None:
+        """psycopg2's executemany sends one statement per row; execute_values sends pages of many."""
+        from psycopg2.extras import execute_values
+
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            execute_values(cursor, f"INSERT INTO {table} VALUES %s", rows, page_size=len(rows) or 1)
+        finally:
+            cursor.close()
+
+    def row_hash_sum(self, columns: Sequence[ColumnElement]) -> ColumnElement:
+        """SUM over rows of 60 bits of md5(json_build_array(columns)): an order-free digest of the row set,
+        computed by the server.  SUM(bigint) is numeric in PostgreSQL, so it cannot overflow."""
+        digest = func.md5(cast(func.json_build_array(*columns), Text))
+        bits = cast(cast(literal("x") + func.substr(digest, 1, 15), BIT(60)), BigInteger)
+        return func.coalesce(func.sum(bits), 0)

@@ -1,0 +1,320 @@
+"""Schema discovery: which tables are workspace-scoped, their per-workspace keys, and the FK graph.
+
+Nothing here is a list of MLflow tables.  A table is workspace-scoped when it has a ``workspace`` column, or
+a column that is a foreign key onto another workspace-scoped table's workspace column (MLflow's
+``agent_plugin_version_members.plugin_workspace``).  Keys come from the real PRIMARY KEY / UNIQUE
+constraints and unique indexes, plus the documented extras in ``mlflow_facts``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+
+from mlflow_ws_admin.common import mlflow_facts
+from mlflow_ws_admin.common.errors import NotAWorkspaceDatabase
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """A foreign key (``WorkspaceTable.parent_keys``: one between workspace-scoped tables that carries the
+    workspace)."""
+
+    name: str | None
+    child: str
+    child_columns: tuple[str, ...]
+    parent: str
+    parent_columns: tuple[str, ...]
+    on_update: str | None
+    on_delete: str | None
+    deferrable: bool | None = None
+    initially: str | None = None
+
+    @property
+    def cascades_on_update(self) -> bool:
+        return (self.on_update or "").upper() == "CASCADE"
+
+    @property
+    def cascades_on_delete(self) -> bool:
+        return (self.on_delete or "").upper() == "CASCADE"
+
+    def column_map(self) -> dict[str, str]:
+        """parent column -> child column."""
+        return dict(zip(self.parent_columns, self.child_columns, strict=True))
+
+
+@dataclass(frozen=True)
+class UniqueKey:
+    """A per-workspace uniqueness key: the constraint's columns minus the workspace column."""
+
+    columns: tuple[str, ...]
+    source: str  # e.g. "primary key", "unique constraint uq_x", "MLflow code"
+    #: False for keys only MLflow's code keeps unique: no index refuses a duplicate
+    enforced_by_database: bool = True
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    nullable: bool
+    #: the declared character length (VARCHAR(n)), None when unbounded or not text
+    length: int | None = None
+
+
+@dataclass(frozen=True)
+class WorkspaceTable:
+    name: str
+    #: The workspace-valued columns; the first one is the table's own workspace (for reports and grouping).
+    workspace_columns: tuple[str, ...]
+    columns: tuple[ColumnInfo, ...]
+    primary_key: tuple[str, ...]
+    unique_keys: tuple[UniqueKey, ...]
+    #: FKs from this table onto workspace-scoped parents that include a workspace column.
+    parent_keys: tuple[ForeignKey, ...]
+
+    @property
+    def workspace_column(self) -> str:
+        return self.workspace_columns[0]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def is_nullable(self, column: str) -> bool:
+        return next(c.nullable for c in self.columns if c.name == column)
+
+    def has_column(self, column: str) -> bool:
+        return column in self.column_names
+
+    def column_length(self, column: str) -> int | None:
+        return next((c.length for c in self.columns if c.name == column), None)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The ``workspaces`` catalog table, when present."""
+
+    table: str
+    name_column: str
+    columns: tuple[ColumnInfo, ...]
+
+
+@dataclass(frozen=True)
+class WorkspaceSchema:
+    dialect: str
+    #: Workspace-scoped tables in update order: every parent before its children.
+    tables: tuple[WorkspaceTable, ...]
+    catalog: Catalog
+    all_table_names: frozenset[str] = field(default_factory=frozenset)
+    #: every foreign key of the database, workspace-scoped or not: how rows reference each other by id
+    #: (a gateway endpoint's experiment, a tag's resource), which a selective move must follow
+    all_foreign_keys: tuple[ForeignKey, ...] = ()
+    #: every table's column names, for the same reason
+    all_columns: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def table(self, name: str) -> WorkspaceTable:
+        for t in self.tables:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def is_workspace_table(self, name: str) -> bool:
+        return any(t.name == name for t in self.tables)
+
+    def columns_of(self, name: str) -> tuple[str, ...]:
+        return next((cols for t, cols in self.all_columns if t == name), ())
+
+    def children_of(self, parent: str) -> tuple[ForeignKey, ...]:
+        return tuple(fk for t in self.tables for fk in t.parent_keys if fk.parent == parent)
+
+    @property
+    def signature(self) -> str:
+        """A digest of what plan files and journals rely on: each workspace table's columns, key and workspace
+        columns.  A file written for another signature (MLflow upgraded since) is refused."""
+        shape = [
+            [wt.name, sorted(wt.column_names), list(wt.primary_key), list(wt.workspace_columns)] for wt in self.tables
+        ]
+        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def reflect_schema(conn: Connection) -> WorkspaceSchema:
+    """Read the live schema and derive the workspace tables, keys and FK graph.  Read-only."""
+    insp = inspect(conn)
+    names = sorted(insp.get_table_names())
+    columns = _by_table(insp.get_multi_columns(), names)
+    foreign_keys = _by_table(insp.get_multi_foreign_keys(), names)
+
+    if not set(mlflow_facts.TRACKING_TABLES) & set(names):
+        # Never suggest MLflow's migrations for somebody else's database.
+        raise NotAWorkspaceDatabase(
+            f"not an MLflow tracking database: it has none of the tables {', '.join(mlflow_facts.TRACKING_TABLES)}"
+            " (check the URI)"
+        )
+    ws_columns = _discover_workspace_columns(names, columns, foreign_keys)
+    catalog = _catalog(columns)
+    if not ws_columns:
+        if catalog is None:
+            raise NotAWorkspaceDatabase(
+                "an MLflow tracking database from before workspaces: no `workspaces` table and no table has a "
+                "`workspace` column (MLflow 3.10+ with `mlflow db upgrade` is required)"
+            )
+        raise NotAWorkspaceDatabase("the `workspaces` table exists but no table has a `workspace` column")
+    if catalog is None:
+        raise NotAWorkspaceDatabase("no `workspaces` catalog table: this schema predates MLflow workspaces")
+
+    ws_names = sorted(ws_columns)
+    pks = _by_table(insp.get_multi_pk_constraint(filter_names=ws_names), ws_names)
+    uniques = _by_table(insp.get_multi_unique_constraints(filter_names=ws_names), ws_names)
+    indexes = _by_table(insp.get_multi_indexes(filter_names=ws_names), ws_names)
+
+    tables = []
+    for name in ws_names:
+        wcols = ws_columns[name]
+        pk = tuple(pks.get(name, {}).get("constrained_columns") or ())
+        tables.append(
+            WorkspaceTable(
+                name=name,
+                workspace_columns=wcols,
+                columns=tuple(_column_info(c) for c in columns[name]),
+                primary_key=pk,
+                unique_keys=_unique_keys(
+                    name,
+                    wcols,
+                    pk,
+                    uniques.get(name, []),
+                    indexes.get(name, []),
+                    {c["name"] for c in columns[name]},
+                ),
+                parent_keys=_workspace_fks(name, foreign_keys.get(name, []), ws_columns),
+            )
+        )
+    return WorkspaceSchema(
+        dialect=conn.dialect.name,
+        tables=_parents_first(tables),
+        catalog=catalog,
+        all_table_names=frozenset(names),
+        all_foreign_keys=tuple(fk for t in names for fk in _foreign_keys(t, foreign_keys.get(t, []))),
+        all_columns=tuple((t, tuple(c["name"] for c in columns.get(t, []))) for t in names),
+    )
+
+
+def _by_table(multi: Mapping[tuple[str | None, str], Any], names: Iterable[str]) -> dict[str, Any]:
+    """get_multi_* results are keyed by (schema, table); we only look at the default schema."""
+    wanted = set(names)
+    return {table: value for (_schema, table), value in multi.items() if table in wanted}
+
+
+def _discover_workspace_columns(
+    names: list[str], columns: dict[str, list[dict]], foreign_keys: dict[str, list[dict]]
+) -> dict[str, tuple[str, ...]]:
+    """Tables with a `workspace` column, then (to a fixed point) columns that are FKs onto one."""
+    found: dict[str, list[str]] = {
+        t: [mlflow_facts.WORKSPACE_COLUMN]
+        for t in names
+        if any(c["name"] == mlflow_facts.WORKSPACE_COLUMN for c in columns.get(t, []))
+    }
+    changed = True
+    while changed:
+        changed = False
+        for child in names:
+            for fk in foreign_keys.get(child, []):
+                parent_ws = found.get(fk["referred_table"], [])
+                for child_col, parent_col in zip(fk["constrained_columns"], fk["referred_columns"], strict=True):
+                    if parent_col in parent_ws and child_col not in found.get(child, []):
+                        found.setdefault(child, []).append(child_col)
+                        changed = True
+    return {t: tuple(cols) for t, cols in found.items()}
+
+
+def _column_info(col: Mapping[str, Any]) -> ColumnInfo:
+    length = getattr(col.get("type"), "length", None)
+    return ColumnInfo(col["name"], bool(col.get("nullable", True)), length if isinstance(length, int) else None)
+
+
+def _catalog(columns: dict[str, list[dict]]) -> Catalog | None:
+    cols = columns.get(mlflow_facts.CATALOG_TABLE)
+    if not cols or not any(c["name"] == mlflow_facts.CATALOG_NAME_COLUMN for c in cols):
+        return None
+    return Catalog(
+        table=mlflow_facts.CATALOG_TABLE,
+        name_column=mlflow_facts.CATALOG_NAME_COLUMN,
+        columns=tuple(ColumnInfo(c["name"], bool(c.get("nullable", True))) for c in cols),
+    )
+
+
+def _unique_keys(
+    table: str,
+    ws_cols: tuple[str, ...],
+    pk: tuple[str, ...],
+    uniques: list[dict],
+    indexes: list[dict],
+    column_names: set[str],
+) -> tuple[UniqueKey, ...]:
+    candidates: list[tuple[tuple[str, ...], str]] = [(pk, "primary key")]
+    candidates += [(tuple(u["column_names"]), f"unique constraint {u.get('name') or ''}".strip()) for u in uniques]
+    candidates += [
+        (tuple(i["column_names"]), f"unique index {i.get('name') or ''}".strip())
+        for i in indexes
+        if i.get("unique") and all(c is not None for c in i["column_names"])
+    ]
+    keys: dict[tuple[str, ...], UniqueKey] = {}
+    for cols, source in candidates:
+        if not any(c in ws_cols for c in cols):
+            continue  # a global key is unaffected by moving rows between workspaces
+        key = tuple(c for c in cols if c not in ws_cols)
+        if key and key not in keys:
+            keys[key] = UniqueKey(key, source)
+    for extra in mlflow_facts.CODE_ENFORCED_UNIQUE_KEYS.get(table, ()):
+        if set(extra) <= column_names and extra not in keys:
+            keys[extra] = UniqueKey(extra, "MLflow code (not enforced by the schema)", enforced_by_database=False)
+    return tuple(keys.values())
+
+
+def _workspace_fks(child: str, fks: list[dict], ws_columns: dict[str, tuple[str, ...]]) -> tuple[ForeignKey, ...]:
+    """The FKs onto a workspace-scoped parent that carry its workspace column."""
+    return tuple(
+        fk
+        for fk in _foreign_keys(child, fks)
+        if fk.parent in ws_columns and set(fk.parent_columns) & set(ws_columns[fk.parent])
+    )
+
+
+def _foreign_keys(child: str, fks: list[dict]) -> list[ForeignKey]:
+    result = []
+    for fk in fks:
+        options = fk.get("options") or {}
+        result.append(
+            ForeignKey(
+                name=fk.get("name"),
+                child=child,
+                child_columns=tuple(fk["constrained_columns"]),
+                parent=fk["referred_table"],
+                parent_columns=tuple(fk["referred_columns"]),
+                on_update=options.get("onupdate"),
+                on_delete=options.get("ondelete"),
+                deferrable=options.get("deferrable"),
+                initially=options.get("initially"),
+            )
+        )
+    return result
+
+
+def _parents_first(tables: list[WorkspaceTable]) -> tuple[WorkspaceTable, ...]:
+    """Topological order over workspace FKs, alphabetical among peers (deterministic reports)."""
+    by_name = {t.name: t for t in tables}
+    remaining = {t.name: {fk.parent for fk in t.parent_keys if fk.parent != t.name} for t in tables}
+    ordered: list[WorkspaceTable] = []
+    while remaining:
+        ready = sorted(n for n, deps in remaining.items() if not deps & remaining.keys())
+        if not ready:  # an FK cycle: fall back to name order for the rest; apply does not rely on order there
+            ready = sorted(remaining)
+        for n in ready:
+            ordered.append(by_name[n])
+            del remaining[n]
+    return tuple(ordered)

@@ -1,0 +1,300 @@
+"""The migration plan: an immutable value computed by reading the database.  Building it never writes.
+
+``build_plan`` is the dry run's whole job; ``apply.apply_plan`` executes the same value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import Connection
+
+from mlflow_ws_admin.common import mlflow_facts
+from mlflow_ws_admin.db.dialects import for_backend
+from mlflow_ws_admin.db.schema import UniqueKey, WorkspaceSchema, WorkspaceTable
+from mlflow_ws_admin.engine import queries
+from mlflow_ws_admin.engine.artifact_scan import start_artifact_check
+from mlflow_ws_admin.engine.move import MIGRATE, Move
+from mlflow_ws_admin.findings import fix_hints
+from mlflow_ws_admin.findings.artifacts import ArtifactFinding, display_location
+from mlflow_ws_admin.findings.conflicts import ConflictGroup, ConflictRow, TableConflicts, is_renameable
+
+if TYPE_CHECKING:
+    from mlflow_ws_admin.engine.renames import RenamePlan
+    from mlflow_ws_admin.engine.selection import ResourceSelection
+
+DEFAULT_SAMPLE_GROUPS = 5
+
+
+@dataclass(frozen=True)
+class TableMove:
+    table: str
+    #: (source workspace, rows) sorted by workspace; None stands for a NULL workspace.
+    by_workspace: tuple[tuple[str | None, int], ...]
+
+    @property
+    def rows_to_move(self) -> int:
+        return sum(n for _, n in self.by_workspace)
+
+
+@dataclass(frozen=True)
+class Plan:
+    database: str  # display URL, password masked
+    schema: WorkspaceSchema
+    moves: tuple[TableMove, ...]  # update order: parents before children
+    conflicts: tuple[TableConflicts, ...]  # only keys with at least one group
+    creates_default_workspace: bool
+    catalog_workspaces: tuple[str, ...]
+    sample_limit: int | None
+    #: experiments (and workspace roots) whose artifacts would collide; see ``findings.artifacts``
+    artifact_findings: tuple[ArtifactFinding, ...] = ()
+    default_artifact_root: str | None = None  # the server's root the findings were computed with (masked)
+    #: the conflicts and artifact findings were left to apply's lock (``-y``; see ``build_plan``)
+    checked_during_apply: bool = False
+    #: other sessions connected to the database while planning (None: the database cannot tell)
+    other_sessions: tuple[str, ...] | None = ()
+    #: which rows move where (``MIGRATE``: everything into `default`)
+    move: Move = MIGRATE
+    #: a selective move's choices and findings (``selection``); None for the migration
+    resources: ResourceSelection | None = None
+    #: ``--rename-conflicts``: the renames that resolve conflicts, and the rows that cannot be renamed
+    renames: RenamePlan | None = None
+    #: (workspace, name) of the registered models that are prompts, read when registered models collide
+    prompts: frozenset[tuple[Any, Any]] = frozenset()
+
+    @property
+    def dialect(self) -> str:
+        return self.schema.dialect
+
+    @property
+    def update_order(self) -> tuple[str, ...]:
+        return tuple(m.table for m in self.moves)
+
+    @property
+    def total_rows_to_move(self) -> int:
+        return sum(m.rows_to_move for m in self.moves)
+
+    @property
+    def conflict_count(self) -> int:
+        return sum(c.group_count for c in self.conflicts)
+
+    def conflict_groups_by_workspace(self) -> dict[str | None, int]:
+        """workspace -> conflict groups (of every table and key) holding at least one of its rows."""
+        counts: dict[str | None, int] = {}
+        for tc in self.conflicts:
+            for ws, n in tc.by_workspace:
+                counts[ws] = counts.get(ws, 0) + n
+        return counts
+
+    def rows_by_workspace(self) -> dict[str | None, int]:
+        """source workspace -> rows to move, over every table."""
+        counts: dict[str | None, int] = {}
+        for m in self.moves:
+            for ws, n in m.by_workspace:
+                counts[ws] = counts.get(ws, 0) + n
+        return counts
+
+    def resolved(self, tc: TableConflicts) -> bool:
+        """Whether --rename-conflicts resolves this key's groups (refused rows are counted apart)."""
+        return self.renames is not None and self.renames.resolves(tc.table, tc.key)
+
+    def group_fix(self, tc: TableConflicts, group: ConflictGroup) -> str:
+        """The one action that works in MLflow for this group's rows (``fix_hints``)."""
+
+        return fix_hints.group_fix(tc.table, group, target=self.move.target, prompts=self.prompts)
+
+    def is_prompt_group(self, tc: TableConflicts, group: ConflictGroup) -> bool:
+
+        return fix_hints.is_prompt_group(tc.table, group, self.prompts)
+
+    @property
+    def blocking_conflict_count(self) -> int:
+        """Conflict groups that block: all of them, less those renames resolve, plus rows that cannot be renamed."""
+        if self.renames is None:
+            return self.conflict_count
+        unresolved = sum(tc.group_count for tc in self.conflicts if not self.resolved(tc))
+        return unresolved + len(self.renames.refused)
+
+    @property
+    def has_blocking_conflicts(self) -> bool:
+        return self.blocking_conflict_count > 0 or bool(self.resources and self.resources.references_left_behind)
+
+    @property
+    def blocking_artifact_findings(self) -> tuple[ArtifactFinding, ...]:
+        return tuple(f for f in self.artifact_findings if f.blocking)
+
+    @property
+    def has_blocking_artifact_findings(self) -> bool:
+        return any(f.blocking for f in self.artifact_findings)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return self.total_rows_to_move == 0 and not self.creates_default_workspace
+
+    @property
+    def target_label(self) -> str:
+        """The target workspace as reports name it, e.g. `default`."""
+        return f"`{self.move.target}`"
+
+
+def build_plan(
+    conn: Connection,
+    schema: WorkspaceSchema,
+    *,
+    database: str,
+    sample_limit: int | None = DEFAULT_SAMPLE_GROUPS,
+    default_artifact_root: str | None = None,
+    stream_conflicts: bool = False,
+    on_table: Callable[[str], None] | None = None,
+    defer_to_apply: bool = False,
+    move: Move = MIGRATE,
+    resources: ResourceSelection | None = None,
+) -> Plan:
+    """Read everything the report and apply need.  Counts come from SQL; only sampled groups are fetched.
+
+    stream_conflicts: fetch no conflict groups at all; the caller streams them with ``iter_conflict_groups``
+    while it renders (``--verbose`` keeps memory flat however many groups there are).
+    on_table is called with each table's name before it is read (a progress spinner).
+    defer_to_apply (apply without a prompt): leave the conflicts and artifact findings to apply, which checks
+    them under its lock anyway (see ``apply``); reading them here too would read every key twice."""
+    moves: list[TableMove] = []
+    conflicts: list[TableConflicts] = []
+    conflict_limit = 0 if stream_conflicts else sample_limit
+    # Before the artifact check opens a session of its own, so that only others are counted.
+    others = for_backend(conn.dialect.name).other_sessions(conn)
+    # The artifact check reads on a session of its own, beside this one (nothing is locked while planning),
+    # and runs while the counts and conflict queries below keep the database busy.
+    finding = (
+        None
+        if defer_to_apply
+        else start_artifact_check(conn, schema, default_artifact_root, read_beside=True, move=move)
+    )
+    for wt in schema.tables:
+        if not move.moves_table(wt.name):
+            continue
+        if on_table:
+            on_table(wt.name)
+        moves.append(_table_move(conn, wt, move))
+        for key in () if defer_to_apply else wt.unique_keys:
+            if (tc := _table_conflicts(conn, schema, wt, key, conflict_limit, move)).group_count:
+                conflicts.append(tc)
+    renames = None
+    if move.rename is not None and not defer_to_apply:
+        from mlflow_ws_admin.engine.renames import plan_renames
+
+        renames = plan_renames(conn, schema, move, move.rename, ((tc.table, tc.key) for tc in conflicts))
+    prompts: frozenset[tuple[Any, Any]] = frozenset()
+    if any(tc.table == "registered_models" for tc in conflicts) and (stmt := queries.prompt_models(schema)) is not None:
+        prompts = frozenset((ws, name) for ws, name in conn.execute(stmt))
+    catalog_names = tuple(conn.execute(queries.catalog_names(schema.catalog)).scalars())
+    return Plan(
+        database=database,
+        schema=schema,
+        moves=tuple(moves),
+        conflicts=tuple(conflicts),
+        creates_default_workspace=move.is_migration and mlflow_facts.DEFAULT_WORKSPACE not in catalog_names,
+        catalog_workspaces=catalog_names,
+        sample_limit=sample_limit,
+        artifact_findings=finding.result() if finding else (),
+        default_artifact_root=display_location(default_artifact_root) if default_artifact_root else None,
+        checked_during_apply=defer_to_apply,
+        other_sessions=None if others is None else tuple(others),
+        move=move,
+        resources=resources,
+        renames=renames,
+        prompts=prompts,
+    )
+
+
+def _table_move(conn: Connection, wt: WorkspaceTable, move: Move) -> TableMove:
+    rows = conn.execute(queries.moves_by_workspace(wt, move)).all()
+    return TableMove(wt.name, tuple(sorted(((ws, int(n)) for ws, n in rows), key=_workspace_order)))
+
+
+def _table_conflicts(
+    conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, limit: int | None, move: Move
+) -> TableConflicts:
+    group_count = 0
+    # Counting root groups costs an aggregation per roll-up parent too; on a clean database the cheap
+    # existence test answers "0" alone.
+    if key_has_conflicts(conn, wt, key, move):
+        stmt = queries.count_groups(queries.conflict_groups(schema, wt, key, move))
+        group_count = conn.execute(stmt).scalar_one()
+    sample = tuple(iter_conflict_groups(conn, schema, wt, key, limit, move)) if group_count and limit != 0 else ()
+    by_workspace = _groups_by_workspace(conn, schema, wt, key, move) if group_count else ()
+    return TableConflicts(wt.name, key, int(group_count), sample, is_renameable(wt.name, key), by_workspace)
+
+
+def _groups_by_workspace(
+    conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, move: Move
+) -> tuple[tuple[str | None, int], ...]:
+    rows = conn.execute(queries.groups_by_workspace(schema, wt, key, move)).all()
+    return tuple(sorted(((ws, int(n)) for ws, n in rows), key=_workspace_order))
+
+
+def _workspace_order(pair: tuple[str | None, int]) -> tuple[bool, str]:
+    return (pair[0] is None, pair[0] or "")
+
+
+def key_has_conflicts(conn: Connection, wt: WorkspaceTable, key: UniqueKey, move: Move = MIGRATE) -> bool:
+    """Whether two workspaces hold the same value of this key (before roll-up).  A cheaper superset test
+    clears clean keys first (hashed on MySQL, except for keys only MLflow's code keeps unique)."""
+    code_only = key.columns in mlflow_facts.CODE_ENFORCED_UNIQUE_KEYS.get(wt.name, ())
+    hashed = for_backend(conn.dialect.name).hashed_conflict_prefilter
+    prefilter = queries.may_have_raw_conflicts(wt, key, move, hashed=hashed)
+    if not (hashed and code_only) and not conn.execute(prefilter).scalar_one():
+        return False
+    return bool(conn.execute(queries.has_raw_conflicts(wt, key, move)).scalar_one())
+
+
+def iter_conflict_groups(
+    conn: Connection,
+    schema: WorkspaceSchema,
+    wt: WorkspaceTable,
+    key: UniqueKey,
+    limit: int | None,
+    move: Move = MIGRATE,
+) -> Iterator[ConflictGroup]:
+    """Stream the groups of one key from a server-side cursor, one group at a time."""
+    stmt, ident, deps = queries.conflict_rows(schema, wt, key, limit, move)
+    n_key, n_deps = len(key.columns), len(deps)
+    result = conn.execute(stmt.execution_options(stream_results=True, yield_per=1000))
+    current: tuple | None = None
+    rows: list[ConflictRow] = []
+    dep_counts: tuple = ()
+    for record in result:
+        values = tuple(record)
+        group_key = values[:n_key]
+        if group_key != current:
+            if current is not None:
+                yield _group(key, current, rows, deps, dep_counts)
+            current, rows = group_key, []
+            dep_counts = values[n_key + 1 : n_key + 1 + n_deps]
+        row_values = dict(zip(ident, values[n_key + 1 + n_deps :], strict=True))
+        rows.append(_conflict_row(wt, key, row_values))
+    if current is not None:
+        yield _group(key, current, rows, deps, dep_counts)
+
+
+def _group(
+    key: UniqueKey, values: tuple, rows: list[ConflictRow], deps: list[queries.Dependent], dep_counts: tuple
+) -> ConflictGroup:
+    return ConflictGroup(
+        key=tuple(zip(key.columns, values, strict=True)),
+        rows=tuple(rows),
+        dependents=tuple((d.table, int(n)) for d, n in zip(deps, dep_counts, strict=True) if n),
+    )
+
+
+def _conflict_row(wt: WorkspaceTable, key: UniqueKey, values: dict[str, Any]) -> ConflictRow:
+    workspace = values.pop(wt.workspace_column)
+    stage = values.pop(mlflow_facts.LIFECYCLE_COLUMN, None)
+    stored = tuple((c, values.pop(c)) for c in key.columns)
+    return ConflictRow(
+        workspace=workspace,
+        identity=tuple(values.items()),
+        deleted=stage == mlflow_facts.DELETED_LIFECYCLE,
+        stored_key=stored,
+    )

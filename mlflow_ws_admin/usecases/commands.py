@@ -1,0 +1,730 @@
+"""The use cases: one function per command, in the style of alembic's ``command.py``.
+
+Each takes a resolved Target, typed options and a ``UI`` (consoles, whether stdin is a terminal, the prompt),
+and returns the command's ``ExitStatus``.  Reports are printed through the UI as the run goes, because a plan
+is shown before its prompt and a long conflict report streams from the open cursor; the JSON document is
+written once per run.  Nothing here knows about Click; errors are raised and mapped at the CLI boundary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING
+
+from mlflow_ws_admin.common.errors import ArtifactFindingsBlock, ConflictsAppeared, ExitStatus, UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from sqlalchemy.engine import Connection, Engine
+
+    from mlflow_ws_admin.db.schema import WorkspaceSchema
+    from mlflow_ws_admin.db.target import Target
+    from mlflow_ws_admin.engine.apply import ApplyExtras, ApplyResult
+    from mlflow_ws_admin.engine.journal import JournalWriter
+    from mlflow_ws_admin.engine.move import Move, RenamePolicy
+    from mlflow_ws_admin.engine.plan import Plan
+    from mlflow_ws_admin.engine.restore import RestoreResult
+    from mlflow_ws_admin.engine.selection import ResourceSelection
+    from mlflow_ws_admin.findings.checks import Check
+    from mlflow_ws_admin.findings.conflicts import ConflictGroup, TableConflicts
+
+
+def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # Rich would exit with 1, the conflicts code: let the CLI boundary say "output closed" instead.
+            self.quiet = True
+            raise BrokenPipeError
+
+    # highlight=False: no guessing at numbers/paths to colour; all user text is passed as rich Text.
+    # soft_wrap=True: long lines stay whole in CI logs instead of wrapping at 80 columns.
+    return _Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _ask(question: str) -> bool:
+    import click
+
+    try:
+        return click.confirm(question, default=False, err=True)
+    except click.Abort:  # Ctrl-C or Ctrl-D at the prompt: the same answer as "n"
+        click.echo(err=True)
+        return False
+
+
+@dataclass
+class UI:
+    """What a use case needs of the outside world; tests build one instead of monkeypatching."""
+
+    stdin_is_terminal: bool = field(default_factory=lambda: sys.stdin is not None and sys.stdin.isatty())
+    confirm: Callable[[str], bool] = _ask
+    #: where the JSON document goes
+    stdout: Callable[[], IO[str]] = lambda: sys.stdout
+
+    def console(self, *, stderr: bool = False) -> Console:
+        return _console(stderr)
+
+    def progress_console(self) -> Console | None:
+        """Progress goes to stderr, and only when it is a terminal: never into logs or pipes."""
+        console = _console(stderr=True)
+        return console if console.is_terminal else None
+
+    def say(self, message: str) -> None:
+        """One line for the person at the terminal (stderr: stdout may carry a JSON document)."""
+        print(message, file=sys.stderr)
+
+
+@dataclass
+class Output:
+    """The run's report format and the one JSON document it owes (``--format json``)."""
+
+    output_format: str = "text"
+    max_conflicts: int | None = None
+    dry_run: bool = False
+    emitted: bool = False
+
+    @property
+    def json(self) -> bool:
+        return self.output_format == "json"
+
+    @property
+    def markdown(self) -> bool:
+        return self.output_format == "markdown"
+
+    def check(self) -> None:
+        if self.markdown and not self.dry_run:
+            # A CI report of what would happen; a real run's outcome is the text or JSON report.
+            raise UsageError("--format markdown reports a --dry-run; add --dry-run")
+
+    def error_document(self, ui: UI, message: str, status: ExitStatus, target: Target | None) -> None:
+        """The error as the run's JSON document, unless the document is out already (stderr carries it)."""
+        if not self.json or self.emitted:
+            return
+        from mlflow_ws_admin.report.json_doc import error_document, write_document
+
+        doc = error_document(
+            message,
+            exit_code=int(status),
+            dry_run=self.dry_run,
+            dialect=target.backend if target else None,
+            url=target.display if target else None,
+        )
+        write_document(doc, ui.stdout())
+        self.emitted = True
+
+
+def refuse_without_terminal(ui: UI, *, dry_run: bool, yes: bool, verb: str) -> None:
+    if not dry_run and not yes and not ui.stdin_is_terminal:
+        raise UsageError(f"refusing to prompt without a terminal: pass -y to {verb}, or --dry-run")
+
+
+def refuse_existing(path: str | None) -> None:
+    if path and os.path.exists(path):
+        raise UsageError(f"journal file {path} already exists; refusing to overwrite it")
+
+
+def open_journal(path: str, operation: str, target: Target, schema: WorkspaceSchema) -> JournalWriter:
+    from mlflow_ws_admin.engine.journal import JournalWriter, header
+
+    database = {"dialect": target.backend, "url": target.display, "identity": target.identity}
+    return JournalWriter(path, header(operation, database, schema.signature))
+
+
+# --- db migrate-to-default-workspace -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MigrateOptions:
+    dry_run: bool = False
+    verbose: bool = False
+    yes: bool = False
+    lock_timeout: float = 30.0
+    default_artifact_root: str | None = None
+    allow_artifact_overlap: bool = False
+    plan_out: str | None = None
+    plan_file: str | None = None
+    journal: str | None = None
+    prune_workspaces: bool = False
+    ignore_other_sessions: bool = False
+    rename_conflicts: str | None = None
+    keep: str | None = None
+
+    def check(self) -> None:
+        if self.keep and not self.rename_conflicts:
+            raise UsageError("--keep chooses which row keeps its name under --rename-conflicts; add --rename-conflicts")
+        if self.rename_conflicts is not None:
+            self.rename_policy()  # a bad template is a usage error before anything is read
+        if self.plan_out and not self.dry_run:
+            raise UsageError("--plan-out writes the plan of a --dry-run; add --dry-run")
+        if self.plan_file and self.dry_run:
+            raise UsageError("--plan applies a plan file; it cannot be combined with --dry-run")
+        if self.dry_run and (self.journal or self.prune_workspaces):
+            raise UsageError("--journal and --prune-workspaces apply only to a real run, not --dry-run")
+        refuse_existing(self.journal)
+
+    def rename_policy(self) -> RenamePolicy | None:
+        from mlflow_ws_admin.engine.move import RenamePolicy
+        from mlflow_ws_admin.engine.rename_template import RenameTemplate
+
+        if self.rename_conflicts is None:
+            return None
+        return RenamePolicy(RenameTemplate.parse(self.rename_conflicts), self.keep or "default")
+
+
+def migrate(target: Target, options: MigrateOptions, output: Output, ui: UI) -> ExitStatus:
+    """Every row into `default`: plan, report, confirm, apply (``_run_move``)."""
+    return _run_move(target, options, output, ui, _migration)
+
+
+def _run_move(
+    target: Target,
+    options: MigrateOptions,
+    output: Output,
+    ui: UI,
+    choose: MoveChooser,
+    operation: str = "migrate",
+    check_workspaces: Callable[[Connection], None] | None = None,
+) -> ExitStatus:
+    """Plan the chosen Move, report it, confirm, apply; on a refusal under the lock, report again read-only
+    (exit 1)."""
+    from mlflow_ws_admin.db.connect import create_db_engine
+    from mlflow_ws_admin.engine.apply import apply_plan
+    from mlflow_ws_admin.report.progress import apply_progress
+    from mlflow_ws_admin.report.text import render_apply_result, render_artifact_findings, render_plan, render_renames
+
+    options.check()
+    output.check()
+    refuse_without_terminal(ui, dry_run=options.dry_run, yes=options.yes, verb="apply")
+    expected = _expected_fingerprints(options.plan_file, target)
+    console = ui.console(stderr=output.json)
+    progress_console = None if output.json else ui.progress_console()
+    engine = create_db_engine(target, read_only=options.dry_run, busy_timeout_s=options.lock_timeout)
+    report = _PlanReport(engine, target, options, output, ui, console, progress_console, choose)
+    try:
+        # Without a prompt nobody reviews the plan before apply, so what apply checks under its lock anyway is
+        # left to it (one pass over the data instead of two); see plan.build_plan.
+        plan, status = report.show(dry_run=options.dry_run, defer_to_apply=options.yes and not options.dry_run)
+        if status is not None:
+            return status
+        if not options.yes:
+            if output.json:
+                render_plan(plan, console, dry_run=False, allow_artifact_overlap=options.allow_artifact_overlap)
+            if not ui.confirm("Proceed?"):
+                ui.say("Aborted: nothing changed.")
+                _emit_plan(output, ui, None, plan, ExitStatus.ABORTED)
+                return ExitStatus.ABORTED
+        try:
+            with apply_progress(plan, progress_console) as on_moved:
+                result = apply_plan(
+                    engine,
+                    plan,
+                    lock_timeout_s=options.lock_timeout,
+                    on_table=on_moved,
+                    extras=dataclasses.replace(
+                        _apply_extras(options, target, plan.schema, expected, operation),
+                        check_workspaces=check_workspaces,
+                    ),
+                )
+        except (ConflictsAppeared, ArtifactFindingsBlock):
+            # Rolled back, nothing changed: list every conflict and finding in a read-only report, exactly as a
+            # dry run would; the boundary then prints the error line and exits 1.
+            if not output.json:
+                console.print()
+            report.show(dry_run=True, defer_to_apply=False, status=ExitStatus.CONFLICTS)
+            raise
+        if plan.checked_during_apply:
+            # With -y the renames, too, were read under the lock only: report what was renamed.
+            plan = dataclasses.replace(plan, artifact_findings=result.artifact_findings, renames=result.renames)
+            if not output.json:
+                console.print()
+                render_artifact_findings(plan, console)
+                if result.renames is not None and result.renames.renames:
+                    console.print()
+                    render_renames(plan, console)
+        if output.json:
+            _emit_plan(output, ui, None, plan, ExitStatus.OK, applied=result)
+        else:
+            render_apply_result(result, console, plan.move.target, journal=options.journal)
+        return ExitStatus.OK
+    finally:
+        engine.dispose()
+
+
+#: Builds the Move a command runs, from the open connection and the reflected schema (read-only).
+MoveChooser = Callable[["Connection", "WorkspaceSchema"], tuple["Move", "ResourceSelection | None"]]
+
+
+def _migration(conn: Connection, schema: WorkspaceSchema) -> tuple[Move, None]:
+    from mlflow_ws_admin.engine.move import MIGRATE
+
+    return MIGRATE, None
+
+
+class _PlanReport:
+    """Reads a plan and reports it (text, or the JSON document when the run ends with it)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        target: Target,
+        options: MigrateOptions | MoveOptions,
+        output: Output,
+        ui: UI,
+        console: Console,
+        progress_console: Console | None,
+        choose: MoveChooser = _migration,
+    ) -> None:
+        self.engine = engine
+        self.target = target
+        self.options = options
+        self.output = output
+        self.ui = ui
+        self.console = console
+        self.progress_console = progress_console
+        self.choose = choose
+
+    def show(
+        self, *, dry_run: bool, defer_to_apply: bool, status: ExitStatus | None = None
+    ) -> tuple[Plan, ExitStatus | None]:
+        """Build and report the plan.  Returns the exit status when the run ends here (dry run, blocked,
+        nothing to do, or the given ``status``), else None: go on and apply."""
+        from mlflow_ws_admin.db.schema import reflect_schema
+        from mlflow_ws_admin.engine.plan import DEFAULT_SAMPLE_GROUPS, build_plan, iter_conflict_groups
+        from mlflow_ws_admin.report.progress import planning_spinner
+        from mlflow_ws_admin.report.text import render_plan
+
+        options, output = self.options, self.output
+        # --verbose text streams every conflict group from the cursor while it prints; the plan holds none.
+        # JSON streams every group from the cursor when it writes them; the plan itself keeps none either.
+        stream = options.verbose and not output.json
+        text_limit = None if options.verbose else DEFAULT_SAMPLE_GROUPS
+        with self.engine.connect() as conn:
+            with planning_spinner(self.progress_console) as on_table:
+                schema = reflect_schema(conn)
+                move, resources = self.choose(conn, schema)
+                if (policy := options.rename_policy()) is not None:
+                    move = dataclasses.replace(move, rename=policy)
+                plan = build_plan(
+                    conn,
+                    schema,
+                    database=self.target.display,
+                    sample_limit=0 if output.json else text_limit,
+                    default_artifact_root=options.default_artifact_root,
+                    stream_conflicts=stream,
+                    on_table=on_table,
+                    defer_to_apply=defer_to_apply,
+                    move=move,
+                    resources=resources,
+                )
+
+            def all_groups(tc: TableConflicts) -> Iterator[ConflictGroup]:
+                return iter_conflict_groups(conn, schema, schema.table(tc.table), tc.key, None, move)
+
+            if not (output.json or output.markdown):
+                render_plan(
+                    plan,
+                    self.console,
+                    dry_run=dry_run,
+                    allow_artifact_overlap=options.allow_artifact_overlap,
+                    groups_for=all_groups if stream else None,
+                    max_groups=output.max_conflicts,
+                )
+            blocked = plan.has_blocking_conflicts or (
+                plan.has_blocking_artifact_findings and not options.allow_artifact_overlap
+            )
+            self._write_plan_file(conn, plan)
+            if status is None and (blocked or dry_run or plan.nothing_to_do):
+                status = ExitStatus.CONFLICTS if blocked else ExitStatus.OK
+            if status is not None:
+                _emit_plan(output, self.ui, conn, plan, status)
+            if status is not None and output.markdown:
+                from mlflow_ws_admin.report.markdown import render_plan_markdown
+
+                render_plan_markdown(
+                    plan,
+                    self.ui.stdout(),
+                    exit_code=status,
+                    groups_for=all_groups if stream else None,
+                    allow_artifact_overlap=options.allow_artifact_overlap,
+                )
+        return plan, status
+
+    def _write_plan_file(self, conn: Connection, plan: Plan) -> None:
+        if not getattr(self.options, "plan_out", None):
+            return
+        from mlflow_ws_admin.engine.planfile import fingerprints, plan_document, write_plan_file
+
+        write_plan_file(self.options.plan_out, plan_document(plan, self.target, fingerprints(conn, plan.schema)))
+        self.ui.say(f"Plan written to {self.options.plan_out}")
+
+
+def _expected_fingerprints(plan_file: str | None, target: Target) -> dict[str, str] | None:
+    if not plan_file:
+        return None
+    from mlflow_ws_admin.engine.planfile import read_plan_file
+
+    return read_plan_file(plan_file, target)
+
+
+def _apply_extras(
+    options: MigrateOptions,
+    target: Target,
+    schema: WorkspaceSchema,
+    expected: dict[str, str] | None,
+    operation: str,
+) -> ApplyExtras:
+    from mlflow_ws_admin.engine.apply import ApplyExtras
+
+    return ApplyExtras(
+        expected_fingerprints=expected,
+        journal=open_journal(options.journal, operation, target, schema) if options.journal else None,
+        prune_workspaces=options.prune_workspaces,
+        default_artifact_root=options.default_artifact_root,
+        allow_artifact_overlap=options.allow_artifact_overlap,
+        ignore_other_sessions=options.ignore_other_sessions,
+    )
+
+
+def _emit_plan(
+    output: Output,
+    ui: UI,
+    conn: Connection | None,
+    plan: Plan,
+    status: ExitStatus,
+    applied: ApplyResult | None = None,
+) -> None:
+    """With --format json: the one document, conflicts streamed from ``conn`` while it is open."""
+    if not output.json:
+        return
+    from mlflow_ws_admin.engine.plan import iter_conflict_groups
+    from mlflow_ws_admin.report.json_doc import conflict_items, plan_document, write_document
+
+    def groups(tc: TableConflicts, limit: int | None) -> Iterator[ConflictGroup]:
+        assert conn is not None
+        return iter_conflict_groups(conn, plan.schema, plan.schema.table(tc.table), tc.key, limit, plan.move)
+
+    doc = plan_document(
+        plan,
+        status=_status_name(plan, status, applied),
+        exit_code=int(status),
+        dry_run=output.dry_run,
+        conflicts=conflict_items(plan, groups, output.max_conflicts) if conn is not None else [],
+        workspaces_pruned=applied.workspaces_pruned if applied else (),
+        rows_moved=applied.total_moved if applied else None,
+        artifact_locations_retargeted=applied.artifact_locations_retargeted if applied else None,
+        rows_renamed=dict(applied.renamed) if applied and plan.renames is not None else None,
+    )
+    write_document(doc, ui.stdout())
+    output.emitted = True
+
+
+def _status_name(plan: Plan, status: ExitStatus, applied: ApplyResult | None) -> str:
+    if status == ExitStatus.ABORTED:
+        return "aborted"
+    if status == ExitStatus.CONFLICTS:
+        return "conflicts"
+    if applied is not None:
+        # Another run may have moved everything between our plan and our lock: say what happened under it.
+        return "applied" if applied.total_moved or applied.created_default_workspace else "nothing_to_move"
+    return "nothing_to_move" if plan.nothing_to_do else "ok"
+
+
+# --- db move-resources ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MoveOptions(MigrateOptions):
+    """``db move-resources``: migrate's options (no plan files, no pruning) plus what to move where."""
+
+    source: str = ""
+    target: str = ""
+    resource_types: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    artifact_policy: str = "preserve"
+    workspace_store_uri: str | None = None
+
+    def check(self) -> None:
+        super().check()
+        if self.source == self.target:
+            raise UsageError(f"--from and --to are both {self.source!r}: nothing would move")
+        if self.names and self.tags:
+            raise UsageError("--name and --tag are mutually exclusive")
+
+
+def move_resources(target: Target, options: MoveOptions, output: Output, ui: UI) -> ExitStatus:
+    """Selected resources of one workspace into another: plan, report, confirm, apply (``_run_move``)."""
+    from mlflow_ws_admin.db.connect import resolve_workspace_store
+
+    options.check()
+    store = resolve_workspace_store(options.workspace_store_uri)
+
+    def workspaces_still_there(conn: Connection) -> None:
+        # Under the tracking database's lock: its own catalog is locked with it; a separate store is read
+        # once more (it cannot share the transaction).
+        from mlflow_ws_admin.engine.selection import check_workspaces
+
+        check_workspaces(_workspace_catalog(conn, store), options.source, options.target)
+
+    chooser = _resource_chooser(options, store)
+    return _run_move(target, options, output, ui, chooser, "move", workspaces_still_there)
+
+
+def _resource_chooser(options: MoveOptions, store: Target | None) -> MoveChooser:
+    def choose(conn: Connection, schema: WorkspaceSchema) -> tuple[Move, ResourceSelection]:
+        from mlflow_ws_admin.engine import selection
+
+        workspaces = _workspace_catalog(conn, store)
+        selection.check_workspaces(workspaces, options.source, options.target)
+        wanted = selection.ResourceFilter(
+            options.source, options.target, options.resource_types, options.names, options.tags
+        )
+        root = None
+        if options.artifact_policy == "retarget":
+            root = selection.workspace_root(options.default_artifact_root, workspaces[options.target], options.target)
+            if root is None:
+                raise UsageError(
+                    f"--artifact-policy retarget needs an artifact root: workspace {options.target!r} has no "
+                    "default_artifact_root in the catalog; pass the server's --default-artifact-root"
+                )
+        move, chosen = selection.select_resources(conn, schema, wanted)
+        if root is not None:
+            moving = next((s for s in chosen.selected if s.table == selection.EXPERIMENTS), None)
+            ids = [k[0] for k in moving.keys] if moving else []
+            move = dataclasses.replace(move, retarget={i: selection.retargeted(root, i) for i in ids})
+            chosen = dataclasses.replace(chosen, retarget_root=root)
+        return move, chosen
+
+    return choose
+
+
+def _workspace_catalog(conn: Connection, store: Target | None) -> dict[str, str | None]:
+    """The workspaces and their roots: from the separate workspace store (read-only), else this database."""
+    from mlflow_ws_admin.engine.selection import read_workspaces
+
+    if store is None:
+        return read_workspaces(conn)
+    from mlflow_ws_admin.db.connect import create_db_engine
+
+    engine = create_db_engine(store, read_only=True)
+    try:
+        with engine.connect() as store_conn:
+            return read_workspaces(store_conn)
+    finally:
+        engine.dispose()
+
+
+# --- db restore-workspaces ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    journal: str
+    record_journal: str | None = None
+    dry_run: bool = False
+    yes: bool = False
+    lock_timeout: float = 30.0
+    ignore_other_sessions: bool = False
+
+    def check(self) -> None:
+        if self.record_journal and self.dry_run:
+            raise UsageError("a --dry-run restore changes nothing, so it writes no journal")
+        refuse_existing(self.record_journal)
+
+
+def restore(target: Target, options: RestoreOptions, output: Output, ui: UI) -> ExitStatus:
+    """Check the journal, report what would move back, confirm, and move it back; on a conflict found
+    under the lock, report every conflict read-only (exit 1)."""
+    from mlflow_ws_admin.db.connect import create_db_engine
+    from mlflow_ws_admin.db.schema import reflect_schema
+    from mlflow_ws_admin.engine.journal import check_journal
+    from mlflow_ws_admin.engine.restore import apply_restore, plan_restore
+
+    options.check()
+    output.check()
+    refuse_without_terminal(ui, dry_run=options.dry_run, yes=options.yes, verb="restore")
+    console = ui.console(stderr=output.json)
+    engine = create_db_engine(target, read_only=options.dry_run, busy_timeout_s=options.lock_timeout)
+
+    def report(result: RestoreResult, status: ExitStatus | None = None, *, awaiting: bool = False) -> ExitStatus:
+        return _restore_outcome(output, ui, target, result, console, summary.header, status, awaiting=awaiting)
+
+    def plan() -> RestoreResult:
+        return plan_restore(engine, schema, options.journal, summary, max_conflicts=output.max_conflicts)
+
+    try:
+        with engine.connect() as conn:
+            schema = reflect_schema(conn)
+        summary = check_journal(options.journal, target.identity, schema.signature)
+        if options.record_journal and any("workspace" in c for c in summary.column_sets):
+            # Undoing this restore would have to rename before moving, and restore moves before it renames.
+            raise UsageError(
+                "--record-journal cannot journal a restore that puts renamed names back (--rename-conflicts); "
+                "run it without --record-journal"
+            )
+        if options.dry_run or not options.yes:
+            check = plan()
+            if options.dry_run or check.conflict_count or check.nothing_to_do:
+                return report(check)
+            if not output.json:
+                report(check, awaiting=True)
+            if not ui.confirm("Proceed?"):
+                ui.say("Aborted: nothing changed.")
+                return report(check, ExitStatus.ABORTED)
+        out = open_journal(options.record_journal, "restore", target, schema) if options.record_journal else None
+        try:
+            result = apply_restore(
+                engine,
+                schema,
+                options.journal,
+                summary,
+                out=out,
+                lock_timeout_s=options.lock_timeout,
+                ignore_other_sessions=options.ignore_other_sessions,
+            )
+        except ConflictsAppeared:
+            report(plan(), ExitStatus.CONFLICTS)
+            raise
+        return report(result)
+    finally:
+        engine.dispose()
+
+
+def _restore_outcome(
+    output: Output,
+    ui: UI,
+    target: Target,
+    result: RestoreResult,
+    console: Console,
+    journal_header: dict,
+    status: ExitStatus | None,
+    *,
+    awaiting: bool,
+) -> ExitStatus:
+    from mlflow_ws_admin.report.json_doc import restore_document, write_document
+    from mlflow_ws_admin.report.text import render_restore
+
+    if status is None:
+        status = ExitStatus.CONFLICTS if result.conflict_count else ExitStatus.OK
+    if output.json:
+        if status == ExitStatus.ABORTED:
+            name = "aborted"
+        elif status == ExitStatus.CONFLICTS:
+            name = "conflicts"
+        elif result.nothing_to_do:
+            name = "nothing_to_move"
+        else:
+            name = "applied" if result.applied else "ok"
+        doc = restore_document(result, status=name, exit_code=int(status), dialect=target.backend, url=target.display)
+        write_document(doc, ui.stdout())
+        output.emitted = True
+    elif output.markdown:
+        from mlflow_ws_admin.report.markdown import render_restore_markdown
+
+        render_restore_markdown(
+            result, ui.stdout(), exit_code=status, database=target.display, journal_header=journal_header
+        )
+    elif status != ExitStatus.ABORTED:
+        render_restore(result, console, journal_header, awaiting_confirmation=awaiting)
+    return status
+
+
+# --- db preflight ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreflightOptions:
+    default_artifact_root: str | None = None
+    server: str | None = None
+    server_timeout: float = 10.0
+    direction: str = "disable"
+    auth_uri: str | None = None
+    default_permission: str = "READ"
+    tracking_journal: str | None = None
+
+
+def _auth_checks(tracking_conn: Connection, tracking: Target, options: PreflightOptions) -> list[Check]:
+    """``--auth-uri``: what the auth migration would block on, read-only like the rest."""
+    from mlflow_ws_admin.auth.preflight import auth_checks
+    from mlflow_ws_admin.auth.rules import AuthConfig
+    from mlflow_ws_admin.db.connect import create_db_engine, resolve_target
+
+    auth = resolve_target(options.auth_uri)
+    if options.tracking_journal is not None:
+        from mlflow_ws_admin.db.schema import reflect_schema
+        from mlflow_ws_admin.engine.journal import check_journal
+
+        check_journal(options.tracking_journal, tracking.identity, reflect_schema(tracking_conn).signature)
+    engine = create_db_engine(auth, read_only=True)
+    try:
+        with engine.connect() as conn:
+            return auth_checks(
+                conn,
+                tracking_conn,
+                AuthConfig(options.default_permission),
+                case_insensitive_names=auth.backend == "mysql",
+                tracking_journal=options.tracking_journal,
+            )
+    finally:
+        engine.dispose()
+
+
+def preflight(target: Target, options: PreflightOptions, output: Output, ui: UI) -> ExitStatus:
+    """Read-only checks, each pass, warn or fail; exit 1 when one fails."""
+    from mlflow_ws_admin.db.connect import create_db_engine
+    from mlflow_ws_admin.engine.preflight import run_preflight
+    from mlflow_ws_admin.findings.server_probe import probe_server_features
+    from mlflow_ws_admin.report.preflight_text import render_preflight
+
+    features = probe_server_features(options.server, timeout_s=options.server_timeout) if options.server else None
+    engine = create_db_engine(target, read_only=True)
+    try:
+        with engine.connect() as conn:
+            result = run_preflight(
+                conn,
+                database=target.display,
+                default_artifact_root=options.default_artifact_root,
+                server=features,
+                direction=options.direction,
+            )
+            if options.auth_uri:
+                result = dataclasses.replace(result, checks=(*result.checks, *_auth_checks(conn, target, options)))
+    finally:
+        engine.dispose()
+    status = ExitStatus.CONFLICTS if result.failed else ExitStatus.OK
+    if output.json:
+        from mlflow_ws_admin.report.json_doc import preflight_document, write_document
+
+        write_document(preflight_document(result, exit_code=status), ui.stdout())
+        output.emitted = True
+    elif output.markdown:
+        from mlflow_ws_admin.report.markdown import render_preflight_markdown
+
+        render_preflight_markdown(result, ui.stdout(), exit_code=status)
+    else:
+        render_preflight(result, ui.console())
+    return status
+
+
+# --- demo --------------------------------------------------------------------------------------------------
+
+
+def demo(path: str | None, ui: UI) -> ExitStatus:
+    """Build the demo database and dry-run the migration on it."""
+    from mlflow_ws_admin.db.connect import resolve_target
+    from mlflow_ws_admin.db.sample_data import build_demo_database
+
+    db_path = build_demo_database(path)
+    uri = f"sqlite:///{db_path}"
+    print(f"Demo database: {db_path}\n")
+    status = migrate(resolve_target(uri), MigrateOptions(dry_run=True), Output(dry_run=True), ui)
+    print(
+        f"\nThe demo exited with status {int(status)} ({status.name.lower()}). Try:\n"
+        f"  mlflow-ws-admin db migrate-to-default-workspace {uri} --dry-run --verbose"
+    )
+    return status
