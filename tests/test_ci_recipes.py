@@ -1,4 +1,4 @@
-"""The CI recipes of the README, run as written: their shell is extracted from the YAML and run by bash
+"""The CI recipes of docs/ci.md, run as written: their shell is extracted from the YAML and run by bash
 with errexit and pipefail (as GitHub's `shell: bash` and GitLab's runner do), against a scratch database."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from mlflow_ws_admin.common.errors import ExitStatus
 from .conftest import ROOT
 from .helpers import populate
 
-RECIPES = ROOT / "README.md"
+RECIPES = ROOT / "docs" / "ci.md"
 SECTIONS = {"github": "### GitHub Actions", "gitlab": "### GitLab CI"}
 BLOCK_SCALAR = re.compile(r"^(\s*)(?:run:|-) \|$")
 #: Where each recipe leaves its Markdown report (GitHub: the step summary the test points it to).
