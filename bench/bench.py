@@ -490,8 +490,17 @@ def raw_update(backend: Backend, db: str) -> float:
 class Run:
     """A finished subprocess: wall time, exit status, peak RSS, when the first conflict group was printed."""
 
-    def __init__(self, seconds: float, status: int, peak_rss_mb: float, lines: int, first_group_s: float | None):
+    def __init__(
+        self,
+        seconds: float,
+        status: int,
+        peak_rss_mb: float,
+        lines: int,
+        first_group_s: float | None,
+        cpu_s: float = 0.0,
+    ):
         self.seconds = seconds
+        self.cpu_s = cpu_s  # user + system of the process: steadier than wall time on a shared machine
         self.status = status
         self.peak_rss_mb = peak_rss_mb
         self.lines = lines
@@ -521,7 +530,8 @@ def run(cmd: list[str], timeout: float | None = None) -> Run:
         return Run(seconds, -9, usage.ru_maxrss / 1024, lines, first_group)
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(cmd[:4])}... exited {proc.returncode}: {err.decode(errors='replace')[-2000:]}")
-    return Run(seconds, proc.returncode, usage.ru_maxrss / 1024, lines, first_group)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(seconds, proc.returncode, usage.ru_maxrss / 1024, lines, first_group, cpu)
 
 
 def ours(uri: str, *flags: str) -> Run:
@@ -972,6 +982,71 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"  {'ok  ' if c['ok'] else 'MISS'} {c['what']}: {c['measured']} (target {c['target']})")
 
 
+# --- --check: the regression guard (bench/thresholds.toml) -----------------------------------------------
+
+#: The figures --check measures, as thresholds.toml names them.
+APPLY_FIGURE = "apply / raw"
+DRY_TEXT_FIGURE = "dry run 60k, text (s)"
+DRY_JSON_FIGURE = "dry run 60k, --format json (s)"
+CHECK_REPEAT = 3
+
+
+def check(names: list[str], args: argparse.Namespace, workdir: Path) -> int:
+    """The quick scenarios at scale 1 against bench/thresholds.toml: apply / raw on each backend (raw and
+    apply alternate, the median of the rounds' ratios), and the 60k-collision dry runs where a limit names
+    them.  Prints a table; 1 when a figure is over its limit."""
+    from thresholds import compare, load_limits, regressed, table
+
+    limits = load_limits()
+    repeat = args.repeat if args.repeat > 1 else CHECK_REPEAT
+    measured: dict[tuple[str, str], float] = {}
+    notes: list[str] = []
+    load_before = os.getloadavg()[0]
+    for name in names:
+        backend = Backend(name, workdir)
+        template, clash, work = f"{args.db_prefix}_chk_tmpl", f"{args.db_prefix}_chk_clash", f"{args.db_prefix}_chk"
+        try:
+            backend.build(template, dataset(1), extra=move_tags(1))
+            ratios_, raws, applies = [], [], []
+            for attempt in range(repeat):
+                backend.copy(template, work)
+                raws.append(raw_update(backend, work))
+                backend.copy(template, work)
+                a = ours(backend.uri(work), "-y")
+                assert a.status == 0 and backend.count_outside_default(work) == 0, "apply left rows behind"
+                applies.append(a.seconds)
+                ratios_.append(applies[-1] / raws[-1])
+                log(f"{name} round {attempt + 1}: raw {raws[-1]:.2f}s apply {applies[-1]:.2f}s ({ratios_[-1]:.3f}x)")
+            measured[(APPLY_FIGURE, name)] = statistics.median(ratios_)
+            notes.append(
+                f"{name}: raw {statistics.median(raws):.2f}s, apply {statistics.median(applies):.2f}s "
+                f"(ratios {', '.join(f'{r:.3f}' for r in ratios_)})"
+            )
+            if {(DRY_TEXT_FIGURE, name), (DRY_JSON_FIGURE, name)} & set(limits):
+                backend.copy(template, clash)
+                backend.add(clash, clashes(1))
+                for figure, flags in ((DRY_TEXT_FIGURE, ()), (DRY_JSON_FIGURE, ("--format", "json"))):
+                    runs = [ours(backend.uri(clash), "--dry-run", *flags) for _ in range(repeat)]
+                    assert all(r.status == 1 for r in runs), "planted collisions not reported"
+                    measured[(figure, name)] = statistics.median(r.seconds for r in runs)
+                    notes.append(
+                        f"{name}: {figure}: {', '.join(f'{r.seconds:.2f}' for r in runs)} s wall, "
+                        f"cpu {statistics.median(r.cpu_s for r in runs):.2f} s (median)"
+                    )
+        finally:
+            if not args.keep:
+                for db in (template, clash, work):
+                    backend.drop(db)
+    verdicts = compare(measured, limits)
+    print(f"\nbench --check ({repeat} rounds; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)")
+    print(table(verdicts))
+    print("\n".join(["", *notes]))
+    if regressed(verdicts):
+        print("\nREGRESSION: a figure is over its limit in bench/thresholds.toml (rerun on a quiet machine first)")
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated: sqlite,postgresql,mysql")
@@ -993,6 +1068,12 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated: migrate (raw, apply, dry runs, journal and restore, collisions), move "
         "(move-resources of 10 named experiments), rename (apply --rename-conflicts on the collisions); "
         "default: %(default)s",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="the regression guard: the quick scenarios at scale 1 (apply / raw on each backend, the 60k-collision "
+        "dry runs on SQLite), compared with bench/thresholds.toml; exit 1 on a regression (default --repeat 3)",
     )
     parser.add_argument("--with-mlflow", action="store_true", help="also time MLflow's own command")
     parser.add_argument("--mlflow-python", default=str(MLFLOW_PYTHON), help="a Python with mlflow installed")
@@ -1022,6 +1103,12 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mwa-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.check:
+        try:
+            return check(names, args, workdir)
+        finally:
+            if not args.workdir and not args.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
     help_s = help_startup()
     log(f"--help start-up: {help_s:.3f}s")
     results = []
