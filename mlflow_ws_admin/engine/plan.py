@@ -216,22 +216,33 @@ def _table_move(conn: Connection, wt: WorkspaceTable, move: Move) -> TableMove:
 def _table_conflicts(
     conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, limit: int | None, move: Move
 ) -> TableConflicts:
-    group_count = 0
+    group_count, by_workspace = 0, ()
     # Counting root groups costs an aggregation per roll-up parent too; on a clean database the cheap
     # existence test answers "0" alone.
     if key_has_conflicts(conn, wt, key, move):
-        stmt = queries.count_groups(queries.conflict_groups(schema, wt, key, move))
-        group_count = conn.execute(stmt).scalar_one()
+        group_count, by_workspace = _groups_by_workspace(conn, schema, wt, key, move)
     sample = tuple(iter_conflict_groups(conn, schema, wt, key, limit, move)) if group_count and limit != 0 else ()
-    by_workspace = _groups_by_workspace(conn, schema, wt, key, move) if group_count else ()
-    return TableConflicts(wt.name, key, int(group_count), sample, is_renameable(wt.name, key), by_workspace)
+    return TableConflicts(wt.name, key, group_count, sample, is_renameable(wt.name, key), by_workspace)
 
 
 def _groups_by_workspace(
     conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, move: Move
-) -> tuple[tuple[str | None, int], ...]:
-    rows = conn.execute(queries.groups_by_workspace(schema, wt, key, move)).all()
-    return tuple(sorted(((ws, int(n)) for ws, n in rows), key=_workspace_order))
+) -> tuple[int, tuple[tuple[str | None, int], ...]]:
+    """The key's root group count and (workspace, groups holding a row of it), counted in the pass that finds
+    the groups; only groups of more than two rows are read again to learn their middle workspaces."""
+    counts: dict[str | None, int] = {}
+    group_count, wide = 0, False
+    for first, last, rows in conn.execute(queries.group_spans(schema, wt, key, move)):
+        group_count += 1
+        if rows > 2:
+            wide = True
+            continue
+        counts[first] = counts.get(first, 0) + 1
+        counts[last] = counts.get(last, 0) + 1
+    if wide:
+        for ws, n in conn.execute(queries.groups_by_workspace(schema, wt, key, move)):
+            counts[ws] = counts.get(ws, 0) + int(n)
+    return group_count, tuple(sorted(counts.items(), key=_workspace_order))
 
 
 def _workspace_order(pair: tuple[str | None, int]) -> tuple[bool, str]:

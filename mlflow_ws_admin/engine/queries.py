@@ -34,6 +34,7 @@ from mlflow_ws_admin.db.schema import Catalog, ForeignKey, UniqueKey, WorkspaceS
 from mlflow_ws_admin.engine.move import MIGRATE, Move, TableSelection
 
 GROUP_SIZE = "_mwa_rows"
+SPAN_FIRST, SPAN_LAST = "_mwa_ws_first", "_mwa_ws_last"
 
 
 @functools.cache
@@ -136,8 +137,9 @@ def insert_default_workspace(catalog: Catalog) -> Insert:
 # --- conflicts -----------------------------------------------------------------------------------------
 
 
-def _raw_conflict_keys(wt: WorkspaceTable, key: UniqueKey, move: Move) -> Select:
-    """Key values held by rows of more than one workspace (NULLs never collide in a unique index).
+def _raw_conflict_keys(wt: WorkspaceTable, key: UniqueKey, move: Move, *, spans: bool = False) -> Select:
+    """Key values held by rows of more than one workspace (NULLs never collide in a unique index); with
+    ``spans``, each group's first and last workspace too (``group_spans``).
 
     MIN <> MAX means the same as COUNT(DISTINCT) > 1 (both ignore NULLs and compare by the column's
     collation), but lets PostgreSQL hash-aggregate instead of sorting every row: 2-3x faster."""
@@ -145,6 +147,8 @@ def _raw_conflict_keys(wt: WorkspaceTable, key: UniqueKey, move: Move) -> Select
     cols = [t.c[c] for c in key.columns]
     ws = t.c[wt.workspace_column]
     stmt = select(*cols, func.count().label(GROUP_SIZE)).where(and_(*(c.is_not(None) for c in cols)))
+    if spans:
+        stmt = stmt.add_columns(func.min(ws).label(SPAN_FIRST), func.max(ws).label(SPAN_LAST))
     return _in_domain(stmt, wt, move).group_by(*cols).having(func.min(ws) != func.max(ws))
 
 
@@ -202,9 +206,12 @@ def may_have_raw_conflicts(wt: WorkspaceTable, key: UniqueKey, move: Move = MIGR
     return select(exists(groups.having(func.count() > 1)))
 
 
-def conflict_groups(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, move: Move = MIGRATE) -> Select:
-    """Root conflict groups of one key: groups implied by a colliding parent are rolled up under it."""
-    groups = _raw_conflict_keys(wt, key, move)
+def conflict_groups(
+    schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, move: Move = MIGRATE, *, spans: bool = False
+) -> Select:
+    """Root conflict groups of one key: groups implied by a colliding parent are rolled up under it.
+    ``spans``: each group's row count, first and last workspace too (``group_spans``)."""
+    groups = _raw_conflict_keys(wt, key, move, spans=spans)
     parents = rollup_parents(schema, wt, key)
     if not parents:
         return groups
@@ -233,18 +240,27 @@ def count_groups(stmt: Select) -> Select:
     return select(func.count()).select_from(stmt.subquery("mwa_count"))
 
 
-def groups_by_workspace(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, move: Move = MIGRATE) -> Select:
-    """(workspace, root conflict groups holding a row of it) for one key: a group of rows from two workspaces
-    counts once for each, two rows of one workspace in a group (where the schema allows that) once.
+def group_spans(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, move: Move = MIGRATE) -> Select:
+    """(first workspace, last workspace, rows) of each root conflict group of one key: the aggregation that
+    finds the groups, so counting them per workspace costs no second read.  A group of two rows holds
+    exactly its first and last workspace (they differ); only larger groups need ``groups_by_workspace``."""
+    g = conflict_groups(schema, wt, key, move, spans=True).subquery("mwa_spans")
+    return select(g.c[SPAN_FIRST], g.c[SPAN_LAST], g.c[GROUP_SIZE])
 
-    The rows whose key is a root group's key, grouped by (workspace, key) under the column's collation, then
+
+def groups_by_workspace(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, move: Move = MIGRATE) -> Select:
+    """(workspace, root conflict groups of more than two rows holding a row of it) for one key: a group of
+    rows from two workspaces counts once for each, two rows of one workspace in a group (where the schema
+    allows that) once.  Two-row groups are counted from ``group_spans`` alone.
+
+    The rows whose key is such a group's key, grouped by (workspace, key) under the column's collation, then
     counted per workspace.  A semi-join rather than conflict_rows' window pass: 3x faster on MariaDB, as fast
     elsewhere (60k groups)."""
     t = table_clause(wt)
     cols = [t.c[c] for c in key.columns]
     ws = t.c[wt.workspace_column]
     roots = conflict_groups(schema, wt, key, move).subquery("mwa_roots")
-    root_keys = select(*(roots.c[c] for c in key.columns))
+    root_keys = select(*(roots.c[c] for c in key.columns)).where(roots.c[GROUP_SIZE] > 2)
     in_root_group = (cols[0] if len(cols) == 1 else tuple_(*cols)).in_(root_keys)
     pairs = _in_domain(select(ws.label("mwa_ws")).where(in_root_group), wt, move)
     pairs = pairs.group_by(ws, *cols).subquery("mwa_pairs")
@@ -321,7 +337,13 @@ def conflict_rows(
         ).where(and_(*(c.is_not(None) for c in cols))),
         wt,
         move,
-    ).subquery("mwa_w")
+    )
+    first = None if limit is None else _first_groups(schema, wt, key, limit, move)
+    if first is not None:
+        # Only the rows of the first `limit` groups enter the windows and the dependent counts: a sample of
+        # 5 groups no longer sorts every row of the table (SQLite 0.6 s -> 0.15 s at 40k groups).
+        windowed = windowed.where(_key_in(cols, first))
+    windowed = windowed.subquery("mwa_w")
     w_keys = [windowed.c[f"mwa_key_{i}"] for i in range(len(cols))]
     by_name = dict(zip(key.columns, w_keys, strict=True))
     rows = select(*windowed.c).where(
@@ -347,12 +369,28 @@ def conflict_rows(
         dcols = [dt.c[dep.columns[k]] for k in key.columns]
         agg = select(*(c.label(f"mwa_key_{j}") for j, c in enumerate(dcols)), func.count().label("n"))
         agg = _in_domain(agg, dwt, move)
+        if first is not None:
+            agg = agg.where(_key_in(dcols, first))
         a = agg.group_by(*dcols).subquery(f"mwa_dep_{i}")
         joined = joined.outerjoin(a, and_(*(tk == a.c[f"mwa_key_{j}"] for j, tk in enumerate(top_keys))))
         dep_counts.append(func.coalesce(a.c.n, 0).label(f"mwa_dep_{i}"))
     id_cols = [top.c[f"mwa_id_{i}"] for i in range(len(ident))]
     stmt = select(*top_keys, top.c[GROUP_SIZE], *dep_counts, *id_cols).select_from(joined).order_by(*top_keys, *id_cols)
     return stmt, ident, deps
+
+
+def _first_groups(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, limit: int, move: Move) -> Select:
+    """The keys of the first ``limit`` root groups in key order (the order conflict_rows ranks them in),
+    selected from a CTE: MySQL refuses LIMIT directly inside IN."""
+    g = conflict_groups(schema, wt, key, move).subquery("mwa_g")
+    keys = [g.c[c] for c in key.columns]
+    # A CTE: read once for the rows and for every dependent count (databases materialize a CTE used twice).
+    firsts = select(*keys).order_by(*keys).limit(limit).cte("mwa_first")
+    return select(*(firsts.c[c] for c in key.columns))
+
+
+def _key_in(cols: list[ColumnElement], keys: Select) -> ColumnElement[bool]:
+    return (cols[0] if len(cols) == 1 else tuple_(*cols)).in_(keys)
 
 
 # --- artifact locations ----------------------------------------------------------------------------------

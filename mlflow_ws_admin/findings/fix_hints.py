@@ -30,7 +30,12 @@ def _q(value: Any) -> str:
 
 
 def is_prompt_group(table: str, group: ConflictGroup, prompts: Collection[tuple[Any, Any]]) -> bool:
-    return table == "registered_models" and any((r.workspace, _stored(group, r, "name")) in prompts for r in group.rows)
+    # `not prompts` first: a JSON report asks this of every one of 60k groups, and most databases have no prompts
+    return (
+        table == "registered_models"
+        and bool(prompts)
+        and any((r.workspace, _stored(group, r, "name")) in prompts for r in group.rows)
+    )
 
 
 def group_fix(table: str, group: ConflictGroup, *, target: str, prompts: Collection[tuple[Any, Any]] = ()) -> str:
