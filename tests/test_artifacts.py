@@ -429,3 +429,20 @@ def test_kinds_are_reported_in_order_with_their_severity() -> None:
         (PROXIED_PATH, WARNING, 4),
         (WORKSPACE_ROOT_OVERLAP, WARNING, None),
     ]
+
+
+def test_proxied_paths_are_read_as_mlflow_3_18_s_proxy_reads_them() -> None:
+    """The proxy's reserved prefix is the path's first segment in any case (`WORKSPACES/`, as 3.18.0's
+    handlers.py compares it); the workspace name after it is compared exactly; deeper `workspaces` segments are
+    not the prefix."""
+    rows = [
+        (1, "team-a", "mlflow-artifacts:/WORKSPACES/team-a/1"),
+        (2, "team-a", "mlflow-artifacts:/Workspaces/team-a/2"),
+        (3, "team-a", "mlflow-artifacts:/workspaces/default/3"),  # already the target's own: readable
+        (4, "team-a", "mlflow-artifacts:/x/workspaces/team-a/4"),  # not the prefix
+        (5, "team-a", "mlflow-artifacts:/workspaces/DEFAULT/5"),  # the name is compared exactly
+        (6, "team-a", "s3://bucket/WORKSPACES/team-a/6"),  # not proxied
+    ]
+    findings = find_artifact_findings(rows, [], None)
+    assert [(f.kind, f.experiment_id) for f in findings] == [(PROXIED_PATH, 1), (PROXIED_PATH, 2), (PROXIED_PATH, 5)]
+    assert "proxied path under workspaces/team-a/" in findings[0].detail

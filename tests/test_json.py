@@ -50,6 +50,21 @@ DOCUMENT = {
                 "keys": {"kind": STR, "severity": STR, "experiment_id": SCALAR, "location": STR, "detail": STR},
             },
         },
+        # rows MLflow stores content for under their workspace (3.18.0's skill versions): refused, no override
+        "stored_content": {
+            "type": list,
+            "items": {
+                "type": dict,
+                "keys": {
+                    "table": STR,
+                    "key": {"type": dict, "values": SCALAR},
+                    "workspace": STR,
+                    "location": STR,
+                    "reason": STR,
+                    "fix": STR,
+                },
+            },
+        },
         "workspaces_pruned": {"type": list, "items": STR},
         # --rename-conflicts: every planned rename ([] without it)
         "renames": {
@@ -154,7 +169,8 @@ def test_validator_rejects_a_wrong_shape() -> None:
     good = {
         "schema_version": 1, "status": "ok", "exit_code": 0, "dry_run": True,
         "database": {"dialect": "sqlite", "url": "sqlite:///x"}, "tables": [], "total_rows_to_move": 0,
-        "conflicts": [], "conflict_count": 0, "artifact_findings": [], "workspaces_pruned": [], "renames": [],
+        "conflicts": [], "conflict_count": 0, "artifact_findings": [], "stored_content": [], "workspaces_pruned": [],
+        "renames": [],
     }  # fmt: skip
     validate(good, DOCUMENT)
     for broken in ({**good, "status": "fine"}, {**good, "exit_code": True}, {**good, "extra": 1}):

@@ -1,6 +1,7 @@
-"""Difference test: `db move-resources` against real MLflow 3.17.2's `mlflow db move-resources`, on every backend.
+"""Difference test: `db move-resources` against the installed MLflow's own `mlflow db move-resources` (3.17.2 or
+3.18.0, whichever MWA_MLFLOW_PYTHON has), on every backend.
 
-Two identical databases are built from the captured 3.17.2 schema; each step runs MLflow's command on one and
+Two identical databases are built from that release's captured schema; each step runs MLflow's command on one and
 ours on the other, with the same arguments, and then every row of every table (workspace-scoped tables, the
 catalog, `experiments.artifact_location`, everything) must be the same in both.  A step that one refuses, the
 other must refuse too, and both databases must be unchanged.
@@ -36,8 +37,9 @@ from .helpers import fill_db, run_cli
 
 MLFLOW_PYTHON = os.environ.get("MWA_MLFLOW_PYTHON", "/tmp/mwa-mlflow-venvs/3.17.2/bin/python")
 FRESH_PROCESS = os.environ.get("MWA_MLFLOW_FRESH_PROCESS", "") not in ("", "0")
-#: The MLflow release this file compares against: its schema is loaded, and its known defects are spelled out.
-MLFLOW_VERSION = "3.17.2"
+#: The MLflow releases this file knows (their captured schemas are loaded, their known defects spelled out): it
+#: compares against whichever of them MWA_MLFLOW_PYTHON has.
+KNOWN_VERSIONS = ("3.17.2", "3.18.0")
 SERVER_ROOT = "s3://mlflow-artifacts/root"
 TEAM_C_ROOT = "s3://team-c-bucket/artifacts"
 
@@ -120,7 +122,7 @@ class MlflowCli:
                 text=True,
                 env=_mlflow_env(),
             )
-            assert json.loads(self._answer())["version"] == MLFLOW_VERSION
+            assert json.loads(self._answer())["version"] == _mlflow_version()
         assert self.process.stdin is not None
         self.process.stdin.write(json.dumps(argv) + "\n")
         self.process.stdin.flush()
@@ -193,10 +195,55 @@ def _fill(data: SampleData) -> None:
     data.dataset("team-a", "dataset-move")
 
 
+def _has_skills() -> bool:
+    """Skills are new in MLflow 3.18.0."""
+    return tuple(int(p) for p in _mlflow_version().split(".")[:3]) >= (3, 18, 0)
+
+
+def _skill(
+    data: SampleData, ws: str, name: str, org: str = "", source_type: str = "git", tags: dict[str, str] | None = None
+) -> None:
+    """A skill with one version, an alias and a version tag; its tags."""
+    data.add("skills", workspace=ws, organization=org, name=name, created_at=1, last_updated_at=1)
+    data.flush()
+    source = f"mlflow-artifacts:/skills/{name}/{'0' * 32}" if source_type == "mlflow" else "https://git.example/x"
+    data.add(
+        "skill_versions",
+        workspace=ws,
+        organization=org,
+        name=name,
+        version=1,
+        source_type=source_type,
+        source=source,
+        created_at=1,
+        last_updated_at=1,
+    )
+    data.flush()
+    data.add("skill_aliases", workspace=ws, organization=org, name=name, alias="prod", version=1)
+    data.add("skill_version_tags", workspace=ws, organization=org, name=name, version=1, key="k", value="v")
+    for key, value in (tags or {}).items():
+        data.add("skill_tags", workspace=ws, organization=org, name=name, key=key, value=value)
+
+
+def _fill_skills(data: SampleData) -> None:
+    """MLflow 3.18.0: every case of the other data, plus skills (named `name` or `@organization/name`)."""
+    _fill(data)
+    _skill(data, "team-a", "summarize")  # `summarize`
+    _skill(data, "team-a", "summarize", "acme", tags={"owner": "alice"})  # `@acme/summarize`
+    _skill(data, "team-a", "tagged", "acme", tags={"project": "churn", "env": "prod"})
+    _skill(data, "team-a", "tagged-project-only", tags={"project": "churn", "env": "dev"})
+    _skill(data, "team-a", "clash", "acme")
+    _skill(data, "team-b", "clash", "acme")
+    _skill(data, "team-b", "clash")  # bare `clash` in DST is another skill than `@acme/clash`
+    _skill(data, "team-a", "stored", "acme", source_type="mlflow")
+    _skill(data, "team-c", "c-one")
+    _skill(data, "team-c", "c-two", "org.example")
+
+
 def _build(db: ScratchDB) -> ScratchDB:
-    db.load(MLFLOW_VERSION)
+    db.load(_mlflow_version())
     with db.engine.begin() as conn:
-        fill_db(conn, _fill)
+        fill_db(conn, _fill_skills if _has_skills() else _fill)
         conn.exec_driver_sql(f"UPDATE workspaces SET default_artifact_root = '{TEAM_C_ROOT}' WHERE name = 'team-c'")
         # MLflow names every job; only MySQL's schema lets job_name be NULL, and MLflow 3.17.2's move-resources
         # crashes printing a NULL name (TypeError, after its COMMIT).
@@ -238,8 +285,10 @@ class Pair:
 @pytest.fixture(scope="module")
 def mlflow_cli() -> Iterator[MlflowCli]:
     """One MLflow interpreter for the backends this worker runs (importing MLflow is most of a call's cost)."""
-    if _mlflow_version() != MLFLOW_VERSION:
-        pytest.skip(f"this file compares against MLflow {MLFLOW_VERSION}; {MLFLOW_PYTHON} has {_mlflow_version()}")
+    if _mlflow_version() not in KNOWN_VERSIONS:
+        pytest.skip(
+            f"this file compares against MLflow {', '.join(KNOWN_VERSIONS)}; {MLFLOW_PYTHON} has {_mlflow_version()}"
+        )
     mlflow = MlflowCli()
     try:
         yield mlflow
@@ -458,3 +507,77 @@ def _assert_model_by_tag(pair: Pair) -> None:
         {t: rows for t, rows in ours_dump.items() if t not in left_behind},
         " ".join(args),
     )
+
+
+def _skills_of(dump: dict, table: str, org: str, name: str) -> set[str]:
+    """The workspaces holding a skill's rows of ``table`` (workspace, organization, name lead every skill table)."""
+    return {r[0] for r in dump[table] if r[1] == org and r[2] == name}
+
+
+SKILL_TABLES = ("skills", "skill_versions", "skill_tags", "skill_version_tags", "skill_aliases")
+
+
+def test_move_resources_of_skills_agrees_with_mlflow(pair: Pair) -> None:
+    """MLflow 3.18.0's skills: by `@org/name`, by bare name, by tag, every skill of a workspace; a conflict on
+    (organization, name) in DST; an MLflow-stored skill version, which both refuse with no override."""
+    if not _has_skills():
+        pytest.skip(f"MLflow {_mlflow_version()} has no skills")
+
+    def agree(*args: str, code: int = ExitStatus.OK) -> tuple[Outcome, Outcome, dict]:
+        theirs, ours = pair.step(*args)
+        what = f"move-resources {' '.join(args)}"
+        assert theirs.code == code, f"{what}: MLflow exited {theirs.code}: {theirs.output[-2000:]}"
+        assert ours.code == code, f"{what}: we exited {ours.code}: {ours.output[-3000:]}"
+        _assert_same(*pair.dumps, what)
+        return theirs, ours, pair.dumps[1]
+
+    skills = ("--from", "team-a", "--to", "team-b", "--resource-type", "skills")
+
+    # 1. `@acme/summarize` is acme's only: the bare `summarize` stays.
+    theirs, _, after = agree(*skills, "--name", "@acme/summarize", "-y")
+    assert "Moved 1 skills row(s) from 'team-a' to 'team-b'." in theirs.stdout
+    for table in SKILL_TABLES:
+        assert _skills_of(after, table, "acme", "summarize") == {"team-b"}, table
+    assert _skills_of(after, "skills", "", "summarize") == {"team-a"}
+
+    # 2. A bare name is organization '' only.
+    _, _, after = agree(*skills, "--name", "summarize", "-y")
+    for table in ("skills", "skill_versions", "skill_aliases", "skill_version_tags"):
+        assert _skills_of(after, table, "", "summarize") == {"team-b"}, table
+
+    # 3. By tag: every given tag must match.
+    _, _, after = agree(*skills, "--tag", "project=churn", "--tag", "env=prod", "-y")
+    assert _skills_of(after, "skills", "acme", "tagged") == {"team-b"}
+    assert _skills_of(after, "skills", "", "tagged-project-only") == {"team-a"}
+
+    # 4. A conflict on (organization, name) in DST: both refuse, nothing changes.
+    before = pair.dumps
+    theirs, ours, _ = agree(*skills, "--name", "@acme/clash", "-y", code=ExitStatus.CONFLICTS)
+    assert "already exist in workspace 'team-b' and would conflict" in theirs.stderr
+    assert "'@acme/clash'" in theirs.stderr
+    assert 'organization="acme", name="clash"' in ours.stdout
+    assert pair.dumps == before
+
+    # 5. An MLflow-stored skill version: both refuse, with MLflow's words for the target; ours whatever the flags.
+    theirs, ours, _ = agree(*skills, "--name", "@acme/stored", "-y", code=ExitStatus.CONFLICTS)
+    assert "would lose access to their artifact content in workspace 'team-b'" in theirs.stderr
+    assert "would lose access to their artifact content in workspace 'team-b'" in ours.stdout
+    assert pair.dumps == before
+    forced = run_cli(
+        "db", "move-resources", pair.ours.uri, *skills, "--name", "@acme/stored", "--allow-artifact-overlap", "-y"
+    )
+    assert forced.exit_code == ExitStatus.CONFLICTS, forced.output
+    assert dump(pair.ours) == before[1]
+
+    # 6. Every skill of a workspace, organizations and all.
+    theirs, _, after = agree("--from", "team-c", "--to", "team-b", "--resource-type", "skills", "-y")
+    assert "Moved 2 skills row(s) from 'team-c' to 'team-b'." in theirs.stdout
+    assert _skills_of(after, "skills", "org.example", "c-two") == _skills_of(after, "skills", "", "c-one") == {"team-b"}
+
+    # 7. A name MLflow cannot parse: MLflow exits 1 (its ClickException), ours 2 (a usage error, as documented);
+    #    neither changes anything.
+    before = pair.dumps
+    theirs, ours = pair.step(*skills, "--name", "@acme", "-y")
+    assert theirs.code == 1 and "Skill identities must be 'name' or '@organization/name'" in theirs.stderr
+    assert ours.code == ExitStatus.USAGE and "'@organization/name'" in ours.stderr, ours.output
+    assert pair.dumps == before

@@ -21,6 +21,7 @@ from .helpers import migrate, populate
 from .test_mlflow_compat import (  # noqa: F401 (the fixture, and the skip without MLflow)
     MLFLOW_PYTHON,
     _mlflow_env,
+    _mlflow_version,
     mlflow_server,
     mlflow_version_db,
     pytestmark,
@@ -105,6 +106,48 @@ def test_mlflow_finds_renamed_resources_under_their_new_names(mlflow_version_db)
     assert {"fraud", "fraud-team-c"} <= set(seen["models"])  # MLflow lists models, not prompts, here
     assert seen["model"] == "fraud-team-c" and seen["versions"] == [1, 2] and seen["alias"] == 2
     assert seen["prompt"] == ["greeting-team-b", "Hello {{name}} from b"]
+
+
+_READ_SKILLS = """
+import json, sys
+from mlflow.tracking import MlflowClient
+c = MlflowClient(tracking_uri=sys.argv[1])
+skill = c.get_skill(name="summarize-team-b", organization="acme")
+version = c.get_skill_version_by_alias(name="summarize-team-b", alias="prod", organization="acme")
+found = c.search_skills(include_skill_identities=["@acme/summarize", "@acme/summarize-team-b"])
+print(json.dumps({"skill": [skill.organization, skill.name], "alias": [version.name, version.version],
+                  "found": sorted(s.name for s in found)}))
+"""
+
+
+def test_mlflow_finds_a_renamed_git_skill_under_its_new_name(mlflow_version_db) -> None:  # noqa: F811
+    """MLflow 3.18.0's own client, workspaces off, reads a git-sourced skill renamed by --rename-conflicts: its
+    organization kept, its alias following."""
+    from .test_mlflow_318 import _skill
+
+    if tuple(int(p) for p in _mlflow_version().split(".")[:2]) < (3, 18):
+        pytest.skip(f"MLflow {_mlflow_version()} has no skills")
+    db = mlflow_version_db
+
+    def fill(data) -> None:
+        for ws in ("team-a", "team-b"):
+            _skill(data, ws, "summarize", "git")
+            data.add("skill_aliases", workspace=ws, organization="acme", name="summarize", alias="prod", version=1)
+
+    populate(db, fill)
+    assert migrate(db.uri, "-y", "--rename-conflicts", "{name}-{workspace}").exit_code == ExitStatus.OK
+
+    env = _mlflow_env(MLFLOW_ENABLE_WORKSPACES="false")
+    read = subprocess.run(
+        [MLFLOW_PYTHON, "-c", _READ_SKILLS, db.uri], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert read.returncode == 0, read.stderr[-3000:]
+    seen = json.loads(read.stdout.strip().splitlines()[-1])
+    assert seen == {
+        "skill": ["acme", "summarize-team-b"],
+        "alias": ["summarize-team-b", 1],
+        "found": ["summarize", "summarize-team-b"],
+    }
 
 
 def _get(url: str) -> dict:

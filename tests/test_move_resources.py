@@ -209,6 +209,17 @@ def test_a_row_left_behind_that_references_a_moving_row_blocks(mlflow_db) -> Non
         (("--tag", "novalue"), "'novalue' is not KEY=VALUE"),
         (("--name", "churn", "--tag", "a=b"), "--name and --tag are mutually exclusive"),
         (("--artifact-policy", "retarget"), "--artifact-policy retarget needs an artifact root"),
+        (
+            (
+                "--resource-type",
+                "registered_models",
+                "--artifact-policy",
+                "retarget",
+                "--default-artifact-root",
+                "s3://r",
+            ),
+            "--artifact-policy retarget moves experiments' artifact locations: add --resource-type experiments",
+        ),
         (("--name", "nope"), 'named "nope" in workspace "team-a": nothing to move'),
         (("--resource-type", "experiments", "--tag", "x=y"), "has the tag(s) x=y"),
         (("--resource-type", "jobs", "--tag", "x=y"), "--tag: jobs has no tags; types with tags: "),

@@ -253,8 +253,8 @@ def test_a_dataset_name_taken_in_dst_blocks(mlflow_db) -> None:
 
 def test_names_that_match_nothing_and_retarget_without_experiments(mlflow_db) -> None:
     """MLflow 3.17.2 prints `No experiments to move.` and exits 0 when no --name matches; ours exits 2 (a typo
-    should not pass for success).  MLflow refuses --artifact-policy retarget for any type but experiments;
-    ours moves the other types and repoints the experiments among them (none here)."""
+    should not pass for success).  MLflow refuses --artifact-policy retarget for any type but experiments; so do
+    we (exit 2, one line, nothing changed)."""
     db = mlflow_db
     populate(db)
     before = db.dump()
@@ -265,9 +265,10 @@ def test_names_that_match_nothing_and_retarget_without_experiments(mlflow_db) ->
 
     args = ["--from", "team-a", "--to", "team-b", "--resource-type", "registered_models", "--name", "team-a-model-0"]
     args += ["--artifact-policy", "retarget", "--default-artifact-root", "s3://root"]
-    done = move(db.uri, *args, "-y")
-    assert done.exit_code == ExitStatus.OK, done.output
-    assert "repointed" not in done.stdout
-    assert _workspaces(db, "model_versions", "name = 'team-a-model-0'") == ["team-b", "team-b"]
-    after = db.dump()
-    assert after["experiments"] == before["experiments"]
+    refused = move(db.uri, *args, "-y")
+    assert refused.exit_code == ExitStatus.USAGE, refused.output
+    assert refused.stderr.strip() == (
+        "Error: --artifact-policy retarget moves experiments' artifact locations: add --resource-type experiments, "
+        "or use --artifact-policy preserve"
+    )
+    assert db.dump() == before

@@ -43,6 +43,10 @@ CHECKS = (
     "reserved artifact paths",
     "artifact locations",
     "tracking server",
+    "name conflicts",
+    "rows outside default",
+    "stored content",
+    "other sessions",
 )
 
 
@@ -267,22 +271,34 @@ def test_disable_is_the_default_and_conflicts_fail_it(mlflow_db) -> None:
     assert {c["name"]: c["status"] for c in doc["checks"]}["name conflicts"] == "fail"
 
 
-def test_disable_describes_where_new_experiments_go_and_drops_enable_only_warnings(mlflow_db) -> None:
+def test_disable_lists_the_artifact_findings_the_dry_run_lists(mlflow_db) -> None:
+    """`--for disable` and the migrate dry run read the same findings: the proxied-path warnings the dry run
+    lists are the check's warnings (not a PASS), counted alike; the spelling `WORKSPACES/` is the reserved
+    prefix too, as MLflow 3.18.0's proxy reads it."""
     populate(mlflow_db)
-    # An experiment under another workspace's reserved path: a warning only while workspaces are on.
     mlflow_db.execute(
         "UPDATE experiments SET artifact_location = 'mlflow-artifacts:/workspaces/team-b/x' WHERE name = 'team-a-exp-0'"
     )
+    mlflow_db.execute(
+        "UPDATE experiments SET artifact_location = 'mlflow-artifacts:/WORKSPACES/team-c/y' WHERE name = 'team-a-exp-1'"
+    )
+    root = ("--default-artifact-root", "mlflow-artifacts:/")
 
-    off = run_preflight(mlflow_db, "--default-artifact-root", "mlflow-artifacts:/", direction="disable")
-    on = run_preflight(mlflow_db, "--default-artifact-root", "mlflow-artifacts:/", direction="enable")
+    off = run_preflight(mlflow_db, *root, direction="disable")
+    on = run_preflight(mlflow_db, *root, direction="enable")
+    dry = run_cli("db", "migrate-to-default-workspace", mlflow_db.uri, "--dry-run", "--format", "json", *root)
 
-    assert off.exit_code == on.exit_code == ExitStatus.OK, off.output + on.output
+    assert off.exit_code == on.exit_code == dry.exit_code == ExitStatus.OK, off.output + on.output + dry.output
+    kinds = [f["kind"] for f in json.loads(dry.stdout)["artifact_findings"]]
+    assert kinds == ["reserved-path-squatting", "proxied-path", "proxied-path"]
+    assert lines(off)["artifact locations"].startswith("WARN")
+    assert "3 warning(s) (reserved-path-squatting: 1, proxied-path: 2)" in lines(off)["artifact locations"]
     assert "new experiments go to mlflow-artifacts:/<experiment_id>" in off.stdout
     assert "new experiments go to mlflow-artifacts:/workspaces/<ws>/<id>" in on.stdout
     assert "mlflow-artifacts:///" not in off.stdout + on.stdout
-    assert "reserved artifact paths" not in off.stdout and "proxied-path" not in off.stdout
+    assert "reserved artifact paths" not in off.stdout
     assert "rows outside default" in off.stdout and "60 row(s) in 3 workspace(s) will move" in off.stdout
+    assert lines(off)["stored content"].startswith("PASS")
 
 
 def test_disable_after_the_migration_has_nothing_to_block(mlflow_db) -> None:

@@ -602,20 +602,81 @@ def test_a_model_or_prompt_referenced_by_name_from_its_workspace_is_not_renamed(
     assert mlflow_db.fingerprint() == before
 
 
-def test_skills_are_not_renamed(mlflow_db) -> None:
+def _skill_rows(db, name: str) -> dict[str, list[tuple]]:
+    """Every row of a skill (by its name, any organization and workspace), per skill table."""
+    tables = ("skills", "skill_versions", "skill_tags", "skill_version_tags", "skill_aliases")
+    with db.engine.connect() as conn:
+        return {
+            t: sorted(tuple(r) for r in conn.exec_driver_sql(f"SELECT * FROM {t} WHERE name = '{name}'"))
+            for t in tables
+        }
+
+
+def test_git_sourced_skills_are_renamed_with_their_dependents(mlflow_db) -> None:
+    """A git-sourced skill is renamed in its name column, its organization kept, its versions, tags, version tags
+    and aliases following, and its search_text rebuilt as MLflow builds it; a skill with MLflow-stored content is
+    listed in renames_refused with the reason (text, JSON, Markdown), never skipped silently."""
     from .test_mlflow_318 import _skill
 
-    populate(
-        mlflow_db, lambda data: (_skill(data, "team-a", "summarize", "git"), _skill(data, "team-b", "summarize", "git"))
+    def fill(data) -> None:
+        _skill(data, "team-a", "summarize", "git")
+        _skill(data, "team-b", "summarize", "git")
+        data.add("skill_tags", workspace="team-b", organization="acme", name="summarize", key="k", value="v")
+        data.add("skill_aliases", workspace="team-b", organization="acme", name="summarize", alias="prod", version=1)
+        data.add(
+            "skill_version_tags",
+            workspace="team-b",
+            organization="acme",
+            name="summarize",
+            version=1,
+            key="k",
+            value="v",
+        )
+        _skill(data, "team-a", "stored", "git")
+        _skill(data, "team-b", "stored", "mlflow")  # team-a keeps the name (--keep default: the oldest)
+
+    populate(mlflow_db, fill)
+    mlflow_db.execute(
+        "UPDATE skills SET description = 'Sums  up\ttext', search_text = 'summarize Sums up text' "
+        "WHERE name = 'summarize'"
     )
     before = mlflow_db.fingerprint()
 
-    result = migrate(mlflow_db.uri, "--dry-run", "--rename-conflicts", TEMPLATE)
+    dry = migrate(mlflow_db.uri, "--dry-run", "--rename-conflicts", TEMPLATE)
+    doc = document(migrate(mlflow_db.uri, "--dry-run", "--format", "json", "--rename-conflicts", TEMPLATE))
+    markdown = migrate(mlflow_db.uri, "--dry-run", "--format", "markdown", "--rename-conflicts", TEMPLATE)
 
-    assert result.exit_code == ExitStatus.CONFLICTS, result.output
-    assert "fix: MLflow has no rename for skills" in result.stdout
-    assert "Renames (" not in result.stdout
+    for result in (dry, markdown):
+        assert result.exit_code == ExitStatus.CONFLICTS, result.output  # the stored skill blocks
+    assert [(r["table"], r["key"], r["workspace"], r["old"], r["new"]) for r in doc["renames"]] == [
+        ("skills", {"organization": "acme", "name": "summarize"}, "team-b", "summarize", "summarize-team-b")
+    ]
+    assert [(r["key"], r["workspace"], r["old"]) for r in doc["renames_refused"]] == [
+        ({"organization": "acme", "name": "stored"}, "team-b", "stored")
+    ]
+    reason = doc["renames_refused"][0]["reason"]
+    assert "MLflow stores content of this skill's versions under its name" in reason
+    assert reason in dry.stdout.replace("\n", " ") or "MLflow stores content of this skill" in dry.stdout
+    assert "Cannot rename: 1 row(s)" in markdown.stdout and "MLflow stores content of this skill" in markdown.stdout
     assert mlflow_db.fingerprint() == before
+
+    # Without the stored skill, the rename applies.
+    mlflow_db.execute("DELETE FROM skill_versions WHERE name = 'stored' AND workspace = 'team-b'")
+    mlflow_db.execute("DELETE FROM skills WHERE name = 'stored' AND workspace = 'team-b'")
+    old = _skill_rows(mlflow_db, "summarize")
+    applied = migrate(mlflow_db.uri, "-y", "--rename-conflicts", TEMPLATE)
+
+    assert applied.exit_code == ExitStatus.OK, applied.output
+    new = _skill_rows(mlflow_db, "summarize-team-b")
+    kept = _skill_rows(mlflow_db, "summarize")
+    for table, rows in old.items():
+        team_b = [r for r in rows if r[0] == "team-b"]
+        assert team_b and len(new[table]) == len(team_b), table
+        assert all(r[0] == "default" and r[1] == "acme" for r in new[table]), (table, new[table])
+        assert len(kept[table]) == len(rows) - len(team_b), table
+    (skill,) = new["skills"]
+    assert "summarize-team-b Sums up text" in skill
+    assert all("summarize-team-b" not in r for r in kept["skills"])
 
 
 def test_json_after_apply_lists_the_renames_made_under_the_lock(mlflow_db) -> None:

@@ -73,6 +73,13 @@ class ArtifactFindingsBlock(WsAdminError):
     exit_status = ExitStatus.CONFLICTS
 
 
+class StoredContentRefused(WsAdminError):
+    """Rows to move whose content MLflow stores under their workspace (MLflow-stored skill versions): refused
+    with no override, as MLflow refuses them; rolled back."""
+
+    exit_status = ExitStatus.CONFLICTS
+
+
 class Aborted(WsAdminError):
     """The user declined or interrupted; nothing changed."""
 

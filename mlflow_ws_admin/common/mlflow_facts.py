@@ -37,19 +37,18 @@ UNRENAMEABLE_REASONS: dict[str, str] = {
     "mlflow/utils/crypto.py _create_aad) and a trigger rejects any change to it",
 }
 
-#: Resources --rename-conflicts leaves alone although no key is bound: table -> why.  Skills are new in MLflow 3.18;
-#: a skill version's stored content is addressed by the skill's name (``mlflow-artifacts:/skills/<name>/...``),
-#: and the tool's reading of MLflow's code (3.17.2) does not cover them.
-NOT_RENAMED: dict[str, str] = {
-    "skills": "a skill's stored content is addressed by its name (mlflow-artifacts:/skills/<name>/...) and "
-    "MLflow 3.18's other uses of it are not verified",
-}
-
 #: Columns MLflow derives from a row's name, recomputed when --rename-conflicts renames it: table -> (column,
 #: the column it is derived with).  An evaluation dataset's digest is sha256("<name>:<last_update_time>")[:8]
 #: (mlflow/store/tracking/sqlalchemy_store.py ``_compute_dataset_digest``).
 NAME_DERIVED_COLUMNS: dict[str, tuple[str, str]] = {
     "evaluation_datasets": ("digest", "last_update_time"),
+}
+
+#: Columns MLflow builds from a row's name and another column, rebuilt when --rename-conflicts renames it:
+#: table -> (column, the other column).  A skill's search_text is "<name> <description>", each with whitespace
+#: runs collapsed and stripped, empty parts left out (mlflow/store/tracking/skill_registry_search_text.py).
+NAME_SEARCH_TEXT_COLUMNS: dict[str, tuple[str, str]] = {
+    "skills": ("search_text", "description"),
 }
 
 #: mlflow/utils/validation.py MAX_EXPERIMENT_NAME_LENGTH.
@@ -102,6 +101,15 @@ RESERVED_WORKSPACE_NAMES = frozenset({"workspaces", "api", "ajax-api", "static-f
 WORKSPACE_STORED_CONTENT: dict[str, tuple[str, str, str]] = {
     "skill_versions": ("source_type", "mlflow", "source"),
 }
+
+#: Resources whose name MLflow qualifies with another key column: table -> (that column, how a qualified name
+#: starts).  MLflow 3.18.0 names a skill `name` (organization '') or `@organization/name`, in `--name` too
+#: (mlflow/utils/validation.py ``_parse_skill_identities``).
+QUALIFIED_NAMES: dict[str, tuple[str, str]] = {"skills": ("organization", "@")}
+#: mlflow/utils/validation.py: a skill's name and its organization's (each 1-64 characters).
+SKILL_NAME_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+ORGANIZATION_NAME_PATTERN = r"^[a-z0-9]+([-.][a-z0-9]+)*$"
+MAX_SKILL_NAME_LENGTH = 64
 
 #: Resources whose key MLflow's client cannot rename (no rename API as of 3.18.0): a collision there is fixed
 #: by deleting (or re-creating under another name), never by a client rename.

@@ -24,13 +24,19 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from mlflow_ws_admin.common import mlflow_facts
-from mlflow_ws_admin.common.errors import ArtifactFindingsBlock, ConflictsAppeared, VerificationFailed
+from mlflow_ws_admin.common.errors import (
+    ArtifactFindingsBlock,
+    ConflictsAppeared,
+    StoredContentRefused,
+    VerificationFailed,
+)
 from mlflow_ws_admin.db.schema import ForeignKey, UniqueKey, WorkspaceSchema, WorkspaceTable
 from mlflow_ws_admin.db.transaction import Locked, locked_transaction
 from mlflow_ws_admin.engine import artifact_scan, queries
 from mlflow_ws_admin.engine.move import Move
 from mlflow_ws_admin.engine.plan import Plan, key_has_conflicts
 from mlflow_ws_admin.engine.selection import describe_references, reference_tables, references_left_behind
+from mlflow_ws_admin.findings import stored_content
 from mlflow_ws_admin.findings.artifacts import ArtifactFinding
 
 if TYPE_CHECKING:
@@ -119,6 +125,7 @@ def apply_plan(
             renames, renamed, move = _rename_conflicts(tx, plan, journal)
             plan = dataclasses.replace(plan, move=move)
         _recheck_conflicts(conn, schema, _code_enforced_keys(schema), move)
+        _refuse_stored_content(conn, schema, move)
         if plan.resources:
             if extras.check_workspaces:
                 extras.check_workspaces(conn)
@@ -301,6 +308,16 @@ def _recheck_conflicts(conn: Connection, schema: WorkspaceSchema, keys: TableKey
         if n:
             found.append(f"{wt.name} ({', '.join(key.columns)}): {n}")
     raise ConflictsAppeared("conflicts found under the lock, rolled back, nothing changed: " + "; ".join(found))
+
+
+def _refuse_stored_content(conn: Connection, schema: WorkspaceSchema, move: Move) -> None:
+    """Under the lock, before anything moves: no --allow-* option lifts this (MLflow has none either)."""
+    found = artifact_scan.read_stored_content(conn, schema, move)
+    if found:
+        raise StoredContentRefused(
+            f"{len(found):,} row(s) to move have their content stored by MLflow under their workspace "
+            f"(first: {found[0].describe()}): {stored_content.refusal(move.target)}; rolled back, nothing changed"
+        )
 
 
 def _artifact_verdict(findings: tuple[ArtifactFinding, ...], allowed: bool) -> tuple[ArtifactFinding, ...]:

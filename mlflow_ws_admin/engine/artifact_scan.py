@@ -1,6 +1,7 @@
 """Reading a Move's artifact locations for the findings (``findings.artifacts``): one streamed read of the
 experiments' locations (as they will be after the move) and the catalog's roots, optionally in a background
-thread beside the caller's statements.  Only reads."""
+thread beside the caller's statements; and the moving rows whose content MLflow stores under their workspace
+(``findings.stored_content``).  Only reads."""
 
 from __future__ import annotations
 
@@ -11,18 +12,11 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 from mlflow_ws_admin.common import mlflow_facts
-from mlflow_ws_admin.common.display import quoted
 from mlflow_ws_admin.db.schema import WorkspaceSchema
 from mlflow_ws_admin.engine import queries
 from mlflow_ws_admin.engine.move import MIGRATE, Move
-from mlflow_ws_admin.findings.artifacts import (
-    BLOCKING,
-    STORED_CONTENT,
-    ArtifactFinding,
-    display_location,
-    find_artifact_findings,
-    workspace_phrase,
-)
+from mlflow_ws_admin.findings.artifacts import ArtifactFinding, display_location, find_artifact_findings
+from mlflow_ws_admin.findings.stored_content import StoredContent
 
 _READ_BATCH = 5000
 
@@ -33,8 +27,7 @@ def read_artifact_findings(
     """One streamed read of experiments' locations and one of the catalog's roots; only reads.  The rows go
     from the cursor straight into the finder (see ``find_artifact_findings`` for its memory)."""
     experiments, roots = _artifact_rows(conn, schema, move)
-    found = find_artifact_findings(experiments, roots, default_artifact_root, target_workspace=move.target)
-    return found + stored_content_findings(conn, schema, move)
+    return find_artifact_findings(experiments, roots, default_artifact_root, target_workspace=move.target)
 
 
 def start_artifact_check(
@@ -50,18 +43,15 @@ def start_artifact_check(
 
     read_beside: another session may read the tables now (nothing is locked, or the database lets others read
     what the caller locked, as it was when locked), so the thread streams them on a connection of its own;
-    otherwise the rows are read on ``conn`` first.  The few rows with workspace-stored content are read on
-    ``conn`` either way: apply may suspend their tables' foreign keys (PostgreSQL: an exclusive lock), which a
-    reader beside it would wait for while apply waits for the reader."""
-    stored = stored_content_findings(conn, schema, move)
+    otherwise the rows are read on ``conn`` first."""
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwa-artifacts")
     try:
         if read_beside:
-            return executor.submit(_read_beside, conn.engine, schema, default_artifact_root, stored, move)
+            return executor.submit(_read_beside, conn.engine, schema, default_artifact_root, move)
         experiments, roots = _artifact_rows(conn, schema, move)
         rows = list(experiments)  # ``conn`` is needed for other statements from here on
         return executor.submit(
-            lambda: find_artifact_findings(rows, roots, default_artifact_root, target_workspace=move.target) + stored
+            lambda: find_artifact_findings(rows, roots, default_artifact_root, target_workspace=move.target)
         )
     finally:
         executor.shutdown(wait=False)  # the worker ends with its one task
@@ -71,12 +61,11 @@ def _read_beside(
     engine: Engine,
     schema: WorkspaceSchema,
     default_artifact_root: str | None,
-    stored: tuple[ArtifactFinding, ...],
     move: Move,
 ) -> tuple[ArtifactFinding, ...]:
     with engine.connect() as conn:  # closed (its read lock released) before the caller can commit
         experiments, roots = _artifact_rows(conn, schema, move)
-        return find_artifact_findings(experiments, roots, default_artifact_root, target_workspace=move.target) + stored
+        return find_artifact_findings(experiments, roots, default_artifact_root, target_workspace=move.target)
 
 
 def _artifact_rows(
@@ -102,12 +91,11 @@ def _artifact_rows(
     return ((exp_id, ws, new.get(exp_id, loc) if ws == move.target else loc) for exp_id, ws, loc in result), roots
 
 
-def stored_content_findings(
-    conn: Connection, schema: WorkspaceSchema, move: Move = MIGRATE
-) -> tuple[ArtifactFinding, ...]:
+def read_stored_content(conn: Connection, schema: WorkspaceSchema, move: Move = MIGRATE) -> tuple[StoredContent, ...]:
     """Rows to move whose content MLflow stores under their own workspace's path (``WORKSPACE_STORED_CONTENT``,
-    MLflow 3.18.0's skill versions): blocking, as MLflow's own migrate refuses them."""
-    found: list[ArtifactFinding] = []
+    MLflow 3.18.0's skill versions): MLflow's own migrate and move-resources refuse them.  Read on the
+    caller's connection: apply reads them under its lock, before it suspends any foreign key."""
+    found: list[StoredContent] = []
     for name, (column, value, location_column) in mlflow_facts.WORKSPACE_STORED_CONTENT.items():
         wt = next((t for t in schema.tables if t.name == name), None)
         if wt is None or not wt.has_column(column):
@@ -115,16 +103,6 @@ def stored_content_findings(
         stmt, keys = queries.stored_content_rows(wt, column, value, location_column, move)
         for row in conn.execute(stmt):
             workspace, location, ident = row[0], row[1], row[2:]
-            what = ", ".join(f"{k}={quoted(v)}" for k, v in zip(keys, ident, strict=True))
-            found.append(
-                ArtifactFinding(
-                    kind=STORED_CONTENT,
-                    severity=BLOCKING,
-                    experiment_id=None,
-                    location=display_location(location or ""),
-                    detail=f"{name} ({what}): MLflow keeps this content under {workspace_phrase(workspace)}'s artifact path, "
-                    "where it cannot be reached from another workspace",
-                    workspace=workspace,
-                )
-            )
+            key = tuple(zip(keys, ident, strict=True))
+            found.append(StoredContent(name, key, workspace, display_location(location or "")))
     return tuple(found)

@@ -15,11 +15,12 @@ from mlflow_ws_admin.common import mlflow_facts
 from mlflow_ws_admin.db.dialects import for_backend
 from mlflow_ws_admin.db.schema import UniqueKey, WorkspaceSchema, WorkspaceTable
 from mlflow_ws_admin.engine import queries
-from mlflow_ws_admin.engine.artifact_scan import start_artifact_check
+from mlflow_ws_admin.engine.artifact_scan import read_stored_content, start_artifact_check
 from mlflow_ws_admin.engine.move import MIGRATE, Move
 from mlflow_ws_admin.findings import fix_hints
 from mlflow_ws_admin.findings.artifacts import ArtifactFinding, display_location
 from mlflow_ws_admin.findings.conflicts import ConflictGroup, ConflictRow, TableConflicts, is_renameable
+from mlflow_ws_admin.findings.stored_content import StoredContent
 
 if TYPE_CHECKING:
     from mlflow_ws_admin.engine.renames import RenamePlan
@@ -63,6 +64,8 @@ class Plan:
     renames: RenamePlan | None = None
     #: (workspace, name) of the registered models that are prompts, read when registered models collide
     prompts: frozenset[tuple[Any, Any]] = frozenset()
+    #: rows to move whose content MLflow stores under their workspace: refused, with no override
+    stored_content: tuple[StoredContent, ...] = ()
 
     @property
     def dialect(self) -> str:
@@ -129,6 +132,12 @@ class Plan:
     def has_blocking_artifact_findings(self) -> bool:
         return any(f.blocking for f in self.artifact_findings)
 
+    def is_blocked(self, *, allow_artifact_overlap: bool) -> bool:
+        """Whether the run stops here (exit 1): conflicts, stored content (never overridable), or blocking
+        artifact findings unless allowed."""
+        artifacts_block = self.has_blocking_artifact_findings and not allow_artifact_overlap
+        return self.has_blocking_conflicts or bool(self.stored_content) or artifacts_block
+
     @property
     def nothing_to_do(self) -> bool:
         return self.total_rows_to_move == 0 and not self.creates_default_workspace
@@ -189,6 +198,8 @@ def build_plan(
     if any(tc.table == "registered_models" for tc in conflicts) and (stmt := queries.prompt_models(schema)) is not None:
         prompts = frozenset((ws, name) for ws, name in conn.execute(stmt))
     catalog_names = tuple(conn.execute(queries.catalog_names(schema.catalog)).scalars())
+    # A few rows, read even with -y: MLflow refuses them before anything else, and so does the report.
+    stored = read_stored_content(conn, schema, move)
     return Plan(
         database=database,
         schema=schema,
@@ -205,6 +216,7 @@ def build_plan(
         resources=resources,
         renames=renames,
         prompts=prompts,
+        stored_content=stored,
     )
 
 

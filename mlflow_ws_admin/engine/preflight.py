@@ -14,13 +14,10 @@ from mlflow_ws_admin.common.errors import NotAWorkspaceDatabase
 from mlflow_ws_admin.db.schema import WorkspaceSchema, reflect_schema
 from mlflow_ws_admin.engine import artifact_scan, queries
 from mlflow_ws_admin.engine.plan import Plan, build_plan
-from mlflow_ws_admin.findings import artifacts, server_probe
+from mlflow_ws_admin.findings import artifacts, server_probe, stored_content
 from mlflow_ws_admin.findings.artifacts import ArtifactFinding, normalize_location
 from mlflow_ws_admin.findings.checks import DISABLE, ENABLE, FAIL, MAX_DETAILS, PASS, WARN, Check, PreflightResult
 from mlflow_ws_admin.findings.server_probe import ServerFeatures
-
-#: Findings that only matter while workspaces are on: after disabling, nobody can act on them.
-_WHILE_ENABLED = frozenset({artifacts.RESERVED_SQUATTING, artifacts.PROXIED_PATH, artifacts.WORKSPACE_ROOT_OVERLAP})
 
 _NAME = re.compile(mlflow_facts.WORKSPACE_NAME_PATTERN)
 
@@ -56,12 +53,14 @@ def run_preflight(
         rows_outside = plan.total_rows_to_move
         checks.append(conflicts_check(plan))
         checks.append(rows_outside_check(plan))
-        checks.append(artifact_findings_check(tuple(f for f in plan.artifact_findings if f.kind not in _WHILE_ENABLED)))
+        # The dry run's own findings, every kind: the check and the dry run list the same (docs/preflight.md).
+        checks.append(artifact_findings_check(plan.artifact_findings))
+        checks.append(stored_content_check(plan))
         checks.append(other_sessions_check(plan.other_sessions))
     elif schema is not None:
         findings = artifact_scan.read_artifact_findings(conn, schema, default_artifact_root)
         checks.append(reserved_path_check(findings, default_artifact_root))
-        checks.append(artifact_findings_check(findings))
+        checks.append(artifact_findings_check(tuple(f for f in findings if f.kind != artifacts.RESERVED_SQUATTING)))
     if server is not None:
         checks.append(server_check(server, direction, rows_outside))
     shown_root = artifacts.display_location(default_artifact_root) if default_artifact_root else None
@@ -193,6 +192,16 @@ def artifact_root_check(root: str | None, direction: str = ENABLE) -> Check:
     )
 
 
+def stored_content_check(plan: Plan) -> Check:
+    """Rows MLflow stores content for under their workspace: the migration refuses them, with no override."""
+    rows = plan.stored_content
+    if not rows:
+        return Check("stored content", PASS, "no row to move keeps content MLflow stores under its workspace")
+    examples = tuple(f"{workspace_label(r.workspace)}: {r.describe()}" for r in rows[:MAX_DETAILS])
+    reason = f"{len(rows):,} row(s): {stored_content.refusal(plan.move.target)}"
+    return Check("stored content", FAIL, reason, examples)
+
+
 def reserved_path_check(findings: tuple[ArtifactFinding, ...], root: str | None) -> Check:
     """The docs' admin preflight: no experiment already lives under ROOT/workspaces/<ws>/... of another layout."""
     if root is None:
@@ -209,8 +218,8 @@ def reserved_path_check(findings: tuple[ArtifactFinding, ...], root: str | None)
 
 
 def artifact_findings_check(findings: tuple[ArtifactFinding, ...]) -> Check:
-    """Every other artifact finding: fail on a blocking one, warn on warnings."""
-    rest = [f for f in findings if f.kind != artifacts.RESERVED_SQUATTING]
+    """The given artifact findings: fail on a blocking one, warn on warnings."""
+    rest = list(findings)
     if not rest:
         return Check("artifact locations", PASS, "no overlapping or workspace-bound artifact locations")
     counts = ", ".join(f"{kind}: {n}" for kind, n in artifacts.count_by_kind(rest).items())

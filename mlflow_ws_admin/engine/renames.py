@@ -91,8 +91,6 @@ def refusal_reason(table: str, key: UniqueKey) -> str | None:
     bound = mlflow_facts.UNRENAMEABLE_KEY_COLUMNS.get(table, frozenset()) & set(key.columns)
     if bound:
         return mlflow_facts.UNRENAMEABLE_REASONS.get(table, "MLflow binds it into stored data")
-    if table in mlflow_facts.NOT_RENAMED:
-        return mlflow_facts.NOT_RENAMED[table]
     if name_column(key) is None:
         return "the key has no name column"
     return None
@@ -151,6 +149,19 @@ def _mcp_name_problem(name: str) -> str | None:
     return None
 
 
+_SKILL_NAME = re.compile(mlflow_facts.SKILL_NAME_PATTERN)
+
+
+def _skill_name_problem(name: str) -> str | None:
+    """mlflow/utils/validation.py _validate_skill_name."""
+    if not _SKILL_NAME.fullmatch(name) or len(name) > mlflow_facts.MAX_SKILL_NAME_LENGTH:
+        return (
+            f"a skill's name is 1-{mlflow_facts.MAX_SKILL_NAME_LENGTH} lowercase letters, digits and single hyphens "
+            "inside; try '{name}-{workspace}'"
+        )
+    return None
+
+
 def name_problem(table: str, name: str, *, prompt: bool = False) -> str | None:
     """MLflow's own rule for a new name of this resource, where it has one."""
     if not name.strip():
@@ -159,6 +170,8 @@ def name_problem(table: str, name: str, *, prompt: bool = False) -> str | None:
         return _prompt_name_problem(name) if prompt else _model_name_problem(name)
     if table == "mcp_servers":
         return _mcp_name_problem(name)
+    if table == "skills":
+        return _skill_name_problem(name)
     if table == mlflow_facts.EXPERIMENTS_TABLE and len(name) > mlflow_facts.MAX_EXPERIMENT_NAME_LENGTH:
         return f"MLflow allows {mlflow_facts.MAX_EXPERIMENT_NAME_LENGTH} characters for an experiment's name"
     return None
@@ -262,7 +275,8 @@ def _plan_renames(
         renames += [rename for _, rename in named]
         refused += not_named
     renames, referenced = _without_referenced(conn, schema, renames, fold)
-    return RenamePlan(policy, tuple(renames), (*refused, *referenced), frozenset(resolved))
+    renames, stored = _without_stored_content(conn, schema, renames)
+    return RenamePlan(policy, tuple(renames), (*refused, *referenced, *stored), frozenset(resolved))
 
 
 def renameable(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey) -> bool:
@@ -299,6 +313,44 @@ def _without_referenced(
         else:
             reason = f"MLflow refers to it by name in {where}; that reference would reach the row that keeps the name"
             refused.append(RenameRefusal(r.table, r.key, r.workspace, r.old, reason))
+    return kept, refused
+
+
+def _without_stored_content(
+    conn: Connection, schema: WorkspaceSchema, renames: list[Rename]
+) -> tuple[list[Rename], list[RenameRefusal]]:
+    """Refuse the renames of rows with a child whose content MLflow stores itself (``WORKSPACE_STORED_CONTENT``:
+    an MLflow-stored skill version): MLflow addresses that content by the skill's name
+    (``skills/[@<organization>/]<name>/<token>``), so a renamed skill would no longer own it."""
+    found: set[tuple[str, Any, tuple[tuple[str, Any], ...]]] = set()  # (table, workspace, sorted key)
+    tables = {r.table for r in renames}
+    for child, (marker, value, _) in mlflow_facts.WORKSPACE_STORED_CONTENT.items():
+        for fk in schema.all_foreign_keys:
+            if fk.child != child or fk.parent not in tables or not schema.is_workspace_table(child):
+                continue
+            wt = schema.table(child)
+            if not wt.has_column(marker):
+                continue
+            ct = queries.table_clause(wt)
+            parent_ws = schema.table(fk.parent).workspace_columns
+            pairs = list(zip(fk.child_columns, fk.parent_columns, strict=True))
+            ws_col = next(c for c, p in pairs if p in parent_ws)
+            keys = [(c, p) for c, p in pairs if p not in parent_ws]
+            stmt = select(ct.c[ws_col], *(ct.c[c] for c, _ in keys)).where(ct.c[marker] == value).distinct()
+            for ws, *values in conn.execute(stmt):
+                found.add((fk.parent, ws, tuple(sorted(zip((p for _, p in keys), values, strict=True)))))
+    if not found:
+        return renames, []
+    reason = (
+        "MLflow stores content of this skill's versions under its name (skills/[@org/]name/...): a renamed skill "
+        "would lose it"
+    )
+    kept, refused = [], []
+    for r in renames:
+        if (r.table, r.workspace, tuple(sorted(r.key))) in found:
+            refused.append(RenameRefusal(r.table, r.key, r.workspace, r.old, reason))
+        else:
+            kept.append(r)
     return kept, refused
 
 
@@ -681,7 +733,10 @@ def apply_renames(
                     counts[dep.table] = counts.get(dep.table, 0) + n
             derived = mlflow_facts.NAME_DERIVED_COLUMNS.get(table)
             if derived and all(wt.has_column(c) for c in derived):
-                _rewrite_digests(conn, wt, renames[0].column, loaded, journal)
+                _rewrite_derived(conn, wt, renames[0].column, loaded, journal, derived, _dataset_digest)
+            search = mlflow_facts.NAME_SEARCH_TEXT_COLUMNS.get(table)
+            if search and all(wt.has_column(c) for c in search):
+                _rewrite_derived(conn, wt, renames[0].column, loaded, journal, search, _search_text)
             dialect.drop_temporary_table(conn, _LOADED)
     return counts
 
@@ -793,27 +848,55 @@ def _rename_children(
     return dialect.update_from(conn, t, match, {child_column: loaded.c.new_name}, expected_rows=expected)
 
 
-def _rewrite_digests(
-    conn: Connection, wt: WorkspaceTable, column: str, loaded: Any, journal: JournalWriter | None
+def _dataset_digest(name: str, old: Any, last_update_time: Any) -> Any:
+    """An evaluation dataset's digest: sha256("<name>:<last_update_time>")[:8] (MLflow's
+    ``_compute_dataset_digest``), as MLflow would have computed it for the new name."""
+    if last_update_time is None:
+        return old
+    return hashlib.sha256(f"{name}:{last_update_time}".encode()).hexdigest()[:8]
+
+
+_WHITESPACE_RUN = re.compile(r"\s+")
+
+
+def _search_text(name: str, old: Any, description: Any) -> Any:
+    """A skill's search_text: "<name> <description>", whitespace runs collapsed, empty parts left out (MLflow's
+    ``build_skill_search_text``).  A row without one keeps none."""
+    if old is None:
+        return None
+    parts = (_WHITESPACE_RUN.sub(" ", str(p)).strip() for p in (name, description) if p is not None)
+    return " ".join(p for p in parts if p)
+
+
+def _rewrite_derived(
+    conn: Connection,
+    wt: WorkspaceTable,
+    column: str,
+    loaded: Any,
+    journal: JournalWriter | None,
+    columns: tuple[str, str],
+    compute: Callable[[str, Any, Any], Any],
 ) -> None:
-    """An evaluation dataset's digest is sha256("<name>:<last_update_time>")[:8] (MLflow's
-    ``_compute_dataset_digest``): recompute it for the new name, as MLflow would have.  The renamed rows are
-    read in one join to the loaded renames (already under their new names) and updated in one batch."""
-    digest_col, time_col = mlflow_facts.NAME_DERIVED_COLUMNS[wt.name]
+    """Recompute a column MLflow derives from the name (``columns``: it, and the other column it is built from)
+    for the renamed rows: ``compute(new name, old value, other column)``.  The renamed rows are read in one join
+    to the loaded renames (already under their new names) and updated in one batch."""
+    derived_col, other_col = columns
     t = queries.table_clause(wt)
     pk = key_columns(wt)
-    renamed = and_(_key_match(t, wt.workspace_column, {c: c for c in pk}, loaded, pk), t.c[column] == loaded.c.new_name)
-    stmt = select(loaded.c.ws, t.c[column], t.c[digest_col], t.c[time_col], *(t.c[c] for c in pk)).select_from(
+    # The loaded key holds the old name where the name is part of the key (skills): match the new one instead.
+    same_key = {c: c for c in pk if c != column}
+    renamed = and_(_key_match(t, wt.workspace_column, same_key, loaded, pk), t.c[column] == loaded.c.new_name)
+    stmt = select(loaded.c.ws, t.c[column], t.c[derived_col], t.c[other_col], *(t.c[c] for c in pk)).select_from(
         t.join(loaded, renamed)
     )
     changes = []
-    for workspace, name, old, at, *key_values in conn.execute(stmt):
-        if at is None:
+    for workspace, name, old, other, *key_values in conn.execute(stmt):
+        new = compute(name, old, other)
+        if new == old:
             continue
-        digest = hashlib.sha256(f"{name}:{at}".encode()).hexdigest()[:8]
         if journal:
-            journal.column_set(wt.name, key_values, digest_col, old, digest, workspace=workspace)
-        changes.append({"mwa_digest": digest, **{f"mwa_k_{i}": v for i, v in enumerate(key_values)}})
+            journal.column_set(wt.name, key_values, derived_col, old, new, workspace=workspace)
+        changes.append({"mwa_derived": new, **{f"mwa_k_{i}": v for i, v in enumerate(key_values)}})
     if changes:
         where = and_(*(t.c[c] == bindparam(f"mwa_k_{i}") for i, c in enumerate(pk)))
-        conn.execute(t.update().where(where).values({digest_col: bindparam("mwa_digest")}), changes)
+        conn.execute(t.update().where(where).values({derived_col: bindparam("mwa_derived")}), changes)

@@ -20,12 +20,13 @@ Nothing here is a list of MLflow tables.  From the reflected schema:
 from __future__ import annotations
 
 import posixpath
+import re
 import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, not_, select, table
+from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select, table
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import TableClause, column
 
@@ -308,6 +309,13 @@ def _types(schema: WorkspaceSchema, wanted: ResourceFilter) -> list[WorkspaceTab
         if wanted.types and nameless:
             raise UsageError(f"--name: {', '.join(nameless)} has no name column to match")
         types = [t for t in types if name_column(t) is not None]
+        for t in types:
+            bad = [n for n in wanted.names if qualifier_column(t) and parse_qualified_name(n) is None]
+            if bad and t.name in wanted.types:
+                raise UsageError(
+                    f"--name {', '.join(quoted(n) for n in bad)}: MLflow names {t.name} 'name' or "
+                    "'@organization/name' (lowercase letters, digits and hyphens)"
+                )
     if wanted.tags:
         untagged = [t.name for t in types if tag_table(schema, t) is None]
         if wanted.types and untagged:
@@ -323,20 +331,56 @@ def _chosen_roots(
     t = queries.table_clause(wt)
     keys = root_key_columns(wt)
     name = name_column(wt)
-    cols = [*(t.c[k] for k in keys), *([t.c[name]] if name else [])]
+    qualifier = qualifier_column(wt) if name else None
+    cols = [*(t.c[k] for k in keys), *([t.c[name]] if name else []), *([t.c[qualifier]] if qualifier else [])]
     stmt = select(*cols).where(t.c[wt.workspace_column] == wanted.source)
-    if wanted.names and name:
+    if wanted.names and name and qualifier:
+        pairs = [p for n in dict.fromkeys(wanted.names) if (p := parse_qualified_name(n)) is not None]
+        stmt = stmt.where(or_(*(and_(t.c[qualifier] == q, t.c[name] == n) for q, n in pairs)) if pairs else false())
+    elif wanted.names and name:
         stmt = stmt.where(t.c[name].in_(list(dict.fromkeys(wanted.names))))
     if wanted.tags:
         stmt = stmt.where(_has_tags(schema, wt, t, wanted.tags))
     rows = conn.execute(stmt.order_by(*cols[: len(keys)])).all()
+    n = len(keys)
     return SelectedRoots(
         table=wt.name,
         key_columns=keys,
-        keys=tuple(tuple(r[: len(keys)]) for r in rows),
+        keys=tuple(tuple(r[:n]) for r in rows),
         everything=not (wanted.names or wanted.tags),
-        names=tuple(r[len(keys)] for r in rows) if name else (),
+        names=tuple(format_qualified_name(r[n + 1], r[n]) if qualifier else r[n] for r in rows) if name else (),
     )
+
+
+def qualifier_column(wt: WorkspaceTable) -> str | None:
+    """The column that qualifies the table's names (skills' ``organization``), or None."""
+    spec = mlflow_facts.QUALIFIED_NAMES.get(wt.name)
+    return spec[0] if spec is not None and wt.has_column(spec[0]) else None
+
+
+_SKILL_NAME = re.compile(mlflow_facts.SKILL_NAME_PATTERN)
+_ORGANIZATION_NAME = re.compile(mlflow_facts.ORGANIZATION_NAME_PATTERN)
+
+
+def parse_qualified_name(raw: str) -> tuple[str, str] | None:
+    """(organization, name) from a skill's ``name`` or ``@organization/name``, as MLflow 3.18.0 parses
+    ``--name``; None when MLflow would refuse it."""
+    organization, name = "", raw
+    if raw.startswith("@"):
+        organization, separator, name = raw[1:].partition("/")
+        if not separator or not organization:
+            return None
+    limit = mlflow_facts.MAX_SKILL_NAME_LENGTH
+    if organization and not (_ORGANIZATION_NAME.fullmatch(organization) and len(organization) <= limit):
+        return None
+    if not (_SKILL_NAME.fullmatch(name) and len(name) <= limit):
+        return None
+    return organization, name
+
+
+def format_qualified_name(qualifier: Any, name: Any) -> str:
+    """How MLflow prints a skill: ``@organization/name``, or ``name`` without an organization."""
+    return f"@{qualifier}/{name}" if qualifier else str(name)
 
 
 def _has_tags(

@@ -32,9 +32,8 @@ RESERVED_COLLISION = "reserved-path-collision"
 RESERVED_SQUATTING = "reserved-path-squatting"
 PROXIED_PATH = "proxied-path"
 WORKSPACE_ROOT_OVERLAP = "workspace-root-overlap"
-STORED_CONTENT = "workspace-stored-content"
-#: Report order.
-KINDS = (OVERLAP, RESERVED_COLLISION, RESERVED_SQUATTING, PROXIED_PATH, WORKSPACE_ROOT_OVERLAP, STORED_CONTENT)
+#: Report order.  (Rows whose content MLflow stores itself are a refusal of their own: ``stored_content``.)
+KINDS = (OVERLAP, RESERVED_COLLISION, RESERVED_SQUATTING, PROXIED_PATH, WORKSPACE_ROOT_OVERLAP)
 
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 #: `scheme:[//netloc]path` with nothing urlsplit would treat specially (query, fragment, brackets, the
@@ -428,12 +427,12 @@ def _squatter(item: _Item, location: Location, reserved: Location) -> ArtifactFi
 
 def _proxied_path(item: _Item, location: Location, target: str) -> ArtifactFinding | None:
     """A `mlflow-artifacts:` path under workspaces/<ws>/: the proxy rejects it for the target workspace
-    (`default`, or a move's target) while workspaces are on."""
+    (`default`, or a move's target) while workspaces are on.  As MLflow 3.18.0's proxy reads a path: its first
+    segment, in any case (`WORKSPACES/` too), then the workspace name exactly."""
     segs = location.segments
-    if location.scheme != mlflow_facts.PROXIED_ARTIFACT_SCHEME or mlflow_facts.RESERVED_ARTIFACT_SEGMENT not in segs:
+    if location.scheme != mlflow_facts.PROXIED_ARTIFACT_SCHEME or not is_reserved_segment(segs[0] if segs else ""):
         return None
-    i = segs.index(mlflow_facts.RESERVED_ARTIFACT_SEGMENT)
-    if i + 1 >= len(segs) or segs[i + 1] == target:
+    if len(segs) < 2 or segs[1] == target:
         return None
     if target == mlflow_facts.DEFAULT_WORKSPACE:
         fix = "disable workspaces after the migration"
@@ -445,11 +444,17 @@ def _proxied_path(item: _Item, location: Location, target: str) -> ArtifactFindi
         experiment_id=item.ident,
         location=display_location(item.raw),
         detail=(
-            f"proxied path under workspaces/{segs[i + 1]}/: once in `{target}`, the artifact proxy rejects "
+            f"proxied path under workspaces/{segs[1]}/: once in `{target}`, the artifact proxy rejects "
             f"it while workspaces stay enabled; fix: {fix}"
         ),
         workspace=item.group,
     )
+
+
+def is_reserved_segment(segment: str) -> bool:
+    """The proxy's reserved `workspaces` prefix, compared case-insensitively as MLflow 3.18.0 does (a
+    case-insensitive local store serves `WORKSPACES/` as `workspaces/`)."""
+    return segment.lower() == mlflow_facts.RESERVED_ARTIFACT_SEGMENT
 
 
 def _workspace_root_overlaps(

@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from mlflow_ws_admin.engine.plan import Plan
 from mlflow_ws_admin.engine.selection import Reference, ResourceSelection, RowRef
+from mlflow_ws_admin.findings import stored_content
 from mlflow_ws_admin.findings.checks import PreflightResult
 from mlflow_ws_admin.findings.conflicts import ConflictGroup, TableConflicts
 
@@ -36,6 +37,7 @@ def base_document(
         "conflicts": [],
         "conflict_count": 0,
         "artifact_findings": [],
+        "stored_content": [],
         "workspaces_pruned": [],
         "renames": [],
     }
@@ -71,6 +73,7 @@ def plan_document(
     doc["conflicts"] = conflicts
     doc["conflict_count"] = plan.conflict_count
     doc["artifact_findings"] = [artifact_finding(f) for f in getattr(plan, "artifact_findings", ())]
+    doc["stored_content"] = stored_content_items(plan)
     doc["workspaces_pruned"] = list(workspaces_pruned)
     doc["other_sessions"] = None if plan.other_sessions is None else list(plan.other_sessions)
     if plan.renames is not None:
@@ -154,6 +157,26 @@ def conflict_item(tc: TableConflicts, group: ConflictGroup) -> dict[str, Any]:
         ],
         "dependent_rows": group.dependent_rows,
     }
+
+
+def stored_content_items(plan: Plan) -> list[dict[str, Any]]:
+    """The rows refused because MLflow stores their content under their workspace, each with MLflow's reason
+    and the fix for this run's target."""
+    if not plan.stored_content:
+        return []
+    reason = stored_content.refusal(plan.move.target)
+    fix = stored_content.fix(plan.stored_content, plan.move.target)
+    return [
+        {
+            "table": r.table,
+            "key": dict(r.key),
+            "workspace": r.workspace,
+            "location": r.location,
+            "reason": reason,
+            "fix": fix,
+        }
+        for r in plan.stored_content
+    ]
 
 
 def artifact_finding(finding: Any) -> dict[str, Any]:

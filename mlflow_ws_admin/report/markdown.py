@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from mlflow_ws_admin.engine.plan import Plan
 from mlflow_ws_admin.engine.selection import ResourceSelection, describe_references
-from mlflow_ws_admin.findings import artifacts
+from mlflow_ws_admin.findings import artifacts, stored_content
 from mlflow_ws_admin.findings.checks import FAIL, PASS, WARN, PreflightResult
 from mlflow_ws_admin.findings.conflicts import ConflictGroup, TableConflicts
 from mlflow_ws_admin.report.text import (
@@ -113,6 +113,8 @@ def render_plan_markdown(
         _write_conflicts(plan, out, groups_for)
     if plan.renames is not None and (plan.renames.renames or plan.renames.refused):
         _write(out, renames_section(plan))
+    if plan.stored_content:
+        _write(out, stored_content_section(plan))
     _write(out, artifact_section(plan))
     out.flush()
 
@@ -148,6 +150,16 @@ def renames_section(plan: Plan) -> list[str]:
 def _rename_row(r: Any) -> str:
     ident = ", ".join(f"{escape(c)}={value(v)}" for c, v in r.key)
     return f"{escape(workspace_label(r.workspace))} ({ident})"
+
+
+def stored_content_section(plan: Plan) -> list[str]:
+    """Rows refused because MLflow stores their content under their workspace (no option overrides it)."""
+    rows = plan.stored_content
+    lines = [f"### Refused: {len(rows):,} row(s) whose content MLflow stores in their workspace", ""]
+    cells = [(escape(r.table), _rename_row(r), value(r.location)) for r in rows]
+    lines += [*table(("table", "row", "content"), cells), ""]
+    target = plan.move.target
+    return [*lines, escape(stored_content.refusal(target)), "", f"Fix: {escape(stored_content.fix(rows, target))}", ""]
 
 
 def selection_section(selection: ResourceSelection) -> list[str]:

@@ -21,7 +21,7 @@ from mlflow_ws_admin.common.display import quoted, workspace_label
 from mlflow_ws_admin.engine.apply import ApplyResult
 from mlflow_ws_admin.engine.plan import Plan
 from mlflow_ws_admin.engine.selection import SAMPLE_NAMES, ResourceSelection, describe_references, retargeted
-from mlflow_ws_admin.findings import artifacts
+from mlflow_ws_admin.findings import artifacts, stored_content
 from mlflow_ws_admin.findings.conflicts import ConflictGroup, ConflictRow, TableConflicts
 
 if TYPE_CHECKING:  # restore's machinery is not needed to print its result
@@ -74,6 +74,9 @@ def render_plan(
     if plan.renames is not None and (plan.renames.renames or plan.renames.refused):
         console.print()
         render_renames(plan, console)
+    if plan.stored_content:
+        console.print()
+        render_stored_content(plan, console)
     console.print()
     if plan.checked_during_apply:
         console.print(Text("Artifact findings: checked under the lock while the rows move (listed after)."))
@@ -293,6 +296,8 @@ def summary_line(plan: Plan, *, dry_run: bool, allow_artifact_overlap: bool = Fa
         reasons.append(f"{plan.conflict_count:,} conflict group(s) in {blocked} table(s)")
     if plan.resources and (left := len(plan.resources.references_left_behind)):
         reasons.append(f"{left:,} reference(s) from rows left behind")
+    if plan.stored_content:
+        reasons.append(f"{len(plan.stored_content):,} row(s) whose content MLflow stores in their workspace")
     if blocking_artifacts and not allow_artifact_overlap:
         reasons.append(f"{blocking_artifacts:,} blocking artifact finding(s) (or --allow-artifact-overlap)")
     if reasons:
@@ -346,11 +351,22 @@ ARTIFACT_KIND_TEXT = {
         "workspace default_artifact_root values that overlap each other or <root>/workspaces/",
         "give each workspace a root of its own outside <root>/workspaces/",
     ),
-    artifacts.STORED_CONTENT: (
-        "skill versions whose content MLflow stores under their workspace's path (source_type mlflow, 3.18+)",
-        "delete these versions, or re-register their content in `default`, before migrating (MLflow refuses too)",
-    ),
 }
+
+
+def render_stored_content(plan: Plan, console: Console) -> None:
+    """Rows whose content MLflow stores under their workspace: refused, whatever the options."""
+    rows = plan.stored_content
+    console.print(
+        Text(f"Refused: {len(rows):,} row(s) whose content MLflow stores in their workspace", style="bold red")
+    )
+    shown = rows if plan.sample_limit is None else rows[: plan.sample_limit]
+    for row in shown:
+        console.print(Text(f"  {workspace_label(row.workspace)}: {row.describe()} {quoted(row.location)}"))
+    if len(shown) < len(rows):
+        console.print(Text(f"  ... {len(rows) - len(shown):,} more (use --verbose to list all)"))
+    console.print(Text(f"  {stored_content.refusal(plan.move.target)}", style="red"))
+    console.print(Text(f"  fix: {stored_content.fix(rows, plan.move.target)}", style="cyan"))
 
 
 def render_artifact_findings(plan: Plan, console: Console) -> None:

@@ -15,7 +15,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
-from mlflow_ws_admin.common.errors import ArtifactFindingsBlock, ConflictsAppeared, ExitStatus, UsageError
+from mlflow_ws_admin.common import mlflow_facts
+from mlflow_ws_admin.common.errors import (
+    ArtifactFindingsBlock,
+    ConflictsAppeared,
+    ExitStatus,
+    StoredContentRefused,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -230,7 +237,7 @@ def _run_move(
                         check_workspaces=check_workspaces,
                     ),
                 )
-        except (ConflictsAppeared, ArtifactFindingsBlock):
+        except (ConflictsAppeared, ArtifactFindingsBlock, StoredContentRefused):
             # Rolled back, nothing changed: list every conflict and finding in a read-only report, exactly as a
             # dry run would; the boundary then prints the error line and exits 1.
             if not output.json:
@@ -334,9 +341,7 @@ class _PlanReport:
                     groups_for=all_groups if stream else None,
                     max_groups=output.max_conflicts,
                 )
-            blocked = plan.has_blocking_conflicts or (
-                plan.has_blocking_artifact_findings and not options.allow_artifact_overlap
-            )
+            blocked = plan.is_blocked(allow_artifact_overlap=options.allow_artifact_overlap)
             self._write_plan_file(conn, plan)
             if status is None and (blocked or dry_run or plan.nothing_to_do):
                 status = ExitStatus.CONFLICTS if blocked else ExitStatus.OK
@@ -455,6 +460,13 @@ class MoveOptions(MigrateOptions):
             raise UsageError(f"--from and --to are both {self.source!r}: nothing would move")
         if self.names and self.tags:
             raise UsageError("--name and --tag are mutually exclusive")
+        experiments = mlflow_facts.EXPERIMENTS_TABLE
+        if self.artifact_policy != "preserve" and self.resource_types and experiments not in self.resource_types:
+            # Only experiments carry an artifact root; MLflow refuses the combination too.
+            raise UsageError(
+                f"--artifact-policy {self.artifact_policy} moves experiments' artifact locations: "
+                f"add --resource-type {experiments}, or use --artifact-policy preserve"
+            )
 
 
 def move_resources(target: Target, options: MoveOptions, output: Output, ui: UI) -> ExitStatus:
