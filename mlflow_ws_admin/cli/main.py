@@ -115,13 +115,26 @@ def migrate_to_default_workspace(
 )
 @click.option(
     "--artifact-policy",
-    type=click.Choice(["preserve", "retarget"]),
+    type=click.Choice(["preserve", "retarget", "relocate"]),
     default="preserve",
     show_default=True,
-    help="retarget: repoint each moved experiment's artifact_location under DST's artifact root (no copy).",
+    help="retarget: repoint each moved experiment's artifact_location under DST's artifact root (no copy; "
+    "artifacts logged before stay unreadable in DST). relocate: move the objects too and rewrite every stored URI.",
+)
+@click.option(
+    "--artifacts-destination",
+    metavar="URI",
+    default=None,
+    help="relocate: the tracking server's --artifacts-destination, where mlflow-artifacts: objects are stored.",
+)
+@click.option(
+    "--keep-source-artifacts",
+    is_flag=True,
+    default=False,
+    help="relocate: keep the old objects after the commit (they are deleted by default).",
 )
 @artifact_root_option(
-    "The tracking server's --default-artifact-root: DST's root for retarget (unless the catalog sets one)."
+    "The tracking server's --default-artifact-root: DST's root for retarget and relocate (unless the catalog sets one)."
 )
 @workspace_store_option
 @report_options
@@ -146,7 +159,8 @@ def move_resources(
     from mlflow_ws_admin.usecases import commands
 
     output = commands.Output(output_format, max_conflicts, bool(options["dry_run"]))
-    run = Invocation(uri, default_artifact_root, workspace_store_uri, output=output)
+    destination = options.get("artifacts_destination")
+    run = Invocation(uri, default_artifact_root, workspace_store_uri, destination, output=output)  # type: ignore[arg-type]
     with boundary(run):
         opts = commands.MoveOptions(
             default_artifact_root=artifact_root(default_artifact_root),

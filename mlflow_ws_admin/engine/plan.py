@@ -28,6 +28,13 @@ if TYPE_CHECKING:
 DEFAULT_SAMPLE_GROUPS = 5
 
 
+class _NoRelocation:
+    occupied = ()
+
+
+_NONE = _NoRelocation()
+
+
 @dataclass(frozen=True)
 class TableMove:
     table: str
@@ -119,7 +126,11 @@ class Plan:
 
     @property
     def has_blocking_conflicts(self) -> bool:
-        return self.blocking_conflict_count > 0 or bool(self.resources and self.resources.references_left_behind)
+        if self.blocking_conflict_count > 0:
+            return True
+        resources = self.resources
+        # A relocation target that holds other objects would be overwritten: never done.
+        return bool(resources and (resources.references_left_behind or (resources.relocation or _NONE).occupied))
 
     @property
     def blocking_artifact_findings(self) -> tuple[ArtifactFinding, ...]:

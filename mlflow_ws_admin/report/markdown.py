@@ -28,6 +28,7 @@ from mlflow_ws_admin.report.text import (
     other_sessions_line,
     plan_title,
     quoted,
+    relocation_lines,
     summary_line,
     workspace_label,
 )
@@ -162,6 +163,9 @@ def selection_section(selection: ResourceSelection) -> list[str]:
     ):
         if refs:
             lines += [f"{title}: {len(refs):,}", "", *(f"- {escape(line)}" for line in describe_references(refs)), ""]
+    if selection.relocation is not None:
+        head, *rest = relocation_lines(selection.relocation, None)
+        lines += [escape(head[0]), "", *(f"- {escape(text.strip())}" for text, _ in rest), ""]
     return lines
 
 

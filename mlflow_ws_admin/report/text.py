@@ -22,9 +22,11 @@ from mlflow_ws_admin.engine.apply import ApplyResult
 from mlflow_ws_admin.engine.plan import Plan
 from mlflow_ws_admin.engine.selection import SAMPLE_NAMES, ResourceSelection, describe_references, retargeted
 from mlflow_ws_admin.findings import artifacts
+from mlflow_ws_admin.findings.artifacts import display_location
 from mlflow_ws_admin.findings.conflicts import ConflictGroup, ConflictRow, TableConflicts
 
 if TYPE_CHECKING:  # restore's machinery is not needed to print its result
+    from mlflow_ws_admin.engine.relocate import Relocation
     from mlflow_ws_admin.engine.restore import RestoreResult
 
 GroupSource = Callable[[TableConflicts], Iterable[ConflictGroup]]
@@ -440,12 +442,15 @@ def render_selection(selection: ResourceSelection, console: Console, *, verbose:
                 "  fix: add those rows to the move (--resource-type/--name), or drop the references first", style="cyan"
             )
         )
-    if selection.retarget_root:
+    if selection.relocation is not None:
+        render_relocation(selection.relocation, console, limit)
+    elif selection.retarget_root:
         console.print(
             Text(
                 f"Artifacts: retarget: moved experiments get artifact_location "
                 f"{retargeted(selection.retarget_root, '<experiment_id>')}; "
-                "no artifact is copied, and runs keep their stored artifact URIs."
+                "no artifact is copied: new runs land in DST's layout, but the artifacts logged before the move "
+                "stay where they are (through a server with workspaces on, unreadable in DST)."
             )
         )
     else:
@@ -455,6 +460,56 @@ def render_selection(selection: ResourceSelection, console: Console, *, verbose:
                 "runs keep their stored artifact URIs."
             )
         )
+
+
+def relocation_lines(relocation: Relocation, limit: int | None) -> list[tuple[str, str]]:
+    """(text, style) lines: the prefixes that move, what is left alone, the stored URIs rewritten, what blocks.
+    Shared by the text and Markdown reports."""
+    lines = [
+        (
+            f"Artifacts: relocate: {len(relocation.moves):,} experiment prefix(es), {relocation.objects:,} object(s), "
+            f"{relocation.bytes:,} byte(s) move with the experiments (copied and verified before the commit, the old "
+            "objects deleted after it)",
+            "",
+        )
+    ]
+    moves = relocation.moves if limit is None else relocation.moves[:limit]
+    lines += [
+        (
+            f"  experiment {m.experiment_id}: {quoted(display_location(m.from_uri))} -> "
+            f"{quoted(display_location(m.to_uri))} ({m.objects:,} object(s), {m.bytes:,} byte(s))",
+            "",
+        )
+        for m in moves
+    ]
+    if len(moves) < len(relocation.moves):
+        lines.append((f"  ... {len(relocation.moves) - len(moves):,} more (use --verbose to list all)", ""))
+    for c in relocation.columns:
+        note = "" if c.known else " (not a column MLflow is known to store URIs in: check it)"
+        lines.append(
+            (f"  stored URIs rewritten: {c.table}.{c.column}: {c.rows:,} row(s){note}", "" if c.known else "yellow")
+        )
+    for ident, location in relocation.left_alone:
+        lines.append(
+            (
+                f"  left alone: experiment {ident} {quoted(display_location(location))} follows no server-derived "
+                "layout (its objects are not moved)",
+                "yellow",
+            )
+        )
+    for where in relocation.occupied:
+        lines.append(
+            (
+                f"  blocking: {quoted(display_location(where))} already holds other objects (never overwritten)",
+                "bold red",
+            )
+        )
+    return lines
+
+
+def render_relocation(relocation: Relocation, console: Console, limit: int | None) -> None:
+    for line, style in relocation_lines(relocation, limit):
+        console.print(Text(line, style=style))
 
 
 def _more(console: Console, total: int, limit: int | None) -> None:
@@ -483,6 +538,17 @@ def render_apply_result(
         console.print(
             Text(f"  repointed the artifact_location of {result.artifact_locations_retargeted:,} experiment(s)")
         )
+    if (rel := result.relocated) is not None:
+        console.print(
+            Text(
+                f"  relocated the artifacts of {len(rel.moves):,} experiment(s): {rel.objects_copied:,} object(s) "
+                "copied by this run and verified"
+            )
+        )
+        for c in rel.uris_rewritten:
+            console.print(Text(f"  rewrote {c.rows:,} stored URI(s) in {c.table}.{c.column}"))
+        gone = "kept (--keep-source-artifacts)" if rel.objects_deleted is None else f"{rel.objects_deleted:,} deleted"
+        console.print(Text(f"  old objects, after the commit: {gone}"))
     for t, n in result.renamed:
         console.print(Text(f"  renamed {n:,} row(s) of {t}"))
     if result.renamed:
@@ -522,6 +588,22 @@ def render_restore(
             console.print(
                 Text(f"  {result.names_restored:,} value(s) changed by --rename-conflicts put back (names, digests)")
             )
+    for m in result.artifact_moves:
+        console.print(
+            Text(
+                f"  artifacts of experiment {m.experiment_id}: {quoted(display_location(m.from_uri))} -> "
+                f"{quoted(display_location(m.to_uri))}"
+            )
+        )
+    for c in result.artifact_uris_rewritten:
+        console.print(Text(f"  rewrote {c.rows:,} stored URI(s) in {c.table}.{c.column} back"))
+    if result.applied and result.artifact_moves:
+        console.print(
+            Text(
+                f"  {result.artifact_objects_copied:,} object(s) copied back, {result.artifact_objects_deleted:,} "
+                "deleted from the moved prefixes after the commit"
+            )
+        )
     for table, n in result.missing.items():
         console.print(Text(f"  {table}: {n:,} journaled row(s) no longer exist where the run left them; skipped"))
     if result.conflict_count:

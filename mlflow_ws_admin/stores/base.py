@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from mlflow_ws_admin.common.errors import WsAdminError
+from mlflow_ws_admin.common.errors import ExitStatus, WsAdminError
 
 #: Copies in flight at once: enough to hide a round-trip per object, few enough not to throttle the store.
 DEFAULT_WORKERS = 16
@@ -24,7 +24,10 @@ class StoreError(WsAdminError):
 
 
 class TargetOccupied(StoreError):
-    """The target prefix holds an object the copy would have to overwrite: never done."""
+    """The target prefix holds an object the copy would have to overwrite: never done.  Blocking, like a
+    conflict: exit 1, nothing changed."""
+
+    exit_status = ExitStatus.CONFLICTS
 
 
 @dataclass(frozen=True)

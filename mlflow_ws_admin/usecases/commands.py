@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from mlflow_ws_admin.engine.journal import JournalWriter
     from mlflow_ws_admin.engine.move import Move, RenamePolicy
     from mlflow_ws_admin.engine.plan import Plan
+    from mlflow_ws_admin.engine.relocate import Relocation
     from mlflow_ws_admin.engine.restore import RestoreResult
     from mlflow_ws_admin.engine.selection import ResourceSelection
     from mlflow_ws_admin.findings.checks import Check
@@ -228,6 +229,7 @@ def _run_move(
                     extras=dataclasses.replace(
                         _apply_extras(options, target, plan.schema, expected, operation),
                         check_workspaces=check_workspaces,
+                        keep_source_artifacts=getattr(options, "keep_source_artifacts", False),
                     ),
                 )
         except (ConflictsAppeared, ArtifactFindingsBlock):
@@ -418,6 +420,7 @@ def _emit_plan(
         rows_moved=applied.total_moved if applied else None,
         artifact_locations_retargeted=applied.artifact_locations_retargeted if applied else None,
         rows_renamed=dict(applied.renamed) if applied and plan.renames is not None else None,
+        relocated=applied.relocated if applied else None,
     )
     write_document(doc, ui.stdout())
     output.emitted = True
@@ -448,9 +451,17 @@ class MoveOptions(MigrateOptions):
     tags: tuple[tuple[str, str], ...] = ()
     artifact_policy: str = "preserve"
     workspace_store_uri: str | None = None
+    #: the tracking server's --artifacts-destination: where ``mlflow-artifacts:`` objects are (relocate)
+    artifacts_destination: str | None = None
+    keep_source_artifacts: bool = False
 
     def check(self) -> None:
         super().check()
+        relocating = self.artifact_policy == "relocate"
+        if (self.artifacts_destination or self.keep_source_artifacts) and not relocating:
+            raise UsageError(
+                "--artifacts-destination and --keep-source-artifacts go with --artifact-policy relocate; add it"
+            )
         if self.source == self.target:
             raise UsageError(f"--from and --to are both {self.source!r}: nothing would move")
         if self.names and self.tags:
@@ -493,6 +504,8 @@ def _resource_chooser(options: MoveOptions, store: Target | None) -> MoveChooser
                     "default_artifact_root in the catalog; pass the server's --default-artifact-root"
                 )
         move, chosen = selection.select_resources(conn, schema, wanted)
+        if options.artifact_policy == "relocate":
+            chosen = dataclasses.replace(chosen, relocation=_relocation(conn, schema, move, options, workspaces))
         if root is not None:
             moving = next((s for s in chosen.selected if s.table == selection.EXPERIMENTS), None)
             ids = [k[0] for k in moving.keys] if moving else []
@@ -501,6 +514,32 @@ def _resource_chooser(options: MoveOptions, store: Target | None) -> MoveChooser
         return move, chosen
 
     return choose
+
+
+def _relocation(
+    conn: Connection, schema: WorkspaceSchema, move: Move, options: MoveOptions, workspaces: dict[str, str | None]
+) -> Relocation:
+    """Read-only: which artifact prefixes move where (``--artifact-policy relocate``)."""
+    from mlflow_ws_admin.engine.relocate import PROXIED_ROOT, moving_experiments, plan_relocation
+
+    # A server that serves artifacts gives new experiments mlflow-artifacts:/... unless told otherwise.
+    root = options.default_artifact_root or (PROXIED_ROOT if options.artifacts_destination else None)
+    if root is None and not workspaces.get(options.target):
+        raise UsageError(
+            f"--artifact-policy relocate needs the server's layout: workspace {options.target!r} has no "
+            "default_artifact_root in the catalog; pass the server's --default-artifact-root (or "
+            "--artifacts-destination when it serves artifacts)"
+        )
+    return plan_relocation(
+        conn,
+        schema,
+        moving_experiments(conn, schema, move),
+        source=options.source,
+        target=options.target,
+        workspaces=workspaces,
+        root=root,
+        artifacts_destination=options.artifacts_destination,
+    )
 
 
 def _workspace_catalog(conn: Connection, store: Target | None) -> dict[str, str | None]:
