@@ -219,11 +219,8 @@ def test_a_target_holding_other_objects_blocks(mlflow_db, artifacts) -> None:
     result = _move(mlflow_db, artifacts, "-y")
 
     assert result.exit_code == ExitStatus.CONFLICTS, result.output
-    assert (
-        f'blocking: "{artifacts.destination.replace("s3://", "s3://") if artifacts.destination.startswith("s3") else "file://" + artifacts.destination}'
-        in result.stdout
-    )
-    assert "already holds other objects (never overwritten)" in result.stdout
+    assert f'/workspaces/team-b/{EXP}" already holds other objects (never overwritten)' in result.stdout
+    assert "  blocking: " in result.stdout
     assert mlflow_db.fingerprint() == before
     assert artifacts.listing(f"workspaces/team-a/{EXP}") == SIZES
     assert artifacts.listing(f"workspaces/team-b/{EXP}") == {f"{RUN}/artifacts/data.csv": 14}
@@ -311,3 +308,66 @@ def test_an_unsupported_store_is_refused(mlflow_db) -> None:
     assert result.exit_code == ExitStatus.USAGE, result.output
     assert "supported stores are local paths, file:, s3:// and mlflow-artifacts:" in result.stderr
     assert mlflow_db.fingerprint() == before
+
+
+# --- the findings around proxied paths ------------------------------------------------------------------------
+
+
+def test_move_names_relocate_for_proxied_paths_and_flags_legacy_ones(mlflow_db) -> None:
+    def fill(data) -> None:
+        data.experiment(
+            "team-a", "prefixed", experiment_id=8001, artifact_location="mlflow-artifacts:/workspaces/team-a/8001"
+        )
+        data.experiment("team-a", "legacy", experiment_id=8002, artifact_location="mlflow-artifacts:/8002")
+
+    populate(mlflow_db, fill)
+    before = mlflow_db.fingerprint()
+
+    result = run_cli(
+        "db", "move-resources", mlflow_db.uri, "--from", "team-a", "--to", "team-b", "--resource-type", "experiments",
+        "--name", "prefixed", "--name", "legacy", "--dry-run",
+    )  # fmt: skip
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    out = result.stdout
+    assert "proxied-path — mlflow-artifacts: paths the proxy serves only to their own workspace" in out
+    assert "fix: move with --artifact-policy relocate" in out
+    assert "disable workspaces after the migration" not in out
+    assert (
+        'experiment 8002 (team-b) "mlflow-artifacts:/8002": legacy proxied path (no workspaces/ segment): the '
+        "artifact proxy serves it only to `default`, so in `team-b` its artifacts list as empty"
+    ) in out
+    assert "fix: move it with --artifact-policy relocate, which moves its objects under workspaces/team-b/" in out
+    assert "retarget" not in out.split("Artifact findings")[1].split("fix: move with")[0]
+    assert mlflow_db.fingerprint() == before
+
+
+def test_relocate_resolves_the_proxied_path_findings(mlflow_db, tmp_path) -> None:
+    populate(mlflow_db, _relocatable)
+    artifacts = Artifacts(str(tmp_path / "dest"))
+    _objects(artifacts, f"workspaces/team-a/{EXP}")
+
+    plain = _move(mlflow_db, artifacts, "--dry-run", "--format", "json")
+    preserve = run_cli(
+        "db", "move-resources", mlflow_db.uri, "--from", "team-a", "--to", "team-b", "--resource-type", "experiments",
+        "--dry-run", "--format", "json",
+    )  # fmt: skip
+
+    kinds = [(f["kind"], f["experiment_id"]) for f in json.loads(preserve.stdout)["artifact_findings"]]
+    assert ("proxied-path", EXP) in kinds
+    assert all(f["kind"] != "proxied-path" for f in json.loads(plain.stdout)["artifact_findings"])
+
+
+def test_migrate_keeps_its_own_wording_and_no_legacy_finding(mlflow_db) -> None:
+    def fill(data) -> None:
+        data.experiment(
+            "team-a", "prefixed", experiment_id=8001, artifact_location="mlflow-artifacts:/workspaces/team-a/8001"
+        )
+        data.experiment("team-a", "legacy", experiment_id=8002, artifact_location="mlflow-artifacts:/8002")
+
+    populate(mlflow_db, fill)
+
+    result = run_cli("db", "migrate-to-default-workspace", mlflow_db.uri, "--dry-run")
+
+    assert "disable workspaces after the migration" in result.stdout
+    assert "legacy proxied path" not in result.stdout

@@ -29,7 +29,7 @@ from mlflow_ws_admin.db.schema import ForeignKey, UniqueKey, WorkspaceSchema, Wo
 from mlflow_ws_admin.db.transaction import Locked, locked_transaction
 from mlflow_ws_admin.engine import artifact_scan, queries
 from mlflow_ws_admin.engine.move import Move
-from mlflow_ws_admin.engine.plan import Plan, key_has_conflicts
+from mlflow_ws_admin.engine.plan import Plan, key_has_conflicts, unresolved_findings
 from mlflow_ws_admin.engine.relocate import ArtifactMove, UriColumn
 from mlflow_ws_admin.engine.selection import describe_references, reference_tables, references_left_behind
 from mlflow_ws_admin.findings.artifacts import ArtifactFinding
@@ -175,7 +175,9 @@ def apply_plan(
         cascades = tx.suspend_foreign_keys()
         cascaded = {wt.name for wt in _moving_tables(plan) if cascades and _moved_by_cascade(wt, suspendable)}
         counts = _move_all(tx, plan, cascaded, on_table, started)
-        findings = _artifact_verdict(finding.result(), extras.allow_artifact_overlap)
+        findings = _artifact_verdict(
+            unresolved_findings(finding.result(), plan.resources), extras.allow_artifact_overlap
+        )
         pruned = _prune_catalog(conn, schema, emptied, journal)
         if journal and created:
             journal.catalog_inserted({schema.catalog.name_column: mlflow_facts.DEFAULT_WORKSPACE})

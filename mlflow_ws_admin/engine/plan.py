@@ -17,7 +17,7 @@ from mlflow_ws_admin.db.schema import UniqueKey, WorkspaceSchema, WorkspaceTable
 from mlflow_ws_admin.engine import queries
 from mlflow_ws_admin.engine.artifact_scan import start_artifact_check
 from mlflow_ws_admin.engine.move import MIGRATE, Move
-from mlflow_ws_admin.findings import fix_hints
+from mlflow_ws_admin.findings import artifacts, fix_hints
 from mlflow_ws_admin.findings.artifacts import ArtifactFinding, display_location
 from mlflow_ws_admin.findings.conflicts import ConflictGroup, ConflictRow, TableConflicts, is_renameable
 
@@ -208,7 +208,7 @@ def build_plan(
         creates_default_workspace=move.is_migration and mlflow_facts.DEFAULT_WORKSPACE not in catalog_names,
         catalog_workspaces=catalog_names,
         sample_limit=sample_limit,
-        artifact_findings=finding.result() if finding else (),
+        artifact_findings=unresolved_findings(finding.result(), resources) if finding else (),
         default_artifact_root=display_location(default_artifact_root) if default_artifact_root else None,
         checked_during_apply=defer_to_apply,
         other_sessions=None if others is None else tuple(others),
@@ -217,6 +217,17 @@ def build_plan(
         renames=renames,
         prompts=prompts,
     )
+
+
+def unresolved_findings(
+    findings: tuple[ArtifactFinding, ...], resources: ResourceSelection | None
+) -> tuple[ArtifactFinding, ...]:
+    """The findings the move leaves standing: a proxied path whose objects relocate moves is resolved by it."""
+    relocation = resources.relocation if resources else None
+    if relocation is None:
+        return findings
+    moved = {m.experiment_id for m in relocation.moves}
+    return tuple(f for f in findings if not (f.kind == artifacts.PROXIED_PATH and str(f.experiment_id) in moved))
 
 
 def _table_move(conn: Connection, wt: WorkspaceTable, move: Move) -> TableMove:

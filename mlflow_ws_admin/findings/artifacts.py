@@ -428,17 +428,20 @@ def _squatter(item: _Item, location: Location, reserved: Location) -> ArtifactFi
 
 def _proxied_path(item: _Item, location: Location, target: str) -> ArtifactFinding | None:
     """A `mlflow-artifacts:` path under workspaces/<ws>/: the proxy rejects it for the target workspace
-    (`default`, or a move's target) while workspaces are on."""
+    (`default`, or a move's target) while workspaces are on.  A legacy path (no workspaces/ segment, from before
+    workspaces) is served only to `default`: elsewhere its listing is silently empty."""
     segs = location.segments
-    if location.scheme != mlflow_facts.PROXIED_ARTIFACT_SCHEME or mlflow_facts.RESERVED_ARTIFACT_SEGMENT not in segs:
+    if location.scheme != mlflow_facts.PROXIED_ARTIFACT_SCHEME:
         return None
+    if mlflow_facts.RESERVED_ARTIFACT_SEGMENT not in segs:
+        return _legacy_proxied_path(item, target) if segs else None
     i = segs.index(mlflow_facts.RESERVED_ARTIFACT_SEGMENT)
     if i + 1 >= len(segs) or segs[i + 1] == target:
         return None
     if target == mlflow_facts.DEFAULT_WORKSPACE:
         fix = "disable workspaces after the migration"
     else:
-        fix = "move it with --artifact-policy retarget, or copy its artifacts"
+        fix = f"move it with --artifact-policy relocate, which moves its objects under workspaces/{target}/"
     return ArtifactFinding(
         kind=PROXIED_PATH,
         severity=WARNING,
@@ -447,6 +450,22 @@ def _proxied_path(item: _Item, location: Location, target: str) -> ArtifactFindi
         detail=(
             f"proxied path under workspaces/{segs[i + 1]}/: once in `{target}`, the artifact proxy rejects "
             f"it while workspaces stay enabled; fix: {fix}"
+        ),
+        workspace=item.group,
+    )
+
+
+def _legacy_proxied_path(item: _Item, target: str) -> ArtifactFinding | None:
+    if target == mlflow_facts.DEFAULT_WORKSPACE:
+        return None
+    return ArtifactFinding(
+        kind=PROXIED_PATH,
+        severity=WARNING,
+        experiment_id=item.ident,
+        location=display_location(item.raw),
+        detail=(
+            f"legacy proxied path (no workspaces/ segment): the artifact proxy serves it only to `default`, so in "
+            f"`{target}` its artifacts list as empty; fix: move it with --artifact-policy relocate"
         ),
         workspace=item.group,
     )

@@ -23,7 +23,7 @@ from mlflow_ws_admin.findings import artifacts
 from mlflow_ws_admin.findings.checks import FAIL, PASS, WARN, PreflightResult
 from mlflow_ws_admin.findings.conflicts import ConflictGroup, TableConflicts
 from mlflow_ws_admin.report.text import (
-    ARTIFACT_KIND_TEXT,
+    artifact_kind_text,
     nothing_there,
     other_sessions_line,
     plan_title,
@@ -252,7 +252,7 @@ def artifact_section(plan: Plan) -> list[str]:
     if not findings:
         return [*lines, "No artifact findings.", ""]
     for kind, count in artifacts.count_by_kind(findings).items():
-        meaning, fix = ARTIFACT_KIND_TEXT[kind]
+        meaning, fix = artifact_kind_text(plan, kind)
         of_kind = [f for f in findings if f.kind == kind]
         shown = of_kind if plan.sample_limit is None else of_kind[: plan.sample_limit]
         lines += [f"#### {escape(kind)} — {escape(meaning)}: {count:,} finding(s)", ""]

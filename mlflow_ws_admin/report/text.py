@@ -355,6 +355,24 @@ ARTIFACT_KIND_TEXT = {
 }
 
 
+#: move-resources' own words where they differ from migrate's (the proxy judges a path by the move's target)
+MOVE_ARTIFACT_KIND_TEXT = {
+    artifacts.PROXIED_PATH: (
+        "mlflow-artifacts: paths the proxy serves only to their own workspace (workspaces/<ws>/, or `default` for "
+        "a legacy <id> path): unreadable through the server once moved",
+        "move with --artifact-policy relocate: the objects move under the target workspace's path and every "
+        "stored URI follows (retarget and preserve leave what was logged before unreadable)",
+    ),
+}
+
+
+def artifact_kind_text(plan: Plan, kind: str) -> tuple[str, str]:
+    """(what the kind means, how to fix it) for this plan's command."""
+    if plan.resources is not None and kind in MOVE_ARTIFACT_KIND_TEXT:
+        return MOVE_ARTIFACT_KIND_TEXT[kind]
+    return ARTIFACT_KIND_TEXT[kind]
+
+
 def render_artifact_findings(plan: Plan, console: Console) -> None:
     """Findings grouped by kind; each kind shows plan.sample_limit findings unless it is None (--verbose)."""
     findings = plan.artifact_findings
@@ -377,7 +395,7 @@ def render_artifact_findings(plan: Plan, console: Console) -> None:
         )
     )
     for kind, count in artifacts.count_by_kind(findings).items():
-        meaning, fix = ARTIFACT_KIND_TEXT[kind]
+        meaning, fix = artifact_kind_text(plan, kind)
         console.print()
         console.print(Text(f"{kind} — {meaning}: {count:,} finding(s)", style="bold"))
         of_kind = (f for f in findings if f.kind == kind)
