@@ -292,6 +292,31 @@ def restore_workspaces(
     run_command(run, lambda target: commands.restore(target, opts, output, run.ui))
 
 
+@db.command("finish-relocation", epilog=URI_HELP)
+@click.argument("uri", required=False)
+@click.option(
+    "--journal",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="The journal of a move-resources --artifact-policy relocate run.",
+)
+@dry_run_option("Read-only: list the old objects that would be deleted.")
+@click.option("-y", "--yes", is_flag=True, help="Delete without asking for confirmation.")
+def finish_relocation(uri: str | None, journal: str, dry_run: bool, yes: bool) -> None:
+    """Delete the old artifact objects a relocating run left behind when it was killed after its commit.
+
+    Only for moves the database shows committed, and only objects whose copy is verified at the new prefix.
+    Exit codes: 0 ok, 2 usage or journal refused, 3 database or store error, 5 aborted.
+    """
+    from mlflow_ws_admin.usecases import commands
+
+    output = commands.Output("text", None, dry_run)
+    run = Invocation(uri, output=output)
+    opts = commands.FinishOptions(journal, dry_run, yes)
+    run_command(run, lambda target: commands.finish_relocation(target, opts, output, run.ui))
+
+
 # The auth database's commands live beside this file; registered last, as a group of ``main``.
 from mlflow_ws_admin.cli.auth import auth  # noqa: E402
 

@@ -405,6 +405,26 @@ def _describe(identity: Any) -> str:
     return f"{identity.get('dialect')} {identity.get('host')}:{identity.get('port')}/{identity.get('database')}"
 
 
+def artifact_move_records(path: str | Path, identity: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``artifact_move`` records of a journal written for this database, complete or not: a run killed
+    after its COMMIT may not have marked the journal complete, and what it committed is read from the database
+    (``db finish-relocation``), not from the journal."""
+    path = Path(path)
+    records = _records(path)
+    head = next(records, None)
+    if not head or head.get("type") != "header" or head.get("format") != JOURNAL_FORMAT:
+        raise JournalRefused(f"{path} is not an mlflow-ws-admin journal")
+    theirs = (head.get("database") or {}).get("identity")
+    if theirs != dict(identity):
+        raise JournalRefused(f"journal {path} belongs to another database ({_describe(theirs)}); refusing it")
+    found = []
+    for record in records:
+        if record.get("type") == "artifact_move":
+            _check_shape(path, "artifact_move", record)
+            found.append(record)
+    return found
+
+
 def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
     """The records after the header (call ``check_journal`` first); row records have their shape checked."""
     path = Path(path)

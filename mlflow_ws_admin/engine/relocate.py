@@ -36,6 +36,7 @@ from mlflow_ws_admin.stores.base import (
     copy_prefix,
     delete_copied,
     pending_copies,
+    same_object,
     verify_copy,
 )
 from mlflow_ws_admin.stores.locate import locate
@@ -328,6 +329,26 @@ def transfer(moves: Sequence[ArtifactMove], *, workers: int, on_progress: Progre
         copied += copy_prefix(src, dst, workers=workers, on_progress=on_progress).copied
         verify_copy(src, dst)
     return copied
+
+
+def committed(conn: Connection, schema: WorkspaceSchema, moves: Sequence[ArtifactMove]) -> list[ArtifactMove]:
+    """The moves whose experiment the database already names by its new prefix (their rewrite committed)."""
+    wt = schema.table(mlflow_facts.EXPERIMENTS_TABLE)
+    t = table(wt.name, column(mlflow_facts.EXPERIMENT_ID_COLUMN), column(mlflow_facts.ARTIFACT_LOCATION_COLUMN))
+    ident, location = t.c[mlflow_facts.EXPERIMENT_ID_COLUMN], t.c[mlflow_facts.ARTIFACT_LOCATION_COLUMN]
+    ids = [m.experiment_id for m in moves]
+    now = {str(i): loc for i, loc in conn.execute(select(ident, location).where(ident.in_(ids)))}
+    return [m for m in moves if now.get(m.experiment_id) == m.to_uri]
+
+
+def leftovers(moves: Sequence[ArtifactMove]) -> dict[str, int]:
+    """experiment id -> old objects whose verified copy is at the new prefix (what ``delete_sources`` removes)."""
+    out = {}
+    for move in moves:
+        src, dst = _places(move)
+        there = dst.list()
+        out[move.experiment_id] = sum(1 for k, i in src.list().items() if k in there and same_object(i, there[k]))
+    return out
 
 
 def delete_sources(moves: Sequence[ArtifactMove]) -> int:

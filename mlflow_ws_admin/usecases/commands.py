@@ -673,6 +673,53 @@ def _restore_outcome(
     return status
 
 
+# --- db finish-relocation ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FinishOptions:
+    journal: str
+    dry_run: bool = False
+    yes: bool = False
+
+
+def finish_relocation(target: Target, options: FinishOptions, output: Output, ui: UI) -> ExitStatus:
+    """After a relocating run died between its COMMIT and the end of its deletes: delete the old objects whose
+    verified copy is at the new prefix, for the moves the database shows committed (read from the journal)."""
+    from mlflow_ws_admin.db.connect import create_db_engine
+    from mlflow_ws_admin.db.schema import reflect_schema
+    from mlflow_ws_admin.engine.journal import artifact_move_records
+    from mlflow_ws_admin.engine.relocate import ArtifactMove, committed, delete_sources, leftovers
+
+    refuse_without_terminal(ui, dry_run=options.dry_run, yes=options.yes, verb="delete")
+    moves = [ArtifactMove.from_record(r) for r in artifact_move_records(options.journal, target.identity)]
+    if not moves:
+        raise UsageError(f"journal {options.journal} records no artifact moves (--artifact-policy relocate)")
+    engine = create_db_engine(target, read_only=True)
+    try:
+        with engine.connect() as conn:
+            done = committed(conn, reflect_schema(conn), moves)
+    finally:
+        engine.dispose()
+    pending = leftovers(done)
+    from rich.text import Text
+
+    console = ui.console(stderr=output.json)
+    for m in moves:
+        state = f"{pending.get(m.experiment_id, 0):,} old object(s) left" if m in done else "not committed: untouched"
+        console.print(Text(f"experiment {m.experiment_id}: {m.source} -> {m.target}: {state}"))
+    total = sum(pending.values())
+    if options.dry_run or not total:
+        console.print(Text(f"{total:,} old object(s) to delete. Nothing was changed."))
+        return ExitStatus.OK
+    if not options.yes and not ui.confirm("Delete them?"):
+        ui.say("Aborted: nothing changed.")
+        return ExitStatus.ABORTED
+    deleted = delete_sources(done)
+    console.print(Text(f"Done: deleted {deleted:,} old object(s) whose copy is verified at the new prefix."))
+    return ExitStatus.OK
+
+
 # --- db preflight ------------------------------------------------------------------------------------------
 
 
