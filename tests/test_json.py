@@ -137,6 +137,11 @@ MOVE_DOCUMENT = {
             "items": {"type": dict, "keys": {"experiment_id": STR, "location": STR}},
         },
         "artifact_targets_occupied": {"type": list, "items": STR},
+        # registered model versions staying in SRC whose files move (a finding: move the model too, or accept it)
+        "artifact_versions_left_behind": {
+            "type": list,
+            "items": {"type": dict, "keys": {"name": STR, "version": SCALAR}},
+        },
         "artifact_objects_copied": {"type": (int, type(None))},
         "artifact_objects_deleted": {"type": (int, type(None))},
     },

@@ -87,12 +87,38 @@ def _move(db: Path, source: str, flags: tuple[str, ...], destination: str, journ
     return result
 
 
+def _boto3_overlay(tmp_path: Path) -> dict[str, str]:
+    """MLflow's S3 client is boto3, which the shared MLflow interpreter may lack: lend it this interpreter's
+    boto3 (and its own dependencies) on PYTHONPATH, through symlinks, leaving that installation untouched."""
+    probe = subprocess.run([MLFLOW_PYTHON, "-c", "import boto3"], capture_output=True, env=_mlflow_env())
+    if probe.returncode == 0:
+        return {}
+    import boto3
+    import botocore
+    import jmespath
+    import s3transfer
+
+    overlay = tmp_path / "boto3-overlay"
+    overlay.mkdir()
+    for module in (boto3, botocore, s3transfer, jmespath):
+        (overlay / module.__name__).symlink_to(Path(module.__file__).parent)
+    check = subprocess.run(
+        [MLFLOW_PYTHON, "-c", "import boto3; boto3.client('s3', region_name='us-east-1')"],
+        capture_output=True,
+        env=_mlflow_env(PYTHONPATH=str(overlay)),
+    )
+    if check.returncode != 0:
+        pytest.skip(f"the MLflow interpreter has no usable boto3: {check.stderr.decode()[-300:]}")
+    return {"PYTHONPATH": str(overlay)}
+
+
 @pytest.fixture(params=["local", "s3"])
 def destination(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, str]]:
     if request.param == "local":
         return str(tmp_path / "dest"), {}
     endpoint = request.getfixturevalue("s3_endpoint")
-    return f"s3://{request.getfixturevalue('bucket')}/dest", {**CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": endpoint}
+    env = {**CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": endpoint, **_boto3_overlay(tmp_path)}
+    return f"s3://{request.getfixturevalue('bucket')}/dest", env
 
 
 def test_relocated_artifacts_read_back_through_a_real_server(tmp_path: Path, destination) -> None:

@@ -371,3 +371,51 @@ def test_migrate_keeps_its_own_wording_and_no_legacy_finding(mlflow_db) -> None:
 
     assert "disable workspaces after the migration" in result.stdout
     assert "legacy proxied path" not in result.stdout
+
+
+def test_a_version_left_behind_whose_files_move_is_reported(mlflow_db, tmp_path) -> None:
+    populate(mlflow_db, _relocatable)
+    artifacts = Artifacts(str(tmp_path / "dest"))
+    _objects(artifacts, f"workspaces/team-a/{EXP}")
+    before = mlflow_db.fingerprint()
+
+    def dry(*flags: str):
+        return run_cli(
+            "db", "move-resources", mlflow_db.uri, "--from", "team-a", "--to", "team-b", "--resource-type",
+            "experiments", *flags, "--artifact-policy", "relocate", "--artifacts-destination", artifacts.destination,
+            "--dry-run",
+        )  # fmt: skip
+
+    alone, together = dry(), dry("--resource-type", "registered_models")
+    as_json = dry("--format", "json")
+
+    assert alone.exit_code == ExitStatus.OK, alone.output
+    assert (
+        'split: registered model "relocated-model" version 1 stays behind while the files it points at move'
+    ) in alone.stdout
+    assert "split:" not in together.stdout
+    assert json.loads(as_json.stdout)["artifact_versions_left_behind"] == [{"name": "relocated-model", "version": 1}]
+    assert mlflow_db.fingerprint() == before
+
+
+def test_copy_progress_only_on_a_terminal(mlflow_db, tmp_path) -> None:
+    populate(mlflow_db, _relocatable)
+    artifacts = Artifacts(str(tmp_path / "dest"))
+    _objects(artifacts, f"workspaces/team-a/{EXP}")
+
+    # FORCE_COLOR makes Rich treat stderr as a terminal.
+    shown = _move(mlflow_db, artifacts, "-y", "--keep-source-artifacts", "--journal", str(tmp_path / "j"))
+    assert shown.exit_code == ExitStatus.OK, shown.output
+    assert "copy artifacts" not in shown.stderr  # a pipe: nothing
+    run_cli("db", "restore-workspaces", mlflow_db.uri, "--journal", str(tmp_path / "j"), "-y")
+
+    on_terminal = run_cli(
+        "db", "move-resources", mlflow_db.uri, "--from", "team-a", "--to", "team-b", "--resource-type", "experiments",
+        "--artifact-policy", "relocate", "--artifacts-destination", artifacts.destination, "-y",
+        env={"FORCE_COLOR": "1"},
+    )  # fmt: skip
+
+    assert on_terminal.exit_code == ExitStatus.OK, on_terminal.output
+    flat = " ".join(on_terminal.stderr.split())
+    assert "copy artifacts" in flat and "3/3 objects" in flat
+    assert "copy artifacts" not in on_terminal.stdout

@@ -127,6 +127,8 @@ class Relocation:
     columns: tuple[UriColumn, ...] = ()
     #: target prefixes that already hold other objects: each blocks (never overwritten)
     occupied: tuple[str, ...] = ()
+    #: (registered model, version) staying behind whose files move: readable only once the model moves too
+    split_versions: tuple[tuple[str, Any], ...] = ()
     #: table -> (primary key, the string columns scanned for stored URIs): what apply locks and rewrites
     tables: Mapping[str, tuple[tuple[str, ...], list[str]]] = field(default_factory=dict)
 
@@ -180,6 +182,7 @@ def plan_relocation(
     workspaces: Mapping[str, str | None],
     root: str | None,
     artifacts_destination: str | None,
+    move: Move | None = None,
 ) -> Relocation:
     """Which prefixes move where (listing their objects), which locations are left alone, which stored URIs
     will be rewritten.  Reads the database and the stores; writes nothing."""
@@ -206,8 +209,32 @@ def plan_relocation(
             ArtifactMove(ident, stored, to, str(src), str(dst), len(objects), sum(o.size for o in objects.values()))
         )
     tables = candidate_tables(conn, schema)
-    columns = scan_uri_columns(conn, tables, [m.from_uri for m in moves])
-    return Relocation(tuple(moves), tuple(left), columns, tuple(occupied), tables)
+    prefixes = [m.from_uri for m in moves]
+    columns = scan_uri_columns(conn, tables, prefixes)
+    split = _versions_left_behind(conn, schema, move, prefixes) if move is not None else ()
+    return Relocation(tuple(moves), tuple(left), columns, tuple(occupied), split, tables)
+
+
+def _versions_left_behind(
+    conn: Connection, schema: WorkspaceSchema, move: Move, prefixes: Sequence[str]
+) -> tuple[tuple[str, Any], ...]:
+    """Registered model versions that stay in SRC while the files they point at move: MLflow serves a path only
+    to the workspace owning it, so such a version reads again only once its model moves too."""
+    from mlflow_ws_admin.engine import queries
+
+    name = "model_versions"
+    if not prefixes or name not in {wt.name for wt in schema.tables}:
+        return ()
+    wt = schema.table(name)
+    t = queries.table_clause(wt)
+    if not all(c in t.c for c in ("name", "version", "storage_location")):
+        return ()
+    staying = and_(t.c[wt.workspace_column] == move.source, ~queries.rows_moving(wt, move))
+    stmt = select(t.c["name"], t.c["version"], t.c["storage_location"]).where(
+        staying, or_(*(t.c["storage_location"].startswith(p, autoescape=True) for p in prefixes))
+    )
+    found = {(n, v) for n, v, loc in conn.execute(stmt) if any(_under(loc, p) for p in prefixes)}
+    return tuple(sorted(found, key=str))
 
 
 def moving_experiments(conn: Connection, schema: WorkspaceSchema, move: Move) -> list[tuple[Any, str | None]]:

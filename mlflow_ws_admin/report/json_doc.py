@@ -142,6 +142,7 @@ def relocation_fields(relocation: Relocation | None) -> dict[str, Any]:
             {"experiment_id": i, "location": display_location(loc)} for i, loc in relocation.left_alone
         ],
         "artifact_targets_occupied": [display_location(o) for o in relocation.occupied],
+        "artifact_versions_left_behind": [{"name": n, "version": v} for n, v in relocation.split_versions],
     }
 
 

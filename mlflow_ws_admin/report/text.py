@@ -515,6 +515,15 @@ def relocation_lines(relocation: Relocation, limit: int | None) -> list[tuple[st
                 "yellow",
             )
         )
+    for model, version in relocation.split_versions:
+        lines.append(
+            (
+                f"  split: registered model {quoted(model)} version {version} stays behind while the files it points "
+                "at move: it reads again only once the model moves too (add --resource-type registered_models "
+                f"--name {model}), or accept the split",
+                "yellow",
+            )
+        )
     for where in relocation.occupied:
         lines.append(
             (

@@ -29,6 +29,10 @@ def _path(key: str) -> Path:
 class LocalStore:
     label = "file:///"
 
+    def __init__(self) -> None:
+        #: directories this store made or found (a set is safe to share between the copy threads under the GIL)
+        self._made: set[Path] = set()
+
     def list(self, prefix: str) -> dict[str, ObjectInfo]:
         root = _path(prefix)
         found: dict[str, ObjectInfo] = {}
@@ -50,7 +54,7 @@ class LocalStore:
     def copy_from(self, source: Store, source_key: str, key: str) -> None:
         dst = _path(key)
         try:
-            dst.parent.mkdir(parents=True, exist_ok=True)
+            self._directory(dst.parent)
             if isinstance(source, LocalStore):
                 self._link_or_copy(_path(source_key), dst)
             else:
@@ -65,6 +69,12 @@ class LocalStore:
             raise StoreError(f"{_path(source_key)} vanished while it was being copied; nothing was committed") from None
         except OSError as exc:
             raise StoreError(f"copying to {dst} failed: {exc.strerror or exc}") from None
+
+    def _directory(self, path: Path) -> None:
+        """Make ``path`` once per store: 10,000 files in 100 run directories need 100 mkdirs, not 10,000."""
+        if path not in self._made:
+            path.mkdir(parents=True, exist_ok=True)
+            self._made.add(path)
 
     @staticmethod
     def _link_or_copy(src: Path, dst: Path) -> None:

@@ -220,7 +220,7 @@ def _run_move(
                 _emit_plan(output, ui, None, plan, ExitStatus.ABORTED)
                 return ExitStatus.ABORTED
         try:
-            with apply_progress(plan, progress_console) as on_moved:
+            with apply_progress(plan, progress_console) as (on_moved, on_copy):
                 result = apply_plan(
                     engine,
                     plan,
@@ -230,6 +230,7 @@ def _run_move(
                         _apply_extras(options, target, plan.schema, expected, operation),
                         check_workspaces=check_workspaces,
                         keep_source_artifacts=getattr(options, "keep_source_artifacts", False),
+                        on_copy=on_copy,
                     ),
                 )
         except (ConflictsAppeared, ArtifactFindingsBlock):
@@ -539,6 +540,7 @@ def _relocation(
         workspaces=workspaces,
         root=root,
         artifacts_destination=options.artifacts_destination,
+        move=move,
     )
 
 
