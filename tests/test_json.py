@@ -88,6 +88,13 @@ DOCUMENT = {
         "missing_rows": {"type": dict, "values": INT},
         "workspaces_recreated": {"type": list, "items": STR},
         "columns_restored": INT,
+        # db restore-workspaces: the relocations it moves back; objects copied and deleted (null until applied)
+        "artifact_moves": {
+            "type": list,
+            "items": {"type": dict, "keys": {"experiment_id": STR, "from": STR, "to": STR}},
+        },
+        "artifact_objects_copied": {"type": (int, type(None))},
+        "artifact_objects_deleted": {"type": (int, type(None))},
         # with --rename-conflicts: the colliding rows it cannot rename (they block), and, once applied, the rows
         # renamed per table (dependent rows included; null before apply)
         "renames_refused": {
@@ -120,9 +127,38 @@ MOVE_DOCUMENT = {
         "names_not_found": {"type": list, "items": STR},
         "pulled_along": {"type": list, "items": _REFERENCE},
         "references_left_behind": {"type": list, "items": _REFERENCE},
-        "artifact_policy": {"type": str, "enum": ["preserve", "retarget"]},
+        "artifact_policy": {"type": str, "enum": ["preserve", "retarget", "relocate"]},
         "artifact_root": OPT_STR,
         "artifact_locations_retargeted": {"type": (int, type(None))},
+        # --artifact-policy relocate: per moved experiment the prefix that moves ([] under the other policies)
+        "artifact_moves": {
+            "type": list,
+            "items": {
+                "type": dict,
+                "keys": {"experiment_id": STR, "from": STR, "to": STR, "objects": INT, "bytes": INT},
+            },
+        },
+    },
+    "optional": {
+        **DOCUMENT["optional"],
+        # relocate only: the stored URIs rewritten per column, locations left alone, targets that block, and
+        # (null until applied) the objects copied by the run and deleted after its commit (null: kept)
+        "artifact_uris_rewritten": {
+            "type": list,
+            "items": {"type": dict, "keys": {"table": STR, "column": STR, "rows": INT, "known": BOOL}},
+        },
+        "artifact_locations_left_alone": {
+            "type": list,
+            "items": {"type": dict, "keys": {"experiment_id": STR, "location": STR}},
+        },
+        "artifact_targets_occupied": {"type": list, "items": STR},
+        # registered model versions staying in SRC whose files move (a finding: move the model too, or accept it)
+        "artifact_versions_left_behind": {
+            "type": list,
+            "items": {"type": dict, "keys": {"name": STR, "version": SCALAR}},
+        },
+        "artifact_objects_copied": {"type": (int, type(None))},
+        "artifact_objects_deleted": {"type": (int, type(None))},
     },
 }
 

@@ -10,7 +10,7 @@ from .conftest import ROOT
 
 PACKAGE = "mlflow_ws_admin"
 #: Bottom to top; a layer may import itself and every layer before it (docs/architecture.md draws the same).
-LAYERS = ("common", "db", "findings", "engine", "auth", "report", "usecases", "cli")
+LAYERS = ("common", "db", "stores", "findings", "engine", "auth", "report", "usecases", "cli")
 
 
 def _modules() -> dict[str, Path]:

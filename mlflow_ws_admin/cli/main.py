@@ -115,13 +115,26 @@ def migrate_to_default_workspace(
 )
 @click.option(
     "--artifact-policy",
-    type=click.Choice(["preserve", "retarget"]),
+    type=click.Choice(["preserve", "retarget", "relocate"]),
     default="preserve",
     show_default=True,
-    help="retarget: repoint each moved experiment's artifact_location under DST's artifact root (no copy).",
+    help="retarget: repoint each moved experiment's artifact_location under DST's artifact root (no copy; "
+    "artifacts logged before stay unreadable in DST). relocate: move the objects too and rewrite every stored URI.",
+)
+@click.option(
+    "--artifacts-destination",
+    metavar="URI",
+    default=None,
+    help="relocate: the tracking server's --artifacts-destination, where mlflow-artifacts: objects are stored.",
+)
+@click.option(
+    "--keep-source-artifacts",
+    is_flag=True,
+    default=False,
+    help="relocate: keep the old objects after the commit (they are deleted by default).",
 )
 @artifact_root_option(
-    "The tracking server's --default-artifact-root: DST's root for retarget (unless the catalog sets one)."
+    "The tracking server's --default-artifact-root: DST's root for retarget and relocate (unless the catalog sets one)."
 )
 @workspace_store_option
 @report_options
@@ -146,7 +159,8 @@ def move_resources(
     from mlflow_ws_admin.usecases import commands
 
     output = commands.Output(output_format, max_conflicts, bool(options["dry_run"]))
-    run = Invocation(uri, default_artifact_root, workspace_store_uri, output=output)
+    destination = options.get("artifacts_destination")
+    run = Invocation(uri, default_artifact_root, workspace_store_uri, destination, output=output)  # type: ignore[arg-type]
     with boundary(run):
         opts = commands.MoveOptions(
             default_artifact_root=artifact_root(default_artifact_root),
@@ -276,6 +290,31 @@ def restore_workspaces(
         record = record_journal or (journals[1] if len(journals) == 2 else None)
         opts = commands.RestoreOptions(journals[0], record, **options)  # type: ignore[arg-type]
     run_command(run, lambda target: commands.restore(target, opts, output, run.ui))
+
+
+@db.command("finish-relocation", epilog=URI_HELP)
+@click.argument("uri", required=False)
+@click.option(
+    "--journal",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="The journal of a move-resources --artifact-policy relocate run.",
+)
+@dry_run_option("Read-only: list the old objects that would be deleted.")
+@click.option("-y", "--yes", is_flag=True, help="Delete without asking for confirmation.")
+def finish_relocation(uri: str | None, journal: str, dry_run: bool, yes: bool) -> None:
+    """Delete the old artifact objects a relocating run left behind when it was killed after its commit.
+
+    Only for moves the database shows committed, and only objects whose copy is verified at the new prefix.
+    Exit codes: 0 ok, 2 usage or journal refused, 3 database or store error, 5 aborted.
+    """
+    from mlflow_ws_admin.usecases import commands
+
+    output = commands.Output("text", None, dry_run)
+    run = Invocation(uri, output=output)
+    opts = commands.FinishOptions(journal, dry_run, yes)
+    run_command(run, lambda target: commands.finish_relocation(target, opts, output, run.ui))
 
 
 # The auth database's commands live beside this file; registered last, as a group of ``main``.

@@ -95,13 +95,15 @@ def locked_transaction(
     doing: str,
     ignore_other_sessions: bool = False,
     read_tables: Sequence[str] = (),
+    write_tables: Sequence[str] = (),
 ) -> Iterator[Locked]:
     """Run the body under the locks in one transaction; COMMIT when it returns, roll back when it raises.
 
     ``doing`` names the operation in error messages, e.g. "applying (rolled back: nothing was applied)".
     Unless ``ignore_other_sessions``, another session connected to the database (a tracking server that still
     runs, with workspaces on) makes it refuse before anything is locked.  ``read_tables``: tables without a
-    workspace column that the body reads under the lock (a selective move's references)."""
+    workspace column that the body reads under the lock (a selective move's references); ``write_tables``:
+    tables without one that it updates (the stored artifact URIs ``--artifact-policy relocate`` rewrites)."""
     scope = _scope(schema)
     dialect = for_backend(scope.dialect)
     engine.dispose()  # our own idle connections (the plan's) are not "other sessions"
@@ -113,7 +115,10 @@ def locked_transaction(
                         _refuse_other_sessions(conn, dialect)
                     _check_privileges(conn, dialect, scope, suspendable)
                     dialect.lock_workspace_tables(
-                        conn, scope.tables, lock_timeout_s, [*read_tables, *scope.read_tables]
+                        conn,
+                        [*scope.tables, *(t for t in write_tables if t not in scope.tables)],
+                        lock_timeout_s,
+                        [t for t in (*read_tables, *scope.read_tables) if t not in write_tables],
                     )
                     locked = Locked(conn, dialect, schema, tuple(suspendable))
                     yield locked

@@ -3,5 +3,5 @@ read-only into one ``Plan`` value (``queries``, ``artifact_scan``, ``renames``, 
 transaction core (``apply``), journaled (``journal``, ``planfile``) and undone (``restore``); ``preflight`` builds
 the checklist of ``db preflight`` from the same reads.
 
-May import ``common``, ``db`` and ``findings``.  Never prints: reports are ``report``'s job.
+May import ``common``, ``db``, ``stores`` and ``findings``.  Never prints: reports are ``report``'s job.
 """

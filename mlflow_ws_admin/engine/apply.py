@@ -34,13 +34,15 @@ from mlflow_ws_admin.db.schema import ForeignKey, UniqueKey, WorkspaceSchema, Wo
 from mlflow_ws_admin.db.transaction import Locked, locked_transaction
 from mlflow_ws_admin.engine import artifact_scan, queries
 from mlflow_ws_admin.engine.move import Move
-from mlflow_ws_admin.engine.plan import Plan, key_has_conflicts
+from mlflow_ws_admin.engine.plan import Plan, key_has_conflicts, unresolved_findings
+from mlflow_ws_admin.engine.relocate import ArtifactMove, UriColumn
 from mlflow_ws_admin.engine.selection import describe_references, reference_tables, references_left_behind
 from mlflow_ws_admin.findings import stored_content
 from mlflow_ws_admin.findings.artifacts import ArtifactFinding
 
 if TYPE_CHECKING:
     from mlflow_ws_admin.engine.journal import JournalWriter
+    from mlflow_ws_admin.engine.relocate import Relocation
     from mlflow_ws_admin.engine.renames import RenamePlan
 
 #: Called after each table with (table, rows moved, seconds since apply started).
@@ -62,10 +64,21 @@ class ApplyResult:
     renamed: tuple[tuple[str, int], ...] = ()
     #: the renames read and applied under the lock (``--rename-conflicts``)
     renames: RenamePlan | None = None
+    #: ``--artifact-policy relocate``: what moved, objects copied (this run), stored URIs rewritten per column,
+    #: old objects deleted after COMMIT (None: kept by --keep-source-artifacts)
+    relocated: Relocated | None = None
 
     @property
     def total_moved(self) -> int:
         return sum(n for _, n in self.moved)
+
+
+@dataclass(frozen=True)
+class Relocated:
+    moves: tuple[ArtifactMove, ...]
+    objects_copied: int
+    uris_rewritten: tuple[UriColumn, ...]
+    objects_deleted: int | None
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,12 @@ class ApplyExtras:
     ignore_other_sessions: bool = False
     #: checks again, under the lock, that a selective move's workspaces still exist (raises UsageError)
     check_workspaces: Callable[[Connection], None] | None = None
+    #: ``--artifact-policy relocate``: keep the old objects after COMMIT (``--keep-source-artifacts``)
+    keep_source_artifacts: bool = False
+    #: copies in flight at once
+    artifact_workers: int = 16
+    #: progress of the copy: (objects done, bytes done)
+    on_copy: Callable[[int, int], None] | None = None
 
 
 def apply_plan(
@@ -104,6 +123,14 @@ def apply_plan(
     journal = extras.journal
     pending = f"{plan.total_rows_to_move:,} row(s) in {sum(1 for m in plan.moves if m.rows_to_move)} table(s)"
     started = time.monotonic()
+    relocation = plan.resources.relocation if plan.resources else None
+    moves = relocation.moves if relocation else ()
+    copied = 0
+    if moves:
+        from mlflow_ws_admin.engine.relocate import transfer
+
+        # Before the lock: the slow part, while the database still names the old objects (intact).
+        copied = transfer(moves, workers=extras.artifact_workers, on_progress=extras.on_copy)
     with locked_transaction(
         engine,
         schema,
@@ -113,6 +140,7 @@ def apply_plan(
         doing=f"applying (rolled back: nothing was applied; still pending: {pending})",
         ignore_other_sessions=extras.ignore_other_sessions,
         read_tables=_read_tables(plan),
+        write_tables=sorted(relocation.tables) if relocation else (),
     ) as tx:
         conn = tx.conn
         if extras.expected_fingerprints is not None:
@@ -144,16 +172,41 @@ def apply_plan(
 
             record_moves(conn, schema, journal, move)
         retargeted = _retarget_artifacts(conn, schema, move, journal)
+        if moves:
+            from mlflow_ws_admin.engine.relocate import transfer
+
+            # Under the lock: only what was logged since the first pass, then checked once more.
+            copied += transfer(moves, workers=extras.artifact_workers)
+        rewritten = _relocate(conn, relocation, journal) if relocation else ()
         created = _ensure_default_workspace(conn, schema) if move.is_migration else False
         cascades = tx.suspend_foreign_keys()
         cascaded = {wt.name for wt in _moving_tables(plan) if cascades and _moved_by_cascade(wt, suspendable)}
         counts = _move_all(tx, plan, cascaded, on_table, started)
-        findings = _artifact_verdict(finding.result(), extras.allow_artifact_overlap)
+        findings = _artifact_verdict(
+            unresolved_findings(finding.result(), plan.resources), extras.allow_artifact_overlap
+        )
         pruned = _prune_catalog(conn, schema, emptied, journal)
         if journal and created:
             journal.catalog_inserted({schema.catalog.name_column: mlflow_facts.DEFAULT_WORKSPACE})
     moved = tuple((wt.name, counts[wt.name]) for wt in _moving_tables(plan))
-    return ApplyResult(moved, created, pruned, findings, retargeted, tuple(renamed.items()), renames)
+    relocated = None
+    if relocation:
+        from mlflow_ws_admin.engine.relocate import delete_sources
+
+        # After COMMIT: the new objects are complete and in use; only now may the old ones go.
+        deleted = None if extras.keep_source_artifacts else delete_sources(moves)
+        relocated = Relocated(moves, copied, rewritten, deleted)
+    return ApplyResult(moved, created, pruned, findings, retargeted, tuple(renamed.items()), renames, relocated)
+
+
+def _relocate(conn: Connection, relocation: Relocation, journal: JournalWriter | None) -> tuple[UriColumn, ...]:
+    """Rewrite every stored URI under a moved prefix, journaling each object move first."""
+    from mlflow_ws_admin.engine.relocate import rewrite_uris
+
+    for m in relocation.moves:
+        if journal:
+            journal.artifact_move(m.record())
+    return rewrite_uris(conn, relocation.tables, {m.from_uri: m.to_uri for m in relocation.moves})
 
 
 def _rename_conflicts(tx: Locked, plan: Plan, journal: JournalWriter | None) -> tuple[RenamePlan, dict[str, int], Move]:

@@ -12,6 +12,10 @@ Records, one JSON object per line, in this order:
   ``artifact_location``; ``--rename-conflicts``: a renamed name, in the renamed row and every row that stores it),
   ``{"table", "key", "column", "from", "to"}`` plus ``workspace`` for a renamed name (the key is the row's key
   after the change, which is unique only within that workspace);
+- ``artifact_move``: one experiment's artifact objects copied for ``--artifact-policy relocate``:
+  ``{"experiment_id", "from", "to", "source", "target", "objects", "bytes"}`` — the stored URI prefix before and
+  after (every stored URI under ``from`` was rewritten to ``to``) and where the objects were and are; restore
+  copies them back and rewrites the prefix back;
 - ``sealed``: written and fsynced inside the transaction, right before COMMIT, with the record counts;
 - ``complete``: written and fsynced after COMMIT returned.
 
@@ -103,6 +107,7 @@ class JournalWriter:
         self.catalog_deleted_rows = 0
         self.catalog_inserted_rows = 0
         self.column_sets = 0
+        self.artifact_moves = 0
         self.sealed = False
         self._tables: set[str] = set()
         self.write(head)
@@ -142,6 +147,10 @@ class JournalWriter:
             record["workspace"] = workspace
         self.write(record)
 
+    def artifact_move(self, record: Mapping[str, Any]) -> None:
+        self.artifact_moves += 1
+        self.write({"type": "artifact_move", **record})
+
     def catalog_deleted(self, row: Mapping[str, Any]) -> None:
         self.catalog_deleted_rows += 1
         self.write({"type": "catalog_deleted", "row": dict(row)})
@@ -168,6 +177,7 @@ class JournalWriter:
                 "catalog_deleted": self.catalog_deleted_rows,
                 "catalog_inserted": self.catalog_inserted_rows,
                 "column_sets": self.column_sets,
+                "artifact_moves": self.artifact_moves,
             }
         )
         self._sync()
@@ -241,6 +251,8 @@ class JournalSummary:
     catalog_inserted: tuple[dict[str, Any], ...]
     #: the ``column_set`` records: one per retargeted experiment, so kept
     column_sets: tuple[dict[str, Any], ...] = ()
+    #: the ``artifact_move`` records (``--artifact-policy relocate``): one per experiment, so kept
+    artifact_moves: tuple[dict[str, Any], ...] = ()
 
 
 #: How every row record's line begins (``_json`` keeps the dict's order and no spaces): check_journal counts
@@ -313,8 +325,13 @@ def check_journal(path: str | Path, identity: Mapping[str, Any], signature: str)
         raise JournalRefused(f"{path} is not an mlflow-ws-admin journal")
     if head.get("version") != JOURNAL_VERSION:
         raise JournalRefused(f"journal {path} has version {head.get('version')}; this tool reads {JOURNAL_VERSION}")
-    counts = {"row": 0, "catalog_deleted": 0, "catalog_inserted": 0, "column_set": 0}
-    kept: dict[str, list[dict[str, Any]]] = {"catalog_deleted": [], "catalog_inserted": [], "column_set": []}
+    counts = {"row": 0, "catalog_deleted": 0, "catalog_inserted": 0, "column_set": 0, "artifact_move": 0}
+    kept: dict[str, list[dict[str, Any]]] = {
+        "catalog_deleted": [],
+        "catalog_inserted": [],
+        "column_set": [],
+        "artifact_move": [],
+    }
     sealed: dict[str, Any] | None = None
     complete = False
     for line in lines:
@@ -327,7 +344,7 @@ def check_journal(path: str | Path, identity: Mapping[str, Any], signature: str)
             counts[kind] += 1
             _check_shape(path, kind, record)
             if kind in kept:
-                kept[kind].append(record if kind == "column_set" else record["row"])
+                kept[kind].append(record if kind in ("column_set", "artifact_move") else record["row"])
         elif kind == "sealed":
             sealed = record
         elif kind == "complete":
@@ -341,8 +358,9 @@ def check_journal(path: str | Path, identity: Mapping[str, Any], signature: str)
         sealed.get("catalog_deleted"),
         sealed.get("catalog_inserted"),
         sealed.get("column_sets", 0),  # absent from journals written before move-resources
+        sealed.get("artifact_moves", 0),  # absent from journals written before relocate
     )
-    if sealed_counts != (counts["row"], counts["catalog_deleted"], counts["catalog_inserted"], counts["column_set"]):
+    if sealed_counts != tuple(counts.values()):
         raise JournalRefused(f"journal {path} is inconsistent: its record counts do not match its seal")
     theirs = (head.get("database") or {}).get("identity")
     if theirs != dict(identity):
@@ -355,6 +373,7 @@ def check_journal(path: str | Path, identity: Mapping[str, Any], signature: str)
         tuple(kept["catalog_deleted"]),
         tuple(kept["catalog_inserted"]),
         tuple(kept["column_set"]),
+        tuple(kept["artifact_move"]),
     )
 
 
@@ -370,6 +389,8 @@ def _check_shape(path: Path, kind: str, record: Mapping[str, Any]) -> None:
         )
     elif kind == "column_set":
         ok = all(isinstance(record.get(k), str) for k in ("table", "column")) and isinstance(record.get("key"), list)
+    elif kind == "artifact_move":
+        ok = all(isinstance(record.get(k), str) for k in ("from", "to", "source", "target"))
     else:
         ok = isinstance(record.get("row"), dict)
     if not ok:
@@ -382,6 +403,26 @@ def _describe(identity: Any) -> str:
     if identity.get("path"):
         return f"sqlite {identity['path']}"
     return f"{identity.get('dialect')} {identity.get('host')}:{identity.get('port')}/{identity.get('database')}"
+
+
+def artifact_move_records(path: str | Path, identity: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``artifact_move`` records of a journal written for this database, complete or not: a run killed
+    after its COMMIT may not have marked the journal complete, and what it committed is read from the database
+    (``db finish-relocation``), not from the journal."""
+    path = Path(path)
+    records = _records(path)
+    head = next(records, None)
+    if not head or head.get("type") != "header" or head.get("format") != JOURNAL_FORMAT:
+        raise JournalRefused(f"{path} is not an mlflow-ws-admin journal")
+    theirs = (head.get("database") or {}).get("identity")
+    if theirs != dict(identity):
+        raise JournalRefused(f"journal {path} belongs to another database ({_describe(theirs)}); refusing it")
+    found = []
+    for record in records:
+        if record.get("type") == "artifact_move":
+            _check_shape(path, "artifact_move", record)
+            found.append(record)
+    return found
 
 
 def read_records(path: str | Path) -> Iterator[dict[str, Any]]:

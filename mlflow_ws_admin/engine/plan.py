@@ -17,7 +17,7 @@ from mlflow_ws_admin.db.schema import UniqueKey, WorkspaceSchema, WorkspaceTable
 from mlflow_ws_admin.engine import queries
 from mlflow_ws_admin.engine.artifact_scan import read_stored_content, start_artifact_check
 from mlflow_ws_admin.engine.move import MIGRATE, Move
-from mlflow_ws_admin.findings import fix_hints
+from mlflow_ws_admin.findings import artifacts, fix_hints
 from mlflow_ws_admin.findings.artifacts import ArtifactFinding, display_location
 from mlflow_ws_admin.findings.conflicts import ConflictGroup, ConflictRow, TableConflicts, is_renameable
 from mlflow_ws_admin.findings.stored_content import StoredContent
@@ -27,6 +27,13 @@ if TYPE_CHECKING:
     from mlflow_ws_admin.engine.selection import ResourceSelection
 
 DEFAULT_SAMPLE_GROUPS = 5
+
+
+class _NoRelocation:
+    occupied = ()
+
+
+_NONE = _NoRelocation()
 
 
 @dataclass(frozen=True)
@@ -122,7 +129,11 @@ class Plan:
 
     @property
     def has_blocking_conflicts(self) -> bool:
-        return self.blocking_conflict_count > 0 or bool(self.resources and self.resources.references_left_behind)
+        if self.blocking_conflict_count > 0:
+            return True
+        resources = self.resources
+        # A relocation target that holds other objects would be overwritten: never done.
+        return bool(resources and (resources.references_left_behind or (resources.relocation or _NONE).occupied))
 
     @property
     def blocking_artifact_findings(self) -> tuple[ArtifactFinding, ...]:
@@ -208,7 +219,7 @@ def build_plan(
         creates_default_workspace=move.is_migration and mlflow_facts.DEFAULT_WORKSPACE not in catalog_names,
         catalog_workspaces=catalog_names,
         sample_limit=sample_limit,
-        artifact_findings=finding.result() if finding else (),
+        artifact_findings=unresolved_findings(finding.result(), resources) if finding else (),
         default_artifact_root=display_location(default_artifact_root) if default_artifact_root else None,
         checked_during_apply=defer_to_apply,
         other_sessions=None if others is None else tuple(others),
@@ -218,6 +229,17 @@ def build_plan(
         prompts=prompts,
         stored_content=stored,
     )
+
+
+def unresolved_findings(
+    findings: tuple[ArtifactFinding, ...], resources: ResourceSelection | None
+) -> tuple[ArtifactFinding, ...]:
+    """The findings the move leaves standing: a proxied path whose objects relocate moves is resolved by it."""
+    relocation = resources.relocation if resources else None
+    if relocation is None:
+        return findings
+    moved = {m.experiment_id for m in relocation.moves}
+    return tuple(f for f in findings if not (f.kind == artifacts.PROXIED_PATH and str(f.experiment_id) in moved))
 
 
 def _table_move(conn: Connection, wt: WorkspaceTable, move: Move) -> TableMove:

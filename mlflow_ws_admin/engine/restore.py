@@ -45,6 +45,7 @@ from mlflow_ws_admin.db.transaction import Locked, locked_transaction
 from mlflow_ws_admin.db.translate import translate
 from mlflow_ws_admin.engine import queries
 from mlflow_ws_admin.engine.journal import JournalSummary, JournalWriter, creation_column, key_columns, read_records
+from mlflow_ws_admin.engine.relocate import ArtifactMove, UriColumn
 
 BATCH = 500
 MISSING, REPLACED, OCCUPIED, CATALOG = "missing", "replaced", "occupied", "catalog"
@@ -75,6 +76,13 @@ class RestoreResult:
     #: of those, the values --rename-conflicts changed (the names, in the renamed rows and the rows storing them,
     #: and the digests derived from them)
     names_restored: int = 0
+    #: ``--artifact-policy relocate`` undone: each move's objects go back (the journal's records, reversed)
+    artifact_moves: list[ArtifactMove] = field(default_factory=list)
+    #: objects copied back by this run; old objects deleted after COMMIT
+    artifact_objects_copied: int = 0
+    artifact_objects_deleted: int = 0
+    #: (table, column, rows) of stored URIs rewritten back
+    artifact_uris_rewritten: list[UriColumn] = field(default_factory=list)
     applied: bool = False
 
     @property
@@ -121,6 +129,7 @@ def plan_restore(
             )
             result.columns_restored = len(summary.column_sets)
             result.names_restored = sum(1 for c in summary.column_sets if "workspace" in c)
+            result.artifact_moves = _artifact_moves_back(summary)
     except SQLAlchemyError as exc:
         raise translate(exc, doing="checking the restore (nothing was changed)") from None
     return result
@@ -135,10 +144,21 @@ def apply_restore(
     out: JournalWriter | None = None,
     lock_timeout_s: float = 30.0,
     ignore_other_sessions: bool = False,
+    keep_source_artifacts: bool = False,
+    artifact_workers: int = 16,
 ) -> RestoreResult:
     """Move the journaled rows back on the locked-transaction core, set-based, re-checked under the lock.
     Raises ConflictsAppeared (rolled back) on any conflict."""
     result = RestoreResult(dry_run=False)
+    back = _artifact_moves_back(summary)
+    tables: Mapping[str, tuple[tuple[str, ...], list[str]]] = {}
+    if back:
+        from mlflow_ws_admin.engine.relocate import candidate_tables, transfer
+
+        with engine.connect() as conn:
+            tables = candidate_tables(conn, schema)
+        # Before the lock, as apply does: the database still names the new prefixes, whose objects are intact.
+        result.artifact_objects_copied = transfer(back, workers=artifact_workers)
     # All workspace FKs: the journal holds every row that moved, cascaded children too, so nothing may
     # cascade a second time.
     suspendable = [fk for wt in schema.tables for fk in wt.parent_keys]
@@ -150,6 +170,7 @@ def apply_restore(
         journal=out,
         doing="restoring (rolled back: nothing was restored)",
         ignore_other_sessions=ignore_other_sessions,
+        write_tables=sorted(tables),
     ) as tx:
         _recreate_catalog(tx.conn, schema, summary.catalog_deleted, result, out)
         tx.suspend_foreign_keys()
@@ -164,8 +185,39 @@ def apply_restore(
                 _move_back(tx, wt, itertools.chain.from_iterable(rows for _, rows in run), result, out)
         _restore_columns(tx.conn, schema, summary.column_sets, result, out)
         _delete_catalog(tx.conn, schema, summary.catalog_inserted, result, out)
+        if back:
+            _relocate_back(tx.conn, tables, back, result, out, artifact_workers)
     result.applied = True
+    if back and not keep_source_artifacts:
+        from mlflow_ws_admin.engine.relocate import delete_sources
+
+        # After COMMIT, as apply does: the old prefixes are complete again and in use.
+        result.artifact_objects_deleted = delete_sources(back)
     return result
+
+
+def _artifact_moves_back(summary: JournalSummary) -> list[ArtifactMove]:
+    return [ArtifactMove.from_record(r).reversed() for r in summary.artifact_moves]
+
+
+def _relocate_back(
+    conn: Connection,
+    tables: Mapping[str, tuple[tuple[str, ...], list[str]]],
+    back: list[ArtifactMove],
+    result: RestoreResult,
+    out: JournalWriter | None,
+    workers: int,
+) -> None:
+    """Under the lock: copy what was logged under the new prefixes meanwhile, then rewrite every stored URI
+    back, journaling the reverse moves in this restore's own journal."""
+    from mlflow_ws_admin.engine.relocate import rewrite_uris, transfer
+
+    result.artifact_objects_copied += transfer(back, workers=workers)
+    for m in back:
+        if out:
+            out.artifact_move(m.record())
+    result.artifact_moves = back
+    result.artifact_uris_rewritten = list(rewrite_uris(conn, tables, {m.from_uri: m.to_uri for m in back}))
 
 
 # --- reading the journal -----------------------------------------------------------------------------------

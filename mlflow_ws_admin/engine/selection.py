@@ -109,6 +109,9 @@ class ResourceSelection:
     references_left_behind: tuple[Reference, ...] = ()
     #: the artifact root moved experiments are repointed under (``--artifact-policy retarget``)
     retarget_root: str | None = None
+    #: the objects and stored URIs that move with the experiments (``--artifact-policy relocate``): an
+    #: ``engine.relocate.Relocation``, which plans with this module's layout helpers (so no import back here)
+    relocation: Any = None
 
     @property
     def root_rows(self) -> int:

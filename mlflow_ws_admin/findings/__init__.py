@@ -2,5 +2,5 @@
 (``conflicts``), artifact-location findings (``artifacts``), one MLflow action per conflict group (``fix_hints``),
 preflight checks (``checks``), and the tracking-server probe (``server_probe``).
 
-May import ``common`` and ``db``.  Nothing here reads the database itself: the engine feeds it rows.
+May import ``common``, ``db`` and ``stores``.  Nothing here reads the database itself: the engine feeds it rows.
 """

@@ -428,16 +428,19 @@ def _squatter(item: _Item, location: Location, reserved: Location) -> ArtifactFi
 def _proxied_path(item: _Item, location: Location, target: str) -> ArtifactFinding | None:
     """A `mlflow-artifacts:` path under workspaces/<ws>/: the proxy rejects it for the target workspace
     (`default`, or a move's target) while workspaces are on.  As MLflow 3.18.0's proxy reads a path: its first
-    segment, in any case (`WORKSPACES/` too), then the workspace name exactly."""
+    segment, in any case (`WORKSPACES/` too), then the workspace name exactly.  A legacy path (no workspaces/ first
+    segment, from before workspaces) is served only to `default`: elsewhere its listing is silently empty."""
     segs = location.segments
-    if location.scheme != mlflow_facts.PROXIED_ARTIFACT_SCHEME or not is_reserved_segment(segs[0] if segs else ""):
+    if location.scheme != mlflow_facts.PROXIED_ARTIFACT_SCHEME or not segs:
         return None
+    if not is_reserved_segment(segs[0]):
+        return _legacy_proxied_path(item, target)
     if len(segs) < 2 or segs[1] == target:
         return None
     if target == mlflow_facts.DEFAULT_WORKSPACE:
         fix = "disable workspaces after the migration"
     else:
-        fix = "move it with --artifact-policy retarget, or copy its artifacts"
+        fix = f"move it with --artifact-policy relocate, which moves its objects under workspaces/{target}/"
     return ArtifactFinding(
         kind=PROXIED_PATH,
         severity=WARNING,
@@ -455,6 +458,22 @@ def is_reserved_segment(segment: str) -> bool:
     """The proxy's reserved `workspaces` prefix, compared case-insensitively as MLflow 3.18.0 does (a
     case-insensitive local store serves `WORKSPACES/` as `workspaces/`)."""
     return segment.lower() == mlflow_facts.RESERVED_ARTIFACT_SEGMENT
+
+
+def _legacy_proxied_path(item: _Item, target: str) -> ArtifactFinding | None:
+    if target == mlflow_facts.DEFAULT_WORKSPACE:
+        return None
+    return ArtifactFinding(
+        kind=PROXIED_PATH,
+        severity=WARNING,
+        experiment_id=item.ident,
+        location=display_location(item.raw),
+        detail=(
+            f"legacy proxied path (no workspaces/ segment): the artifact proxy serves it only to `default`, so in "
+            f"`{target}` its artifacts list as empty; fix: move it with --artifact-policy relocate"
+        ),
+        workspace=item.group,
+    )
 
 
 def _workspace_root_overlaps(

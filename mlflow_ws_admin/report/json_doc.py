@@ -11,9 +11,12 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, Any
 
+from mlflow_ws_admin.engine.apply import Relocated
 from mlflow_ws_admin.engine.plan import Plan
+from mlflow_ws_admin.engine.relocate import Relocation
 from mlflow_ws_admin.engine.selection import Reference, ResourceSelection, RowRef
 from mlflow_ws_admin.findings import stored_content
+from mlflow_ws_admin.findings.artifacts import display_location
 from mlflow_ws_admin.findings.checks import PreflightResult
 from mlflow_ws_admin.findings.conflicts import ConflictGroup, TableConflicts
 
@@ -60,6 +63,7 @@ def plan_document(
     rows_moved: int | None = None,
     artifact_locations_retargeted: int | None = None,
     rows_renamed: Mapping[str, int] | None = None,
+    relocated: Relocated | None = None,
 ) -> dict[str, Any]:
     """The document for a migrate or move-resources run.  ``conflicts`` may be a generator: ``write_document``
     streams it.  ``rows_moved`` is what apply moved under its lock (null when nothing was applied)."""
@@ -89,6 +93,8 @@ def plan_document(
         doc["rows_renamed"] = None if rows_renamed is None else dict(rows_renamed)
     if plan.resources is not None:
         doc.update(selection_fields(plan.resources, artifact_locations_retargeted))
+        if plan.resources.relocation is not None:
+            doc.update(relocated_fields(relocated))
     return doc
 
 
@@ -103,11 +109,51 @@ def selection_fields(selection: ResourceSelection, retargeted: int | None) -> di
         "names_not_found": list(selection.unmatched_names),
         "pulled_along": [_reference(r) for r in selection.pulled_along],
         "references_left_behind": [_reference(r) for r in selection.references_left_behind],
-        "artifact_policy": "retarget" if selection.retarget_root else "preserve",
+        "artifact_policy": _policy(selection),
         "artifact_root": selection.retarget_root,
         # null until applied: the count is taken under the lock
         "artifact_locations_retargeted": retargeted,
+        **relocation_fields(selection.relocation),
     }
+
+
+def _policy(selection: ResourceSelection) -> str:
+    if selection.relocation is not None:
+        return "relocate"
+    return "retarget" if selection.retarget_root else "preserve"
+
+
+def relocation_fields(relocation: Relocation | None) -> dict[str, Any]:
+    """``--artifact-policy relocate``: per experiment the prefix that moves, and the stored URIs rewritten."""
+    if relocation is None:
+        return {"artifact_moves": []}
+    return {
+        "artifact_moves": [
+            {
+                "experiment_id": m.experiment_id,
+                "from": display_location(m.from_uri),
+                "to": display_location(m.to_uri),
+                "objects": m.objects,
+                "bytes": m.bytes,
+            }
+            for m in relocation.moves
+        ],
+        "artifact_uris_rewritten": [
+            {"table": c.table, "column": c.column, "rows": c.rows, "known": c.known} for c in relocation.columns
+        ],
+        "artifact_locations_left_alone": [
+            {"experiment_id": i, "location": display_location(loc)} for i, loc in relocation.left_alone
+        ],
+        "artifact_targets_occupied": [display_location(o) for o in relocation.occupied],
+        "artifact_versions_left_behind": [{"name": n, "version": v} for n, v in relocation.split_versions],
+    }
+
+
+def relocated_fields(relocated: Relocated | None) -> dict[str, Any]:
+    """What apply did with the objects (null fields until applied)."""
+    if relocated is None:
+        return {"artifact_objects_copied": None, "artifact_objects_deleted": None}
+    return {"artifact_objects_copied": relocated.objects_copied, "artifact_objects_deleted": relocated.objects_deleted}
 
 
 def _reference(ref: Reference) -> dict[str, Any]:
@@ -213,6 +259,12 @@ def restore_document(result: Any, *, status: str, exit_code: int, dialect: str, 
     doc["missing_rows"] = dict(result.missing)
     doc["workspaces_recreated"] = list(result.workspaces_recreated)
     doc["columns_restored"] = result.columns_restored
+    doc["artifact_moves"] = [
+        {"experiment_id": m.experiment_id, "from": display_location(m.from_uri), "to": display_location(m.to_uri)}
+        for m in result.artifact_moves
+    ]
+    doc["artifact_objects_copied"] = result.artifact_objects_copied if result.applied else None
+    doc["artifact_objects_deleted"] = result.artifact_objects_deleted if result.applied else None
     return doc
 
 

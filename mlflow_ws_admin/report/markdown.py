@@ -23,11 +23,12 @@ from mlflow_ws_admin.findings import artifacts, stored_content
 from mlflow_ws_admin.findings.checks import FAIL, PASS, WARN, PreflightResult
 from mlflow_ws_admin.findings.conflicts import ConflictGroup, TableConflicts
 from mlflow_ws_admin.report.text import (
-    ARTIFACT_KIND_TEXT,
+    artifact_kind_text,
     nothing_there,
     other_sessions_line,
     plan_title,
     quoted,
+    relocation_lines,
     summary_line,
     workspace_label,
 )
@@ -174,6 +175,9 @@ def selection_section(selection: ResourceSelection) -> list[str]:
     ):
         if refs:
             lines += [f"{title}: {len(refs):,}", "", *(f"- {escape(line)}" for line in describe_references(refs)), ""]
+    if selection.relocation is not None:
+        head, *rest = relocation_lines(selection.relocation, None)
+        lines += [escape(head[0]), "", *(f"- {escape(text.strip())}" for text, _ in rest), ""]
     return lines
 
 
@@ -260,7 +264,7 @@ def artifact_section(plan: Plan) -> list[str]:
     if not findings:
         return [*lines, "No artifact findings.", ""]
     for kind, count in artifacts.count_by_kind(findings).items():
-        meaning, fix = ARTIFACT_KIND_TEXT[kind]
+        meaning, fix = artifact_kind_text(plan, kind)
         of_kind = [f for f in findings if f.kind == kind]
         shown = of_kind if plan.sample_limit is None else of_kind[: plan.sample_limit]
         lines += [f"#### {escape(kind)} — {escape(meaning)}: {count:,} finding(s)", ""]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from rich.console import Console
 
@@ -25,14 +26,29 @@ def planning_spinner(console: Console | None) -> Iterator[Callable[[str], None] 
         yield lambda table: status.update(Text(f"Checking {table}"))
 
 
+#: (objects done, bytes done) of the artifact prefix being copied (``--artifact-policy relocate``)
+CopyHook = Callable[[int, int], None]
+
+
 @contextmanager
-def apply_progress(plan: Plan, console: Console | None) -> Iterator[Callable[[str, int, float], None] | None]:
+def apply_progress(
+    plan: Plan, console: Console | None
+) -> Iterator[tuple[Callable[[str, int, float], None] | None, CopyHook | None]]:
     """One line per table that moves rows: its rows and the seconds since the previous table finished (the
-    first also waits for the locks and the checks before the first UPDATE).  The table being updated spins."""
+    first also waits for the locks and the checks before the first UPDATE).  The table being updated spins.
+    With ``--artifact-policy relocate`` a first line shows the copy: objects, bytes and rate."""
     if console is None:
-        yield None
+        yield None, None
         return
-    from rich.progress import Progress, ProgressColumn, SpinnerColumn, Task, TextColumn
+    from rich.progress import (
+        DownloadColumn,
+        Progress,
+        ProgressColumn,
+        SpinnerColumn,
+        Task,
+        TextColumn,
+        TransferSpeedColumn,
+    )
     from rich.text import Text
 
     class Seconds(ProgressColumn):
@@ -41,7 +57,13 @@ def apply_progress(plan: Plan, console: Console | None) -> Iterator[Callable[[st
 
     columns = (SpinnerColumn(finished_text="✓"), TextColumn("{task.description}", markup=False))
     columns += (TextColumn("{task.fields[rows]}", justify="right", markup=False), Seconds())
+    relocation = plan.resources.relocation if plan.resources else None
+    if relocation is not None and relocation.objects:
+        columns += (DownloadColumn(), TransferSpeedColumn())
     with Progress(*columns, console=console) as progress:
+        copied = (
+            _copy_task(progress, relocation.objects, relocation.bytes) if relocation and relocation.objects else None
+        )
         pending = [
             progress.add_task(m.table, total=1, start=False, rows=f"{m.rows_to_move:,} rows")
             for m in plan.moves
@@ -60,6 +82,23 @@ def apply_progress(plan: Plan, console: Console | None) -> Iterator[Callable[[st
             pending.remove(task)
             progress.start_task(pending[0])
 
-        yield moved
+        yield moved, copied
         progress.update(pending[-1], completed=1)
         progress.stop_task(pending[-1])
+
+
+def _copy_task(progress: Any, objects: int, total_bytes: int) -> CopyHook:
+    """The copy's line; the hook takes the counts of one prefix at a time (prefixes follow one another)."""
+    task = progress.add_task("copy artifacts", total=max(total_bytes, 1), rows=f"0/{objects:,} objects")
+    # objects and bytes of the prefixes finished, and the last counts of the one being copied
+    done = {"objects": 0, "bytes": 0, "now_objects": 0, "now_bytes": 0}
+
+    def advance(now_objects: int, now_bytes: int) -> None:
+        if now_objects < done["now_objects"]:  # the next prefix began
+            done["objects"] += done["now_objects"]
+            done["bytes"] += done["now_bytes"]
+        done["now_objects"], done["now_bytes"] = now_objects, now_bytes
+        shown = min(objects, done["objects"] + now_objects)
+        progress.update(task, completed=done["bytes"] + now_bytes, rows=f"{shown:,}/{objects:,} objects")
+
+    return advance

@@ -22,9 +22,11 @@ from mlflow_ws_admin.engine.apply import ApplyResult
 from mlflow_ws_admin.engine.plan import Plan
 from mlflow_ws_admin.engine.selection import SAMPLE_NAMES, ResourceSelection, describe_references, retargeted
 from mlflow_ws_admin.findings import artifacts, stored_content
+from mlflow_ws_admin.findings.artifacts import display_location
 from mlflow_ws_admin.findings.conflicts import ConflictGroup, ConflictRow, TableConflicts
 
 if TYPE_CHECKING:  # restore's machinery is not needed to print its result
+    from mlflow_ws_admin.engine.relocate import Relocation
     from mlflow_ws_admin.engine.restore import RestoreResult
 
 GroupSource = Callable[[TableConflicts], Iterable[ConflictGroup]]
@@ -369,6 +371,24 @@ def render_stored_content(plan: Plan, console: Console) -> None:
     console.print(Text(f"  fix: {stored_content.fix(rows, plan.move.target)}", style="cyan"))
 
 
+#: move-resources' own words where they differ from migrate's (the proxy judges a path by the move's target)
+MOVE_ARTIFACT_KIND_TEXT = {
+    artifacts.PROXIED_PATH: (
+        "mlflow-artifacts: paths the proxy serves only to their own workspace (workspaces/<ws>/, or `default` for "
+        "a legacy <id> path): unreadable through the server once moved",
+        "move with --artifact-policy relocate: the objects move under the target workspace's path and every "
+        "stored URI follows (retarget and preserve leave what was logged before unreadable)",
+    ),
+}
+
+
+def artifact_kind_text(plan: Plan, kind: str) -> tuple[str, str]:
+    """(what the kind means, how to fix it) for this plan's command."""
+    if plan.resources is not None and kind in MOVE_ARTIFACT_KIND_TEXT:
+        return MOVE_ARTIFACT_KIND_TEXT[kind]
+    return ARTIFACT_KIND_TEXT[kind]
+
+
 def render_artifact_findings(plan: Plan, console: Console) -> None:
     """Findings grouped by kind; each kind shows plan.sample_limit findings unless it is None (--verbose)."""
     findings = plan.artifact_findings
@@ -391,7 +411,7 @@ def render_artifact_findings(plan: Plan, console: Console) -> None:
         )
     )
     for kind, count in artifacts.count_by_kind(findings).items():
-        meaning, fix = ARTIFACT_KIND_TEXT[kind]
+        meaning, fix = artifact_kind_text(plan, kind)
         console.print()
         console.print(Text(f"{kind} — {meaning}: {count:,} finding(s)", style="bold"))
         of_kind = (f for f in findings if f.kind == kind)
@@ -456,12 +476,15 @@ def render_selection(selection: ResourceSelection, console: Console, *, verbose:
                 "  fix: add those rows to the move (--resource-type/--name), or drop the references first", style="cyan"
             )
         )
-    if selection.retarget_root:
+    if selection.relocation is not None:
+        render_relocation(selection.relocation, console, limit)
+    elif selection.retarget_root:
         console.print(
             Text(
                 f"Artifacts: retarget: moved experiments get artifact_location "
                 f"{retargeted(selection.retarget_root, '<experiment_id>')}; "
-                "no artifact is copied, and runs keep their stored artifact URIs."
+                "no artifact is copied: new runs land in DST's layout, but the artifacts logged before the move "
+                "stay where they are (through a server with workspaces on, unreadable in DST)."
             )
         )
     else:
@@ -471,6 +494,65 @@ def render_selection(selection: ResourceSelection, console: Console, *, verbose:
                 "runs keep their stored artifact URIs."
             )
         )
+
+
+def relocation_lines(relocation: Relocation, limit: int | None) -> list[tuple[str, str]]:
+    """(text, style) lines: the prefixes that move, what is left alone, the stored URIs rewritten, what blocks.
+    Shared by the text and Markdown reports."""
+    lines = [
+        (
+            f"Artifacts: relocate: {len(relocation.moves):,} experiment prefix(es), {relocation.objects:,} object(s), "
+            f"{relocation.bytes:,} byte(s) move with the experiments (copied and verified before the commit, the old "
+            "objects deleted after it)",
+            "",
+        )
+    ]
+    moves = relocation.moves if limit is None else relocation.moves[:limit]
+    lines += [
+        (
+            f"  experiment {m.experiment_id}: {quoted(display_location(m.from_uri))} -> "
+            f"{quoted(display_location(m.to_uri))} ({m.objects:,} object(s), {m.bytes:,} byte(s))",
+            "",
+        )
+        for m in moves
+    ]
+    if len(moves) < len(relocation.moves):
+        lines.append((f"  ... {len(relocation.moves) - len(moves):,} more (use --verbose to list all)", ""))
+    for c in relocation.columns:
+        note = "" if c.known else " (not a column MLflow is known to store URIs in: check it)"
+        lines.append(
+            (f"  stored URIs rewritten: {c.table}.{c.column}: {c.rows:,} row(s){note}", "" if c.known else "yellow")
+        )
+    for ident, location in relocation.left_alone:
+        lines.append(
+            (
+                f"  left alone: experiment {ident} {quoted(display_location(location))} follows no server-derived "
+                "layout (its objects are not moved)",
+                "yellow",
+            )
+        )
+    for model, version in relocation.split_versions:
+        lines.append(
+            (
+                f"  split: registered model {quoted(model)} version {version} stays behind while the files it points "
+                "at move: it reads again only once the model moves too (add --resource-type registered_models "
+                f"--name {model}), or accept the split",
+                "yellow",
+            )
+        )
+    for where in relocation.occupied:
+        lines.append(
+            (
+                f"  blocking: {quoted(display_location(where))} already holds other objects (never overwritten)",
+                "bold red",
+            )
+        )
+    return lines
+
+
+def render_relocation(relocation: Relocation, console: Console, limit: int | None) -> None:
+    for line, style in relocation_lines(relocation, limit):
+        console.print(Text(line, style=style))
 
 
 def _more(console: Console, total: int, limit: int | None) -> None:
@@ -499,6 +581,17 @@ def render_apply_result(
         console.print(
             Text(f"  repointed the artifact_location of {result.artifact_locations_retargeted:,} experiment(s)")
         )
+    if (rel := result.relocated) is not None:
+        console.print(
+            Text(
+                f"  relocated the artifacts of {len(rel.moves):,} experiment(s): {rel.objects_copied:,} object(s) "
+                "copied by this run and verified"
+            )
+        )
+        for c in rel.uris_rewritten:
+            console.print(Text(f"  rewrote {c.rows:,} stored URI(s) in {c.table}.{c.column}"))
+        gone = "kept (--keep-source-artifacts)" if rel.objects_deleted is None else f"{rel.objects_deleted:,} deleted"
+        console.print(Text(f"  old objects, after the commit: {gone}"))
     for t, n in result.renamed:
         console.print(Text(f"  renamed {n:,} row(s) of {t}"))
     if result.renamed:
@@ -538,6 +631,22 @@ def render_restore(
             console.print(
                 Text(f"  {result.names_restored:,} value(s) changed by --rename-conflicts put back (names, digests)")
             )
+    for m in result.artifact_moves:
+        console.print(
+            Text(
+                f"  artifacts of experiment {m.experiment_id}: {quoted(display_location(m.from_uri))} -> "
+                f"{quoted(display_location(m.to_uri))}"
+            )
+        )
+    for c in result.artifact_uris_rewritten:
+        console.print(Text(f"  rewrote {c.rows:,} stored URI(s) in {c.table}.{c.column} back"))
+    if result.applied and result.artifact_moves:
+        console.print(
+            Text(
+                f"  {result.artifact_objects_copied:,} object(s) copied back, {result.artifact_objects_deleted:,} "
+                "deleted from the moved prefixes after the commit"
+            )
+        )
     for table, n in result.missing.items():
         console.print(Text(f"  {table}: {n:,} journaled row(s) no longer exist where the run left them; skipped"))
     if result.conflict_count:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from mlflow_ws_admin.engine.journal import JournalWriter
     from mlflow_ws_admin.engine.move import Move, RenamePolicy
     from mlflow_ws_admin.engine.plan import Plan
+    from mlflow_ws_admin.engine.relocate import Relocation
     from mlflow_ws_admin.engine.restore import RestoreResult
     from mlflow_ws_admin.engine.selection import ResourceSelection
     from mlflow_ws_admin.findings.checks import Check
@@ -226,7 +227,7 @@ def _run_move(
                 _emit_plan(output, ui, None, plan, ExitStatus.ABORTED)
                 return ExitStatus.ABORTED
         try:
-            with apply_progress(plan, progress_console) as on_moved:
+            with apply_progress(plan, progress_console) as (on_moved, on_copy):
                 result = apply_plan(
                     engine,
                     plan,
@@ -235,6 +236,8 @@ def _run_move(
                     extras=dataclasses.replace(
                         _apply_extras(options, target, plan.schema, expected, operation),
                         check_workspaces=check_workspaces,
+                        keep_source_artifacts=getattr(options, "keep_source_artifacts", False),
+                        on_copy=on_copy,
                     ),
                 )
         except (ConflictsAppeared, ArtifactFindingsBlock, StoredContentRefused):
@@ -423,6 +426,7 @@ def _emit_plan(
         rows_moved=applied.total_moved if applied else None,
         artifact_locations_retargeted=applied.artifact_locations_retargeted if applied else None,
         rows_renamed=dict(applied.renamed) if applied and plan.renames is not None else None,
+        relocated=applied.relocated if applied else None,
     )
     write_document(doc, ui.stdout())
     output.emitted = True
@@ -453,9 +457,17 @@ class MoveOptions(MigrateOptions):
     tags: tuple[tuple[str, str], ...] = ()
     artifact_policy: str = "preserve"
     workspace_store_uri: str | None = None
+    #: the tracking server's --artifacts-destination: where ``mlflow-artifacts:`` objects are (relocate)
+    artifacts_destination: str | None = None
+    keep_source_artifacts: bool = False
 
     def check(self) -> None:
         super().check()
+        relocating = self.artifact_policy == "relocate"
+        if (self.artifacts_destination or self.keep_source_artifacts) and not relocating:
+            raise UsageError(
+                "--artifacts-destination and --keep-source-artifacts go with --artifact-policy relocate; add it"
+            )
         if self.source == self.target:
             raise UsageError(f"--from and --to are both {self.source!r}: nothing would move")
         if self.names and self.tags:
@@ -505,6 +517,8 @@ def _resource_chooser(options: MoveOptions, store: Target | None) -> MoveChooser
                     "default_artifact_root in the catalog; pass the server's --default-artifact-root"
                 )
         move, chosen = selection.select_resources(conn, schema, wanted)
+        if options.artifact_policy == "relocate":
+            chosen = dataclasses.replace(chosen, relocation=_relocation(conn, schema, move, options, workspaces))
         if root is not None:
             moving = next((s for s in chosen.selected if s.table == selection.EXPERIMENTS), None)
             ids = [k[0] for k in moving.keys] if moving else []
@@ -513,6 +527,33 @@ def _resource_chooser(options: MoveOptions, store: Target | None) -> MoveChooser
         return move, chosen
 
     return choose
+
+
+def _relocation(
+    conn: Connection, schema: WorkspaceSchema, move: Move, options: MoveOptions, workspaces: dict[str, str | None]
+) -> Relocation:
+    """Read-only: which artifact prefixes move where (``--artifact-policy relocate``)."""
+    from mlflow_ws_admin.engine.relocate import PROXIED_ROOT, moving_experiments, plan_relocation
+
+    # A server that serves artifacts gives new experiments mlflow-artifacts:/... unless told otherwise.
+    root = options.default_artifact_root or (PROXIED_ROOT if options.artifacts_destination else None)
+    if root is None and not workspaces.get(options.target):
+        raise UsageError(
+            f"--artifact-policy relocate needs the server's layout: workspace {options.target!r} has no "
+            "default_artifact_root in the catalog; pass the server's --default-artifact-root (or "
+            "--artifacts-destination when it serves artifacts)"
+        )
+    return plan_relocation(
+        conn,
+        schema,
+        moving_experiments(conn, schema, move),
+        source=options.source,
+        target=options.target,
+        workspaces=workspaces,
+        root=root,
+        artifacts_destination=options.artifacts_destination,
+        move=move,
+    )
 
 
 def _workspace_catalog(conn: Connection, store: Target | None) -> dict[str, str | None]:
@@ -644,6 +685,53 @@ def _restore_outcome(
     elif status != ExitStatus.ABORTED:
         render_restore(result, console, journal_header, awaiting_confirmation=awaiting)
     return status
+
+
+# --- db finish-relocation ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FinishOptions:
+    journal: str
+    dry_run: bool = False
+    yes: bool = False
+
+
+def finish_relocation(target: Target, options: FinishOptions, output: Output, ui: UI) -> ExitStatus:
+    """After a relocating run died between its COMMIT and the end of its deletes: delete the old objects whose
+    verified copy is at the new prefix, for the moves the database shows committed (read from the journal)."""
+    from mlflow_ws_admin.db.connect import create_db_engine
+    from mlflow_ws_admin.db.schema import reflect_schema
+    from mlflow_ws_admin.engine.journal import artifact_move_records
+    from mlflow_ws_admin.engine.relocate import ArtifactMove, committed, delete_sources, leftovers
+
+    refuse_without_terminal(ui, dry_run=options.dry_run, yes=options.yes, verb="delete")
+    moves = [ArtifactMove.from_record(r) for r in artifact_move_records(options.journal, target.identity)]
+    if not moves:
+        raise UsageError(f"journal {options.journal} records no artifact moves (--artifact-policy relocate)")
+    engine = create_db_engine(target, read_only=True)
+    try:
+        with engine.connect() as conn:
+            done = committed(conn, reflect_schema(conn), moves)
+    finally:
+        engine.dispose()
+    pending = leftovers(done)
+    from rich.text import Text
+
+    console = ui.console(stderr=output.json)
+    for m in moves:
+        state = f"{pending.get(m.experiment_id, 0):,} old object(s) left" if m in done else "not committed: untouched"
+        console.print(Text(f"experiment {m.experiment_id}: {m.source} -> {m.target}: {state}"))
+    total = sum(pending.values())
+    if options.dry_run or not total:
+        console.print(Text(f"{total:,} old object(s) to delete. Nothing was changed."))
+        return ExitStatus.OK
+    if not options.yes and not ui.confirm("Delete them?"):
+        ui.say("Aborted: nothing changed.")
+        return ExitStatus.ABORTED
+    deleted = delete_sources(done)
+    console.print(Text(f"Done: deleted {deleted:,} old object(s) whose copy is verified at the new prefix."))
+    return ExitStatus.OK
 
 
 # --- db preflight ------------------------------------------------------------------------------------------

@@ -1,0 +1,186 @@
+"""The ``Store`` interface and the prefix operations every caller uses: list, copy (idempotent, never
+overwriting), verify, delete.
+
+A store is a namespace of objects named by ``/``-separated keys (a filesystem, an S3 bucket); a *prefix* is a
+key without its trailing slash, and the objects "under" it are those whose key starts with ``prefix/``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from mlflow_ws_admin.common.errors import ExitStatus, WsAdminError
+
+#: Copies in flight at once: enough to hide a round-trip per object, few enough not to throttle the store.
+DEFAULT_WORKERS = 16
+
+
+class StoreError(WsAdminError):
+    """An object store refused or failed (unreachable, no permission, an object vanished): exit 3."""
+
+
+class TargetOccupied(StoreError):
+    """The target prefix holds an object the copy would have to overwrite: never done.  Blocking, like a
+    conflict: exit 1, nothing changed."""
+
+    exit_status = ExitStatus.CONFLICTS
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    #: the store's content tag (S3's ETag) when it gives one; equal tags mean equal content
+    etag: str | None = None
+
+
+class Store(Protocol):
+    """One object namespace.  Keys are relative to the store, ``/``-separated, never starting with ``/``."""
+
+    #: how messages name the store, e.g. ``s3://bucket`` or ``file:///``
+    label: str
+
+    def list(self, prefix: str) -> dict[str, ObjectInfo]:
+        """Every object under ``prefix``, by its key relative to the prefix."""
+        ...
+
+    def copy_from(self, source: Store, source_key: str, key: str) -> None:
+        """Copy one object of ``source`` to ``key`` here, atomically (a reader sees all of it or nothing).
+        Within one store this is the cheapest copy it has (a hard link, a server-side copy)."""
+        ...
+
+    def download(self, key: str, path: str) -> None:
+        """Write one object to a local file (a copy between two kinds of store goes through a file)."""
+        ...
+
+    def upload(self, path: str, key: str) -> None:
+        """Store a local file as one object, atomically."""
+        ...
+
+    def delete(self, keys: Iterable[str]) -> None:
+        """Delete these objects (absent ones are fine)."""
+        ...
+
+    def tidy(self, prefix: str) -> None:
+        """Remove what deleting every object under ``prefix`` left behind (empty directories); no-op for S3."""
+        ...
+
+    def clean_partial(self, prefix: str) -> None:
+        """Remove what a copy killed half-way left under ``prefix`` (a temporary file); no-op for S3, whose
+        uploads are atomic."""
+        ...
+
+
+def join(prefix: str, relative: str) -> str:
+    return f"{prefix.rstrip('/')}/{relative}" if prefix.strip("/") else relative
+
+
+@dataclass(frozen=True)
+class Location:
+    """A prefix in a store: where one experiment's artifacts live."""
+
+    store: Store
+    prefix: str
+
+    def __str__(self) -> str:
+        return self.store.label + self.prefix  # labels end with "/"
+
+    def list(self) -> dict[str, ObjectInfo]:
+        return self.store.list(self.prefix)
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    objects: int  # objects under the source prefix
+    bytes: int
+    copied: int  # objects this run copied (the others were already there)
+
+
+#: progress: (objects done, bytes done)
+Progress = Callable[[int, int], None]
+
+
+def pending_copies(source: Mapping[str, ObjectInfo], target: Mapping[str, ObjectInfo], where: Location) -> list[str]:
+    """The source keys still to copy.  An object already at the target with the same size (and tag, when both
+    stores give one) is a finished copy; any other object there would be overwritten: refused."""
+    todo = []
+    for key, info in source.items():
+        there = target.get(key)
+        if there is None:
+            todo.append(key)
+        elif not same_object(info, there):
+            raise TargetOccupied(f"{join(str(where), key)} already exists with other content; refusing to overwrite it")
+    return todo
+
+
+def same_object(a: ObjectInfo, b: ObjectInfo) -> bool:
+    """Same size, and the same content tag when both have a plain one.  A multipart upload's tag (``...-N``)
+    depends on its part sizes, which a copy need not keep, so it is not compared."""
+    if a.size != b.size:
+        return False
+    tags = (a.etag, b.etag)
+    return any(t is None or "-" in t for t in tags) or a.etag == b.etag
+
+
+def copy_prefix(
+    source: Location,
+    target: Location,
+    *,
+    workers: int = DEFAULT_WORKERS,
+    on_progress: Progress | None = None,
+) -> CopyResult:
+    """Copy every object under ``source`` to the same relative key under ``target``, ``workers`` at a time.
+    Idempotent: objects already copied are skipped, so a re-run after a crash finishes the job; an object in
+    the way is refused before anything is copied (``TargetOccupied``)."""
+    objects = source.list()
+    target.store.clean_partial(target.prefix)
+    todo = pending_copies(objects, target.list(), target)
+    total = sum(i.size for i in objects.values())
+    done_objects, done_bytes = len(objects) - len(todo), total - sum(objects[k].size for k in todo)
+    lock = threading.Lock()
+
+    def one(key: str) -> None:
+        nonlocal done_objects, done_bytes
+        target.store.copy_from(source.store, join(source.prefix, key), join(target.prefix, key))
+        with lock:
+            done_objects += 1
+            done_bytes += objects[key].size
+            if on_progress:
+                on_progress(done_objects, done_bytes)
+
+    if workers <= 1 or len(todo) <= 1:
+        for key in todo:
+            one(key)
+    else:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            # list(): the first failure is raised here; the pool finishes or cancels the rest on exit.
+            list(pool.map(one, todo))
+    return CopyResult(len(objects), total, len(todo))
+
+
+def verify_copy(source: Location, target: Location) -> dict[str, ObjectInfo]:
+    """Every source object is at the target with the same size (and tag where both have one).  Returns the
+    verified source objects: exactly the ones a later delete may remove."""
+    objects = source.list()
+    there = target.list()
+    bad = [k for k, info in objects.items() if k not in there or not same_object(info, there[k])]
+    if bad:
+        raise StoreError(
+            f"verifying the copy {source} -> {target} failed: {len(bad):,} object(s) missing or different "
+            f"(first: {sorted(bad)[0]})"
+        )
+    return objects
+
+
+def delete_copied(source: Location, target: Location, keys: Iterable[str]) -> int:
+    """Delete the source objects among ``keys`` whose copy is at the target (checked again: a delete never
+    loses the only copy).  Returns how many were deleted."""
+    here, there = source.list(), target.list()
+    gone = [k for k in keys if k in here and k in there and same_object(here[k], there[k])]
+    source.store.delete([join(source.prefix, k) for k in gone])
+    if len(gone) == len(here):
+        source.store.tidy(source.prefix)
+    return len(gone)

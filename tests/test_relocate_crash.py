@@ -1,0 +1,168 @@
+"""Crash safety of `--artifact-policy relocate`: SIGKILL the real CLI during the copy, after the commit (between
+it and the deletes, or during them), and check that every artifact stays readable where the database points and
+that a re-run (or `db finish-relocation`) completes the job.  The objects sit on a real S3-protocol server (moto,
+127.0.0.1), where a few thousand objects take long enough to copy and delete for the kill to land inside."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mlflow_ws_admin.common.errors import ExitStatus
+
+from .helpers import populate, run_cli
+from .s3_server import bucket, s3_endpoint, s3_env  # noqa: F401 - fixtures
+
+EXP = 9101
+RUN = "e" * 32
+OBJECTS = 1500
+OLD = f"mlflow-artifacts:/workspaces/team-a/{EXP}"
+NEW = f"mlflow-artifacts:/workspaces/team-b/{EXP}"
+
+
+def _fill(data) -> None:
+    data.experiment("team-a", "crashing", experiment_id=EXP, artifact_location=OLD)
+    data.add("runs", run_uuid=RUN, experiment_id=EXP, artifact_uri=f"{OLD}/{RUN}/artifacts", lifecycle_stage="active")
+
+
+def _client(endpoint: str):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint)
+
+
+def _put_many(endpoint: str, name: str, prefix: str) -> dict[str, int]:
+    client = _client(endpoint)
+    keys = {f"{RUN}/artifacts/part-{i:05d}.txt": f"object {i}".encode() for i in range(OBJECTS)}
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda kv: client.put_object(Bucket=name, Key=f"{prefix}/{kv[0]}", Body=kv[1]), keys.items()))
+    return {k: len(v) for k, v in keys.items()}
+
+
+def _listing(endpoint: str, name: str, prefix: str) -> dict[str, int]:
+    out = {}
+    for page in _client(endpoint).get_paginator("list_objects_v2").paginate(Bucket=name, Prefix=prefix + "/"):
+        out.update({o["Key"][len(prefix) + 1 :]: o["Size"] for o in page.get("Contents", ())})
+    return out
+
+
+def _start(db, name: str, endpoint: str, journal: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow_ws_admin",
+            "db",
+            "move-resources",
+            db.uri,
+            "--from",
+            "team-a",
+            "--to",
+            "team-b",
+            "--resource-type",
+            "experiments",
+            "--artifact-policy",
+            "relocate",
+            "--artifacts-destination",
+            f"s3://{name}/dest",
+            "-y",
+            "--journal",
+            str(journal),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**s3_env(endpoint), "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def _kill_when(proc: subprocess.Popen, ready, timeout: float = 400.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, f"the run ended before the kill point: {proc.communicate()}"
+        assert time.monotonic() < deadline, "the kill point never came"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def _run_uri(db) -> object:
+    db.engine.dispose()
+    return db.scalar("SELECT artifact_uri FROM runs WHERE run_uuid = :r", r=RUN)
+
+
+@pytest.mark.slow
+def test_sigkill_during_the_copy_changes_nothing_and_a_rerun_finishes(mlflow_db, bucket, s3_endpoint, tmp_path):  # noqa: F811
+    populate(mlflow_db, _fill)
+    sizes = _put_many(s3_endpoint, bucket, f"dest/workspaces/team-a/{EXP}")
+    before = mlflow_db.dump()
+    target = f"dest/workspaces/team-b/{EXP}"
+    client = _client(s3_endpoint)
+
+    proc = _start(mlflow_db, bucket, s3_endpoint, tmp_path / "killed.jsonl")
+    _kill_when(proc, lambda: client.list_objects_v2(Bucket=bucket, Prefix=target + "/").get("KeyCount", 0) > 0)
+
+    copied = len(_listing(s3_endpoint, bucket, target))
+    assert 0 < copied < OBJECTS, "the kill landed outside the copy"
+    assert mlflow_db.dump() == before  # the database still names the old prefix ...
+    assert _listing(s3_endpoint, bucket, f"dest/workspaces/team-a/{EXP}") == sizes  # ... whose objects are intact
+    assert '"type":"sealed"' not in (tmp_path / "killed.jsonl").read_text()  # nothing was sealed
+
+    result = run_cli(
+        "db", "move-resources", mlflow_db.uri, "--from", "team-a", "--to", "team-b", "--resource-type",
+        "experiments", "--artifact-policy", "relocate", "--artifacts-destination", f"s3://{bucket}/dest", "-y",
+        "--format", "json",
+    )  # fmt: skip
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    import json
+
+    assert json.loads(result.stdout)["artifact_objects_copied"] == OBJECTS - copied  # not copied again
+    assert _listing(s3_endpoint, bucket, target) == sizes
+    assert _listing(s3_endpoint, bucket, f"dest/workspaces/team-a/{EXP}") == {}
+    assert _run_uri(mlflow_db) == f"{NEW}/{RUN}/artifacts"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["after-commit", "during-delete"])
+def test_sigkill_after_the_commit_leaves_everything_readable(mlflow_db, bucket, s3_endpoint, tmp_path, point):  # noqa: F811
+    populate(mlflow_db, _fill)
+    sizes = _put_many(s3_endpoint, bucket, f"dest/workspaces/team-a/{EXP}")
+    source = f"dest/workspaces/team-a/{EXP}"
+    journal = tmp_path / "move.jsonl"
+    client = _client(s3_endpoint)
+
+    def committed() -> bool:
+        return _run_uri(mlflow_db) == f"{NEW}/{RUN}/artifacts"
+
+    def deleting() -> bool:
+        # The first page of the old prefix no longer starts with object 0: the deletes have begun.
+        page = client.list_objects_v2(Bucket=bucket, Prefix=source + "/", MaxKeys=1)
+        return page.get("KeyCount", 0) == 0 or not page["Contents"][0]["Key"].endswith("part-00000.txt")
+
+    proc = _start(mlflow_db, bucket, s3_endpoint, journal)
+    _kill_when(proc, committed if point == "after-commit" else deleting)
+
+    # Every artifact is readable where the database now points: the new prefix is complete.
+    assert committed()
+    assert _listing(s3_endpoint, bucket, f"dest/workspaces/team-b/{EXP}") == sizes
+    left = _listing(s3_endpoint, bucket, source)
+    assert left, "the kill landed after the deletes"
+    assert set(left) <= set(sizes)
+
+    dry = run_cli("db", "finish-relocation", mlflow_db.uri, "--journal", str(journal), "--dry-run")
+    assert dry.exit_code == ExitStatus.OK, dry.output
+    assert f"{len(left):,} old object(s) to delete. Nothing was changed." in dry.stdout
+    assert _listing(s3_endpoint, bucket, source) == left
+
+    done = run_cli("db", "finish-relocation", mlflow_db.uri, "--journal", str(journal), "-y", env=s3_env(s3_endpoint))
+
+    assert done.exit_code == ExitStatus.OK, done.output
+    assert f"Done: deleted {len(left):,} old object(s)" in done.stdout
+    assert _listing(s3_endpoint, bucket, source) == {}
+    assert _listing(s3_endpoint, bucket, f"dest/workspaces/team-b/{EXP}") == sizes
