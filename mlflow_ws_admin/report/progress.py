@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 from rich.console import Console
 
+from mlflow_ws_admin.engine.import_plan import ImportPlan
 from mlflow_ws_admin.engine.plan import Plan
 
 
@@ -63,3 +64,22 @@ def apply_progress(plan: Plan, console: Console | None) -> Iterator[Callable[[st
         yield moved
         progress.update(pending[-1], completed=1)
         progress.stop_task(pending[-1])
+
+
+@contextmanager
+def import_progress(plan: ImportPlan, console: Console | None) -> Iterator[Callable[[str, int], None] | None]:
+    """``db import-database``: a bar per table, advanced batch by batch."""
+    if console is None:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        tasks = {t.table: progress.add_task(t.table, total=t.rows) for t in plan.tables if t.rows}
+
+        def copied(table: str, rows: int) -> None:
+            if table in tasks:
+                progress.update(tasks[table], completed=rows)
+
+        yield copied

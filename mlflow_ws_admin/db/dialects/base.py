@@ -153,6 +153,20 @@ class Dialect:
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         conn.exec_driver_sql(f"INSERT INTO {table} VALUES ({', '.join([mark] * width)})", list(rows))
 
+    def bulk_insert(
+        self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """Copy rows into a real table (``db import-database``): one multi-row executemany (sqlite3 runs it in C,
+        PyMySQL rewrites it into multi-row INSERTs).  Values are the driver's own types."""
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        names = ", ".join(self.quote(conn, c) for c in columns)
+        sql = f"INSERT INTO {self.quote(conn, table)} ({names}) VALUES ({', '.join([mark] * len(columns))})"
+        conn.exec_driver_sql(sql, list(rows))
+
+    def advance_id_allocator(self, conn: Connection, table: str, column: str) -> None:
+        """After ids were inserted explicitly: make the database's next id follow them.  SQLite and MySQL move
+        their counters past an explicit id themselves."""
+
     def drop_temporary_table(self, conn: Connection, name: str) -> None:
         conn.exec_driver_sql(f"DROP TABLE {self.quote(conn, name)}")
 

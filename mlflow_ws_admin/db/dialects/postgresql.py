@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import io
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -138,9 +141,66 @@ class PostgreSQLDialect(Dialect):
         finally:
             cursor.close()
 
+    def bulk_insert(
+        self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """COPY ... FROM STDIN in text format: the bulk path pg_dump's output takes, several times faster than
+        batched INSERTs."""
+        names = ", ".join(self.quote(conn, c) for c in columns)
+        buffer = io.StringIO("".join(_copy_line(row) for row in rows))
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.copy_expert(f"COPY {self.quote(conn, table)} ({names}) FROM STDIN", buffer)
+        finally:
+            cursor.close()
+
+    def advance_id_allocator(self, conn: Connection, table: str, column: str) -> None:
+        """Serial and identity columns draw from a sequence that explicit ids do not move: set it to the
+        highest id, never back."""
+        sequence = conn.execute(text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": table, "c": column}).scalar()
+        if sequence is None:
+            return
+        conn.execute(
+            text(
+                f"SELECT setval(:s, GREATEST((SELECT MAX({self.quote(conn, column)}) FROM {self.quote(conn, table)}),"
+                f" (SELECT last_value FROM {sequence})))"
+            ),
+            {"s": sequence},
+        )
+
     def row_hash_sum(self, columns: Sequence[ColumnElement]) -> ColumnElement:
         """SUM over rows of 60 bits of md5(json_build_array(columns)): an order-free digest of the row set,
         computed by the server.  SUM(bigint) is numeric in PostgreSQL, so it cannot overflow."""
         digest = func.md5(cast(func.json_build_array(*columns), Text))
         bits = cast(cast(literal("x") + func.substr(digest, 1, 15), BIT(60)), BigInteger)
         return func.coalesce(func.sum(bits), 0)
+
+
+#: COPY's text format: backslash escapes for the characters that delimit fields and rows.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_value(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "\\\\x" + bytes(value).hex()  # bytea's hex input, its backslash escaped for COPY
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return repr(value)
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _copy_line(row: Sequence[Any]) -> str:
+    return "\t".join(_copy_value(v) for v in row) + "\n"
