@@ -421,7 +421,7 @@ def test_sigkill_mid_import_leaves_target_unchanged(mlflow_db: ScratchDB, source
         for line in proc.stdout:
             if line.startswith("Artifacts:"):  # the plan's last line: the copy starts now
                 break
-        time.sleep(rng.uniform(0.2, 0.8))
+        time.sleep(rng.uniform(0.3, 1.5))
         context = f"attempt {attempt}, seed {SEED}, {mlflow_db.backend}"
         assert proc.poll() is None, f"the import finished before the kill ({context}); make CRASH_METRICS larger"
         proc.send_signal(signal.SIGKILL)
