@@ -61,6 +61,8 @@ def fill_source(data: SampleData, *, runs: int = 3, metrics: int = 4) -> None:
     data.add("trace_info", request_id="tr-1", experiment_id=2, timestamp_ms=1, execution_time_ms=1, status="OK")
     data.flush()
     data.add("trace_tags", request_id="tr-1", key="k", value="v")
+    # spans.duration_ns is a generated column: TARGET computes it and refuses a value
+    data.add("spans", trace_id="tr-1", span_id="sp-1", experiment_id=2, start_time_unix_nano=5, end_time_unix_nano=12)
     data.add("logged_models", model_id="m-1", experiment_id=1, name="lm", lifecycle_stage="active", status=1)
     data.registered_model("default", "fraud", versions=2, tags=1, aliases=1)
     data.add(
@@ -138,6 +140,7 @@ def test_import_copies_every_row_into_the_workspace(mlflow_db: ScratchDB, source
     ]
     assert rows(mlflow_db, "SELECT experiment_id, value FROM experiment_tags") == [(10, "a"), (11, "a")]
     assert rows(mlflow_db, "SELECT request_id, experiment_id FROM trace_info") == [("tr-1", 11)]
+    assert rows(mlflow_db, "SELECT span_id, experiment_id, duration_ns FROM spans") == [("sp-1", 11, 7)]
     assert rows(mlflow_db, "SELECT model_id, experiment_id FROM logged_models") == [("m-1", 10)]
     assert rows(mlflow_db, "SELECT source_id, destination_id FROM entity_associations") == [("d-1", "11")]
     assert rows(mlflow_db, "SELECT experiment_id FROM sql_trace_rollup_rebuild_queue") == [(11,)]

@@ -48,8 +48,9 @@ def artifact_notes(source: Connection, meta: MetaData, copied: Iterable[str]) ->
         c = t.c[column]
         kinds = {
             PROXIED: c.like(f"{mlflow_facts.PROXIED_ARTIFACT_SCHEME}:%"),
-            # no scheme and not absolute: `./mlruns/1`, `mlruns/1`
-            RELATIVE: and_(c != "", not_(c.like("%:%")), not_(c.like("/%"))),
+            # a path without a scheme that is not absolute: `./mlruns/1`, `mlruns/1` (not a prompt's placeholder
+            # `dummy-source`, which names no path)
+            RELATIVE: and_(c.like("%/%"), not_(c.like("%:%")), not_(c.like("/%"))),
         }
         for kind, condition in kinds.items():
             count = source.execute(select(func.count()).select_from(t).where(condition)).scalar_one()

@@ -254,7 +254,8 @@ def _table_copy(
     source: Connection, meta_source: MetaData, meta_target: MetaData, name: str, schema: WorkspaceSchema
 ) -> TableCopy:
     target_table = meta_target.tables[name]
-    columns = tuple(c.name for c in target_table.columns)
+    # A generated column (spans.duration_ns) is computed by TARGET and refuses a value.
+    columns = tuple(c.name for c in target_table.columns if c.computed is None)
     theirs = meta_source.tables.get(name)
     missing = [c for c in columns if theirs is None or c not in theirs.c]
     if missing:
