@@ -432,3 +432,22 @@ def test_sigkill_mid_import_leaves_target_unchanged(mlflow_db: ScratchDB, source
         assert proc.returncode == -signal.SIGKILL, context
         _wait_for_server_sessions(mlflow_db)
         assert mlflow_db.dump() == before, context
+
+
+def test_a_row_target_refuses_mid_copy_rolls_everything_back(tmp_path: Path) -> None:
+    """SQLite does not enforce VARCHAR lengths, PostgreSQL does: its COPY refuses a run's long tag value in
+    the middle of the copy; the whole import rolls back, one error line, exit 3."""
+    src = next(_create_scratch("sqlite", tmp_path, NEWEST, filename="source.db"))
+    dst_gen = _create_scratch("postgresql", tmp_path, NEWEST)
+    dst = next(dst_gen)
+    try:
+        populate(src, lambda data: fill_source(data, runs=3, metrics=4000))
+        src.execute("UPDATE tags SET value = :v WHERE run_uuid = 'run-2'", v="x" * 9000)
+        before = dst.dump()
+        result = import_db(src, dst, "--workspace", "team-x", "--create-workspace", "-y")
+        assert result.exit_code == ExitStatus.DATABASE_ERROR, result.output + result.stderr
+        assert "rolled back: nothing was imported" in one_error_line(result)
+        assert dst.dump() == before
+    finally:
+        with pytest.raises(StopIteration):
+            next(dst_gen)

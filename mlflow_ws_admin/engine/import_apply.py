@@ -9,7 +9,7 @@ Memory holds one batch.  SOURCE is read on a read-only connection, as one snapsh
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,14 +139,20 @@ def _copy_table(
         journal.table_keys(copy.table, list(copy.key))
     stmt = source_select(meta.source, copy).execution_options(stream_results=True, yield_per=BATCH)
     done = 0
-    for batch in source.execute(stmt).partitions():
-        rows = [adapt(transform(r)) for r in batch]
-        dialect.bulk_insert(target, copy.table, copy.columns, rows)
-        if journal:
-            journal.inserted(copy.table, [[r[p] for p in key_positions] for r in rows])
-        done += len(rows)
-        if on_rows:
-            on_rows(copy.table, done)
+
+    def batches() -> Iterator[list[tuple[Any, ...]]]:
+        # Pulled by the dialect's load (on PostgreSQL from its reading thread): read, remap, journal, count.
+        nonlocal done
+        for batch in source.execute(stmt).partitions():
+            rows = [adapt(transform(r)) for r in batch]
+            if journal:
+                journal.inserted(copy.table, [[r[p] for p in key_positions] for r in rows])
+            done += len(rows)
+            if on_rows:
+                on_rows(copy.table, done)
+            yield rows
+
+    dialect.bulk_load(target, copy.table, copy.columns, batches())
     return done
 
 
