@@ -3,18 +3,21 @@ histories, params, tags, an artifact, a dataset input, a logged model registered
 imported into a third, workspace-enabled one as `team-a` and `team-b`; a real `mlflow server --enable-workspaces`
 then serves every object in its workspace, and nothing of the other team.
 
-Needs MWA_MLFLOW_PYTHON (default /tmp/mwa-mlflow-venvs/3.17.2/bin/python); skipped without it.  SQLite databases.
+Needs MWA_MLFLOW_PYTHON (default /tmp/mwa-mlflow-venvs/3.17.2/bin/python); skipped without it.  The sources are
+SQLite files; the target is a SQLite file or a PostgreSQL database (MLflow creates its schema there).
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from .conftest import _create_scratch
 from .helpers import run_cli
 from .test_mlflow_compat import MLFLOW_PYTHON, _mlflow_env, mlflow_server
 
@@ -108,10 +111,24 @@ def _mlflow(script: str, *args: str, **env: str) -> dict:
     return json.loads(lines[-1]) if lines else {}
 
 
-def test_two_real_databases_imported_are_served_in_their_workspaces(tmp_path: Path) -> None:
+@pytest.fixture
+def target_uri(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database for MLflow to create its schema in: a SQLite file, or a scratch server database."""
+    if backend == "sqlite":
+        (tmp_path / "target").mkdir()
+        yield f"sqlite:///{tmp_path / 'target' / 'mlflow.db'}"
+        return
+    for db in _create_scratch(backend, tmp_path / "server-db"):
+        yield db.uri
+
+
+# MariaDB targets are not in this list yet: on the loaded development machine the client's 3 s server-info
+# request timed out against the MariaDB-backed server; the schema-level suite covers MariaDB.
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_two_real_databases_imported_are_served_in_their_workspaces(tmp_path: Path, target_uri: str) -> None:
     sources = {team: tmp_path / team / "mlflow.db" for team in TEAMS}
-    target = tmp_path / "target" / "mlflow.db"
-    for path in (*sources.values(), target):
+    target = target_uri
+    for path in sources.values():
         path.parent.mkdir()
     with ThreadPoolExecutor(3) as pool:
         logged = {
@@ -125,19 +142,18 @@ def test_two_real_databases_imported_are_served_in_their_workspaces(tmp_path: Pa
             )
             for team, path in sources.items()
         }
-        pool.submit(
-            _mlflow, _CREATE, f"sqlite:///{target}", str(tmp_path / "artifacts"), MLFLOW_ENABLE_WORKSPACES="true"
-        ).result()
+        pool.submit(_mlflow, _CREATE, target, str(tmp_path / "artifacts"), MLFLOW_ENABLE_WORKSPACES="true").result()
         logged = {team: future.result() for team, future in logged.items()}
 
     for team, path in sources.items():
         result = run_cli(
-            "db", "import-database", f"sqlite:///{path}", f"sqlite:///{target}", "--workspace", team,
+            "db", "import-database", f"sqlite:///{path}", target, "--workspace", team,
             "--create-workspace", "-y",
         )  # fmt: skip
         assert result.exit_code == 0, result.output + result.stderr
 
-    with mlflow_server(target, tmp_path, workspaces=True) as server:
+    server_target = Path(target.removeprefix("sqlite:///")) if target.startswith("sqlite:") else target
+    with mlflow_server(server_target, tmp_path, workspaces=True) as server:
         assert server.process.poll() is None, server.output()[-3000:]
         for team in TEAMS:
             seen = _mlflow(_READ, team, MLFLOW_TRACKING_URI=server.url, MLFLOW_WORKSPACE=team)
