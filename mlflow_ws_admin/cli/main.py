@@ -317,6 +317,51 @@ def finish_relocation(uri: str | None, journal: str, dry_run: bool, yes: bool) -
     run_command(run, lambda target: commands.finish_relocation(target, opts, output, run.ui))
 
 
+@db.command("import-database")
+@click.argument("source_uri", metavar="SOURCE_URI")
+@click.argument("target_uri", metavar="TARGET_URI")
+@click.option("--workspace", required=True, metavar="W", help="TARGET's workspace that receives every row of SOURCE.")
+@click.option("--create-workspace", is_flag=True, help="Create W in TARGET's catalog (same transaction) if missing.")
+@click.option(
+    "--artifact-policy",
+    type=click.Choice(["preserve", "relocate"]),
+    default="preserve",
+    show_default=True,
+    help="preserve: keep every artifact location (mlflow-artifacts: ones are reported). relocate: not available yet.",
+)
+@dry_run_option("Read-only on both databases: print what would be copied and every blocking key, change nothing.")
+@click.option("-y", "--yes", is_flag=True, help="Import without asking for confirmation.")
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Record every inserted row's key (JSON Lines; gzip when FILE ends in .gz): db restore-workspaces undoes it.",
+)
+@lock_timeout_option
+@ignore_other_sessions_option
+@format_option
+def import_database(source_uri: str, target_uri: str, output_format: str, **options: object) -> None:
+    """Copy every row of the MLflow database SOURCE_URI into workspace W of TARGET_URI, in one transaction.
+
+    SOURCE is only read.  Both must be at the same MLflow schema revision.  Integer ids TARGET allocates
+    (experiment ids) are remapped with every column that references them; string ids (run ids, trace ids) are
+    kept, and one that TARGET already has blocks the import, as does a name W already has.
+
+    Exit codes: 0 ok, 1 keys or names already in TARGET (nothing changed), 2 usage, 3 database error (schema
+    revisions differ, unreachable, not MLflow), 5 aborted, 70 internal error, 141 stdout closed.
+    """
+    from mlflow_ws_admin.db.connect import resolve_target
+    from mlflow_ws_admin.usecases import commands
+
+    output = commands.Output(output_format, dry_run=bool(options["dry_run"]))
+    run = Invocation(target_uri, source_uri, output=output)
+    with boundary(run):
+        source = resolve_target(source_uri)
+        opts = commands.ImportOptions(**options)  # type: ignore[arg-type]
+    run_command(run, lambda target: commands.import_database(source, target, opts, output, run.ui))
+
+
 # The auth database's commands live beside this file; registered last, as a group of ``main``.
 from mlflow_ws_admin.cli.auth import auth  # noqa: E402
 

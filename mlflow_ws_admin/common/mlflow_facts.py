@@ -133,3 +133,41 @@ CREATION_COLUMNS = ("creation_time", "creation_timestamp", "created_at", "create
 LINKED_PROMPTS_TAG = "mlflow.linkedPrompts"
 MODEL_URI_PREFIX = "models:/"
 PROMPT_VERSION_ASSOCIATION = "prompt_version"
+
+
+# --- db import-database ---------------------------------------------------------------------------------------
+
+#: The table holding a database's alembic revision: SOURCE and TARGET of an import must be at the same one.
+ALEMBIC_VERSION_TABLE = "alembic_version"
+
+#: Tables an import never copies, with why: the schema's own bookkeeping, and a running server's transient
+#: coordination state (leases and locks held by SOURCE's server processes mean nothing in TARGET).
+NOT_IMPORTED_TABLES: dict[str, str] = {
+    ALEMBIC_VERSION_TABLE: "the schema revision, checked instead of copied",
+    CATALOG_TABLE: "the workspace catalog: rows go into the --workspace given",
+    "scheduler_leases": "a running server's scheduler leases",
+    "job_locks": "a running server's job locks",
+}
+
+#: Columns that hold an integer id TARGET allocates without a foreign key saying so: (table, column) of the id
+#: -> (table, column, (type column, type value) or None).  A typed reference only holds the id when its type
+#: column says so (mlflow/entities/entity_type.py EntityAssociationType.EXPERIMENT; the trace-analytics rollups
+#: of mlflow/store/db/trace_rollups.py key their rows by experiment_id).
+UNCONSTRAINED_ID_REFERENCES: dict[tuple[str, str], tuple[tuple[str, str, tuple[str, str] | None], ...]] = {
+    (EXPERIMENTS_TABLE, EXPERIMENT_ID_COLUMN): (
+        ("entity_associations", "source_id", ("source_type", "experiment")),
+        ("entity_associations", "destination_id", ("destination_type", "experiment")),
+        ("sql_trace_metric_daily_rollups", "experiment_id", None),
+        ("sql_span_cost_daily_rollups", "experiment_id", None),
+        ("sql_assessment_daily_rollups", "experiment_id", None),
+        ("sql_trace_rollup_rebuild_queue", "experiment_id", None),
+    ),
+}
+
+#: Columns holding an artifact URI (docs: reference/mlflow-schema-facts, "Where stored artifact URIs live").
+ARTIFACT_URI_COLUMNS: tuple[tuple[str, str], ...] = (
+    (EXPERIMENTS_TABLE, ARTIFACT_LOCATION_COLUMN),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+    ("model_versions", "storage_location"),
+)

@@ -16,6 +16,8 @@ Records, one JSON object per line, in this order:
   ``{"experiment_id", "from", "to", "source", "target", "objects", "bytes"}`` — the stored URI prefix before and
   after (every stored URI under ``from`` was rewritten to ``to``) and where the objects were and are; restore
   copies them back and rewrites the prefix back;
+- ``inserted``: a row ``db import-database`` inserted, ``{"type": "inserted", "table", "key": [...]}`` (its primary
+  key in TARGET, after the remap; the ``table`` record before it names the key columns); undone by deleting it;
 - ``sealed``: written and fsynced inside the transaction, right before COMMIT, with the record counts;
 - ``complete``: written and fsynced after COMMIT returned.
 
@@ -108,6 +110,7 @@ class JournalWriter:
         self.catalog_inserted_rows = 0
         self.column_sets = 0
         self.artifact_moves = 0
+        self.inserted_rows = 0
         self.sealed = False
         self._tables: set[str] = set()
         self.write(head)
@@ -135,6 +138,22 @@ class JournalWriter:
     def row(self, table: str, key: list[Any], before: list[Any], after: list[Any], created: Any) -> None:
         self.rows += 1
         self.write({"type": "row", "table": table, "key": key, "from": before, "to": after, "created": created})
+
+    def table_keys(self, table: str, key_columns: list[str]) -> None:
+        """Announce a table of inserted rows once, before its first ``inserted`` record."""
+        if table not in self._tables:
+            self._tables.add(table)
+            self.write({"type": "table", "table": table, "key_columns": key_columns})
+
+    def inserted(self, table: str, keys: list[list[Any]]) -> None:
+        """Rows an import inserted, by their primary keys."""
+        self.inserted_rows += len(keys)
+        try:
+            self._out.write(
+                "".join(_json({"type": "inserted", "table": table, "key": k}) for k in keys).encode("utf-8")
+            )
+        except OSError as exc:
+            raise JournalError(f"writing the journal {self.path} failed: {exc.strerror or exc}") from None
 
     def column_set(
         self, table: str, key: list[Any], column: str, before: Any, after: Any, *, workspace: Any = None
@@ -178,6 +197,7 @@ class JournalWriter:
                 "catalog_inserted": self.catalog_inserted_rows,
                 "column_sets": self.column_sets,
                 "artifact_moves": self.artifact_moves,
+                "inserted": self.inserted_rows,
             }
         )
         self._sync()
@@ -253,11 +273,15 @@ class JournalSummary:
     column_sets: tuple[dict[str, Any], ...] = ()
     #: the ``artifact_move`` records (``--artifact-policy relocate``): one per experiment, so kept
     artifact_moves: tuple[dict[str, Any], ...] = ()
+    #: rows an import inserted (``inserted`` records)
+    inserted: int = 0
 
 
 #: How every row record's line begins (``_json`` keeps the dict's order and no spaces): check_journal counts
 #: these without parsing them; restore parses them when it reads the rows.
 _ROW_LINE = '{"type":"row",'
+#: How every ``inserted`` record's line begins: counted unparsed, like the rows.
+INSERTED_LINE = '{"type":"inserted",'
 
 
 def _lines(path: Path) -> Iterator[str]:
@@ -325,7 +349,7 @@ def check_journal(path: str | Path, identity: Mapping[str, Any], signature: str)
         raise JournalRefused(f"{path} is not an mlflow-ws-admin journal")
     if head.get("version") != JOURNAL_VERSION:
         raise JournalRefused(f"journal {path} has version {head.get('version')}; this tool reads {JOURNAL_VERSION}")
-    counts = {"row": 0, "catalog_deleted": 0, "catalog_inserted": 0, "column_set": 0, "artifact_move": 0}
+    counts = {"row": 0, "catalog_deleted": 0, "catalog_inserted": 0, "column_set": 0, "artifact_move": 0, "inserted": 0}
     kept: dict[str, list[dict[str, Any]]] = {
         "catalog_deleted": [],
         "catalog_inserted": [],
@@ -337,6 +361,9 @@ def check_journal(path: str | Path, identity: Mapping[str, Any], signature: str)
     for line in lines:
         if line.startswith(_ROW_LINE):
             counts["row"] += 1  # parsed, and its shape checked, when restore reads the rows
+            continue
+        if line.startswith(INSERTED_LINE):
+            counts["inserted"] += 1  # parsed when the undo reads them
             continue
         record = _parse(path, line)
         kind = record.get("type")
@@ -359,6 +386,7 @@ def check_journal(path: str | Path, identity: Mapping[str, Any], signature: str)
         sealed.get("catalog_inserted"),
         sealed.get("column_sets", 0),  # absent from journals written before move-resources
         sealed.get("artifact_moves", 0),  # absent from journals written before relocate
+        sealed.get("inserted", 0),  # absent from journals written before import-database
     )
     if sealed_counts != tuple(counts.values()):
         raise JournalRefused(f"journal {path} is inconsistent: its record counts do not match its seal")
@@ -374,6 +402,7 @@ def check_journal(path: str | Path, identity: Mapping[str, Any], signature: str)
         tuple(kept["catalog_inserted"]),
         tuple(kept["column_set"]),
         tuple(kept["artifact_move"]),
+        counts["inserted"],
     )
 
 
@@ -434,3 +463,21 @@ def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
         if record.get("type") == "row":
             _check_shape(path, "row", record)
         yield record
+
+
+def inserted_tables(path: str | Path) -> list[str]:
+    """The tables an import journal inserted into, in the order it inserted (parents first)."""
+    prefix = '{"type":"table",'
+    return [_parse(Path(path), line)["table"] for line in _lines(Path(path)) if line.startswith(prefix)]
+
+
+def inserted_keys(path: str | Path, table: str) -> Iterator[list[Any]]:
+    """The keys of one table's ``inserted`` records (call ``check_journal`` first); other lines go unparsed."""
+    prefix = INSERTED_LINE + _json({"table": table})[1:-2] + ","
+    path = Path(path)
+    for line in _lines(path):
+        if line.startswith(prefix):
+            key = _parse(path, line).get("key")
+            if not isinstance(key, list):
+                raise JournalRefused(f"journal {path} is malformed: an inserted record lacks its key; refusing it")
+            yield key

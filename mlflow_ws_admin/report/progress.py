@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.console import Console
 
+from mlflow_ws_admin.engine.import_plan import ImportPlan
 from mlflow_ws_admin.engine.plan import Plan
 
 
@@ -102,3 +103,22 @@ def _copy_task(progress: Any, objects: int, total_bytes: int) -> CopyHook:
         progress.update(task, completed=done["bytes"] + now_bytes, rows=f"{shown:,}/{objects:,} objects")
 
     return advance
+
+
+@contextmanager
+def import_progress(plan: ImportPlan, console: Console | None) -> Iterator[Callable[[str, int], None] | None]:
+    """``db import-database``: a bar per table, advanced batch by batch."""
+    if console is None:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        tasks = {t.table: progress.add_task(t.table, total=t.rows) for t in plan.tables if t.rows}
+
+        def copied(table: str, rows: int) -> None:
+            if table in tasks:
+                progress.update(tasks[table], completed=rows)
+
+        yield copied

@@ -8,6 +8,7 @@ written once per run.  Nothing here knows about Click; errors are raised and map
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -31,7 +32,10 @@ if TYPE_CHECKING:
     from mlflow_ws_admin.db.schema import WorkspaceSchema
     from mlflow_ws_admin.db.target import Target
     from mlflow_ws_admin.engine.apply import ApplyExtras, ApplyResult
-    from mlflow_ws_admin.engine.journal import JournalWriter
+    from mlflow_ws_admin.engine.import_apply import ImportResult
+    from mlflow_ws_admin.engine.import_plan import ImportPlan
+    from mlflow_ws_admin.engine.import_undo import UndoResult
+    from mlflow_ws_admin.engine.journal import JournalSummary, JournalWriter
     from mlflow_ws_admin.engine.move import Move, RenamePolicy
     from mlflow_ws_admin.engine.plan import Plan
     from mlflow_ws_admin.engine.relocate import Relocation
@@ -614,6 +618,8 @@ def restore(target: Target, options: RestoreOptions, output: Output, ui: UI) -> 
         with engine.connect() as conn:
             schema = reflect_schema(conn)
         summary = check_journal(options.journal, target.identity, schema.signature)
+        if summary.header.get("operation") == "import":
+            return _undo_import(target, options, output, ui, schema, summary, engine)
         if options.record_journal and any("workspace" in c for c in summary.column_sets):
             # Undoing this restore would have to rename before moving, and restore moves before it renames.
             raise UsageError(
@@ -732,6 +738,185 @@ def finish_relocation(target: Target, options: FinishOptions, output: Output, ui
     deleted = delete_sources(done)
     console.print(Text(f"Done: deleted {deleted:,} old object(s) whose copy is verified at the new prefix."))
     return ExitStatus.OK
+
+
+# --- db import-database ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    workspace: str
+    create_workspace: bool = False
+    artifact_policy: str = "preserve"
+    dry_run: bool = False
+    yes: bool = False
+    journal: str | None = None
+    lock_timeout: float = 30.0
+    ignore_other_sessions: bool = False
+
+    def check(self) -> None:
+        from mlflow_ws_admin.engine.import_artifacts import check_policy
+
+        if self.dry_run and self.journal:
+            raise UsageError("--journal applies only to a real run, not --dry-run")
+        check_policy(self.artifact_policy)
+        refuse_existing(self.journal)
+
+
+def import_database(source: Target, target: Target, options: ImportOptions, output: Output, ui: UI) -> ExitStatus:
+    """Every row of SOURCE into TARGET's workspace: plan (read-only on both), report, confirm, copy in one
+    transaction on TARGET; keys that appeared in TARGET under the lock are reported read-only (exit 1)."""
+    from mlflow_ws_admin.db.connect import create_db_engine
+    from mlflow_ws_admin.engine.import_apply import ImportBlocked, apply_import
+    from mlflow_ws_admin.engine.import_plan import build_import_plan
+    from mlflow_ws_admin.report.import_report import render_import_plan, render_import_result
+    from mlflow_ws_admin.report.progress import import_progress
+
+    options.check()
+    if output.markdown:
+        raise UsageError("--format markdown is not available for import-database; use text or json")
+    if source.identity == target.identity:
+        raise UsageError("SOURCE and TARGET are the same database: nothing to import")
+    refuse_without_terminal(ui, dry_run=options.dry_run, yes=options.yes, verb="import")
+    console = ui.console(stderr=output.json)
+    with _naming("SOURCE"):
+        source_engine = create_db_engine(source, read_only=True)
+    with _naming("TARGET"):
+        target_engine = create_db_engine(target, read_only=options.dry_run, busy_timeout_s=options.lock_timeout)
+
+    def emit(plan: ImportPlan | None, status: ExitStatus, result: ImportResult | None = None) -> ExitStatus:
+        if output.json:
+            from mlflow_ws_admin.report.import_report import import_document
+            from mlflow_ws_admin.report.json_doc import write_document
+
+            name = {ExitStatus.CONFLICTS: "conflicts", ExitStatus.ABORTED: "aborted"}.get(status)
+            name = name or ("applied" if result is not None else "ok")
+            database = {"dialect": target.backend, "url": target.display}
+            doc = import_document(
+                plan, status=name, exit_code=status, dry_run=options.dry_run, target=database, result=result
+            )
+            write_document(doc, ui.stdout())
+            output.emitted = True
+        return status
+
+    try:
+        with _connected("SOURCE", source_engine) as sc, _connected("TARGET", target_engine) as tc:
+            plan, meta = build_import_plan(
+                sc,
+                tc,
+                source_display=source.display,
+                target_display=target.display,
+                workspace=options.workspace,
+                create_workspace=options.create_workspace,
+            )
+        if not output.json:
+            render_import_plan(plan, console, dry_run=options.dry_run)
+        if plan.blocked:
+            return emit(plan, ExitStatus.CONFLICTS)
+        if options.dry_run:
+            return emit(plan, ExitStatus.OK)
+        if not options.yes and not ui.confirm("Proceed?"):
+            ui.say("Aborted: nothing changed.")
+            return emit(plan, ExitStatus.ABORTED)
+        journal = open_journal(options.journal, "import", target, plan.schema) if options.journal else None
+        try:
+            with import_progress(plan, None if output.json else ui.progress_console()) as on_rows:
+                result = apply_import(
+                    source_engine,
+                    target_engine,
+                    plan,
+                    meta,
+                    create_workspace=options.create_workspace,
+                    journal=journal,
+                    lock_timeout_s=options.lock_timeout,
+                    ignore_other_sessions=options.ignore_other_sessions,
+                    on_rows=on_rows,
+                )
+        except ImportBlocked as exc:
+            if not output.json:
+                render_import_plan(exc.plan, console, dry_run=True)
+            emit(exc.plan, ExitStatus.CONFLICTS)
+            raise
+        if not output.json:
+            render_import_result(result, console, journal=options.journal)
+        return emit(result.plan, ExitStatus.OK, result)
+    finally:
+        source_engine.dispose()
+        target_engine.dispose()
+
+
+@contextlib.contextmanager
+def _naming(which: str) -> Iterator[None]:
+    """A failure to reach one of the two databases names it (an import has two)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mlflow_ws_admin.common.errors import WsAdminError
+    from mlflow_ws_admin.db.translate import translate
+
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        error = translate(exc, doing=f"connecting to {which}")
+        raise type(error)(f"{which}: {error.message}") from None
+    except WsAdminError as exc:
+        raise type(exc)(f"{which}: {exc.message}") from None
+
+
+@contextlib.contextmanager
+def _connected(which: str, engine: Engine) -> Iterator[Connection]:
+    with _naming(which):
+        conn = engine.connect()
+    with conn:
+        yield conn
+
+
+def _undo_import(
+    target: Target,
+    options: RestoreOptions,
+    output: Output,
+    ui: UI,
+    schema: WorkspaceSchema,
+    summary: JournalSummary,
+    engine: Engine,
+) -> ExitStatus:
+    """``db restore-workspaces`` on an import's journal: delete exactly the rows it inserted."""
+    from mlflow_ws_admin.engine.import_undo import apply_undo, plan_undo
+    from mlflow_ws_admin.report.import_report import render_undo, undo_document
+
+    if options.record_journal:
+        raise UsageError("--record-journal cannot journal the undo of an import; run it without --record-journal")
+    console = ui.console(stderr=output.json)
+
+    def report(result: UndoResult, status: ExitStatus, *, awaiting: bool = False) -> ExitStatus:
+        if output.json:
+            from mlflow_ws_admin.report.json_doc import write_document
+
+            name = {ExitStatus.ABORTED: "aborted"}.get(status) or ("applied" if result.applied else "ok")
+            database = {"dialect": target.backend, "url": target.display}
+            write_document(undo_document(result, status=name, exit_code=status, target=database), ui.stdout())
+            output.emitted = True
+        elif status != ExitStatus.ABORTED:
+            render_undo(result, console, summary.header, awaiting=awaiting)
+        return status
+
+    if options.dry_run or not options.yes:
+        check = plan_undo(engine, schema, options.journal, summary)
+        if options.dry_run:
+            return report(check, ExitStatus.OK)
+        if not output.json:
+            report(check, ExitStatus.OK, awaiting=True)
+        if not ui.confirm("Proceed?"):
+            ui.say("Aborted: nothing changed.")
+            return report(check, ExitStatus.ABORTED)
+    result = apply_undo(
+        engine,
+        schema,
+        options.journal,
+        summary,
+        lock_timeout_s=options.lock_timeout,
+        ignore_other_sessions=options.ignore_other_sessions,
+    )
+    return report(result, ExitStatus.OK)
 
 
 # --- db preflight ------------------------------------------------------------------------------------------

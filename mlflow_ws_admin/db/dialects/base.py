@@ -4,7 +4,7 @@ transaction core and the subclasses share."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -152,6 +152,27 @@ class Dialect:
         database's work for a bulk load."""
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         conn.exec_driver_sql(f"INSERT INTO {table} VALUES ({', '.join([mark] * width)})", list(rows))
+
+    def bulk_insert(
+        self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """Copy rows into a real table (``db import-database``): one multi-row executemany (sqlite3 runs it in C,
+        PyMySQL rewrites it into multi-row INSERTs).  Values are the driver's own types."""
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        names = ", ".join(self.quote(conn, c) for c in columns)
+        sql = f"INSERT INTO {self.quote(conn, table)} ({names}) VALUES ({', '.join([mark] * len(columns))})"
+        conn.exec_driver_sql(sql, list(rows))
+
+    def bulk_load(
+        self, conn: Connection, table: str, columns: Sequence[str], batches: Iterable[Sequence[tuple[Any, ...]]]
+    ) -> None:
+        """Every batch of ``batches`` (pulled as it goes: reading them may read another database) into a table."""
+        for rows in batches:
+            self.bulk_insert(conn, table, columns, rows)
+
+    def advance_id_allocator(self, conn: Connection, table: str, column: str) -> None:
+        """After ids were inserted explicitly: make the database's next id follow them.  SQLite and MySQL move
+        their counters past an explicit id themselves."""
 
     def drop_temporary_table(self, conn: Connection, name: str) -> None:
         conn.exec_driver_sql(f"DROP TABLE {self.quote(conn, name)}")

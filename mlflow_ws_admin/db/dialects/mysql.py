@@ -137,6 +137,14 @@ class MySQLDialect(Dialect):
             f" '$[*]' COLUMNS ({columns})) AS loaded"
         )
 
+    def bulk_insert(
+        self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """An explicit 0 in an AUTO_INCREMENT column would be replaced by the next id (MLflow's Default
+        experiment is 0): NO_AUTO_VALUE_ON_ZERO keeps it, as MLflow sets it to create that experiment."""
+        conn.exec_driver_sql("SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',NO_AUTO_VALUE_ON_ZERO')")
+        super().bulk_insert(conn, table, columns, rows)
+
     def drop_temporary_table(self, conn: Connection, name: str) -> None:
         """TEMPORARY: a plain DROP TABLE would commit the transaction implicitly."""
         conn.exec_driver_sql(f"DROP TEMPORARY TABLE {self.quote(conn, name)}")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import datetime as dt
+import math
+import queue
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import BigInteger, ColumnElement, Text, cast, func, literal, text
 from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from mlflow_ws_admin.db.dialects.base import CONNECT_TIMEOUT_S, Dialect, ErrorKind
 
@@ -138,9 +143,140 @@ class PostgreSQLDialect(Dialect):
         finally:
             cursor.close()
 
+    def bulk_insert(
+        self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        self.bulk_load(conn, table, columns, [rows])
+
+    def bulk_load(
+        self, conn: Connection, table: str, columns: Sequence[str], batches: Iterable[Sequence[tuple[Any, ...]]]
+    ) -> None:
+        """One ``COPY ... FROM STDIN`` (text format) for every batch, the path pg_dump's output takes.  A thread
+        pulls the batches (reading SOURCE) and formats them while the driver sends the previous ones: the
+        driver releases the GIL while the server works, so both sides run at once, as in a shell pipe."""
+        names = ", ".join(self.quote(conn, c) for c in columns)
+        sql = f"COPY {self.quote(conn, table)} ({names}) FROM STDIN"
+        driver_error = conn.dialect.loaded_dbapi.Error
+        pipe = _CopyPipe(batches)
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.copy_expert(sql, pipe, size=1 << 20)
+        except BaseException as exc:
+            pipe.stop()
+            if pipe.error is not None:
+                raise pipe.error from None  # the reading side failed first: its error is the cause
+            if isinstance(exc, driver_error):
+                # The raw cursor's error, wrapped as SQLAlchemy would: the core translates those.
+                raise DBAPIError.instance(sql, None, exc, driver_error) from None
+            raise
+        finally:
+            cursor.close()
+        pipe.stop()
+        if pipe.error is not None:
+            raise pipe.error
+
+    def advance_id_allocator(self, conn: Connection, table: str, column: str) -> None:
+        """Serial and identity columns draw from a sequence that explicit ids do not move: set it to the
+        highest id, never back."""
+        sequence = conn.execute(text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": table, "c": column}).scalar()
+        if sequence is None:
+            return
+        conn.execute(
+            text(
+                f"SELECT setval(:s, GREATEST((SELECT MAX({self.quote(conn, column)}) FROM {self.quote(conn, table)}),"
+                f" (SELECT last_value FROM {sequence})))"
+            ),
+            {"s": sequence},
+        )
+
     def row_hash_sum(self, columns: Sequence[ColumnElement]) -> ColumnElement:
         """SUM over rows of 60 bits of md5(json_build_array(columns)): an order-free digest of the row set,
         computed by the server.  SUM(bigint) is numeric in PostgreSQL, so it cannot overflow."""
         digest = func.md5(cast(func.json_build_array(*columns), Text))
         bits = cast(cast(literal("x") + func.substr(digest, 1, 15), BIT(60)), BigInteger)
         return func.coalesce(func.sum(bits), 0)
+
+
+#: COPY's text format: backslash escapes for the characters that delimit fields and rows.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: str) -> str:
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
+def _copy_float(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(value)
+
+
+def _copy_other(value: Any) -> str:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "\\\\x" + bytes(value).hex()  # bytea's hex input, its backslash escaped for COPY
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, str):  # a str subclass
+        return _copy_text(value)
+    return str(value)
+
+
+#: One dictionary lookup by exact type per value: the formatting runs for every value of a bulk load.
+_COPY_FORMAT: dict[type, Callable[[Any], str]] = {
+    str: _copy_text,
+    int: str,
+    float: _copy_float,
+    bool: lambda v: "t" if v else "f",
+    type(None): lambda _: "\\N",
+}
+
+
+def _copy_line(row: Sequence[Any]) -> str:
+    get = _COPY_FORMAT.get
+    return "\t".join([get(type(v), _copy_other)(v) for v in row]) + "\n"
+
+
+class _CopyPipe:
+    """The file COPY reads: formatted batches from a producer thread, through a short queue (memory holds a few
+    batches).  ``stop`` ends the producer early (COPY failed) and waits for it."""
+
+    def __init__(self, batches: Iterable[Sequence[tuple[Any, ...]]]) -> None:
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=4)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._produce, args=(batches,), name="mwa-copy", daemon=True)
+        self._thread.start()
+
+    def _produce(self, batches: Iterable[Sequence[tuple[Any, ...]]]) -> None:
+        try:
+            for rows in batches:
+                if self._stopped.is_set():
+                    return
+                self._put("".join([_copy_line(r) for r in rows]))
+        except BaseException as exc:  # handed to the COPY's side, which raises it
+            self.error = exc
+        self._put(None)
+
+    def _put(self, item: str | None) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def read(self, _size: int = -1) -> str:
+        item = self._queue.get()
+        if item is None:
+            if self.error is not None:
+                raise self.error  # aborts the COPY
+            return ""
+        return item
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()

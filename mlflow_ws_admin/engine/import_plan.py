@@ -1,0 +1,406 @@
+"""``db import-database``'s plan: what copying every row of SOURCE into TARGET's workspace W would insert.
+
+Everything here only reads, on both databases; ``import_apply`` builds the same plan again under TARGET's lock
+and copies by it.  Nothing is a list of MLflow tables: every table of the schema is copied in FK order (parents
+first), except the few ``mlflow_facts.NOT_IMPORTED_TABLES``.
+
+- **Integer ids TARGET allocates** (a single-column integer primary key: ``experiments.experiment_id``, the
+  trace-analytics rollups' ``id``) are shifted by one offset per key, past TARGET's highest id, and every column
+  that holds one follows: the FK graph's children, plus ``mlflow_facts.UNCONSTRAINED_ID_REFERENCES``.  An offset
+  keeps the mapping a pure function (no table of old -> new ids in memory) and the ids' order.
+- **Every other key is kept**, so a key that already exists in TARGET blocks the import: a string id (a run's
+  uuid, a trace id) anywhere in TARGET, a per-workspace key (a name) inside W.  Keys that contain a remapped
+  column, or a column referencing another copied table, are fresh whenever their parent is, and not checked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import MetaData, Table, Text, cast, func, select, tuple_, type_coerce
+from sqlalchemy import types as sqltypes
+from sqlalchemy.engine import Connection
+
+from mlflow_ws_admin.common import mlflow_facts
+from mlflow_ws_admin.common.errors import DatabaseError, NotAWorkspaceDatabase, UsageError
+from mlflow_ws_admin.db.schema import WorkspaceSchema, reflect_schema
+from mlflow_ws_admin.engine.import_artifacts import ArtifactNote, artifact_notes
+
+#: Source keys looked up in TARGET per query.
+CHECK_BATCH = 1000
+#: Examples kept per blocking key group.
+EXAMPLES = 5
+ID, NAME = "id", "name"
+
+
+class SchemaRevisionMismatch(DatabaseError):
+    """SOURCE and TARGET are at different MLflow schema revisions (exit 3)."""
+
+
+@dataclass(frozen=True)
+class IdRemap:
+    """One integer key TARGET allocates: its new value is the old one plus ``delta``."""
+
+    table: str
+    column: str
+    delta: int
+    #: every column holding the id: (table, column, (type column, type value) or None for always)
+    references: tuple[tuple[str, str, tuple[str, str] | None], ...]
+
+
+@dataclass(frozen=True)
+class TableCopy:
+    table: str
+    #: the columns copied, in TARGET's order
+    columns: tuple[str, ...]
+    #: the columns that hold a workspace (they take W)
+    workspace_columns: tuple[str, ...]
+    #: the primary key (the journal records it)
+    key: tuple[str, ...]
+    rows: int
+
+
+@dataclass(frozen=True)
+class KeyClash:
+    """Source rows whose kept key already exists in TARGET (``id``) or in W (``name``): blocking."""
+
+    table: str
+    columns: tuple[str, ...]
+    kind: str
+    count: int
+    examples: tuple[tuple[Any, ...], ...]
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    source: str
+    target: str
+    workspace: str
+    #: the one workspace SOURCE's rows are in (None when it has none)
+    source_workspace: str | None
+    revision: str | None
+    workspace_exists: bool
+    tables: tuple[TableCopy, ...]
+    remaps: tuple[IdRemap, ...]
+    clashes: tuple[KeyClash, ...]
+    artifact_notes: tuple[ArtifactNote, ...]
+    #: tables not copied, with why
+    skipped: tuple[tuple[str, str], ...]
+    #: TARGET's schema, for the journal's signature
+    schema: WorkspaceSchema
+
+    @property
+    def total_rows(self) -> int:
+        return sum(t.rows for t in self.tables)
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.clashes)
+
+    def remaps_of(self, table: str) -> list[tuple[str, int, tuple[str, str] | None]]:
+        """(column, delta, type condition) for every remapped column of ``table``."""
+        return [(column, r.delta, cond) for r in self.remaps for t, column, cond in r.references if t == table]
+
+
+# --- the plan ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reflected:
+    """Both databases' tables, reflected once (before TARGET is locked: MySQL's LOCK TABLES admits nothing else)."""
+
+    source: MetaData
+    target: MetaData
+
+
+def build_import_plan(
+    source: Connection,
+    target: Connection,
+    *,
+    source_display: str,
+    target_display: str,
+    workspace: str,
+    create_workspace: bool,
+) -> tuple[ImportPlan, Reflected]:
+    """Read both databases and plan the copy; raises for input the import refuses (exit 2 or 3)."""
+    target_schema = _reflect_schema("TARGET", target)
+    _reflect_schema("SOURCE", source)  # not an MLflow workspace schema: refused as TARGET would be
+    revision = check_revisions(source, target)
+    source_workspace = single_source_workspace(source, target_schema)
+    meta = Reflected(_reflect(source, target_schema), _reflect(target, target_schema))
+    order = copy_order(target_schema, meta.target)
+    plan = ImportPlan(
+        source=source_display,
+        target=target_display,
+        workspace=workspace,
+        source_workspace=source_workspace,
+        revision=revision,
+        workspace_exists=False,
+        tables=tuple(_table_copy(source, meta.source, meta.target, name, target_schema) for name in order),
+        remaps=(),
+        clashes=(),
+        artifact_notes=artifact_notes(source, meta.source, set(order)),
+        skipped=tuple(
+            sorted((t, why) for t, why in mlflow_facts.NOT_IMPORTED_TABLES.items() if t in meta.target.tables)
+        ),
+        schema=target_schema,
+    )
+    return refresh_plan(plan, source, target, meta, create_workspace=create_workspace), meta
+
+
+def refresh_plan(
+    plan: ImportPlan, source: Connection, target: Connection, meta: Reflected, *, create_workspace: bool
+) -> ImportPlan:
+    """What depends on TARGET's rows: whether W exists, the id offsets, the clashes.  Apply calls it again
+    under TARGET's lock, and copies by that."""
+    exists = plan.workspace in _catalog_names(target, meta.target, plan.schema)
+    if not exists and not create_workspace:
+        raise UsageError(f"workspace {plan.workspace!r} does not exist in TARGET; pass --create-workspace to create it")
+    if not exists:
+        check_workspace_name(plan.workspace)
+    order = [t.table for t in plan.tables]
+    plan = replace(
+        plan, workspace_exists=exists, remaps=tuple(_remaps(source, target, meta.target, plan.schema, order))
+    )
+    return replace(plan, clashes=tuple(find_clashes(plan, source, target, meta.source, meta.target)))
+
+
+def _reflect_schema(which: str, conn: Connection) -> WorkspaceSchema:
+    try:
+        return reflect_schema(conn)
+    except NotAWorkspaceDatabase as exc:
+        raise NotAWorkspaceDatabase(f"{which}: {exc.message}") from None
+
+
+def check_revisions(source: Connection, target: Connection) -> str | None:
+    """Both databases' alembic revision; different ones refuse the import (exit 3)."""
+    theirs, ours = _revision(source), _revision(target)
+    if theirs != ours:
+        raise SchemaRevisionMismatch(
+            f"SOURCE is at MLflow schema revision {theirs or 'none'} and TARGET at {ours or 'none'}: run "
+            "`mlflow db upgrade <URI>` on the older database (with the newer one's MLflow) so that both are at "
+            "the same revision; nothing was changed"
+        )
+    return ours
+
+
+def _revision(conn: Connection) -> str | None:
+    table = Table(mlflow_facts.ALEMBIC_VERSION_TABLE, MetaData(), autoload_with=conn)
+    return conn.execute(select(table.c.version_num)).scalar()
+
+
+def _catalog_names(conn: Connection, meta: MetaData, schema: WorkspaceSchema) -> set[str]:
+    catalog = meta.tables[schema.catalog.table]
+    return set(conn.execute(select(catalog.c[schema.catalog.name_column])).scalars())
+
+
+_WORKSPACE_NAME = re.compile(mlflow_facts.WORKSPACE_NAME_PATTERN)
+
+
+def check_workspace_name(name: str) -> None:
+    """The name MLflow would accept for a new workspace (mlflow_facts: pattern, length, reserved names)."""
+    low, high = mlflow_facts.WORKSPACE_NAME_LENGTH
+    if not _WORKSPACE_NAME.match(name) or not low <= len(name) <= high:
+        raise UsageError(
+            f"{name!r} is not a valid workspace name: {low}-{high} characters of a-z, 0-9 and '-', starting and "
+            "ending with a letter or digit"
+        )
+    if name in mlflow_facts.RESERVED_WORKSPACE_NAMES:
+        raise UsageError(f"{name!r} is reserved by MLflow and cannot name a workspace")
+
+
+def single_source_workspace(source: Connection, schema: WorkspaceSchema) -> str | None:
+    """SOURCE's rows must all be in one workspace (a database that ran without workspaces has them all in
+    `default`); copying one workspace out of several is not supported."""
+    found: set[str] = set()
+    meta = MetaData()
+    for wt in schema.tables:
+        t = Table(wt.name, meta, autoload_with=source)
+        found.update(v for v in source.execute(select(t.c[wt.workspace_column]).distinct()).scalars() if v)
+    if len(found) > 1:
+        raise UsageError(
+            f"SOURCE holds rows in {len(found)} workspaces ({', '.join(sorted(found))}); import-database copies "
+            "a database whose rows are all in one workspace"
+        )
+    return next(iter(found), None)
+
+
+def _reflect(conn: Connection, schema: WorkspaceSchema) -> MetaData:
+    meta = MetaData()
+    meta.reflect(conn, only=sorted(schema.all_table_names))
+    return meta
+
+
+def copy_order(schema: WorkspaceSchema, meta: MetaData) -> list[str]:
+    """Every copied table, parents before children (the whole FK graph, not only workspace tables);
+    alphabetical among peers, and name order for what is left of a cycle."""
+    names = {t for t in meta.tables if t not in mlflow_facts.NOT_IMPORTED_TABLES}
+    parents = {
+        n: {fk.parent for fk in schema.all_foreign_keys if fk.child == n and fk.parent in names} - {n} for n in names
+    }
+    ordered: list[str] = []
+    while parents:
+        ready = sorted(n for n, deps in parents.items() if not deps & parents.keys()) or sorted(parents)
+        for n in ready:
+            ordered.append(n)
+            del parents[n]
+    return ordered
+
+
+def _table_copy(
+    source: Connection, meta_source: MetaData, meta_target: MetaData, name: str, schema: WorkspaceSchema
+) -> TableCopy:
+    target_table = meta_target.tables[name]
+    # A generated column (spans.duration_ns) is computed by TARGET and refuses a value.
+    columns = tuple(c.name for c in target_table.columns if c.computed is None)
+    theirs = meta_source.tables.get(name)
+    missing = [c for c in columns if theirs is None or c not in theirs.c]
+    if missing:
+        # Same revision, yet another shape: someone changed a schema by hand.
+        raise SchemaRevisionMismatch(
+            f"SOURCE's table {name} lacks the column(s) {', '.join(missing)} that TARGET has; nothing was changed"
+        )
+    ws = schema.table(name).workspace_columns if schema.is_workspace_table(name) else ()
+    rows = source.execute(select(func.count()).select_from(theirs)).scalar_one()
+    return TableCopy(name, columns, ws, tuple(c.name for c in target_table.primary_key.columns), rows)
+
+
+# --- integer ids -------------------------------------------------------------------------------------------
+
+
+def allocated_keys(meta: MetaData, tables: Sequence[str]) -> list[tuple[str, str]]:
+    """(table, column) of every single-column integer primary key: the database allocates those."""
+    found = []
+    for name in tables:
+        pk = list(meta.tables[name].primary_key.columns)
+        if len(pk) == 1 and isinstance(pk[0].type, sqltypes.Integer):
+            found.append((name, pk[0].name))
+    return found
+
+
+def _remaps(
+    source: Connection, target: Connection, meta: MetaData, schema: WorkspaceSchema, order: list[str]
+) -> Iterator[IdRemap]:
+    copied = set(order)
+    for table, column in allocated_keys(meta, order):
+        t = meta.tables[table]
+        low = source.execute(select(func.min(t.c[column]))).scalar()
+        if low is None:
+            continue  # nothing to copy
+        high = target.execute(select(func.max(t.c[column]))).scalar()
+        # An empty TARGET table keeps SOURCE's ids; otherwise they start right after TARGET's highest.
+        delta = 0 if high is None else high + 1 - low
+        refs: list[tuple[str, str, tuple[str, str] | None]] = [(table, column, None)]
+        for fk in schema.all_foreign_keys:
+            if fk.parent == table and column in fk.parent_columns and fk.child in copied:
+                refs.append((fk.child, fk.column_map()[column], None))
+        for child, child_column, condition in mlflow_facts.UNCONSTRAINED_ID_REFERENCES.get((table, column), ()):
+            cols = schema.columns_of(child)
+            if child in copied and child_column in cols and (condition is None or condition[0] in cols):
+                refs.append((child, child_column, condition))
+        yield IdRemap(table, column, delta, tuple(dict.fromkeys(refs)))
+
+
+def row_transformer(plan: ImportPlan, copy: TableCopy) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """SOURCE row (in ``copy.columns`` order) -> the row TARGET gets: W in every workspace column, remapped
+    ids shifted.  A typed reference (a string id, when its type column says so) shifts only then."""
+    position = {c: i for i, c in enumerate(copy.columns)}
+    workspace_positions = [position[c] for c in copy.workspace_columns]
+    shifts = [(position[c], delta, cond) for c, delta, cond in plan.remaps_of(copy.table) if delta]
+    typed = [(p, d, position[cond[0]], cond[1]) for p, d, cond in shifts if cond is not None]
+    plain = [(p, d) for p, d, cond in shifts if cond is None]
+    workspace = plan.workspace
+
+    def transform(row: Sequence[Any]) -> tuple[Any, ...]:
+        values = list(row)
+        for p in workspace_positions:
+            if values[p] is not None:  # NULL in an FK-derived workspace column means "no reference"
+                values[p] = workspace
+        for p, delta in plain:
+            if values[p] is not None:
+                values[p] += delta
+        for p, delta, type_position, type_value in typed:
+            value = values[p]
+            if values[type_position] == type_value and isinstance(value, str) and value.isdigit():
+                values[p] = str(int(value) + delta)
+        return tuple(values)
+
+    return transform
+
+
+def source_select(meta_source: MetaData, copy: TableCopy) -> Any:
+    """SOURCE's rows in TARGET's column order, each value as the driver reads it: JSON columns as their text
+    (the drivers would parse them, and a JSON `null` and SQL NULL must stay apart), floats as floats."""
+    t = meta_source.tables[copy.table]
+    return select(*(_as_read(t.c[c]) for c in copy.columns))
+
+
+def _as_read(column: Any) -> Any:
+    if isinstance(column.type, sqltypes.JSON):
+        return cast(column, Text)
+    if isinstance(column.type, sqltypes.Float):
+        # MySQL's reflected DOUBLE returns Decimals rounded to 10 places: read the driver's own float.
+        return type_coerce(column, sqltypes.Float())
+    return column
+
+
+# --- keys that must not exist in TARGET ----------------------------------------------------------------------
+
+
+def checked_keys(plan: ImportPlan, meta_target: MetaData) -> Iterator[tuple[TableCopy, tuple[str, ...], str]]:
+    """(table, key columns, kind) of every key to look up in TARGET: the primary key without a workspace
+    column (``id``), and each per-workspace key (``name``); minus keys fresh by construction."""
+    copied = {t.table for t in plan.tables}
+    schema = plan.schema
+    remapped = {(t, c) for r in plan.remaps for t, c, _ in r.references}
+    for copy in plan.tables:
+        if not copy.rows:
+            continue
+        covered = {
+            c
+            for fk in schema.all_foreign_keys
+            if fk.child == copy.table and fk.parent in copied and fk.parent != copy.table
+            for c in fk.child_columns
+        } - set(copy.workspace_columns)
+        candidates: list[tuple[tuple[str, ...], str]] = []
+        if copy.key and not set(copy.key) & set(copy.workspace_columns):
+            candidates.append((copy.key, ID))
+        if schema.is_workspace_table(copy.table):
+            candidates += [(k.columns, NAME) for k in schema.table(copy.table).unique_keys]
+        seen: set[tuple[str, ...]] = set()
+        for columns, kind in candidates:
+            if columns in seen or set(columns) & covered or any((copy.table, c) in remapped for c in columns):
+                continue
+            seen.add(columns)
+            yield copy, columns, kind
+
+
+def find_clashes(
+    plan: ImportPlan, source: Connection, target: Connection, meta_source: MetaData, meta_target: MetaData
+) -> list[KeyClash]:
+    """Every checked key of SOURCE's rows that TARGET (for a name: W) already holds, batch by batch."""
+    clashes = []
+    for copy, columns, kind in checked_keys(plan, meta_target):
+        s, t = meta_source.tables[copy.table], meta_target.tables[copy.table]
+        count, examples = 0, []
+        stream = source.execute(
+            select(*(s.c[c] for c in columns)).execution_options(stream_results=True, yield_per=CHECK_BATCH)
+        )
+        for batch in stream.partitions():
+            keys = [tuple(r) for r in batch]
+            if len(columns) == 1:
+                condition = t.c[columns[0]].in_([k[0] for k in keys])
+            else:
+                condition = tuple_(*(t.c[c] for c in columns)).in_(keys)
+            stmt = select(*(t.c[c] for c in columns)).where(condition)
+            if kind == NAME:
+                stmt = stmt.where(t.c[copy.workspace_columns[0]] == plan.workspace)
+            found = target.execute(stmt).all()
+            count += len(found)
+            examples.extend(tuple(r) for r in found[: max(0, EXAMPLES - len(examples))])
+        if count:
+            clashes.append(KeyClash(copy.table, columns, kind, count, tuple(examples)))
+    return clashes
