@@ -356,6 +356,8 @@ def _create_scratch(
 #: Tests that run far longer than the rest (tens of seconds), longest first.  They start first, so that no
 #: worker is still in one of them long after the others have run out of tests.
 LONG_TESTS = (
+    "test_mlflow_relocate.py::",
+    "test_import_mlflow.py::",
     "test_crash.py::test_sigkill_during_move_resources",
     "test_crash.py::test_sigint_during_restore",
     "test_mlflow_move_compat.py::test_move_resources_agrees_with_mlflow",
@@ -366,6 +368,8 @@ LONG_TESTS = (
     "test_auth_mlflow_compat.py::test_a_real_basic_auth_server",
     "test_auth_mlflow_compat.py::test_permissions_match_mlflow",
     "test_properties.py::",
+    "test_relocate_crash.py::",
+    "test_import_database.py::test_sigkill_mid_import",
 )
 
 
