@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from mlflow_ws_admin.auth.state import LEGACY_TABLES
 from mlflow_ws_admin.common.errors import ExitStatus
 from mlflow_ws_admin.engine.rename_template import RenameTemplate
 
@@ -155,12 +156,13 @@ def test_drop_removes_the_admin_grant_and_reports_what_carol_loses(auth_db, mlfl
     result = auth_migrate(auth_db, mlflow_db, "-y", "--drop", "-v")
 
     assert result.exit_code == ExitStatus.OK, result.output
-    assert f"experiment {ids['a1']} (team-a): MANAGE -> NO_PERMISSIONS [--drop]" in result.stdout
+    lost = "loses read, use, update, delete, manage"
+    assert f"experiment {ids['a1']} (team-a): MANAGE -> NO_PERMISSIONS, {lost} [--drop]" in result.stdout
     assert auth_rows(auth_db)["default/admins"] == [[], ["carol"]]
 
 
 def test_a_wildcard_run_grant_blocks_and_drop_resolves_it(auth_db, mlflow_db) -> None:
-    plant_tracking(mlflow_db)
+    ids = plant_tracking(mlflow_db)
     roles = {("team-a", "runners"): [("run", "*", "EDIT"), ("experiment", "*", "READ")]}
     plant_auth(auth_db, roles, {"erin": [("team-a", "runners")]})
     before = auth_db.fingerprint()
@@ -173,7 +175,8 @@ def test_a_wildcard_run_grant_blocks_and_drop_resolves_it(auth_db, mlflow_db) ->
 
     dropped = auth_migrate(auth_db, mlflow_db, "-y", "--drop", "-v")
     assert dropped.exit_code == ExitStatus.OK, dropped.output
-    assert "every run of team-a (tier): EDIT -> inherits [--drop]" in dropped.stdout
+    # the runs now follow their experiment's READ
+    assert f"every run of experiment {ids['a1']} (team-a): EDIT -> READ, loses use, update [--drop]" in dropped.stdout
     grants = auth_rows(auth_db)["default/runners"][0]
     assert [g[0] for g in grants] == ["experiment", "experiment"]
 
@@ -479,13 +482,48 @@ def test_json_document_fields(auth_db, mlflow_db) -> None:
     assert set(doc) == {
         "schema_version", "status", "exit_code", "dry_run", "database", "tracking_database",
         "default_permission_after", "roles", "findings", "dangling_grants", "changes", "compared", "applied",
+        "choices", "ignored_legacy_tables", "new_users",
     }  # fmt: skip
+    # carol, admin of team-a: --widen gives her team-b's and default's resources, --drop takes team-a's,
+    # --per-resource keeps exactly what she had
+    choices = {c["option"]: (c["gained"], c["lost"]) for c in doc["choices"]}
+    assert choices["--per-resource --drop"] == (0, 0)
+    assert choices["--widen"][0] > 0 and choices["--widen"][1] == 0
+    assert choices["--drop"][0] == 0 and choices["--drop"][1] > 0
+    assert doc["new_users"]["roles_by_workspace"] == {"team-a": ["admins"], "team-b": ["viewer"]}
+    # MLflow 3.17.2's schema keeps the legacy tables; empty here
+    assert {t["table"]: t["rows"] for t in doc["ignored_legacy_tables"]} == dict.fromkeys(LEGACY_TABLES, 0)
     assert (doc["status"], doc["exit_code"]) == ("conflicts", 1)
     (finding,) = doc["findings"]
     assert finding["kind"] == "workspace-scope" and finding["blocking"] and finding["users"] == ["carol"]
     assert finding["grant"] == {"resource_type": "workspace", "resource_pattern": "*", "permission": "MANAGE"}
     assert {c["accepted_by"] for c in doc["changes"]} == {"blocked: what --drop would do"}
     assert doc["tracking_database"]["dialect"] == doc["database"]["dialect"]
+
+
+def test_legacy_per_resource_tables_are_reported_with_their_rows_and_left_alone(auth_db, mlflow_db) -> None:
+    ids = plant_tracking(mlflow_db)
+    plant_auth(auth_db, _viewers(ids), MEMBERS)
+    with auth_db.engine.begin() as conn:
+        alice = conn.exec_driver_sql("SELECT id FROM users WHERE username = 'alice'").scalar_one()
+        for experiment in ("a1", "b1"):
+            conn.exec_driver_sql(
+                "INSERT INTO experiment_permissions (experiment_id, user_id, permission) VALUES "
+                f"('{ids[experiment]}', {alice}, 'MANAGE')"
+            )
+    legacy_before = _legacy(auth_db)
+
+    result = auth_migrate(auth_db, mlflow_db, "-y", "--rename-conflicts", TEMPLATE)
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert "Ignored: legacy table experiment_permissions (2 row(s)): MLflow 3.17.2 no longer reads it" in result.stdout
+    assert "registered_model_permissions (0" not in result.stdout  # empty ones are not listed in text
+    assert _legacy(auth_db) == legacy_before and len(legacy_before) == 2
+
+
+def _legacy(db) -> list[tuple]:
+    with db.engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.exec_driver_sql("SELECT * FROM experiment_permissions"))
 
 
 def test_a_grant_added_after_the_plan_rolls_back_with_exit_4(auth_db, mlflow_db) -> None:
