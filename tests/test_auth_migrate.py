@@ -602,3 +602,98 @@ def test_preflight_after_the_tracking_migration_reads_its_journal(auth_db, mlflo
     # only the role names remain to resolve: preflight takes no --rename-conflicts
     assert [d.split(":")[0] for d in checks["auth findings"]["details"]] == ["role-name-conflict", "role-name-conflict"]
     assert (auth_db.fingerprint(), mlflow_db.fingerprint()) == before
+
+
+# --- per-user roles, registry objects by their prompt tag, --per-resource --------------------------------------
+
+
+def test_per_user_roles_merge_into_default_s_one_under_their_name(auth_db, mlflow_db) -> None:
+    """MLflow's revoke and clean-up only find a role named __user_<id>__ in the active workspace: it is never
+    renamed, every workspace's one folds into default's."""
+    ids = plant_tracking(mlflow_db)
+    roles = {
+        ("team-a", "__user_1__"): [("experiment", str(ids["a1"]), "MANAGE")],
+        ("team-b", "__user_1__"): [("experiment", str(ids["b1"]), "MANAGE"), ("registered_model", "churn-b", "EDIT")],
+        ("default", "__user_1__"): [("experiment", str(ids["d1"]), "READ")],
+    }
+    plant_auth(auth_db, roles, {"alice": list(roles)})
+
+    result = auth_migrate(auth_db, mlflow_db, "-y")  # no --rename-conflicts needed
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert "Effective permissions: unchanged for every user and resource." in result.stdout
+    assert auth_rows(auth_db) == {
+        "default/__user_1__": [
+            sorted(
+                [
+                    ("experiment", str(ids["a1"]), "MANAGE"),
+                    ("experiment", str(ids["b1"]), "MANAGE"),
+                    ("experiment", str(ids["d1"]), "READ"),
+                    ("registered_model", "churn-b", "EDIT"),
+                ]
+            ),
+            ["alice"],
+        ]
+    }
+
+
+def test_a_registry_object_gets_only_the_key_its_prompt_tag_makes_mlflow_consult(auth_db, mlflow_db) -> None:
+    from mlflow_ws_admin.db.sample_data import SampleData
+
+    plant_tracking(mlflow_db)
+    with mlflow_db.engine.begin() as conn, SampleData(conn) as data:
+        data.registered_model("team-a", "summarize")
+        data.add(
+            "registered_model_tags", workspace="team-a", name="summarize", key="mlflow.prompt.is_prompt", value="True"
+        )
+    roles = {("team-a", "viewer"): [("prompt", "*", "READ"), ("registered_model", "*", "EDIT")]}
+    plant_auth(auth_db, roles, {"alice": [("team-a", "viewer")]})
+
+    result = auth_migrate(auth_db, mlflow_db, "-y")
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    # no (registered_model, summarize): MLflow would never consult it (the only prompt is team-a's, so the
+    # prompt wildcard cannot widen and stays one)
+    assert auth_rows(auth_db)["default/viewer"][0] == [
+        ("prompt", "*", "READ"),
+        ("registered_model", "fraud-a", "EDIT"),
+    ]
+
+
+def test_per_resource_turns_a_workspace_admin_into_manage_on_each_of_its_resources(auth_db, mlflow_db) -> None:
+    ids = plant_tracking(mlflow_db)
+    plant_auth(auth_db, WORKSPACE_ADMIN, {"carol": [("team-a", "admins")], "bob": [("team-b", "viewer")]})
+    before = auth_db.fingerprint()
+
+    dry = auth_migrate(auth_db, mlflow_db, "--dry-run", "--per-resource")
+    assert dry.exit_code == ExitStatus.OK, dry.output
+    assert '[per-resource] workspace-scope: role "admins" of team-a' in dry.stdout
+    assert "becomes MANAGE on each of the 3 resource(s) of team-a" in dry.stdout
+    assert "Effective permissions: unchanged for every user and resource." in dry.stdout
+    assert auth_db.fingerprint() == before
+
+    result = auth_migrate(auth_db, mlflow_db, "-y", "--per-resource")
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert auth_rows(auth_db)["default/admins"] == [
+        [
+            ("experiment", str(ids["a1"]), "MANAGE"),
+            ("experiment", str(ids["a2"]), "MANAGE"),
+            ("registered_model", "fraud-a", "MANAGE"),
+        ],
+        ["carol"],
+    ]
+
+
+def test_a_gain_from_a_dropped_tier_blocks_with_exit_1(auth_db, mlflow_db) -> None:
+    ids = plant_tracking(mlflow_db)
+    roles = {("team-a", "readers"): [("run", "*", "READ"), ("experiment", "*", "EDIT")]}
+    plant_auth(auth_db, roles, {"erin": [("team-a", "readers")]})
+    before = auth_db.fingerprint()
+
+    result = auth_migrate(auth_db, mlflow_db, "-y", "--drop", "--format", "json")
+
+    assert result.exit_code == ExitStatus.CONFLICTS, result.output
+    doc = json.loads(result.stdout)
+    gains = {(c["user"], c["subject"], tuple(c["gained"])) for c in doc["changes"] if c["accepted_by"] is None}
+    assert gains == {("erin", f"every run of experiment {ids[e]} (team-a)", ("use", "update")) for e in ("a1", "a2")}
+    assert auth_db.fingerprint() == before

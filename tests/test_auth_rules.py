@@ -217,3 +217,23 @@ def test_translation_keeps_every_permission(roles, tiers, default_permission, gd
             # nothing silent: a change without a finding can only be a gain that blocks (a scorer wildcard
             # narrowed to per-id grants no longer vetoes its experiments' delete)
             assert all(c.gained and c.accepted_by is None for c in plan.changes), plan.changes[:3]
+
+
+def test_per_user_roles_clashing_on_one_key_keep_the_most_restrictive_and_report_it() -> None:
+    roles = {
+        ("team-a", "__user_1__"): [("run", "*", "EDIT"), ("experiment", "*", "EDIT")],
+        ("team-b", "__user_1__"): [("run", "*", "READ"), ("experiment", "*", "EDIT")],
+    }
+    plan = build_auth_plan(_state(roles, {"alice": list(roles)}), OWNED, READ_DEFAULT, widen=True)
+    (role,) = plan.roles
+    assert role.name == "__user_1__" and role.keep_id == 1
+    assert Grant("run", "*", "READ") in role.grants and Grant("run", "*", "EDIT") not in role.grants
+    (clash,) = [f for f in plan.findings if f.kind == "per-user-clash"]
+    assert (
+        clash.detail
+        == "the per-user roles give team-a EDIT, team-b READ on one key: the most restrictive, READ, is kept"
+    )
+    assert [(c.subject, c.lost, c.accepted_by) for c in plan.changes] == [
+        ("every run of experiment 2 (team-a)", ("use", "update"), "per-user merge")
+    ]
+    assert plan.unaccepted == () and plan.unaccepted_gains == ()

@@ -667,9 +667,18 @@ def compare(
         changes.extend(
             _change(user.username, key, was, after[key], scopes)
             for key, was in before.items()
-            if was[1] != after[key][1]
+            if was[1] != after[key][1] and not _follows_parent(key, before, after)
         )
     return changes, compared
+
+
+def _follows_parent(key: Key, before: Mapping[Key, Answer], after: Mapping[Key, Answer]) -> bool:
+    """A tier whose permission is its resource's, before and after: its change is the resource's, listed once."""
+    kind, tier, workspace, rid = key
+    if kind != "sub":
+        return False
+    parent = ("resource", TIER_PARENT[tier], workspace, rid)
+    return before[key][0] == before[parent][0] and after[key][0] == after[parent][0]
 
 
 @dataclass(frozen=True)
@@ -700,7 +709,8 @@ def _types_of(grant: Grant) -> frozenset[str] | None:
 
 def _accepted_scopes(findings: Iterable[Finding]) -> dict[str, list[_Scope]]:
     scopes: dict[str, list[_Scope]] = {}
-    for f in findings:
+    # a per-user merge names its own cause before a --widen that also reaches the key
+    for f in sorted(findings, key=lambda f: f.resolution != MERGED):
         if f.grant is None:
             continue
         types = _types_of(f.grant)
