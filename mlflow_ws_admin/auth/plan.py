@@ -583,6 +583,13 @@ def _answers(
     tier without a grant, before and after, follows its resource: the resource's answer covers it.  With
     workspaces off every grant is resolved in ``default``; the keys stay the before-state's."""
     out: dict[Key, Answer] = {}
+    # which types' delete a held cascade tier may veto, per workspace resolved in (only a tier the user holds a
+    # grant on can: the others fall back to the resource's own permission)
+    vetoes = {
+        w: frozenset(p for p, cascade in DELETE_CASCADE.items() if any(t in ix.wildcard for t in cascade))
+        for w, ix in held.items()
+        if not ix.admin
+    }
     for r in ownership.resources:
         where = r.workspace if workspaces_enabled else DEFAULT_WORKSPACE
         index = held.get(where, EMPTY)
@@ -596,14 +603,21 @@ def _answers(
         )
         actions = allowed(permission)
         # deleting also needs delete on every tier it destroys (each falling back to the resource)
-        cascade = DELETE_CASCADE.get(r.resource_type, ())
-        if "delete" in actions and any(
-            "delete" not in allowed(governing(index, t, permission, config=config)) for t in cascade
+        if (
+            r.resource_type in vetoes.get(where, ())
+            and "delete" in actions
+            and any(
+                "delete" not in allowed(governing(index, t, permission, config=config))
+                for t in DELETE_CASCADE[r.resource_type]
+            )
         ):
             actions -= {"delete"}
         out["resource", r.resource_type, r.workspace, r.before_id] = (permission, actions)
+        own_tiers = tiers.get(r.workspace)
+        if not own_tiers:
+            continue
         readable = "read" in actions
-        for tier in tiers.get(r.workspace, ()):
+        for tier in own_tiers:
             if TIER_PARENT.get(tier) != r.resource_type:
                 continue
             decided = governing(index, tier, permission, config=config)

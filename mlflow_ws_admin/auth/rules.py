@@ -217,9 +217,13 @@ def resource_permission(
     return NO_PERMISSIONS
 
 
+_ALLOWED = {p: frozenset(ACTIONS[: _ACTIONS_OF.get(p, 0)]) for p in PRIORITY}
+_NONE: frozenset[str] = frozenset()
+
+
 def allowed(permission: str) -> frozenset[str]:
     """The actions a permission allows (``Permission.can_read`` ... ``can_manage``); DENY and NO_PERMISSIONS none."""
-    return frozenset(ACTIONS[: _ACTIONS_OF.get(permission, 0)])
+    return _ALLOWED.get(permission, _NONE)
 
 
 def governing(held: GrantIndex, tier: str, parent: str, *, config: AuthConfig) -> str:
