@@ -571,9 +571,27 @@ def _indexes(view: View) -> dict[int, dict[str, GrantIndex]]:
     return out
 
 
+#: one resource as resolution reads it: (owner workspace, type, (type, id before), (type, id after), its key)
+_Row = tuple[str, str, tuple[str, str], tuple[str, str], Key]
+
+
+def _rows(ownership: Ownership) -> list[_Row]:
+    """Built once per comparison rather than once per user and state: the per-user loop only looks them up."""
+    return [
+        (
+            r.workspace,
+            r.resource_type,
+            (r.resource_type, r.before_id),
+            (r.resource_type, r.after_id),
+            ("resource", r.resource_type, r.workspace, r.before_id),
+        )
+        for r in ownership.resources
+    ]
+
+
 def _answers(
     held: Mapping[str, GrantIndex],
-    ownership: Ownership,
+    rows: Sequence[_Row],
     config: AuthConfig,
     tiers: Mapping[str, frozenset[str]],
     *,
@@ -590,40 +608,62 @@ def _answers(
         for w, ix in held.items()
         if not ix.admin
     }
-    for r in ownership.resources:
-        where = r.workspace if workspaces_enabled else DEFAULT_WORKSPACE
+    # A resource's answers depend on its id only through the user's per-id grants on it: resolved once per
+    # (owner workspace, type, per-id fold), then looked up (most resources share a handful of such triples).
+    resolved: dict[tuple[str, str, str | None], tuple[Answer, tuple[tuple[str, Answer], ...]]] = {}
+    for owner, rtype, id_before, id_after, key in rows:
+        slot = id_before if workspaces_enabled else id_after
+        where = owner if workspaces_enabled else DEFAULT_WORKSPACE
         index = held.get(where, EMPTY)
-        permission = resource_permission(
-            index,
-            r.resource_type,
-            r.before_id if workspaces_enabled else r.after_id,
-            config=config,
-            workspaces_enabled=workspaces_enabled,
-            workspace=where,
-        )
-        actions = allowed(permission)
-        # deleting also needs delete on every tier it destroys (each falling back to the resource)
-        if (
-            r.resource_type in vetoes.get(where, ())
-            and "delete" in actions
-            and any(
-                "delete" not in allowed(governing(index, t, permission, config=config))
-                for t in DELETE_CASCADE[r.resource_type]
+        own = index.by_id.get(slot) if slot[1] != WILDCARD else None
+        memo = (owner, rtype, own)
+        found = resolved.get(memo)
+        if found is None:
+            found = resolved[memo] = _resolve(
+                index, rtype, slot[1], owner, where, config, tiers, vetoes, workspaces_enabled
             )
-        ):
-            actions -= {"delete"}
-        out["resource", r.resource_type, r.workspace, r.before_id] = (permission, actions)
-        own_tiers = tiers.get(r.workspace)
-        if not own_tiers:
-            continue
-        readable = "read" in actions
-        for tier in own_tiers:
-            if TIER_PARENT.get(tier) != r.resource_type:
-                continue
-            decided = governing(index, tier, permission, config=config)
-            # every operation on a tier also requires read on the resource itself
-            out["sub", tier, r.workspace, r.before_id] = (decided, allowed(decided) if readable else frozenset())
+        answer, subs = found
+        out[key] = answer
+        for tier, sub in subs:
+            out["sub", tier, owner, key[3]] = sub
     return out
+
+
+def _resolve(
+    index: GrantIndex,
+    resource_type: str,
+    resource_id: str,
+    owner: str,
+    where: str,
+    config: AuthConfig,
+    tiers: Mapping[str, frozenset[str]],
+    vetoes: Mapping[str, frozenset[str]],
+    workspaces_enabled: bool,
+) -> tuple[Answer, tuple[tuple[str, Answer], ...]]:
+    """One resource's answer, and its tiers' (those ``tiers`` names for its owner workspace)."""
+    permission = resource_permission(
+        index, resource_type, resource_id, config=config, workspaces_enabled=workspaces_enabled, workspace=where
+    )
+    actions = allowed(permission)
+    # deleting also needs delete on every tier it destroys (each falling back to the resource)
+    if (
+        resource_type in vetoes.get(where, ())
+        and "delete" in actions
+        and any(
+            "delete" not in allowed(governing(index, t, permission, config=config))
+            for t in DELETE_CASCADE[resource_type]
+        )
+    ):
+        actions -= {"delete"}
+    # every operation on a tier also requires read on the resource itself
+    readable = "read" in actions
+    subs = []
+    for tier in tiers.get(owner, ()):
+        if TIER_PARENT.get(tier) != resource_type:
+            continue
+        decided = governing(index, tier, permission, config=config)
+        subs.append((tier, (decided, allowed(decided) if readable else frozenset())))
+    return (permission, actions), tuple(subs)
 
 
 def _tiers_held(before: Mapping[str, GrantIndex], after: Mapping[str, GrantIndex]) -> dict[str, frozenset[str]]:
@@ -644,12 +684,13 @@ def effective_permissions(
     bypass every check, before and after)."""
     indexes = _indexes(view)
     tiers = _all_tiers(ownership)
+    rows = _rows(ownership)
     return {
         (user.id, key): answer[0]
         for user in state.users
         if not user.is_admin
         for key, answer in _answers(
-            indexes.get(user.id, {}), ownership, config, tiers, workspaces_enabled=workspaces_enabled
+            indexes.get(user.id, {}), rows, config, tiers, workspaces_enabled=workspaces_enabled
         ).items()
     }
 
@@ -668,6 +709,7 @@ def compare(
     config_after = AuthConfig(DEFAULT_PERMISSION_AFTER, config.grant_default_workspace_access)
     before_ix, after_ix = _indexes(before_view), _indexes(after_view)
     scopes = _accepted_scopes(findings)
+    rows = _rows(ownership)
     changes: list[Change] = []
     compared = 0
     for user in state.users:
@@ -675,8 +717,8 @@ def compare(
             continue
         held_before, held_after = before_ix.get(user.id, {}), after_ix.get(user.id, {})
         tiers = _tiers_held(held_before, held_after)
-        before = _answers(held_before, ownership, config, tiers, workspaces_enabled=True)
-        after = _answers(held_after, ownership, config_after, tiers, workspaces_enabled=False)
+        before = _answers(held_before, rows, config, tiers, workspaces_enabled=True)
+        after = _answers(held_after, rows, config_after, tiers, workspaces_enabled=False)
         compared += len(before)
         changes.extend(
             _change(user.username, key, was, after[key], scopes)
