@@ -160,9 +160,9 @@ def _healthy(url: str) -> bool:
 
 @contextlib.contextmanager
 def mlflow_server(
-    db_path: Path, tmp_path: Path, *, workspaces: bool, extra_args: tuple[str, ...] = (), **env: str
+    db_path: Path | str, tmp_path: Path, *, workspaces: bool, extra_args: tuple[str, ...] = (), **env: str
 ) -> Iterator[MlflowServer]:
-    """`mlflow server` on a SQLite file and a free 127.0.0.1 port.  Yields once `/health` answers, or as soon
+    """`mlflow server` on a SQLite file (or a database URI, a str) and a free 127.0.0.1 port.  Yields once `/health` answers, or as soon
     as the process exits (a refusal to start); stopped by PID at the end either way.  ``extra_args`` and
     ``env`` (MLFLOW_* settings): e.g. ``--app-name basic-auth`` with its MLFLOW_AUTH_CONFIG_PATH."""
     port = _free_port()
@@ -173,7 +173,7 @@ def mlflow_server(
         "mlflow",
         "server",
         "--backend-store-uri",
-        f"sqlite:///{db_path}",
+        db_path if isinstance(db_path, str) else f"sqlite:///{db_path}",
         "--default-artifact-root",
         str(tmp_path / "artifacts"),
         "--host",
