@@ -356,6 +356,7 @@ def _create_scratch(
 #: Tests that run far longer than the rest (tens of seconds), longest first.  They start first, so that no
 #: worker is still in one of them long after the others have run out of tests.
 LONG_TESTS = (
+    "test_auth_mlflow_server.py::",
     "test_mlflow_relocate.py::",
     "test_import_mlflow.py::",
     "test_crash.py::test_sigkill_during_move_resources",

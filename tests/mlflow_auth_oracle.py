@@ -5,11 +5,10 @@ permission resolution as the oracle for tests/test_auth_mlflow_compat.py.
     python mlflow_auth_oracle.py resolve AUTH_URI < query.json  # MLflow's answer per (user, resource), as JSON
 
 ``resolve`` reads ``{"workspaces": bool, "default_permission": str, "users": [...], "resources": [[type,
-workspace, id_before, id_now], ...], "workspaces_present": [...], "tiers": [...]}``.  A resource's permission is
+workspace, id_before, id_now], ...], "tiers": {tier: parent type}}``.  A resource's permission is
 MLflow's ``_get_role_permission_or_default(_role_permission_for_known_workspace(...))`` (the point-route path,
-given the resource's workspace); a tier is ``resolve_permissions`` on ``(tier, "*")`` in that workspace, floored
-by ``floor_positive_permission`` as ``governing_permission`` does (the workspace slot unfloored, as create reads
-it).
+given the resource's workspace); a tier of a resource is ``governing_permission_and_action`` of a requirement on
+``(tier, "*")`` falling back to the resource, as every operation on runs, traces, versions, ... declares it.
 """
 
 from __future__ import annotations
@@ -41,8 +40,11 @@ def setup(auth_uri: str, spec: dict) -> None:
 def resolve(auth_uri: str, query: dict) -> dict:
     os.environ["MLFLOW_ENABLE_WORKSPACES"] = "true" if query["workspaces"] else "false"
     import mlflow.server.auth as auth
-    from mlflow.server.auth.permissions import GrantLoadKey
-    from mlflow.server.auth.requirements import floor_positive_permission
+    from mlflow.server.auth.requirements import (
+        Requirement,
+        governing_permission_and_action,
+        requirements_to_grant_load_keys,
+    )
     from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
 
     store = SqlAlchemyStore()
@@ -68,13 +70,19 @@ def resolve(auth_uri: str, query: dict) -> dict:
                 auth._role_permission_for_known_workspace(user, rtype, now_id, where)
             )
             got[json.dumps(["resource", rtype, workspace, before_id])] = perm.name
-        for workspace in query["workspaces_present"]:
-            where = workspace if query["workspaces"] else "default"
-            for tier in query["tiers"]:
-                (perm,) = auth.resolve_permissions(user, where, [GrantLoadKey(tier, "*")])
-                if perm is not None and tier != "workspace":
-                    perm = floor_positive_permission(perm, query["default_permission"])
-                got[json.dumps(["tier", tier, workspace, "*"])] = None if perm is None else perm.name
+            # a tier of this resource: MLflow's own governing_permission_and_action, the tier's key falling back
+            # to the resource's, from one resolve_permissions in the workspace it is resolved in
+            for tier, parent in query["tiers"].items():
+                if parent != rtype:
+                    continue
+                anchor = workspace if query["workspaces"] else "default"
+                requirement = Requirement(tier, "*", "read", fallback_if_no_grant=((rtype, now_id),))
+                keys = requirements_to_grant_load_keys([requirement])
+                held = dict(zip(keys, auth.resolve_permissions(user, anchor, keys), strict=True))
+                governing, _ = governing_permission_and_action(
+                    requirement, held, query["default_permission"], auth._absent_permission(anchor)
+                )
+                got[json.dumps(["sub", tier, workspace, before_id])] = governing.name
         out[user] = got
     return out
 

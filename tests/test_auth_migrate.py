@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from mlflow_ws_admin.auth.state import LEGACY_TABLES
 from mlflow_ws_admin.common.errors import ExitStatus
 from mlflow_ws_admin.engine.rename_template import RenameTemplate
 
@@ -155,12 +156,13 @@ def test_drop_removes_the_admin_grant_and_reports_what_carol_loses(auth_db, mlfl
     result = auth_migrate(auth_db, mlflow_db, "-y", "--drop", "-v")
 
     assert result.exit_code == ExitStatus.OK, result.output
-    assert f"experiment {ids['a1']} (team-a): MANAGE -> NO_PERMISSIONS [--drop]" in result.stdout
+    lost = "loses read, use, update, delete, manage"
+    assert f"experiment {ids['a1']} (team-a): MANAGE -> NO_PERMISSIONS, {lost} [--drop]" in result.stdout
     assert auth_rows(auth_db)["default/admins"] == [[], ["carol"]]
 
 
 def test_a_wildcard_run_grant_blocks_and_drop_resolves_it(auth_db, mlflow_db) -> None:
-    plant_tracking(mlflow_db)
+    ids = plant_tracking(mlflow_db)
     roles = {("team-a", "runners"): [("run", "*", "EDIT"), ("experiment", "*", "READ")]}
     plant_auth(auth_db, roles, {"erin": [("team-a", "runners")]})
     before = auth_db.fingerprint()
@@ -173,7 +175,8 @@ def test_a_wildcard_run_grant_blocks_and_drop_resolves_it(auth_db, mlflow_db) ->
 
     dropped = auth_migrate(auth_db, mlflow_db, "-y", "--drop", "-v")
     assert dropped.exit_code == ExitStatus.OK, dropped.output
-    assert "every run of team-a (tier): EDIT -> inherits [--drop]" in dropped.stdout
+    # the runs now follow their experiment's READ
+    assert f"every run of experiment {ids['a1']} (team-a): EDIT -> READ, loses use, update [--drop]" in dropped.stdout
     grants = auth_rows(auth_db)["default/runners"][0]
     assert [g[0] for g in grants] == ["experiment", "experiment"]
 
@@ -479,13 +482,48 @@ def test_json_document_fields(auth_db, mlflow_db) -> None:
     assert set(doc) == {
         "schema_version", "status", "exit_code", "dry_run", "database", "tracking_database",
         "default_permission_after", "roles", "findings", "dangling_grants", "changes", "compared", "applied",
+        "choices", "ignored_legacy_tables", "new_users",
     }  # fmt: skip
+    # carol, admin of team-a: --widen gives her team-b's and default's resources, --drop takes team-a's,
+    # --per-resource keeps exactly what she had
+    choices = {c["option"]: (c["gained"], c["lost"]) for c in doc["choices"]}
+    assert choices["--per-resource --drop"] == (0, 0)
+    assert choices["--widen"][0] > 0 and choices["--widen"][1] == 0
+    assert choices["--drop"][0] == 0 and choices["--drop"][1] > 0
+    assert doc["new_users"]["roles_by_workspace"] == {"team-a": ["admins"], "team-b": ["viewer"]}
+    # MLflow 3.17.2's schema keeps the legacy tables; empty here
+    assert {t["table"]: t["rows"] for t in doc["ignored_legacy_tables"]} == dict.fromkeys(LEGACY_TABLES, 0)
     assert (doc["status"], doc["exit_code"]) == ("conflicts", 1)
     (finding,) = doc["findings"]
     assert finding["kind"] == "workspace-scope" and finding["blocking"] and finding["users"] == ["carol"]
     assert finding["grant"] == {"resource_type": "workspace", "resource_pattern": "*", "permission": "MANAGE"}
     assert {c["accepted_by"] for c in doc["changes"]} == {"blocked: what --drop would do"}
     assert doc["tracking_database"]["dialect"] == doc["database"]["dialect"]
+
+
+def test_legacy_per_resource_tables_are_reported_with_their_rows_and_left_alone(auth_db, mlflow_db) -> None:
+    ids = plant_tracking(mlflow_db)
+    plant_auth(auth_db, _viewers(ids), MEMBERS)
+    with auth_db.engine.begin() as conn:
+        alice = conn.exec_driver_sql("SELECT id FROM users WHERE username = 'alice'").scalar_one()
+        for experiment in ("a1", "b1"):
+            conn.exec_driver_sql(
+                "INSERT INTO experiment_permissions (experiment_id, user_id, permission) VALUES "
+                f"('{ids[experiment]}', {alice}, 'MANAGE')"
+            )
+    legacy_before = _legacy(auth_db)
+
+    result = auth_migrate(auth_db, mlflow_db, "-y", "--rename-conflicts", TEMPLATE)
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert "Ignored: legacy table experiment_permissions (2 row(s)): MLflow 3.17.2 no longer reads it" in result.stdout
+    assert "registered_model_permissions (0" not in result.stdout  # empty ones are not listed in text
+    assert _legacy(auth_db) == legacy_before and len(legacy_before) == 2
+
+
+def _legacy(db) -> list[tuple]:
+    with db.engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.exec_driver_sql("SELECT * FROM experiment_permissions"))
 
 
 def test_a_grant_added_after_the_plan_rolls_back_with_exit_4(auth_db, mlflow_db) -> None:
@@ -564,3 +602,98 @@ def test_preflight_after_the_tracking_migration_reads_its_journal(auth_db, mlflo
     # only the role names remain to resolve: preflight takes no --rename-conflicts
     assert [d.split(":")[0] for d in checks["auth findings"]["details"]] == ["role-name-conflict", "role-name-conflict"]
     assert (auth_db.fingerprint(), mlflow_db.fingerprint()) == before
+
+
+# --- per-user roles, registry objects by their prompt tag, --per-resource --------------------------------------
+
+
+def test_per_user_roles_merge_into_default_s_one_under_their_name(auth_db, mlflow_db) -> None:
+    """MLflow's revoke and clean-up only find a role named __user_<id>__ in the active workspace: it is never
+    renamed, every workspace's one folds into default's."""
+    ids = plant_tracking(mlflow_db)
+    roles = {
+        ("team-a", "__user_1__"): [("experiment", str(ids["a1"]), "MANAGE")],
+        ("team-b", "__user_1__"): [("experiment", str(ids["b1"]), "MANAGE"), ("registered_model", "churn-b", "EDIT")],
+        ("default", "__user_1__"): [("experiment", str(ids["d1"]), "READ")],
+    }
+    plant_auth(auth_db, roles, {"alice": list(roles)})
+
+    result = auth_migrate(auth_db, mlflow_db, "-y")  # no --rename-conflicts needed
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert "Effective permissions: unchanged for every user and resource." in result.stdout
+    assert auth_rows(auth_db) == {
+        "default/__user_1__": [
+            sorted(
+                [
+                    ("experiment", str(ids["a1"]), "MANAGE"),
+                    ("experiment", str(ids["b1"]), "MANAGE"),
+                    ("experiment", str(ids["d1"]), "READ"),
+                    ("registered_model", "churn-b", "EDIT"),
+                ]
+            ),
+            ["alice"],
+        ]
+    }
+
+
+def test_a_registry_object_gets_only_the_key_its_prompt_tag_makes_mlflow_consult(auth_db, mlflow_db) -> None:
+    from mlflow_ws_admin.db.sample_data import SampleData
+
+    plant_tracking(mlflow_db)
+    with mlflow_db.engine.begin() as conn, SampleData(conn) as data:
+        data.registered_model("team-a", "summarize")
+        data.add(
+            "registered_model_tags", workspace="team-a", name="summarize", key="mlflow.prompt.is_prompt", value="True"
+        )
+    roles = {("team-a", "viewer"): [("prompt", "*", "READ"), ("registered_model", "*", "EDIT")]}
+    plant_auth(auth_db, roles, {"alice": [("team-a", "viewer")]})
+
+    result = auth_migrate(auth_db, mlflow_db, "-y")
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    # no (registered_model, summarize): MLflow would never consult it (the only prompt is team-a's, so the
+    # prompt wildcard cannot widen and stays one)
+    assert auth_rows(auth_db)["default/viewer"][0] == [
+        ("prompt", "*", "READ"),
+        ("registered_model", "fraud-a", "EDIT"),
+    ]
+
+
+def test_per_resource_turns_a_workspace_admin_into_manage_on_each_of_its_resources(auth_db, mlflow_db) -> None:
+    ids = plant_tracking(mlflow_db)
+    plant_auth(auth_db, WORKSPACE_ADMIN, {"carol": [("team-a", "admins")], "bob": [("team-b", "viewer")]})
+    before = auth_db.fingerprint()
+
+    dry = auth_migrate(auth_db, mlflow_db, "--dry-run", "--per-resource")
+    assert dry.exit_code == ExitStatus.OK, dry.output
+    assert '[per-resource] workspace-scope: role "admins" of team-a' in dry.stdout
+    assert "becomes MANAGE on each of the 3 resource(s) of team-a" in dry.stdout
+    assert "Effective permissions: unchanged for every user and resource." in dry.stdout
+    assert auth_db.fingerprint() == before
+
+    result = auth_migrate(auth_db, mlflow_db, "-y", "--per-resource")
+    assert result.exit_code == ExitStatus.OK, result.output
+    assert auth_rows(auth_db)["default/admins"] == [
+        [
+            ("experiment", str(ids["a1"]), "MANAGE"),
+            ("experiment", str(ids["a2"]), "MANAGE"),
+            ("registered_model", "fraud-a", "MANAGE"),
+        ],
+        ["carol"],
+    ]
+
+
+def test_a_gain_from_a_dropped_tier_blocks_with_exit_1(auth_db, mlflow_db) -> None:
+    ids = plant_tracking(mlflow_db)
+    roles = {("team-a", "readers"): [("run", "*", "READ"), ("experiment", "*", "EDIT")]}
+    plant_auth(auth_db, roles, {"erin": [("team-a", "readers")]})
+    before = auth_db.fingerprint()
+
+    result = auth_migrate(auth_db, mlflow_db, "-y", "--drop", "--format", "json")
+
+    assert result.exit_code == ExitStatus.CONFLICTS, result.output
+    doc = json.loads(result.stdout)
+    gains = {(c["user"], c["subject"], tuple(c["gained"])) for c in doc["changes"] if c["accepted_by"] is None}
+    assert gains == {("erin", f"every run of experiment {ids[e]} (team-a)", ("use", "update")) for e in ("a1", "a2")}
+    assert auth_db.fingerprint() == before

@@ -104,16 +104,50 @@ def test_grant_default_workspace_access_becomes_a_role_for_every_user() -> None:
     assert plan.changes == ()
 
 
+RUNNERS = {
+    ("team-a", "runners"): [("run", "*", "READ"), ("experiment", "*", "EDIT")],
+    ("team-b", "editors"): [("experiment", "*", "EDIT")],
+}
+
+
 @pytest.mark.parametrize(
-    ("flag", "resolution"), [({}, "blocking"), ({"widen": True}, "widened"), ({"drop": True}, "dropped")]
+    ("flag", "resolution", "accepted", "subject", "gained", "lost"),
+    [
+        # shown, pending a choice: what --drop would do (team-a's runs then follow the experiment's EDIT)
+        ({}, "blocking", "blocked: what --drop would do", "every run of experiment 2 (team-a)", ("use", "update"), ()),
+        # kept server-wide, the READ tier now also decides team-b's runs
+        ({"widen": True}, "widened", "--widen", "every run of experiment 3 (team-b)", (), ("use", "update")),
+        # dropped: team-a's runs follow the experiment's EDIT, a gain --drop cannot accept
+        ({"drop": True}, "dropped", None, "every run of experiment 2 (team-a)", ("use", "update"), ()),
+    ],
 )
-def test_a_tier_grant_of_one_workspace_among_several_is_a_finding(flag, resolution) -> None:
-    state = _state({("team-a", "runners"): [("run", "*", "EDIT")]}, {"alice": [("team-a", "runners")]})
+def test_a_tier_grant_of_one_workspace_among_several_is_a_finding(
+    flag, resolution, accepted, subject, gained, lost
+) -> None:
+    state = _state(RUNNERS, {"alice": [("team-a", "runners"), ("team-b", "editors")]})
     plan = build_auth_plan(state, OWNED, READ_DEFAULT, **flag)
     assert [(f.kind, f.resolution, f.users) for f in plan.findings] == [("wildcard-only", resolution, ("alice",))]
-    expected = {"blocking": "blocked: what --drop would do", "widened": "--widen", "dropped": "--drop"}[resolution]
-    assert plan.changes and {c.accepted_by for c in plan.changes} == {expected}
+    assert [(c.subject, c.before, c.after, c.accepted_by, c.gained, c.lost) for c in plan.changes] == [
+        (subject, "READ" if gained else "EDIT", "EDIT" if gained else "READ", accepted, gained, lost)
+    ]
     assert plan.unaccepted == ()
+    assert plan.unaccepted_gains == (plan.changes if accepted is None else ())
+
+
+def test_a_tier_grant_without_read_on_the_experiment_changes_nothing() -> None:
+    """Every run operation also requires read on the experiment: a run grant alone gives nothing."""
+    state = _state({("team-a", "runners"): [("run", "*", "EDIT")]}, {"alice": [("team-a", "runners")]})
+    assert build_auth_plan(state, OWNED, READ_DEFAULT, drop=True).changes == ()
+
+
+def test_a_scorer_wildcard_decides_the_experiment_s_delete() -> None:
+    """Deleting an experiment needs delete on its scorers' key (scorer, *) too: narrowing a scorer wildcard to
+    per-id grants would let the experiment's MANAGE delete it."""
+    owned = Ownership((*OWNED.resources, Resource("scorer", "team-b", "3/s", "3/s")), "test")
+    roles = {("team-a", "ops"): [("experiment", "*", "MANAGE"), ("scorer", "*", "READ")]}
+    plan = build_auth_plan(_state(roles, {"alice": [("team-a", "ops")]}), owned, READ_DEFAULT)
+    assert [(c.subject, c.gained) for c in plan.changes] == [("experiment 2 (team-a)", ("delete",))]
+    assert plan.unaccepted_gains == plan.changes
 
 
 def test_a_tier_grant_of_the_only_workspace_stays() -> None:
@@ -177,5 +211,29 @@ def test_translation_keeps_every_permission(roles, tiers, default_permission, gd
             state, RESOURCES, config, template=RenameTemplate.parse("{name} ({workspace}) {n}"), **how
         )
         assert plan.unaccepted == (), plan.unaccepted[:3]
+        if "widen" in how:
+            assert plan.unaccepted_gains == (), plan.unaccepted_gains[:3]
         if not plan.findings:
-            assert plan.changes == ()
+            # nothing silent: a change without a finding can only be a gain that blocks (a scorer wildcard
+            # narrowed to per-id grants no longer vetoes its experiments' delete)
+            assert all(c.gained and c.accepted_by is None for c in plan.changes), plan.changes[:3]
+
+
+def test_per_user_roles_clashing_on_one_key_keep_the_most_restrictive_and_report_it() -> None:
+    roles = {
+        ("team-a", "__user_1__"): [("run", "*", "EDIT"), ("experiment", "*", "EDIT")],
+        ("team-b", "__user_1__"): [("run", "*", "READ"), ("experiment", "*", "EDIT")],
+    }
+    plan = build_auth_plan(_state(roles, {"alice": list(roles)}), OWNED, READ_DEFAULT, widen=True)
+    (role,) = plan.roles
+    assert role.name == "__user_1__" and role.keep_id == 1
+    assert Grant("run", "*", "READ") in role.grants and Grant("run", "*", "EDIT") not in role.grants
+    (clash,) = [f for f in plan.findings if f.kind == "per-user-clash"]
+    assert (
+        clash.detail
+        == "the per-user roles give team-a EDIT, team-b READ on one key: the most restrictive, READ, is kept"
+    )
+    assert [(c.subject, c.lost, c.accepted_by) for c in plan.changes] == [
+        ("every run of experiment 2 (team-a)", ("use", "update"), "per-user merge")
+    ]
+    assert plan.unaccepted == () and plan.unaccepted_gains == ()

@@ -20,27 +20,32 @@ renamed with the ``--rename-conflicts`` template; a role of ``default`` keeps it
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mlflow_ws_admin.auth.rules import (
+    ACTIONS,
     DEFAULT_WORKSPACE,
+    DELETE_CASCADE,
     DENY,
     EMPTY,
+    MANAGE,
     NO_PERMISSIONS,
     PER_ID_TYPES,
     PRIORITY,
-    TIER_TYPES,
+    TIER_PARENT,
     WILDCARD,
     WORKSPACE_TYPE,
     AuthConfig,
     Grant,
     GrantIndex,
+    allowed,
     floor,
+    governing,
     higher,
     is_admin_grant,
     resource_permission,
-    tier_permission,
 )
 from mlflow_ws_admin.auth.state import JOURNAL, AuthState, Ownership, Role
 from mlflow_ws_admin.common.display import quoted
@@ -52,7 +57,9 @@ DEFAULT_PERMISSION_AFTER = NO_PERMISSIONS
 DEFAULT_ACCESS_ROLE = "default-workspace-access"
 ROLE_NAME_LENGTH = 255
 
-WIDEN, DROP, BLOCKING = "widened", "dropped", "blocking"
+WIDEN, DROP, BLOCKING, PER_RESOURCE = "widened", "dropped", "blocking", "per-resource"
+#: a per-user role's clash on one key, kept most restrictive
+MERGED, MERGED_BY = "most restrictive kept", "per-user merge"
 #: a change a blocking finding would cause if dropped: shown, neither accepted nor a verification failure
 PENDING = "blocked: what --drop would do"
 
@@ -92,7 +99,10 @@ class Change:
     subject: str
     before: str
     after: str
-    accepted_by: str | None  # --widen | --drop | None (a verification failure)
+    accepted_by: str | None  # --widen | --drop | --per-resource | per-user merge | PENDING | None
+    #: the actions (read, use, update, delete, manage) allowed after and not before, and the reverse
+    gained: tuple[str, ...] = ()
+    lost: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,11 @@ class AuthPlan:
     drop: bool = False
     compared: int = 0
     admins: tuple[str, ...] = field(default_factory=tuple)
+    #: what each choice for the grants that cannot keep their meaning would change: (option, gains, losses)
+    choices: tuple[tuple[str, int, int], ...] = ()
+    #: the legacy per-resource tables MLflow no longer reads, with their row counts (left untouched)
+    legacy: tuple[tuple[str, int], ...] = ()
+    per_resource: bool = False
 
     @property
     def blocking(self) -> tuple[Finding, ...]:
@@ -115,7 +130,13 @@ class AuthPlan:
 
     @property
     def unaccepted(self) -> tuple[Change, ...]:
-        return tuple(c for c in self.changes if c.accepted_by is None)
+        """Losses nothing accepted: the translation is wrong (verification failure)."""
+        return tuple(c for c in self.changes if c.accepted_by is None and not c.gained)
+
+    @property
+    def unaccepted_gains(self) -> tuple[Change, ...]:
+        """Access nobody had before, not accepted by --widen: blocking."""
+        return tuple(c for c in self.changes if c.accepted_by is None and c.gained)
 
     @property
     def nothing_to_do(self) -> bool:
@@ -166,6 +187,7 @@ def _translate_role(
     *,
     widen: bool,
     drop: bool,
+    per_resource: bool = False,
 ) -> _Translated:
     out = _Translated()
     others = sorted(present - {role.workspace})
@@ -190,6 +212,9 @@ def _translate_role(
             out.grants.append(Grant(grant.resource_type, grant.pattern, permission))
             continue
         kind = "workspace-scope" if grant.resource_type == WORKSPACE_TYPE else "wildcard-only"
+        if per_resource and grant.resource_type == WORKSPACE_TYPE:
+            out.findings.append(_per_resource(role, grant, usernames, ownership, out.grants))
+            continue
         if is_admin_grant(grant):
             widens = f"admin (MANAGE on every resource) of every workspace, also {', '.join(others)}"
         elif grant.resource_type == WORKSPACE_TYPE:
@@ -204,6 +229,35 @@ def _translate_role(
     return out
 
 
+def _per_resource(
+    role: Role, grant: Grant, usernames: Sequence[str], ownership: Ownership, into: list[Grant]
+) -> Finding:
+    """``--per-resource``: a workspace admin's MANAGE becomes per-id MANAGE on every resource its workspace owned
+    (what a wildcard gets); any other level of the workspace slot gates creation only (``create`` checks its
+    ``can_use``), and creation is open with workspaces off, so it is no longer needed."""
+    if not is_admin_grant(grant):
+        return Finding(
+            "workspace-scope",
+            role.workspace,
+            role.name,
+            grant,
+            tuple(usernames),
+            "gates creation only, which is open with workspaces off: no longer needed, removed",
+            PER_RESOURCE,
+        )
+    owned = [r for t in PER_ID_TYPES for r in ownership.in_workspace(t, role.workspace)]
+    into.extend(Grant(r.resource_type, r.after_id, MANAGE) for r in owned)
+    return Finding(
+        "workspace-scope",
+        role.workspace,
+        role.name,
+        grant,
+        tuple(usernames),
+        f"becomes MANAGE on each of the {len(owned)} resource(s) of {role.workspace}",
+        PER_RESOURCE,
+    )
+
+
 def build_auth_plan(
     state: AuthState,
     ownership: Ownership,
@@ -212,7 +266,9 @@ def build_auth_plan(
     template: RenameTemplate | None = None,
     widen: bool = False,
     drop: bool = False,
+    per_resource: bool = False,
     case_insensitive_names: bool = False,
+    with_choices: bool = True,
 ) -> AuthPlan:
     """The translated rows, the findings, and every effective-permission difference (only reads)."""
     names = {u.id: u.username for u in state.users}
@@ -223,7 +279,15 @@ def build_auth_plan(
     for role in state.roles:
         members = sorted(names[u] for u in state.members(role.id) if u in names)
         t = _translate_role(
-            role, state.grants.get(role.id, ()), members, ownership, present, config, widen=widen, drop=drop
+            role,
+            state.grants.get(role.id, ()),
+            members,
+            ownership,
+            present,
+            config,
+            widen=widen,
+            drop=drop,
+            per_resource=per_resource,
         )
         translated[role.id] = _combine(t.grants)
         findings.extend(t.findings)
@@ -233,7 +297,10 @@ def build_auth_plan(
     findings.extend(_ownership_unknown(state, ownership))
     fold: Callable[[str], str] = str.casefold if case_insensitive_names else str
     roles, name_findings = _merge_and_rename(state, translated, template, fold)
+    per_user, clashes = _merge_per_user_roles(state, translated)
+    roles.extend(per_user)
     findings.extend(name_findings)
+    findings.extend(clashes)
     compensation = _default_access_role(state, ownership, config, roles, fold)
     if compensation is not None:
         roles.append(compensation)
@@ -241,6 +308,23 @@ def build_auth_plan(
     if all(r.workspace == DEFAULT_WORKSPACE for r in state.roles):
         return AuthPlan(state, ownership, config, (), (), (), (), widen, drop)
     changes, compared = compare(view_of(state), _planned_view(roles), state, ownership, config, findings)
+    choices: tuple[tuple[str, int, int], ...] = ()
+    if with_choices and any(f.kind in ("workspace-scope", "wildcard-only") for f in findings):
+        choices = tuple(
+            _choice(
+                option,
+                build_auth_plan(
+                    state,
+                    ownership,
+                    config,
+                    template=template,
+                    with_choices=False,
+                    case_insensitive_names=case_insensitive_names,
+                    **flags,
+                ),
+            )
+            for option, flags in CHOICES
+        )
     return AuthPlan(
         state=state,
         ownership=ownership,
@@ -253,7 +337,33 @@ def build_auth_plan(
         drop=drop,
         compared=compared,
         admins=tuple(sorted(u.username for u in state.users if u.is_admin)),
+        choices=choices,
+        per_resource=per_resource,
     )
+
+
+#: The three choices for a grant that names no resource, compared side by side in the report.
+CHOICES: tuple[tuple[str, dict[str, bool]], ...] = (
+    ("--widen", {"widen": True}),
+    ("--drop", {"drop": True}),
+    ("--per-resource --drop", {"per_resource": True, "drop": True}),
+)
+
+
+def _choice(option: str, plan: AuthPlan) -> tuple[str, int, int]:
+    return option, sum(1 for c in plan.changes if c.gained), sum(1 for c in plan.changes if c.lost)
+
+
+def roles_by_workspace(plan: AuthPlan) -> dict[str, list[str]]:
+    """Per former workspace, the roles (after the move) that carry its grants: what to add a new user to, to
+    give them what that workspace's members had.  Per-user roles are left out (they belong to one user)."""
+    out: dict[str, set[str]] = {}
+    for role in plan.roles:
+        if is_per_user_role(role.name):
+            continue
+        for source in role.sources:
+            out.setdefault(source.workspace, set()).add(role.name)
+    return {w: sorted(names) for w, names in sorted(out.items())}
 
 
 def _ownership_unknown(state: AuthState, ownership: Ownership) -> list[Finding]:
@@ -285,7 +395,9 @@ def _resource_collisions(ownership: Ownership) -> list[Finding]:
     The tracking migration renames them (its --rename-conflicts); its journal tells this run the new names."""
     owners: dict[tuple[str, str], set[str]] = {}
     for r in ownership.resources:
-        owners.setdefault((r.resource_type, r.after_id), set()).add(r.workspace)
+        # a prompt is a registered model: one name space
+        rtype = "registered_model" if r.resource_type == "prompt" else r.resource_type
+        owners.setdefault((rtype, r.after_id), set()).add(r.workspace)
     return [
         Finding(
             "resource-collision",
@@ -298,7 +410,7 @@ def _resource_collisions(ownership: Ownership) -> list[Finding]:
             BLOCKING,
         )
         for (rtype, rid), workspaces in sorted(owners.items())
-        if len(workspaces) > 1 and rtype != "prompt"  # prompts are registered models: reported once
+        if len(workspaces) > 1
     ]
 
 
@@ -315,7 +427,9 @@ def _merge_and_rename(
     roles: list[RoleAfter] = []
     findings: list[Finding] = []
     names = {u.id: u.username for u in state.users}
-    for _key, group in sorted(groups.items()):
+    for key, group in sorted(groups.items()):
+        if is_per_user_role(key):
+            continue  # merged by _merge_per_user_roles, never renamed
         classes: dict[frozenset[Grant], list[Role]] = {}
         for role in sorted(group, key=lambda r: (r.workspace != DEFAULT_WORKSPACE, r.id)):
             classes.setdefault(translated[role.id], []).append(role)
@@ -350,6 +464,59 @@ def _merge_and_rename(
     return roles, findings
 
 
+#: MLflow's per-user role (``SqlAlchemyStore._SYNTHETIC_ROLE_NAME_RE``): its revoke, rename-follow and delete
+#: clean-up only touch roles so named, and ``grant_user_permission`` writes into the active workspace's one.
+PER_USER_ROLE = re.compile(r"^__user_\d+__$")
+PER_USER_ROLE_NAME = "__user_<id>__"
+
+
+def is_per_user_role(name: str) -> bool:
+    return PER_USER_ROLE.match(name) is not None
+
+
+def _merge_per_user_roles(
+    state: AuthState, translated: Mapping[int, frozenset[Grant]]
+) -> tuple[list[RoleAfter], list[Finding]]:
+    """Each user's ``__user_<id>__`` roles of every workspace become the one of `default`, under that name (a
+    renamed one would be invisible to MLflow's revoke and clean-up).  Their translated grants name distinct
+    resources; two on one key with different permissions keep the most restrictive, reported."""
+    groups: dict[str, list[Role]] = {}
+    for role in state.roles:
+        if is_per_user_role(role.name):
+            groups.setdefault(role.name, []).append(role)
+    names = {u.id: u.username for u in state.users}
+    roles: list[RoleAfter] = []
+    findings: list[Finding] = []
+    for name, group in sorted(groups.items()):
+        group.sort(key=lambda r: (r.workspace != DEFAULT_WORKSPACE, r.id))
+        members = frozenset(u for r in group for u in state.members(r.id))
+        users = tuple(sorted(names[u] for u in members if u in names))
+        given: dict[tuple[str, str], dict[str, str]] = {}  # key -> workspace -> permission
+        for role in group:
+            for g in translated[role.id]:
+                given.setdefault((g.resource_type, g.pattern), {})[role.workspace] = g.permission
+        grants: set[Grant] = set()
+        for (rtype, pattern), by_workspace in sorted(given.items()):
+            kept = min(by_workspace.values(), key=lambda p: PRIORITY.get(p, 0))
+            grants.add(Grant(rtype, pattern, kept))
+            if len(set(by_workspace.values())) > 1:
+                each = ", ".join(f"{w} {p}" for w, p in sorted(by_workspace.items()))
+                findings.append(
+                    Finding(
+                        "per-user-clash",
+                        sorted(by_workspace)[0],
+                        name,
+                        Grant(rtype, pattern, kept),
+                        users,
+                        f"the per-user roles give {each} on one key: the most restrictive, {kept}, is kept",
+                        MERGED,
+                    )
+                )
+        keeper = group[0]
+        roles.append(RoleAfter(keeper.id, name, keeper.description, tuple(group), frozenset(grants), members))
+    return roles, findings
+
+
 def _default_access_role(
     state: AuthState, ownership: Ownership, config: AuthConfig, roles: list[RoleAfter], fold: Callable[[str], str]
 ) -> RoleAfter | None:
@@ -376,8 +543,13 @@ def _default_access_role(
 
 #: (workspace, grants, members) per role: what resolution needs of the rows
 View = Sequence[tuple[str, frozenset[Grant], frozenset[int]]]
-#: what a user resolves: ("resource", type, owner workspace, id before) or ("tier", type, workspace)
+#: what a user resolves: ("resource", type, owner workspace, id before), or ("sub", tier, owner workspace, the
+#: parent's id before) for a tier of one resource (every run of an experiment, every version of a model, ...)
 Key = tuple[str, str, str, str]
+#: what a key resolves to: the governing permission, and the actions allowed there
+Answer = tuple[str, frozenset[str]]
+#: wildcard grants that decide a tier or a delete cascade of a resource (``scorer`` is in the experiment's)
+_SUB_TYPES = frozenset(TIER_PARENT) | {t for cascade in DELETE_CASCADE.values() for t in cascade}
 
 
 def view_of(state: AuthState) -> View:
@@ -399,46 +571,126 @@ def _indexes(view: View) -> dict[int, dict[str, GrantIndex]]:
     return out
 
 
-def _user_permissions(
+#: one resource as resolution reads it: (owner workspace, type, (type, id before), (type, id after), its key)
+_Row = tuple[str, str, tuple[str, str], tuple[str, str], Key]
+
+
+def _rows(ownership: Ownership) -> list[_Row]:
+    """Built once per comparison rather than once per user and state: the per-user loop only looks them up."""
+    return [
+        (
+            r.workspace,
+            r.resource_type,
+            (r.resource_type, r.before_id),
+            (r.resource_type, r.after_id),
+            ("resource", r.resource_type, r.workspace, r.before_id),
+        )
+        for r in ownership.resources
+    ]
+
+
+def _answers(
     held: Mapping[str, GrantIndex],
-    ownership: Ownership,
-    present: Sequence[str],
+    rows: Sequence[_Row],
     config: AuthConfig,
+    tiers: Mapping[str, frozenset[str]],
     *,
     workspaces_enabled: bool,
-) -> dict[Key, str | None]:
-    """One user's permission on every resource, and on each tier per former workspace.  With workspaces off,
-    every grant is resolved in ``default``; the keys stay the before-state's, so two answers compare key by key."""
-    out: dict[Key, str | None] = {}
-    for r in ownership.resources:
-        where = r.workspace if workspaces_enabled else DEFAULT_WORKSPACE
-        out["resource", r.resource_type, r.workspace, r.before_id] = resource_permission(
-            held.get(where, EMPTY),
-            r.resource_type,
-            r.before_id if workspaces_enabled else r.after_id,
-            config=config,
-            workspaces_enabled=workspaces_enabled,
-            workspace=where,
-        )
-    for workspace in present:
-        index = held.get(workspace if workspaces_enabled else DEFAULT_WORKSPACE, EMPTY)
-        for tier in TIER_TYPES:
-            out["tier", tier, workspace, WILDCARD] = tier_permission(index, tier, config=config)
+) -> dict[Key, Answer]:
+    """One user's answer on every resource, and on the tiers ``tiers`` names (per owner workspace) of each.  A
+    tier without a grant, before and after, follows its resource: the resource's answer covers it.  With
+    workspaces off every grant is resolved in ``default``; the keys stay the before-state's."""
+    out: dict[Key, Answer] = {}
+    # which types' delete a held cascade tier may veto, per workspace resolved in (only a tier the user holds a
+    # grant on can: the others fall back to the resource's own permission)
+    vetoes = {
+        w: frozenset(p for p, cascade in DELETE_CASCADE.items() if any(t in ix.wildcard for t in cascade))
+        for w, ix in held.items()
+        if not ix.admin
+    }
+    # A resource's answers depend on its id only through the user's per-id grants on it: resolved once per
+    # (owner workspace, type, per-id fold), then looked up (most resources share a handful of such triples).
+    resolved: dict[tuple[str, str, str | None], tuple[Answer, tuple[tuple[str, Answer], ...]]] = {}
+    for owner, rtype, id_before, id_after, key in rows:
+        slot = id_before if workspaces_enabled else id_after
+        where = owner if workspaces_enabled else DEFAULT_WORKSPACE
+        index = held.get(where, EMPTY)
+        own = index.by_id.get(slot) if slot[1] != WILDCARD else None
+        memo = (owner, rtype, own)
+        found = resolved.get(memo)
+        if found is None:
+            found = resolved[memo] = _resolve(
+                index, rtype, slot[1], owner, where, config, tiers, vetoes, workspaces_enabled
+            )
+        answer, subs = found
+        out[key] = answer
+        for tier, sub in subs:
+            out["sub", tier, owner, key[3]] = sub
     return out
+
+
+def _resolve(
+    index: GrantIndex,
+    resource_type: str,
+    resource_id: str,
+    owner: str,
+    where: str,
+    config: AuthConfig,
+    tiers: Mapping[str, frozenset[str]],
+    vetoes: Mapping[str, frozenset[str]],
+    workspaces_enabled: bool,
+) -> tuple[Answer, tuple[tuple[str, Answer], ...]]:
+    """One resource's answer, and its tiers' (those ``tiers`` names for its owner workspace)."""
+    permission = resource_permission(
+        index, resource_type, resource_id, config=config, workspaces_enabled=workspaces_enabled, workspace=where
+    )
+    actions = allowed(permission)
+    # deleting also needs delete on every tier it destroys (each falling back to the resource)
+    if (
+        resource_type in vetoes.get(where, ())
+        and "delete" in actions
+        and any(
+            "delete" not in allowed(governing(index, t, permission, config=config))
+            for t in DELETE_CASCADE[resource_type]
+        )
+    ):
+        actions -= {"delete"}
+    # every operation on a tier also requires read on the resource itself
+    readable = "read" in actions
+    subs = []
+    for tier in tiers.get(owner, ()):
+        if TIER_PARENT.get(tier) != resource_type:
+            continue
+        decided = governing(index, tier, permission, config=config)
+        subs.append((tier, (decided, allowed(decided) if readable else frozenset())))
+    return (permission, actions), tuple(subs)
+
+
+def _tiers_held(before: Mapping[str, GrantIndex], after: Mapping[str, GrantIndex]) -> dict[str, frozenset[str]]:
+    """Per workspace, the tiers a user holds a grant on before (there) or after (in ``default``)."""
+    later = {t for t in after.get(DEFAULT_WORKSPACE, EMPTY).wildcard if t in TIER_PARENT}
+    workspaces = set(before) | {DEFAULT_WORKSPACE}
+    return {w: frozenset(later | {t for t in before.get(w, EMPTY).wildcard if t in TIER_PARENT}) for w in workspaces}
+
+
+def _all_tiers(ownership: Ownership) -> dict[str, frozenset[str]]:
+    return {w: frozenset(TIER_PARENT) for w in ownership.workspaces()}
 
 
 def effective_permissions(
     view: View, state: AuthState, ownership: Ownership, config: AuthConfig, *, workspaces_enabled: bool
-) -> dict[tuple[int, Key], str | None]:
-    """Every non-admin user's answers (server admins bypass every check, before and after)."""
-    present = sorted(ownership.workspaces() | state.workspaces())
+) -> dict[tuple[int, Key], str]:
+    """Every non-admin user's governing permission on every resource and on every tier of each (server admins
+    bypass every check, before and after)."""
     indexes = _indexes(view)
+    tiers = _all_tiers(ownership)
+    rows = _rows(ownership)
     return {
-        (user.id, key): permission
+        (user.id, key): answer[0]
         for user in state.users
         if not user.is_admin
-        for key, permission in _user_permissions(
-            indexes.get(user.id, {}), ownership, present, config, workspaces_enabled=workspaces_enabled
+        for key, answer in _answers(
+            indexes.get(user.id, {}), rows, config, tiers, workspaces_enabled=workspaces_enabled
         ).items()
     }
 
@@ -451,60 +703,102 @@ def compare(
     config: AuthConfig,
     findings: Iterable[Finding],
 ) -> tuple[list[Change], int]:
-    """Every difference between the before-state (workspaces on, ``config``) and the after-state (workspaces off,
-    ``default_permission = NO_PERMISSIONS``), user by user so memory holds one user's answers at a time; and how
-    many (user, key) pairs were compared."""
-    present = sorted(ownership.workspaces() | state.workspaces())
+    """Every (user, resource or tier of a resource) whose allowed actions differ between the before-state
+    (workspaces on, ``config``) and the after-state (workspaces off, ``default_permission = NO_PERMISSIONS``),
+    user by user so memory holds one user's answers at a time; and how many (user, key) pairs were compared."""
     config_after = AuthConfig(DEFAULT_PERMISSION_AFTER, config.grant_default_workspace_access)
     before_ix, after_ix = _indexes(before_view), _indexes(after_view)
-    scopes = _accepted_scopes(findings, state, ownership)
+    scopes = _accepted_scopes(findings)
+    rows = _rows(ownership)
     changes: list[Change] = []
     compared = 0
     for user in state.users:
         if user.is_admin:
             continue
-        before = _user_permissions(before_ix.get(user.id, {}), ownership, present, config, workspaces_enabled=True)
-        after = _user_permissions(after_ix.get(user.id, {}), ownership, present, config_after, workspaces_enabled=False)
+        held_before, held_after = before_ix.get(user.id, {}), after_ix.get(user.id, {})
+        tiers = _tiers_held(held_before, held_after)
+        before = _answers(held_before, rows, config, tiers, workspaces_enabled=True)
+        after = _answers(held_after, rows, config_after, tiers, workspaces_enabled=False)
         compared += len(before)
         changes.extend(
-            _change(user.username, key, was, after[key], scopes) for key, was in before.items() if was != after[key]
+            _change(user.username, key, was, after[key], scopes)
+            for key, was in before.items()
+            if was[1] != after[key][1] and not _follows_parent(key, before, after)
         )
     return changes, compared
 
 
-def _accepted_scopes(
-    findings: Iterable[Finding], state: AuthState, ownership: Ownership
-) -> dict[str, list[tuple[frozenset[str], str, str | None, bool]]]:
-    """Per username, what a widened or dropped grant may change: (workspaces, how, tier type or None for every
-    resource, same workspace only)."""
-    scopes: dict[str, list[tuple[frozenset[str], str, str | None, bool]]] = {}
-    for f in findings:
+def _follows_parent(key: Key, before: Mapping[Key, Answer], after: Mapping[Key, Answer]) -> bool:
+    """A tier whose permission is its resource's, before and after: its change is the resource's, listed once."""
+    kind, tier, workspace, rid = key
+    if kind != "sub":
+        return False
+    parent = ("resource", TIER_PARENT[tier], workspace, rid)
+    return before[key][0] == before[parent][0] and after[key][0] == after[parent][0]
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What one finding's resolution may change for one user."""
+
+    #: the workspaces whose resources it may change (None: any)
+    workspaces: frozenset[str] | None
+    how: str
+    #: the resource or tier types it may change (None: any)
+    types: frozenset[str] | None
+    #: whether it may also give access (only --widen does)
+    gains: bool
+
+
+def _types_of(grant: Grant) -> frozenset[str] | None:
+    """The keys a grant decides: every key for a workspace admin; a tier's own keys and the resources whose
+    delete cascade it is part of; a per-id grant its type and that type's tiers."""
+    if is_admin_grant(grant) or grant.resource_type == WORKSPACE_TYPE:
+        return None
+    t = grant.resource_type
+    return frozenset(
+        {t, TIER_PARENT.get(t, t)}
+        | {parent for parent, cascade in DELETE_CASCADE.items() if t in cascade}
+        | {tier for tier, parent in TIER_PARENT.items() if parent == t}
+    )
+
+
+def _accepted_scopes(findings: Iterable[Finding]) -> dict[str, list[_Scope]]:
+    scopes: dict[str, list[_Scope]] = {}
+    # a per-user merge names its own cause before a --widen that also reaches the key
+    for f in sorted(findings, key=lambda f: f.resolution != MERGED):
         if f.grant is None:
             continue
-        # a blocking grant is left out of the translation: what its members lose is shown, pending a choice
-        how = {WIDEN: "--widen", DROP: "--drop"}.get(f.resolution, PENDING)
-        # --widen changes what the role's members resolve elsewhere; --drop what they resolved in its workspace
-        tier = None if is_admin_grant(f.grant) else f.grant.resource_type
+        types = _types_of(f.grant)
+        if f.resolution == WIDEN:
+            # what the widened grant now decides outside its workspace
+            scope = _Scope(None, "--widen", types, True)
+        elif f.resolution == MERGED:
+            scope = _Scope(None, MERGED_BY, types, False)
+        else:
+            # a blocking grant is left out of the translation: what its members lose is shown, pending a choice
+            how = {DROP: "--drop", PER_RESOURCE: "--per-resource"}.get(f.resolution, PENDING)
+            scope = _Scope(frozenset({f.workspace}), how, types, how == PENDING)
         for username in f.users:
-            scopes.setdefault(username, []).append((frozenset({f.workspace}), how, tier, f.resolution != WIDEN))
+            scopes.setdefault(username, []).append(scope)
     return scopes
 
 
-def _change(
-    username: str,
-    key: Key,
-    was: str | None,
-    now: str | None,
-    scopes: Mapping[str, list[tuple[frozenset[str], str, str | None, bool]]],
-) -> Change:
-    kind, rtype, workspace, _ = key
+def _change(username: str, key: Key, was: Answer, now: Answer, scopes: Mapping[str, list[_Scope]]) -> Change:
+    _, rtype, workspace, _ = key
+    gained_actions = tuple(a for a in ACTIONS if a in now[1] and a not in was[1])
+    lost_actions = tuple(a for a in ACTIONS if a in was[1] and a not in now[1])
     accepted = None
-    for workspaces, how, tier, same in scopes.get(username, ()):
-        in_scope = (workspace in workspaces) if same else (workspace not in workspaces)
-        if in_scope and (tier is None or (kind == "tier" and rtype == tier)):
-            accepted = how
-            break
-    return Change(username, subject(key), _show(was), _show(now), accepted)
+    for scope in scopes.get(username, ()):
+        if scope.workspaces is not None and workspace not in scope.workspaces:
+            continue
+        if scope.types is not None and rtype not in scope.types:
+            continue
+        if gained_actions and not scope.gains:
+            continue  # a gain is accepted by --widen only
+        accepted = scope.how
+        break
+    return Change(username, subject(key), was[0], now[0], accepted, gained_actions, lost_actions)
 
 
 def subject(key: Key) -> str:
@@ -512,14 +806,8 @@ def subject(key: Key) -> str:
     kind, rtype, workspace, rid = key
     if kind == "resource":
         return f"{rtype} {rid} ({workspace})"
-    if rtype == WORKSPACE_TYPE:
-        return f"workspace grant in {workspace}"
-    return f"every {rtype} of {workspace} (tier)"
-
-
-def _show(permission: str | None) -> str:
-    return "inherits" if permission is None else permission
+    return f"every {rtype} of {TIER_PARENT[rtype]} {rid} ({workspace})"
 
 
 def gained(change: Change) -> bool:
-    return PRIORITY.get(change.after, 0) > PRIORITY.get(change.before, 0)
+    return bool(change.gained)

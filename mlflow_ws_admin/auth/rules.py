@@ -59,6 +59,32 @@ WILDCARD_ONLY_TYPES = (
 )
 #: Grants that cannot be narrowed to one former workspace once there is only one: compared per workspace.
 TIER_TYPES = (WORKSPACE_TYPE, *WILDCARD_ONLY_TYPES)
+#: The resource a tier falls back to when it holds no grant (the ``fallback_if_no_grant`` of every requirement
+#: on that tier in ``server/auth/__init__.py``: runs, traces, ... to their experiment, versions to their model,
+#: prompt, scorer or MCP server).
+TIER_PARENT = {
+    "run": "experiment",
+    "trace": "experiment",
+    "assessment": "experiment",
+    "logged_model": "experiment",
+    "review_queue": "experiment",
+    "registered_model_version": "registered_model",
+    "prompt_version": "prompt",
+    "scorer_version": "scorer",
+    "mcp_server_version": "mcp_server",
+}
+#: What deleting a resource also requires ``delete`` on, each tier falling back to the resource
+#: (``validate_can_delete_experiment``'s ``_EXPERIMENT_CASCADE_TIERS``, which include the ``scorer`` wildcard,
+#: and ``validate_can_delete_registered_model_or_prompt_cascade``).
+DELETE_CASCADE = {
+    "experiment": ("run", "trace", "logged_model", "assessment", "review_queue", "scorer", "scorer_version"),
+    "registered_model": ("registered_model_version",),
+    "prompt": ("prompt_version",),
+}
+#: ``Permission.can_*``, in the order the levels add them: READ reads, USE also uses, EDIT also updates, MANAGE
+#: also deletes and manages.
+ACTIONS = ("read", "use", "update", "delete", "manage")
+_ACTIONS_OF = {"READ": 1, "USE": 2, "EDIT": 3, MANAGE: 5}
 
 
 @dataclass(frozen=True, order=True)
@@ -189,6 +215,27 @@ def resource_permission(
     if config.grant_default_workspace_access and workspace == DEFAULT_WORKSPACE:
         return config.default_permission
     return NO_PERMISSIONS
+
+
+_ALLOWED = {p: frozenset(ACTIONS[: _ACTIONS_OF.get(p, 0)]) for p in PRIORITY}
+_NONE: frozenset[str] = frozenset()
+
+
+def allowed(permission: str) -> frozenset[str]:
+    """The actions a permission allows (``Permission.can_read`` ... ``can_manage``); DENY and NO_PERMISSIONS none."""
+    return _ALLOWED.get(permission, _NONE)
+
+
+def governing(held: GrantIndex, tier: str, parent: str, *, config: AuthConfig) -> str:
+    """``governing_permission_and_action`` for a requirement on ``(tier, "*")`` falling back to the parent
+    resource: the tier decides whenever the user holds a grant on it (a DENY unfloored), else the parent's
+    permission (``parent``, already resolved) does."""
+    if held.admin:
+        return MANAGE
+    found = held.wildcard.get(tier)
+    if found is None:
+        return parent
+    return floor(found, config.default_permission)
 
 
 def tier_permission(held: GrantIndex, resource_type: str, *, config: AuthConfig) -> str | None:

@@ -10,17 +10,30 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import sqlalchemy as sa
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from mlflow_ws_admin.auth.rules import DEFAULT_WORKSPACE, Grant
 from mlflow_ws_admin.common.errors import NotAWorkspaceDatabase
+from mlflow_ws_admin.common.mlflow_facts import PROMPT_TAG_KEY
 
 #: The tables MLflow 3.17.2's auth server reads (``sqlalchemy_store``); the legacy per-resource tables
 #: (``experiment_permissions``, ``workspace_permissions``, ...) are kept by MLflow for rollback only.
 AUTH_TABLES = ("users", "roles", "role_permissions", "user_role_assignments")
 #: Where an Ownership's workspaces came from.
 JOURNAL, TRACKING_DATABASE = "journal", "tracking database"
+#: The per-resource tables MLflow 3.17.2 keeps for rollback and never reads (``_RETAINED_LEGACY_PERMISSION_TABLES``):
+#: reported, untouched.
+LEGACY_TABLES = (
+    "experiment_permissions",
+    "registered_model_permissions",
+    "scorer_permissions",
+    "gateway_secret_permissions",
+    "gateway_endpoint_permissions",
+    "gateway_model_definition_permissions",
+    "workspace_permissions",
+)
 #: Rewritten by the migration, in FK order (parents first).
 WRITTEN_TABLES = ("roles", "role_permissions", "user_role_assignments")
 
@@ -99,6 +112,14 @@ def read_auth_state(conn: Connection, *, check_tables: bool = True) -> AuthState
     return AuthState(users, roles, {k: frozenset(v) for k, v in grants.items()}, assignments)
 
 
+def legacy_rows(conn: Connection) -> tuple[tuple[str, int], ...]:
+    """Each legacy per-resource table present, with its row count."""
+    present = set(inspect(conn).get_table_names())
+    return tuple(
+        (t, int(conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one())) for t in LEGACY_TABLES if t in present
+    )
+
+
 @dataclass(frozen=True)
 class Resource:
     """One resource a grant can name: its type, the workspace that owned it, its id before and after the
@@ -114,8 +135,7 @@ class Resource:
 #: experiment and the URL-quoted name (``SqlAlchemyStore._scorer_pattern``), in the experiment's workspace.
 _OWNERS: tuple[tuple[str, str, str], ...] = (
     ("experiment", "experiments", "experiment_id"),
-    ("registered_model", "registered_models", "name"),
-    ("prompt", "registered_models", "name"),
+    ("registered_model", "registered_models", "name"),  # or "prompt": by its tag, _registry_type
     ("gateway_secret", "secrets", "secret_id"),
     ("gateway_endpoint", "endpoints", "endpoint_id"),
     ("gateway_model_definition", "model_definitions", "model_definition_id"),
@@ -190,13 +210,15 @@ def read_ownership(conn: Connection, journal: str | Path | None = None) -> Owner
         raise NotAWorkspaceDatabase("--tracking-uri is not an MLflow tracking database (no experiments table)")
     resources: list[Resource] = []
     experiment_ws: dict[str, str] = {}
+    prompts = _prompts(conn) if "registered_model_tags" in tables else set()
     for rtype, table, column in _OWNERS:
         if table not in tables:
             continue
         for key, workspace in conn.execute(text(f"SELECT {column}, workspace FROM {table}")):
             now = str(key)
             owner, before = origins.get((table, str(workspace), now), (str(workspace), now))
-            resources.append(Resource(rtype, owner, before, now))
+            is_prompt = table == "registered_models" and (str(workspace), now) in prompts
+            resources.append(Resource("prompt" if is_prompt else rtype, owner, before, now))
             if rtype == "experiment":
                 experiment_ws[now] = owner
     if "scorers" in tables:
@@ -205,6 +227,17 @@ def read_ownership(conn: Connection, journal: str | Path | None = None) -> Owner
             owner = experiment_ws.get(str(experiment_id), DEFAULT_WORKSPACE)
             resources.append(Resource("scorer", owner, pattern, pattern))
     return Ownership(tuple(sorted(resources, key=_resource_order)), JOURNAL if journal else TRACKING_DATABASE)
+
+
+def _prompts(conn: Connection) -> set[tuple[str, str]]:
+    """(workspace, name) of the registered models that are prompts.  MLflow checks a registry object as
+    ``prompt`` or ``registered_model`` by this tag (``RegisteredModel._is_prompt``: the value, lower-cased, is
+    ``true``), so only that key of each object is ever consulted."""
+    tags = sa.table(
+        "registered_model_tags", sa.column("workspace"), sa.column("name"), sa.column("key"), sa.column("value")
+    )
+    rows = conn.execute(sa.select(tags.c.workspace, tags.c.name, tags.c.value).where(tags.c.key == PROMPT_TAG_KEY))
+    return {(str(w), str(n)) for w, n, v in rows if str(v or "false").lower() == "true"}
 
 
 def _resource_order(r: Resource) -> tuple[Any, ...]:

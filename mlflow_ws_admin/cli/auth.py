@@ -43,6 +43,13 @@ AUTH_URI_HELP = (
 @click.option("--widen", is_flag=True, help="Keep workspace-scope and wildcard-only grants, now server-wide.")
 @click.option("--drop", is_flag=True, help="Remove workspace-scope and wildcard-only grants of non-sole workspaces.")
 @click.option(
+    "--per-resource",
+    is_flag=True,
+    help="A workspace admin (workspace, *, MANAGE) becomes MANAGE on each resource its workspace owned; other "
+    "workspace grants (USE: creation only, open with workspaces off) are removed. Combines with --widen/--drop "
+    "for the tiers.",
+)
+@click.option(
     "--rename-conflicts",
     metavar="TEMPLATE",
     default=None,
@@ -74,8 +81,8 @@ def auth_migrate_to_default_workspace(auth_uri: str, output_format: str, **optio
     """Move every role of the basic-auth database into `default`, so that every user resolves the same
     permission on every resource once workspaces are off.
 
-    Exit codes: 0 ok, 1 blocking findings (workspace-scope or wildcard-only grants, role name conflicts;
-    nothing changed), 2 usage, 3 database error, 4 verification failed (a permission would change; rolled
+    Exit codes: 0 ok, 1 blocking findings (workspace-scope or wildcard-only grants, role name conflicts, a
+    user would gain access that only --widen accepts; nothing changed), 2 usage, 3 database error, 4 verification failed (a permission would change; rolled
     back), 5 aborted, 70 internal error, 141 stdout closed.
     """
     from mlflow_ws_admin.usecases import auth_commands, commands

@@ -441,16 +441,10 @@ def _proxied_path(item: _Item, location: Location, target: str) -> ArtifactFindi
         fix = "disable workspaces after the migration"
     else:
         fix = f"move it with --artifact-policy relocate, which moves its objects under workspaces/{target}/"
-    return ArtifactFinding(
-        kind=PROXIED_PATH,
-        severity=WARNING,
-        experiment_id=item.ident,
-        location=display_location(item.raw),
-        detail=(
-            f"proxied path under workspaces/{segs[1]}/: once in `{target}`, the artifact proxy rejects "
-            f"it while workspaces stay enabled; fix: {fix}"
-        ),
-        workspace=item.group,
+    return _proxied_finding(
+        item,
+        f"proxied path under workspaces/{segs[1]}/: once in `{target}`, the artifact proxy rejects "
+        f"it while workspaces stay enabled; fix: {fix}",
     )
 
 
@@ -463,15 +457,20 @@ def is_reserved_segment(segment: str) -> bool:
 def _legacy_proxied_path(item: _Item, target: str) -> ArtifactFinding | None:
     if target == mlflow_facts.DEFAULT_WORKSPACE:
         return None
+    return _proxied_finding(
+        item,
+        f"legacy proxied path (no workspaces/ segment): the artifact proxy serves it only to `default`, so in "
+        f"`{target}` its artifacts list as empty; fix: move it with --artifact-policy relocate",
+    )
+
+
+def _proxied_finding(item: _Item, detail: str) -> ArtifactFinding:
     return ArtifactFinding(
         kind=PROXIED_PATH,
         severity=WARNING,
         experiment_id=item.ident,
         location=display_location(item.raw),
-        detail=(
-            f"legacy proxied path (no workspaces/ segment): the artifact proxy serves it only to `default`, so in "
-            f"`{target}` its artifacts list as empty; fix: move it with --artifact-policy relocate"
-        ),
+        detail=detail,
         workspace=item.group,
     )
 

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from mlflow_ws_admin.auth.plan import BLOCKING, DEFAULT_PERMISSION_AFTER, AuthPlan, Change, gained
+from mlflow_ws_admin.auth.plan import (
+    BLOCKING,
+    DEFAULT_PERMISSION_AFTER,
+    PER_USER_ROLE_NAME,
+    AuthPlan,
+    Change,
+    gained,
+    roles_by_workspace,
+)
 from mlflow_ws_admin.common.display import quoted, workspace_label
 from mlflow_ws_admin.report.json_doc import SCHEMA_VERSION
 
@@ -79,11 +87,23 @@ def render_auth_plan(plan: AuthPlan, console: Console, *, verbose: bool, dry_run
         if plan.blocking:
             out(
                 Text(
-                    "  Fix: --widen keeps such grants default-wide, --drop removes them; role name conflicts need "
+                    "  Fix: --widen keeps such grants default-wide, --drop removes them, --per-resource turns a "
+                    "workspace admin into MANAGE on each of its workspace's resources; role name conflicts need "
                     "--rename-conflicts TEMPLATE (e.g. '{name} ({workspace})')."
                 )
             )
+    if plan.choices:
+        out(Text("The choices for grants that name no resource, side by side (permission changes):"))
+        for option, gains, losses in plan.choices:
+            out(Text(f"  {option:22} {gains} gained, {losses} lost"))
     _render_changes(plan.changes, console, verbose=verbose)
+    if plan.unaccepted_gains:
+        out(
+            Text(
+                f"Blocked: {len(plan.unaccepted_gains)} change(s) give access nobody had (listed above as NOT "
+                "ACCEPTED): only --widen, which keeps the grants that prevented it, accepts them."
+            )
+        )
     if plan.admins:
         admins = ", ".join(quoted(a) for a in plan.admins)
         out(Text(f"Server admins (every permission, before and after; not compared): {admins}"))
@@ -95,7 +115,27 @@ def render_auth_plan(plan: AuthPlan, console: Console, *, verbose: bool, dry_run
                 "applies to every resource without a grant. Positive grants below it were raised to it."
             )
         )
+    _render_new_users(plan, console)
+    for name, rows in plan.legacy:
+        if rows:
+            out(
+                Text(f"Ignored: legacy table {name} ({rows} row(s)): MLflow 3.17.2 no longer reads it; left untouched.")
+            )
     out(Text(_summary(plan, dry_run)))
+
+
+def _render_new_users(plan: AuthPlan, console: Console) -> None:
+    """What a user created after the migration gets, and which roles carry each former workspace's grants."""
+    console.print(
+        Text(
+            f"New users: with default_permission = {DEFAULT_PERMISSION_AFTER} a user created after the migration "
+            f"gets nothing on existing resources, and MANAGE on what they create (MLflow's creator grant, in their "
+            f"own {PER_USER_ROLE_NAME} role of default). To give one what a former workspace's members had, "
+            "assign the roles that carry its grants:"
+        )
+    )
+    for workspace, names in roles_by_workspace(plan).items():
+        console.print(Text(f"  {workspace_label(workspace)}: {', '.join(quoted(n) for n in names)}"))
 
 
 def _render_changes(changes: tuple[Change, ...], console: Console, *, verbose: bool) -> None:
@@ -111,7 +151,12 @@ def _render_changes(changes: tuple[Change, ...], console: Console, *, verbose: b
         console.print(Text(f"  {quoted(username)}: {gains} gained, {len(items) - gains} lost or changed"))
         for c in items[: None if verbose else SHOWN_CHANGES]:
             how = c.accepted_by or "NOT ACCEPTED"
-            console.print(Text(f"    {c.subject}: {c.before} -> {c.after} [{how}]"))
+            what = "".join(
+                f", {verb} {', '.join(actions)}"
+                for verb, actions in (("gains", c.gained), ("loses", c.lost))
+                if actions
+            )
+            console.print(Text(f"    {c.subject}: {c.before} -> {c.after}{what} [{how}]"))
         if not verbose and len(items) > SHOWN_CHANGES:
             console.print(Text(f"    ... {len(items) - SHOWN_CHANGES} more (--verbose lists all)"))
 
@@ -119,8 +164,10 @@ def _render_changes(changes: tuple[Change, ...], console: Console, *, verbose: b
 def _summary(plan: AuthPlan, dry_run: bool) -> str:
     blocking = len(plan.blocking)
     bad = len(plan.unaccepted)
-    if blocking:
-        return f"Blocked: {blocking} finding(s) must be resolved (nothing changed)."
+    if blocking or plan.unaccepted_gains:
+        gains = f"{len(plan.unaccepted_gains)} unaccepted gain(s)" if plan.unaccepted_gains else ""
+        what = " and ".join(x for x in (f"{blocking} finding(s)" if blocking else "", gains) if x)
+        return f"Blocked: {what} must be resolved (nothing changed)."
     if bad:
         return f"Verification failed: {bad} effective permission(s) would change unaccepted (nothing changed)."
     if plan.nothing_to_do:
@@ -166,6 +213,9 @@ def auth_document(
         "dangling_grants": [],
         "changes": [],
         "compared": 0,
+        "choices": [],
+        "ignored_legacy_tables": [],
+        "new_users": None,
         "applied": None,
     }
     if message is not None:
@@ -214,10 +264,19 @@ def auth_document(
                 "before": c.before,
                 "after": c.after,
                 "accepted_by": c.accepted_by,
+                "gained": list(c.gained),
+                "lost": list(c.lost),
             }
             for c in plan.changes
         ]
         doc["compared"] = plan.compared
+        doc["choices"] = [{"option": o, "gained": g, "lost": lost} for o, g, lost in plan.choices]
+        doc["ignored_legacy_tables"] = [{"table": t, "rows": n} for t, n in plan.legacy]
+        doc["new_users"] = {
+            "default_permission": DEFAULT_PERMISSION_AFTER,
+            "creator_role": PER_USER_ROLE_NAME,
+            "roles_by_workspace": roles_by_workspace(plan),
+        }
     if result is not None:
         doc["applied"] = {
             "roles": result.roles_written,

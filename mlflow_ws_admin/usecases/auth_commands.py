@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ class AuthMigrateOptions:
     yes: bool = False
     widen: bool = False
     drop: bool = False
+    per_resource: bool = False
     rename_conflicts: str | None = None
     default_permission: str = "READ"
     grant_default_workspace_access: bool = False
@@ -47,7 +49,7 @@ def auth_migrate(target: Target, options: AuthMigrateOptions, output: Output, ui
     from mlflow_ws_admin.auth.apply import AuthVerificationFailed, apply_auth_plan
     from mlflow_ws_admin.auth.plan import build_auth_plan
     from mlflow_ws_admin.auth.rules import AuthConfig
-    from mlflow_ws_admin.auth.state import read_auth_state, read_ownership
+    from mlflow_ws_admin.auth.state import legacy_rows, read_auth_state, read_ownership
     from mlflow_ws_admin.db.connect import create_db_engine, resolve_target
     from mlflow_ws_admin.engine.rename_template import RenameTemplate
     from mlflow_ws_admin.report.auth import auth_document, render_auth_applied, render_auth_plan
@@ -81,6 +83,7 @@ def auth_migrate(target: Target, options: AuthMigrateOptions, output: Output, ui
     try:
         with engine.connect() as conn:
             state = read_auth_state(conn)
+            legacy = legacy_rows(conn)
         plan = build_auth_plan(
             state,
             ownership,
@@ -88,10 +91,12 @@ def auth_migrate(target: Target, options: AuthMigrateOptions, output: Output, ui
             template=template,
             widen=options.widen,
             drop=options.drop,
+            per_resource=options.per_resource,
             case_insensitive_names=target.backend == "mysql",
         )
+        plan = dataclasses.replace(plan, legacy=legacy)
         render_auth_plan(plan, console, verbose=options.verbose, dry_run=options.dry_run)
-        if plan.blocking:
+        if plan.blocking or plan.unaccepted_gains:
             emit("conflicts", ExitStatus.CONFLICTS, plan)
             return ExitStatus.CONFLICTS
         if plan.unaccepted:
