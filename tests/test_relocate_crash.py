@@ -52,6 +52,18 @@ def _listing(endpoint: str, name: str, prefix: str) -> dict[str, int]:
     return out
 
 
+def _settled_listing(endpoint: str, name: str, prefix: str) -> dict[str, int]:
+    """The listing once the server has finished the copies that were in flight when the client was killed: a
+    request sent before SIGKILL still completes on the server."""
+    last = _listing(endpoint, name, prefix)
+    while True:
+        time.sleep(0.5)
+        now = _listing(endpoint, name, prefix)
+        if now == last:
+            return now
+        last = now
+
+
 def _start(db, name: str, endpoint: str, journal: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [
@@ -127,7 +139,7 @@ def test_sigkill_during_the_copy_changes_nothing_and_a_rerun_finishes(mlflow_db,
 
         proc = _start(mlflow_db, bucket, s3_endpoint, journal)
         _kill_when(proc, lambda b=bucket: client.list_objects_v2(Bucket=b, Prefix=target + "/").get("KeyCount", 0) > 0)
-        copied = len(_listing(s3_endpoint, bucket, target))
+        copied = len(_settled_listing(s3_endpoint, bucket, target))
         if copied < OBJECTS:
             break
     assert 0 < copied < OBJECTS, f"the kill landed outside the copy in all {ATTEMPTS} attempts"
