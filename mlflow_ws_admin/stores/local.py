@@ -11,7 +11,7 @@ import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from mlflow_ws_admin.stores.base import ObjectInfo, Store, StoreError
@@ -58,13 +58,7 @@ class LocalStore:
             if isinstance(source, LocalStore):
                 self._link_or_copy(_path(source_key), dst)
             else:
-                fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=_PARTIAL)
-                os.close(fd)
-                try:
-                    source.download(source_key, tmp)
-                    os.replace(tmp, dst)
-                finally:
-                    Path(tmp).unlink(missing_ok=True)
+                _land(dst, lambda tmp: source.download(source_key, tmp))
         except FileNotFoundError:
             raise StoreError(f"{_path(source_key)} vanished while it was being copied; nothing was committed") from None
         except OSError as exc:
@@ -89,13 +83,7 @@ class LocalStore:
         except OSError as exc:
             if exc.errno not in _NO_LINK:
                 raise
-        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=_PARTIAL)
-        os.close(fd)
-        try:
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dst)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        _land(dst, lambda tmp: shutil.copyfile(src, tmp))
 
     def download(self, key: str, path: str) -> None:
         shutil.copyfile(_path(key), path)
@@ -136,3 +124,15 @@ def _raise(exc: OSError) -> None:
     if isinstance(exc, FileNotFoundError):
         return  # no directory: no objects
     raise StoreError(f"cannot list {exc.filename}: {exc.strerror or exc}")
+
+
+def _land(dst: Path, fill: Callable[[str], object]) -> None:
+    """Write ``dst`` through a temporary file beside it and rename it into place: a crash never leaves a torn
+    object under the key, so an existing object is always a finished copy."""
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=_PARTIAL)
+    os.close(fd)
+    try:
+        fill(tmp)
+        os.replace(tmp, dst)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
