@@ -252,8 +252,9 @@ def _table_conflicts(
 ) -> TableConflicts:
     group_count, by_workspace = 0, ()
     # Counting root groups costs an aggregation per roll-up parent too; on a clean database the cheap
-    # existence test answers "0" alone.
-    if key_has_conflicts(conn, wt, key, move):
+    # superset test answers "0" alone.  After a hit the count itself is the exact test (no groups: none):
+    # a separate exact existence test would sort every row once more.
+    if may_have_conflicts(conn, wt, key, move):
         group_count, by_workspace = _groups_by_workspace(conn, schema, wt, key, move)
     sample = tuple(iter_conflict_groups(conn, schema, wt, key, limit, move)) if group_count and limit != 0 else ()
     return TableConflicts(wt.name, key, group_count, sample, is_renameable(wt.name, key), by_workspace)
@@ -266,13 +267,13 @@ def _groups_by_workspace(
     the groups; only groups of more than two rows are read again to learn their middle workspaces."""
     counts: dict[str | None, int] = {}
     group_count, wide = 0, False
-    for first, last, rows in conn.execute(queries.group_spans(schema, wt, key, move)):
-        group_count += 1
-        if rows > 2:
+    for first, last, is_wide, n in conn.execute(queries.group_spans(schema, wt, key, move)):
+        group_count += int(n)
+        if is_wide:
             wide = True
             continue
-        counts[first] = counts.get(first, 0) + 1
-        counts[last] = counts.get(last, 0) + 1
+        counts[first] = counts.get(first, 0) + int(n)
+        counts[last] = counts.get(last, 0) + int(n)
     if wide:
         for ws, n in conn.execute(queries.groups_by_workspace(schema, wt, key, move)):
             counts[ws] = counts.get(ws, 0) + int(n)
@@ -284,14 +285,22 @@ def _workspace_order(pair: tuple[str | None, int]) -> tuple[bool, str]:
 
 
 def key_has_conflicts(conn: Connection, wt: WorkspaceTable, key: UniqueKey, move: Move = MIGRATE) -> bool:
-    """Whether two workspaces hold the same value of this key (before roll-up).  A cheaper superset test
-    clears clean keys first (hashed on MySQL, except for keys only MLflow's code keeps unique)."""
-    code_only = key.columns in mlflow_facts.CODE_ENFORCED_UNIQUE_KEYS.get(wt.name, ())
-    hashed = for_backend(conn.dialect.name).hashed_conflict_prefilter
-    prefilter = queries.may_have_raw_conflicts(wt, key, move, hashed=hashed)
-    if not (hashed and code_only) and not conn.execute(prefilter).scalar_one():
+    """Whether two workspaces hold the same value of this key (before roll-up): the cheap superset test
+    first, then the exact one."""
+    if not may_have_conflicts(conn, wt, key, move):
         return False
     return bool(conn.execute(queries.has_raw_conflicts(wt, key, move)).scalar_one())
+
+
+def may_have_conflicts(conn: Connection, wt: WorkspaceTable, key: UniqueKey, move: Move = MIGRATE) -> bool:
+    """False only when no two rows hold the same value of this key, so no two workspaces can (hashed on
+    MySQL; keys only MLflow's code keeps unique are never cleared there, since the hash test assumes the
+    schema's per-workspace uniqueness)."""
+    code_only = key.columns in mlflow_facts.CODE_ENFORCED_UNIQUE_KEYS.get(wt.name, ())
+    hashed = for_backend(conn.dialect.name).hashed_conflict_prefilter
+    if hashed and code_only:
+        return True
+    return bool(conn.execute(queries.may_have_raw_conflicts(wt, key, move, hashed=hashed)).scalar_one())
 
 
 def iter_conflict_groups(
