@@ -24,9 +24,13 @@ if TYPE_CHECKING:
 NEW_NAME = "<new name>"
 
 
+#: one encoder for every hint: json.dumps with options builds a new one per call (a JSON report has 60k groups)
+_LITERAL = json.JSONEncoder(ensure_ascii=False)
+
+
 def _q(value: Any) -> str:
     """A Python literal for the call: ids are passed as strings, as MLflow's client takes them."""
-    return json.dumps(str(value), ensure_ascii=False)
+    return _LITERAL.encode(str(value))
 
 
 def is_prompt_group(table: str, group: ConflictGroup, prompts: Collection[tuple[Any, Any]]) -> bool:

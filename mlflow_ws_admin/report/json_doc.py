@@ -303,6 +303,10 @@ def write_document(doc: Mapping[str, Any], out: IO[str]) -> None:
     out.flush()
 
 
+# default=str: driver values such as Decimal or datetime appear as text rather than failing the report.  One
+# encoder for the whole document: json.dumps with options builds a new one per call (60k conflict groups).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
 def _dumps(value: Any) -> str:
-    # default=str: driver values such as Decimal or datetime appear as text rather than failing the report.
-    return json.dumps(value, ensure_ascii=False, default=str)
+    return _ENCODER.encode(value)
