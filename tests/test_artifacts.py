@@ -128,7 +128,7 @@ def _brute_force(rows: list[tuple[int, str, str]]) -> dict[int, bool]:
     return result
 
 
-# spill_after=2: past two items the finder sorts in its temporary SQLite file; None: always in memory.
+# spill_after=2: past two items the finder keeps sorted runs in a temporary file; None: always in memory.
 @pytest.mark.parametrize("spill_after", [None, 2])
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["default", "team-a", "team-b"]), _LOCATION), max_size=25))
