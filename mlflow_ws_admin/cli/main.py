@@ -327,7 +327,20 @@ def finish_relocation(uri: str | None, journal: str, dry_run: bool, yes: bool) -
     type=click.Choice(["preserve", "relocate"]),
     default="preserve",
     show_default=True,
-    help="preserve: keep every artifact location (mlflow-artifacts: ones are reported). relocate: not available yet.",
+    help="preserve: keep every artifact location (mlflow-artifacts: ones are reported). relocate: copy SOURCE's "
+    "proxied experiment prefixes under TARGET's destination (SOURCE's objects stay) and rewrite the stored URIs.",
+)
+@click.option(
+    "--source-artifacts-destination",
+    metavar="URI",
+    default=None,
+    help="relocate: SOURCE's server's --artifacts-destination, where its mlflow-artifacts: objects are stored.",
+)
+@click.option(
+    "--artifacts-destination",
+    metavar="URI",
+    default=None,
+    help="relocate: TARGET's server's --artifacts-destination, where the copies go.",
 )
 @dry_run_option("Read-only on both databases: print what would be copied and every blocking key, change nothing.")
 @click.option("-y", "--yes", is_flag=True, help="Import without asking for confirmation.")
@@ -355,7 +368,8 @@ def import_database(source_uri: str, target_uri: str, output_format: str, **opti
     from mlflow_ws_admin.usecases import commands
 
     output = commands.Output(output_format, dry_run=bool(options["dry_run"]))
-    run = Invocation(target_uri, source_uri, output=output)
+    destinations = (options.get("source_artifacts_destination"), options.get("artifacts_destination"))
+    run = Invocation(target_uri, source_uri, *destinations, output=output)  # type: ignore[arg-type]
     with boundary(run):
         source = resolve_target(source_uri)
         opts = commands.ImportOptions(**options)  # type: ignore[arg-type]

@@ -178,6 +178,10 @@ class JournalWriter:
         self.catalog_inserted_rows += 1
         self.write({"type": "catalog_inserted", "row": dict(row)})
 
+    def sync(self) -> None:
+        """Everything written so far on disk now (an import's artifact copies are journaled before they start)."""
+        self._sync()
+
     def _sync(self) -> None:
         try:
             if self._gzip is not None:
@@ -452,6 +456,15 @@ def artifact_move_records(path: str | Path, identity: Mapping[str, Any]) -> list
             _check_shape(path, "artifact_move", record)
             found.append(record)
     return found
+
+
+def journal_header(path: str | Path) -> dict[str, Any]:
+    """The header of a journal (complete or not); its first line only."""
+    path = Path(path)
+    head = next(_records(path), None)
+    if not head or head.get("type") != "header" or head.get("format") != JOURNAL_FORMAT:
+        raise JournalRefused(f"{path} is not an mlflow-ws-admin journal")
+    return head
 
 
 def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
