@@ -177,8 +177,8 @@ def uri_rewriter(
     relocation: Relocation | None, table: str, columns: Sequence[str]
 ) -> Callable[[tuple[Any, ...]], tuple[Any, ...]] | None:
     """TARGET's row -> the same row with every stored URI under an old prefix moved to its new one (None when
-    ``table`` holds no candidate column).  Per value: a type test and ``startswith``; a proxied value then
-    costs one dict lookup per ``/`` (the longest prefix wins, as the move's rewrite does)."""
+    ``table`` holds no candidate column).  Per value: a type test and ``startswith``; a proxied value then costs
+    one split and a dict lookup per prefix depth (the longest prefix wins, as the move's rewrite does)."""
     if relocation is None or not relocation.moves or table not in relocation.tables:
         return None
     scanned = set(relocation.tables[table][1])
@@ -187,19 +187,19 @@ def uri_rewriter(
         return None
     pairs = {m.from_uri: m.to_uri for m in relocation.moves}
     scheme = f"{mlflow_facts.PROXIED_ARTIFACT_SCHEME}:"
-    start = len(scheme)
+    # The prefixes' depths ('/' counts), deepest first: one split, then one lookup per depth (legacy and
+    # workspaces/ layouts: two), rather than one per '/' of the value.
+    depths = sorted({p.count("/") for p in pairs}, reverse=True)
 
     def moved(value: str) -> str:
-        hit = None
-        i = value.find("/", start + 1)
-        while True:
-            head = value if i < 0 else value[:i]
-            if head in pairs:
-                hit = head
-            if i < 0:
-                break
-            i = value.find("/", i + 1)
-        return value if hit is None else pairs[hit] + value[len(hit) :]
+        parts = value.split("/", depths[0] + 1)
+        for n in depths:
+            if len(parts) > n:
+                head = "/".join(parts[: n + 1])
+                new = pairs.get(head)
+                if new is not None:
+                    return new + value[len(head) :]
+        return value
 
     def rewrite(row: tuple[Any, ...]) -> tuple[Any, ...]:
         values = None
