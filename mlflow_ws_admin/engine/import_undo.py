@@ -25,6 +25,7 @@ from mlflow_ws_admin.db.schema import WorkspaceSchema
 from mlflow_ws_admin.db.transaction import LockScope, locked_transaction
 from mlflow_ws_admin.engine.journal import JournalSummary, inserted_keys, inserted_tables
 from mlflow_ws_admin.engine.relocate import ArtifactMove, delete_sources, leftovers
+from mlflow_ws_admin.stores.base import StoreError
 
 #: Keys deleted per statement.
 BATCH = 1000
@@ -107,7 +108,13 @@ def apply_undo(
             result.workspace_deleted = True
     result.applied = True
     # After the COMMIT: objects the deleted rows named go last, so a failed undo never loses a readable artifact.
-    result.artifact_objects = delete_sources(_copies(summary))
+    try:
+        result.artifact_objects = delete_sources(_copies(summary))
+    except StoreError as exc:
+        raise StoreError(
+            f"the imported rows were deleted, but not the copied artifacts: {exc.message}; once the stores answer, "
+            f"`db finish-relocation TARGET_URI --journal {journal_path}` deletes them"
+        ) from None
     return result
 
 
