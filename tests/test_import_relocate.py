@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -235,6 +236,28 @@ def test_a_target_prefix_holding_other_objects_blocks(
     assert servers.source.listing("1") == SIZES
 
 
+def test_copy_progress_only_on_a_terminal(mlflow_db: ScratchDB, source_db: ScratchDB, tmp_path: Path) -> None:  # noqa: F811
+    servers = Servers(str(tmp_path / "source-dest"), str(tmp_path / "target-dest"))
+    prepared(mlflow_db, source_db, servers)
+    journal = tmp_path / "piped.jsonl"
+
+    piped = import_db(source_db, mlflow_db, "--workspace", "team-a", *servers.flags(), "-y", "--journal", str(journal))
+    assert piped.exit_code == ExitStatus.OK, piped.output + piped.stderr
+    assert "copy artifacts" not in piped.stderr  # a pipe: nothing
+    assert run_cli("db", "restore-workspaces", mlflow_db.uri, "--journal", str(journal), "-y").exit_code == 0
+
+    # FORCE_COLOR makes Rich treat stderr as a terminal.
+    shown = run_cli(
+        "db", "import-database", source_db.uri, mlflow_db.uri, "--workspace", "team-a", *servers.flags(), "-y",
+        env={"FORCE_COLOR": "1"},
+    )  # fmt: skip
+
+    assert shown.exit_code == ExitStatus.OK, shown.output + shown.stderr
+    flat = " ".join(shown.stderr.split())
+    assert "copy artifacts" in flat and "4/4 objects" in flat
+    assert "copy artifacts" not in shown.stdout
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
@@ -277,6 +300,14 @@ def _put_many(endpoint: str, name: str, prefix: str) -> dict[str, int]:
     return {k: len(v) for k, v in keys.items()}
 
 
+def _readable_part(journal: Path) -> str:
+    """What a killed run's journal holds up to where it stops (a .gz one has no trailer: read it as a stream)."""
+    data = journal.read_bytes()
+    if journal.name.endswith(".gz"):
+        data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data)
+    return data.decode()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("then", ["same-ids", "ids-changed"])
 def test_sigkill_mid_copy_leaves_target_unchanged_and_a_rerun_completes(
@@ -298,7 +329,8 @@ def test_sigkill_mid_copy_leaves_target_unchanged_and_a_rerun_completes(
     populate(mlflow_db, fill_target)
     sizes = _put_many(s3_endpoint, bucket, "source-dest/1")
     before = mlflow_db.dump()
-    killed = tmp_path / "killed.jsonl"
+    # gzip too: a killed run's .gz journal ends without its gzip trailer, and finish-relocation still reads it
+    killed = tmp_path / ("killed.jsonl" if then == "same-ids" else "killed.jsonl.gz")
     target = "target-dest/workspaces/team-a/10"
     command = [sys.executable, "-m", "mlflow_ws_admin", "db", "import-database", source_db.uri, mlflow_db.uri]
     proc = subprocess.Popen(
@@ -319,7 +351,8 @@ def test_sigkill_mid_copy_leaves_target_unchanged_and_a_rerun_completes(
     _wait_for_server_sessions(mlflow_db)
     assert mlflow_db.dump() == before
     assert _listing(s3_endpoint, bucket, "source-dest/1") == sizes
-    assert '"type":"artifact_move"' in killed.read_text() and '"type":"sealed"' not in killed.read_text()
+    written = _readable_part(killed)
+    assert '"type":"artifact_move"' in written and '"type":"sealed"' not in written
 
     finish = ("db", "finish-relocation", mlflow_db.uri, "--journal", str(killed))
     dry = run_cli(*finish, "--dry-run", env=s3_env(s3_endpoint))

@@ -35,7 +35,7 @@ from mlflow_ws_admin.engine.import_plan import (
     source_select,
 )
 from mlflow_ws_admin.engine.journal import JournalWriter
-from mlflow_ws_admin.stores.base import DEFAULT_WORKERS
+from mlflow_ws_admin.stores.base import DEFAULT_WORKERS, Progress
 
 #: Rows read from SOURCE and loaded into TARGET at a time: what memory holds.
 BATCH = 5000
@@ -80,6 +80,7 @@ def apply_import(
     on_rows: Callable[[str, int], None] | None = None,
     destinations: ArtifactDestinations | None = None,
     artifact_workers: int = DEFAULT_WORKERS,
+    on_copy: Progress | None = None,
 ) -> ImportResult:
     """Copy under TARGET's lock; raise ImportBlocked (rolled back) when a key appeared in TARGET since.  With
     ``destinations`` (relocate) the artifact prefixes are planned again for the ids found under the lock, then
@@ -108,7 +109,9 @@ def apply_import(
                 raise ImportBlocked(plan)
             result = ImportResult(plan)
             if plan.relocation is not None:
-                result.artifact_objects_copied = copy_artifacts(plan.relocation, journal, workers=artifact_workers)
+                result.artifact_objects_copied = copy_artifacts(
+                    plan.relocation, journal, workers=artifact_workers, on_progress=on_copy
+                )
             if not plan.workspace_exists:
                 _create_workspace(tx.conn, meta, plan, journal)
                 result.workspace_created = True

@@ -32,7 +32,7 @@ from mlflow_ws_admin.common.errors import UsageError
 from mlflow_ws_admin.db.schema import WorkspaceSchema
 from mlflow_ws_admin.engine.journal import JournalWriter
 from mlflow_ws_admin.engine.relocate import ArtifactMove, Relocation
-from mlflow_ws_admin.stores.base import same_object
+from mlflow_ws_admin.stores.base import Progress, same_object
 from mlflow_ws_admin.stores.locate import locate
 
 PRESERVE, RELOCATE = "preserve", "relocate"
@@ -215,7 +215,9 @@ def uri_rewriter(
     return rewrite
 
 
-def copy_artifacts(relocation: Relocation, journal: JournalWriter | None, *, workers: int) -> int:
+def copy_artifacts(
+    relocation: Relocation, journal: JournalWriter | None, *, workers: int, on_progress: Progress | None = None
+) -> int:
     """Under TARGET's lock, before COMMIT: journal every copy (on disk before it starts, so that a killed run's
     copies can be found again), then copy and verify each prefix.  Returns the objects this run copied."""
     from mlflow_ws_admin.engine.relocate import transfer
@@ -224,4 +226,4 @@ def copy_artifacts(relocation: Relocation, journal: JournalWriter | None, *, wor
         for m in relocation.moves:
             journal.artifact_move(m.record())
         journal.sync()
-    return transfer(relocation.moves, workers=workers)
+    return transfer(relocation.moves, workers=workers, on_progress=on_progress)

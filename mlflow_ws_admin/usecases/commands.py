@@ -840,7 +840,7 @@ def import_database(source: Target, target: Target, options: ImportOptions, outp
             return emit(plan, ExitStatus.ABORTED)
         journal = open_journal(options.journal, "import", target, plan.schema) if options.journal else None
         try:
-            with import_progress(plan, None if output.json else ui.progress_console()) as on_rows:
+            with import_progress(plan, None if output.json else ui.progress_console()) as (on_rows, on_copy):
                 result = apply_import(
                     source_engine,
                     target_engine,
@@ -852,6 +852,7 @@ def import_database(source: Target, target: Target, options: ImportOptions, outp
                     ignore_other_sessions=options.ignore_other_sessions,
                     on_rows=on_rows,
                     destinations=destinations,
+                    on_copy=on_copy,
                 )
         except ImportBlocked as exc:
             if not output.json:
