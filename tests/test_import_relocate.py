@@ -18,6 +18,7 @@ import pytest
 
 from mlflow_ws_admin.common.errors import ExitStatus
 from mlflow_ws_admin.db.sample_data import SampleData
+from mlflow_ws_admin.stores.locate import locate
 
 from .conftest import ScratchDB
 from .helpers import run_cli
@@ -99,6 +100,17 @@ def expected(prefix: str) -> dict[str, object]:
     }
 
 
+def content(artifacts: Artifacts, path: str, tmp_path: Path) -> bytes:
+    """One object's bytes, read through the store layer (a local file or an S3 object alike)."""
+    loc = locate(f"{artifacts.destination}/{path}")
+    out = tmp_path / "read-back"
+    loc.store.download(loc.prefix, str(out))
+    try:
+        return out.read_bytes()
+    finally:
+        out.unlink()
+
+
 class Servers:
     """SOURCE's and TARGET's servers' --artifacts-destination."""
 
@@ -151,8 +163,9 @@ def test_relocate_copies_the_objects_rewrites_every_uri_and_the_undo_removes_bot
     assert doc["artifact_locations_left_alone"] == [
         {"experiment_id": "3", "location": "mlflow-artifacts:/custom/place"}
     ]
-    # the objects arrived under TARGET's prefix for the new id, SOURCE's stayed
+    # the objects arrived under TARGET's prefix for the new id with the same bytes, SOURCE's stayed
     assert servers.target.listing("workspaces/team-a/10") == SIZES
+    assert {k: content(servers.target, f"workspaces/team-a/10/{k}", tmp_path) for k in FILES} == FILES
     assert servers.source.listing("1") == SIZES
     assert uris(mlflow_db, 10) == expected(NEW)
     # an absolute location is kept, a custom proxied one left alone

@@ -473,9 +473,10 @@ def artifact_move_records(path: str | Path, identity: Mapping[str, Any]) -> list
 
 
 def journal_header(path: str | Path) -> dict[str, Any]:
-    """The header of a journal (complete or not); its first line only."""
+    """The header of a journal (complete or not); its first line only (a killed run's journal may end torn)."""
     path = Path(path)
-    head = next(_records(path), None)
+    first = next(_lines(path), None)
+    head = _parse(path, first) if first is not None else None
     if not head or head.get("type") != "header" or head.get("format") != JOURNAL_FORMAT:
         raise JournalRefused(f"{path} is not an mlflow-ws-admin journal")
     return head
