@@ -299,7 +299,7 @@ def restore_workspaces(
     required=True,
     type=click.Path(dir_okay=False),
     metavar="FILE",
-    help="The journal of a move-resources --artifact-policy relocate run.",
+    help="The journal of a move-resources or import-database --artifact-policy relocate run.",
 )
 @dry_run_option("Read-only: list the old objects that would be deleted.")
 @click.option("-y", "--yes", is_flag=True, help="Delete without asking for confirmation.")
@@ -307,7 +307,8 @@ def finish_relocation(uri: str | None, journal: str, dry_run: bool, yes: bool) -
     """Delete the old artifact objects a relocating run left behind when it was killed after its commit.
 
     Only for moves the database shows committed, and only objects whose copy is verified at the new prefix.
-    Exit codes: 0 ok, 2 usage or journal refused, 3 database or store error, 5 aborted.
+    Given an import's journal: deletes the copies of a killed import that never committed (the objects at the
+    new prefix identical to SOURCE's).  Exit codes: 0 ok, 2 usage or journal refused, 3 database or store error, 5 aborted.
     """
     from mlflow_ws_admin.usecases import commands
 

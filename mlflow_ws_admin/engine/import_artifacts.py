@@ -15,7 +15,8 @@ catalog root), through the object-store layer that ``db move-resources --artifac
 (``engine.relocate``).  SOURCE's objects are only read.  The new ids are known only under TARGET's lock, so
 ``plan_import_relocation`` runs again there; the copy (idempotent, never overwriting) and its verification run
 under the lock before COMMIT, journaled before they start, and every stored URI of the inserted rows under an
-old prefix takes the new one as it is loaded (``uri_rewriter``: one dict lookup per ``/`` of a proxied value).
+old prefix takes the new one as it is loaded (``uri_rewriter``: a proxied value costs one split and a dict
+lookup per prefix depth).
 """
 
 from __future__ import annotations
@@ -31,7 +32,16 @@ from mlflow_ws_admin.common import mlflow_facts
 from mlflow_ws_admin.common.errors import UsageError
 from mlflow_ws_admin.db.schema import WorkspaceSchema
 from mlflow_ws_admin.engine.journal import JournalWriter
-from mlflow_ws_admin.engine.relocate import ArtifactMove, Relocation
+from mlflow_ws_admin.engine.relocate import (
+    PROXIED_ROOT,
+    ArtifactMove,
+    Relocation,
+    candidate_tables,
+    derived_locations,
+    scan_uri_columns,
+    target_location,
+    transfer,
+)
 from mlflow_ws_admin.stores.base import Progress, same_object
 from mlflow_ws_admin.stores.locate import locate
 
@@ -120,14 +130,6 @@ def plan_import_relocation(
     ``experiment_delta``), with its objects and bytes; the columns holding stored URIs under those prefixes; a
     target prefix holding anything but finished copies of SOURCE's objects blocks.  Under the lock ``previous``
     (the reviewed plan's) gives the candidate columns and their counts: SOURCE's old prefixes did not change."""
-    from mlflow_ws_admin.engine.relocate import (
-        PROXIED_ROOT,
-        candidate_tables,
-        derived_locations,
-        scan_uri_columns,
-        target_location,
-    )
-
     from_ws = source_workspace or mlflow_facts.DEFAULT_WORKSPACE
     source_root = _catalog_root(source, meta_source, from_ws)
     target_root = _catalog_root(target, meta_target, workspace)
@@ -220,8 +222,6 @@ def copy_artifacts(
 ) -> int:
     """Under TARGET's lock, before COMMIT: journal every copy (on disk before it starts, so that a killed run's
     copies can be found again), then copy and verify each prefix.  Returns the objects this run copied."""
-    from mlflow_ws_admin.engine.relocate import transfer
-
     if journal:
         for m in relocation.moves:
             journal.artifact_move(m.record())

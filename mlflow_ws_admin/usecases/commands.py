@@ -706,7 +706,8 @@ class FinishOptions:
 
 def finish_relocation(target: Target, options: FinishOptions, output: Output, ui: UI) -> ExitStatus:
     """After a relocating run died between its COMMIT and the end of its deletes: delete the old objects whose
-    verified copy is at the new prefix, for the moves the database shows committed (read from the journal)."""
+    verified copy is at the new prefix, for the moves the database shows committed (read from the journal).
+    On an import's journal: the copies of the moves that never committed (a killed import's orphans)."""
     from mlflow_ws_admin.db.connect import create_db_engine
     from mlflow_ws_admin.db.schema import reflect_schema
     from mlflow_ws_admin.engine.journal import artifact_move_records, journal_header
