@@ -315,14 +315,17 @@ def test_a_source_with_several_workspaces_is_refused(mlflow_db: ScratchDB, sourc
     assert mlflow_db.fingerprint() == before
 
 
-def test_relocate_is_refused_before_anything_is_read(mlflow_db: ScratchDB, source_db: ScratchDB) -> None:
+def test_relocate_without_the_destinations_is_refused_before_anything_is_read(
+    mlflow_db: ScratchDB, source_db: ScratchDB
+) -> None:
+    """The rest of relocate: tests/test_import_relocate.py."""
     populate(source_db, fill_source)
     before = mlflow_db.fingerprint()
     result = import_db(
         source_db, mlflow_db, "--workspace", "team-x", "--create-workspace", "--artifact-policy", "relocate"
     )
     assert result.exit_code == ExitStatus.USAGE
-    assert "--artifact-policy relocate is not available yet" in one_error_line(result)
+    assert "--artifact-policy relocate needs both servers' artifact stores" in one_error_line(result)
     assert mlflow_db.fingerprint() == before
 
 

@@ -40,11 +40,16 @@ pytestmark = [
 
 
 @contextlib.contextmanager
-def _server(db: Path, destination: str, tmp_path: Path, env: dict[str, str], *, workspaces: bool) -> Iterator[str]:
+def _server(
+    db: Path | str, destination: str, tmp_path: Path, env: dict[str, str], *, workspaces: bool
+) -> Iterator[str]:
+    """`mlflow server --serve-artifacts` on a SQLite file (a str: a database URI) and DESTINATION, no default
+    artifact root: new experiments get proxied `mlflow-artifacts:` locations."""
     port = _free_port()
     log = tmp_path / f"server-{port}.log"
+    uri = db if isinstance(db, str) else f"sqlite:///{db}"
     command = [
-        MLFLOW_PYTHON, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{db}", "--serve-artifacts",
+        MLFLOW_PYTHON, "-m", "mlflow", "server", "--backend-store-uri", uri, "--serve-artifacts",
         "--artifacts-destination", destination, "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
         "--enable-workspaces" if workspaces else "--disable-workspaces",
     ]  # fmt: skip

@@ -299,7 +299,7 @@ def restore_workspaces(
     required=True,
     type=click.Path(dir_okay=False),
     metavar="FILE",
-    help="The journal of a move-resources --artifact-policy relocate run.",
+    help="The journal of a move-resources or import-database --artifact-policy relocate run.",
 )
 @dry_run_option("Read-only: list the old objects that would be deleted.")
 @click.option("-y", "--yes", is_flag=True, help="Delete without asking for confirmation.")
@@ -307,7 +307,8 @@ def finish_relocation(uri: str | None, journal: str, dry_run: bool, yes: bool) -
     """Delete the old artifact objects a relocating run left behind when it was killed after its commit.
 
     Only for moves the database shows committed, and only objects whose copy is verified at the new prefix.
-    Exit codes: 0 ok, 2 usage or journal refused, 3 database or store error, 5 aborted.
+    Given an import's journal: deletes the copies of a killed import that never committed (the objects at the
+    new prefix identical to SOURCE's).  Exit codes: 0 ok, 2 usage or journal refused, 3 database or store error, 5 aborted.
     """
     from mlflow_ws_admin.usecases import commands
 
@@ -327,7 +328,20 @@ def finish_relocation(uri: str | None, journal: str, dry_run: bool, yes: bool) -
     type=click.Choice(["preserve", "relocate"]),
     default="preserve",
     show_default=True,
-    help="preserve: keep every artifact location (mlflow-artifacts: ones are reported). relocate: not available yet.",
+    help="preserve: keep every artifact location (mlflow-artifacts: ones are reported). relocate: copy SOURCE's "
+    "proxied experiment prefixes under TARGET's destination (SOURCE's objects stay) and rewrite the stored URIs.",
+)
+@click.option(
+    "--source-artifacts-destination",
+    metavar="URI",
+    default=None,
+    help="relocate: SOURCE's server's --artifacts-destination, where its mlflow-artifacts: objects are stored.",
+)
+@click.option(
+    "--artifacts-destination",
+    metavar="URI",
+    default=None,
+    help="relocate: TARGET's server's --artifacts-destination, where the copies go.",
 )
 @dry_run_option("Read-only on both databases: print what would be copied and every blocking key, change nothing.")
 @click.option("-y", "--yes", is_flag=True, help="Import without asking for confirmation.")
@@ -355,7 +369,8 @@ def import_database(source_uri: str, target_uri: str, output_format: str, **opti
     from mlflow_ws_admin.usecases import commands
 
     output = commands.Output(output_format, dry_run=bool(options["dry_run"]))
-    run = Invocation(target_uri, source_uri, output=output)
+    destinations = (options.get("source_artifacts_destination"), options.get("artifacts_destination"))
+    run = Invocation(target_uri, source_uri, *destinations, output=output)  # type: ignore[arg-type]
     with boundary(run):
         source = resolve_target(source_uri)
         opts = commands.ImportOptions(**options)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ Memory holds one batch.  SOURCE is read on a read-only connection, as one snapsh
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Table, insert
@@ -20,6 +20,12 @@ from sqlalchemy.engine import Connection, Engine
 from mlflow_ws_admin.common.errors import ConflictsAppeared
 from mlflow_ws_admin.db.dialects import Dialect
 from mlflow_ws_admin.db.transaction import LockScope, locked_transaction
+from mlflow_ws_admin.engine.import_artifacts import (
+    ArtifactDestinations,
+    copy_artifacts,
+    plan_import_relocation,
+    uri_rewriter,
+)
 from mlflow_ws_admin.engine.import_plan import (
     ImportPlan,
     Reflected,
@@ -29,17 +35,20 @@ from mlflow_ws_admin.engine.import_plan import (
     source_select,
 )
 from mlflow_ws_admin.engine.journal import JournalWriter
+from mlflow_ws_admin.stores.base import DEFAULT_WORKERS, Progress
 
 #: Rows read from SOURCE and loaded into TARGET at a time: what memory holds.
 BATCH = 5000
 
 
 class ImportBlocked(ConflictsAppeared):
-    """Keys appeared in TARGET since the plan was reviewed (exit 1); rolled back, nothing imported."""
+    """Keys (or objects at an artifact target) appeared in TARGET since the plan was reviewed (exit 1); rolled
+    back, nothing imported."""
 
     def __init__(self, plan: ImportPlan) -> None:
         n = sum(c.count for c in plan.clashes)
-        super().__init__(f"{n} key(s) of SOURCE exist in TARGET since the plan was made; rolled back, nothing imported")
+        what = f"{n} key(s) of SOURCE exist in TARGET" if n else "an artifact target prefix holds other objects"
+        super().__init__(f"{what} since the plan was made; rolled back, nothing imported")
         self.plan = plan
 
 
@@ -50,6 +59,8 @@ class ImportResult:
     #: table -> rows inserted
     inserted: dict[str, int] = field(default_factory=dict)
     workspace_created: bool = False
+    #: ``--artifact-policy relocate``: objects this run copied (the others were already there); None otherwise
+    artifact_objects_copied: int | None = None
 
     @property
     def total(self) -> int:
@@ -67,8 +78,13 @@ def apply_import(
     lock_timeout_s: float,
     ignore_other_sessions: bool,
     on_rows: Callable[[str, int], None] | None = None,
+    destinations: ArtifactDestinations | None = None,
+    artifact_workers: int = DEFAULT_WORKERS,
+    on_copy: Progress | None = None,
 ) -> ImportResult:
-    """Copy under TARGET's lock; raise ImportBlocked (rolled back) when a key appeared in TARGET since."""
+    """Copy under TARGET's lock; raise ImportBlocked (rolled back) when a key appeared in TARGET since.  With
+    ``destinations`` (relocate) the artifact prefixes are planned again for the ids found under the lock, then
+    copied and verified before the rows."""
     catalog = plan.schema.catalog.table
     scope = LockScope(
         dialect=plan.schema.dialect,
@@ -87,9 +103,15 @@ def apply_import(
             ignore_other_sessions=ignore_other_sessions,
         ) as tx:
             plan = refresh_plan(plan, source, tx.conn, meta, create_workspace=create_workspace)
+            if destinations is not None:
+                plan = with_relocation(plan, source, tx.conn, meta, destinations)
             if plan.blocked:
                 raise ImportBlocked(plan)
             result = ImportResult(plan)
+            if plan.relocation is not None:
+                result.artifact_objects_copied = copy_artifacts(
+                    plan.relocation, journal, workers=artifact_workers, on_progress=on_copy
+                )
             if not plan.workspace_exists:
                 _create_workspace(tx.conn, meta, plan, journal)
                 result.workspace_created = True
@@ -101,6 +123,26 @@ def apply_import(
             for remap in plan.remaps:
                 tx.dialect.advance_id_allocator(tx.conn, remap.table, remap.column)
     return result
+
+
+def with_relocation(
+    plan: ImportPlan, source: Connection, target: Connection, meta: Reflected, destinations: ArtifactDestinations
+) -> ImportPlan:
+    """The plan with its artifact prefixes for its current experiment offset (read-only)."""
+    relocation = plan_import_relocation(
+        source,
+        target,
+        meta.source,
+        meta.target,
+        workspace=plan.workspace,
+        source_workspace=plan.source_workspace,
+        experiment_delta=plan.experiment_delta(),
+        copied=[t.table for t in plan.tables],
+        schema=plan.schema,
+        destinations=destinations,
+        previous=plan.relocation,
+    )
+    return replace(plan, relocation=relocation)
 
 
 def _snapshot(source: Connection) -> None:
@@ -129,6 +171,13 @@ def _copy_table(
     on_rows: Callable[[str, int], None] | None,
 ) -> int:
     transform = row_transformer(plan, copy)
+    rewrite = uri_rewriter(plan.relocation, copy.table, copy.columns)
+    if rewrite is not None:
+        remap = transform
+
+        def transform(row: Any) -> tuple[Any, ...]:
+            return rewrite(remap(row))
+
     adapt = value_adapter(meta.target.tables[copy.table])
     key_positions = [copy.columns.index(c) for c in copy.key]
     if journal:

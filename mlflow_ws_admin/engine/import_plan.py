@@ -28,6 +28,7 @@ from mlflow_ws_admin.common import mlflow_facts
 from mlflow_ws_admin.common.errors import DatabaseError, NotAWorkspaceDatabase, UsageError
 from mlflow_ws_admin.db.schema import WorkspaceSchema, reflect_schema
 from mlflow_ws_admin.engine.import_artifacts import ArtifactNote, artifact_notes
+from mlflow_ws_admin.engine.relocate import Relocation
 
 #: Source keys looked up in TARGET per query.
 CHECK_BATCH = 1000
@@ -91,6 +92,8 @@ class ImportPlan:
     skipped: tuple[tuple[str, str], ...]
     #: TARGET's schema, for the journal's signature
     schema: WorkspaceSchema
+    #: ``--artifact-policy relocate``: the prefixes copied for the ids of ``remaps`` (``import_artifacts``)
+    relocation: Relocation | None = None
 
     @property
     def total_rows(self) -> int:
@@ -98,7 +101,13 @@ class ImportPlan:
 
     @property
     def blocked(self) -> bool:
-        return bool(self.clashes)
+        # A relocation target holding other objects would be overwritten: never done.
+        return bool(self.clashes or (self.relocation and self.relocation.occupied))
+
+    def experiment_delta(self) -> int:
+        """The offset of ``experiments.experiment_id`` (0 when kept)."""
+        table, column = mlflow_facts.EXPERIMENTS_TABLE, mlflow_facts.EXPERIMENT_ID_COLUMN
+        return next((r.delta for r in self.remaps if (r.table, r.column) == (table, column)), 0)
 
     def remaps_of(self, table: str) -> list[tuple[str, int, tuple[str, str] | None]]:
         """(column, delta, type condition) for every remapped column of ``table``."""

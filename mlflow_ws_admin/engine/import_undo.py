@@ -5,6 +5,10 @@ the journaled keys children first (the reverse of the import's order), so no for
 deleted row; a key already gone is counted, not an error.  A row added since that references an imported row
 (a new run in an imported experiment) makes the database refuse the delete: everything rolls back (exit 3).
 The workspace the import created is deleted too, once nothing is left in it.
+
+An import with ``--artifact-policy relocate`` journaled its artifact copies (``artifact_move``): after the
+COMMIT, the objects under each new prefix that are identical to SOURCE's objects (the import never touches
+those) are deleted; anything else there (written since, or SOURCE's objects no longer readable) is kept.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from sqlalchemy.engine import Connection, Engine
 from mlflow_ws_admin.db.schema import WorkspaceSchema
 from mlflow_ws_admin.db.transaction import LockScope, locked_transaction
 from mlflow_ws_admin.engine.journal import JournalSummary, inserted_keys, inserted_tables
+from mlflow_ws_admin.engine.relocate import ArtifactMove, delete_sources, leftovers
+from mlflow_ws_admin.stores.base import StoreError
 
 #: Keys deleted per statement.
 BATCH = 1000
@@ -36,6 +42,8 @@ class UndoResult:
     workspace: str | None = None
     workspace_deleted: bool = False
     applied: bool = False
+    #: relocate: the copied artifact objects under the import's new prefixes (deleted by the run, or that would be)
+    artifact_objects: int = 0
 
     @property
     def total(self) -> int:
@@ -56,6 +64,7 @@ def plan_undo(engine: Engine, schema: WorkspaceSchema, journal_path: str, summar
                     select(func.count()).select_from(table).where(_matches(table, keys))
                 ).scalar_one()
             _count(result, name, present, journaled)
+    result.artifact_objects = sum(leftovers(_copies(summary)).values())
     return result
 
 
@@ -98,7 +107,21 @@ def apply_undo(
             tx.conn.execute(delete(catalog).where(catalog.c[schema.catalog.name_column] == result.workspace))
             result.workspace_deleted = True
     result.applied = True
+    # After the COMMIT: objects the deleted rows named go last, so a failed undo never loses a readable artifact.
+    try:
+        result.artifact_objects = delete_sources(_copies(summary))
+    except StoreError as exc:
+        raise StoreError(
+            f"the imported rows were deleted, but not the copied artifacts: {exc.message}; once the stores answer, "
+            f"`db finish-relocation TARGET_URI --journal {journal_path}` deletes them"
+        ) from None
     return result
+
+
+def _copies(summary: JournalSummary) -> list[ArtifactMove]:
+    """Each journaled copy as a move from its new prefix back to SOURCE's: ``leftovers``/``delete_sources`` then
+    see exactly the objects at the new prefix identical to SOURCE's."""
+    return [ArtifactMove.from_record(r).reversed() for r in summary.artifact_moves]
 
 
 def _created_workspace(summary: JournalSummary, schema: WorkspaceSchema) -> str | None:

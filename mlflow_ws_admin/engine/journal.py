@@ -178,6 +178,10 @@ class JournalWriter:
         self.catalog_inserted_rows += 1
         self.write({"type": "catalog_inserted", "row": dict(row)})
 
+    def sync(self) -> None:
+        """Everything written so far on disk now (an import's artifact copies are journaled before they start)."""
+        self._sync()
+
     def _sync(self) -> None:
         try:
             if self._gzip is not None:
@@ -434,24 +438,48 @@ def _describe(identity: Any) -> str:
     return f"{identity.get('dialect')} {identity.get('host')}:{identity.get('port')}/{identity.get('database')}"
 
 
+#: How every ``artifact_move`` record's line begins: the only lines ``artifact_move_records`` parses.
+_ARTIFACT_MOVE_LINE = '{"type":"artifact_move",'
+
+
 def artifact_move_records(path: str | Path, identity: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The ``artifact_move`` records of a journal written for this database, complete or not: a run killed
     after its COMMIT may not have marked the journal complete, and what it committed is read from the database
-    (``db finish-relocation``), not from the journal."""
+    (``db finish-relocation``), not from the journal.  A killed run's journal may also end torn (a half-written
+    line, a gzip stream without its end): the records before the tear count, as everything they name is checked
+    against the database and the stores again."""
     path = Path(path)
-    records = _records(path)
-    head = next(records, None)
+    lines = _lines(path)
+    first = next(lines, None)
+    head = _parse(path, first) if first is not None else None
     if not head or head.get("type") != "header" or head.get("format") != JOURNAL_FORMAT:
         raise JournalRefused(f"{path} is not an mlflow-ws-admin journal")
     theirs = (head.get("database") or {}).get("identity")
     if theirs != dict(identity):
         raise JournalRefused(f"journal {path} belongs to another database ({_describe(theirs)}); refusing it")
     found = []
-    for record in records:
-        if record.get("type") == "artifact_move":
+    while True:
+        try:
+            line = next(lines, None)
+        except JournalRefused:
+            break  # the torn end of a killed run's journal
+        if line is None:
+            break
+        if line.startswith(_ARTIFACT_MOVE_LINE):
+            record = _parse(path, line)
             _check_shape(path, "artifact_move", record)
             found.append(record)
     return found
+
+
+def journal_header(path: str | Path) -> dict[str, Any]:
+    """The header of a journal (complete or not); its first line only (a killed run's journal may end torn)."""
+    path = Path(path)
+    first = next(_lines(path), None)
+    head = _parse(path, first) if first is not None else None
+    if not head or head.get("type") != "header" or head.get("format") != JOURNAL_FORMAT:
+        raise JournalRefused(f"{path} is not an mlflow-ws-admin journal")
+    return head
 
 
 def read_records(path: str | Path) -> Iterator[dict[str, Any]]:

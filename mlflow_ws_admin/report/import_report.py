@@ -13,7 +13,9 @@ from mlflow_ws_admin.engine.import_apply import ImportResult
 from mlflow_ws_admin.engine.import_artifacts import PROXIED
 from mlflow_ws_admin.engine.import_plan import ID, ImportPlan
 from mlflow_ws_admin.engine.import_undo import UndoResult
-from mlflow_ws_admin.report.json_doc import SCHEMA_VERSION
+from mlflow_ws_admin.engine.relocate import Relocation
+from mlflow_ws_admin.report.json_doc import SCHEMA_VERSION, relocation_fields
+from mlflow_ws_admin.report.text import relocation_lines
 
 _NOTES = {
     PROXIED: "mlflow-artifacts: location(s) of SOURCE's server: unreadable through TARGET's server until the "
@@ -47,11 +49,15 @@ def render_import_plan(plan: ImportPlan, console: Console, *, dry_run: bool) -> 
     for table, why in plan.skipped:
         console.print(Text(f"Not copied: {table} ({why})", style="dim"))
     for note in plan.artifact_notes:
+        if plan.relocation is not None and note.kind == PROXIED:
+            continue  # the relocation below says what happens to them
         what = _NOTES.get(note.kind, _RELATIVE_NOTE)
         examples = ", ".join(quoted(e) for e in note.examples)
         console.print(
             Text(f"Artifacts: {note.table}.{note.column}: {note.count:,} {what}; e.g. {examples}", style="yellow")
         )
+    if plan.relocation is not None:
+        _render_relocation(plan.relocation, console)
     if plan.clashes:
         console.print(
             Text(f"Blocking: {sum(c.count for c in plan.clashes):,} key(s) already in TARGET", style="bold red")
@@ -63,12 +69,32 @@ def render_import_plan(plan: ImportPlan, console: Console, *, dry_run: bool) -> 
             console.print(Text(f"  {c.table} ({', '.join(c.columns)}) exists {where}: {examples}{more}"))
 
 
+def _render_relocation(relocation: Relocation, console: Console) -> None:
+    """The move's relocation lines (report.text), under the import's own heading: a copy, nothing deleted."""
+    heading = (
+        f"Artifacts: relocate: {len(relocation.moves):,} experiment prefix(es), {relocation.objects:,} object(s), "
+        f"{relocation.bytes:,} byte(s) copied under TARGET's destination for TARGET's experiment ids (verified "
+        "before the commit; SOURCE's objects stay)"
+    )
+    for line, style in [(heading, ""), *relocation_lines(relocation, None)[1:]]:
+        console.print(Text(line, style=style))
+
+
 def render_import_result(result: ImportResult, console: Console, *, journal: str | None) -> None:
     console.print(
         Text(f"Imported {result.total:,} row(s) into workspace {workspace_label(result.plan.workspace)}", style="bold")
     )
     if result.workspace_created:
         console.print(Text(f"  workspace {quoted(result.plan.workspace)} created"))
+    relocation = result.plan.relocation
+    if relocation is not None and result.artifact_objects_copied is not None:
+        already = relocation.objects - result.artifact_objects_copied
+        console.print(
+            Text(
+                f"  artifacts: {result.artifact_objects_copied:,} object(s) copied ({already:,} already there), "
+                f"{sum(c.rows for c in relocation.columns):,} stored URI(s) rewritten"
+            )
+        )
     if journal:
         console.print(Text(f"Journal: {journal} (undo: db restore-workspaces TARGET_URI --journal {journal})"))
 
@@ -125,6 +151,9 @@ def import_document(
         not_copied=[{"table": t, "why": why} for t, why in plan.skipped],
         rows_inserted=result.total if result else None,
         workspace_created=result.workspace_created if result else False,
+        artifact_policy="relocate" if plan.relocation is not None else "preserve",
+        **relocation_fields(plan.relocation),
+        artifact_objects_copied=result.artifact_objects_copied if result else None,
     )
     return doc
 
@@ -144,6 +173,11 @@ def render_undo(result: UndoResult, console: Console, journal_header: dict[str, 
             console.print(Text(f"  workspace {quoted(result.workspace)} (created by the import) deleted"))
         elif result.applied:
             console.print(Text(f"  workspace {quoted(result.workspace)} kept: rows were added to it since the import"))
+    if result.artifact_objects:
+        verb = "deleted" if result.applied else "to delete"
+        console.print(
+            Text(f"  artifacts: {result.artifact_objects:,} object(s) the import copied {verb} (SOURCE's stay)")
+        )
     console.print(Text(f"Total: {result.total:,} row(s)", style="bold"))
 
 
@@ -158,4 +192,5 @@ def undo_document(result: UndoResult, *, status: str, exit_code: int, target: di
         "tables": [{"table": t, "rows": n, "missing": result.missing.get(t, 0)} for t, n in result.present.items()],
         "total_rows": result.total,
         "workspace_deleted": result.workspace if result.workspace_deleted else None,
+        "artifact_objects": result.artifact_objects,
     }

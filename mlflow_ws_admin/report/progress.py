@@ -106,19 +106,28 @@ def _copy_task(progress: Any, objects: int, total_bytes: int) -> CopyHook:
 
 
 @contextmanager
-def import_progress(plan: ImportPlan, console: Console | None) -> Iterator[Callable[[str, int], None] | None]:
-    """``db import-database``: a bar per table, advanced batch by batch."""
+def import_progress(
+    plan: ImportPlan, console: Console | None
+) -> Iterator[tuple[Callable[[str, int], None] | None, CopyHook | None]]:
+    """``db import-database``: a bar per table, advanced batch by batch; with ``--artifact-policy relocate`` a
+    first line for the artifact copy (objects, bytes), which runs before the rows."""
     if console is None:
-        yield None
+        yield None, None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    relocation = plan.relocation
+    if relocation is not None and relocation.objects:
+        columns += (TextColumn("{task.fields[rows]}", markup=False),)
     with Progress(*columns, console=console) as progress:
-        tasks = {t.table: progress.add_task(t.table, total=t.rows) for t in plan.tables if t.rows}
+        on_copy = (
+            _copy_task(progress, relocation.objects, relocation.bytes) if relocation and relocation.objects else None
+        )
+        tasks = {t.table: progress.add_task(t.table, total=t.rows, rows="") for t in plan.tables if t.rows}
 
         def copied(table: str, rows: int) -> None:
             if table in tasks:
                 progress.update(tasks[table], completed=rows)
 
-        yield copied
+        yield copied, on_copy

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from mlflow_ws_admin.db.target import Target
     from mlflow_ws_admin.engine.apply import ApplyExtras, ApplyResult
     from mlflow_ws_admin.engine.import_apply import ImportResult
+    from mlflow_ws_admin.engine.import_artifacts import ArtifactDestinations
     from mlflow_ws_admin.engine.import_plan import ImportPlan
     from mlflow_ws_admin.engine.import_undo import UndoResult
     from mlflow_ws_admin.engine.journal import JournalSummary, JournalWriter
@@ -705,10 +706,11 @@ class FinishOptions:
 
 def finish_relocation(target: Target, options: FinishOptions, output: Output, ui: UI) -> ExitStatus:
     """After a relocating run died between its COMMIT and the end of its deletes: delete the old objects whose
-    verified copy is at the new prefix, for the moves the database shows committed (read from the journal)."""
+    verified copy is at the new prefix, for the moves the database shows committed (read from the journal).
+    On an import's journal: the copies of the moves that never committed (a killed import's orphans)."""
     from mlflow_ws_admin.db.connect import create_db_engine
     from mlflow_ws_admin.db.schema import reflect_schema
-    from mlflow_ws_admin.engine.journal import artifact_move_records
+    from mlflow_ws_admin.engine.journal import artifact_move_records, journal_header
     from mlflow_ws_admin.engine.relocate import ArtifactMove, committed, delete_sources, leftovers
 
     refuse_without_terminal(ui, dry_run=options.dry_run, yes=options.yes, verb="delete")
@@ -721,22 +723,32 @@ def finish_relocation(target: Target, options: FinishOptions, output: Output, ui
             done = committed(conn, reflect_schema(conn), moves)
     finally:
         engine.dispose()
-    pending = leftovers(done)
+    # An import only ever copies (SOURCE's objects stay): what a killed import leaves is the copies of moves
+    # that never committed, found as the objects at the new prefix identical to SOURCE's.
+    importing = journal_header(options.journal).get("operation") == "import"
+    todo = [m.reversed() for m in moves if m not in done] if importing else done
+    pending = leftovers(todo)
+    what = "copied object(s) of an import that never committed" if importing else "old object(s)"
     from rich.text import Text
 
     console = ui.console(stderr=output.json)
     for m in moves:
-        state = f"{pending.get(m.experiment_id, 0):,} old object(s) left" if m in done else "not committed: untouched"
+        left = f"{pending.get(m.experiment_id, 0):,} {what} left"
+        if importing:
+            state = "committed: nothing to delete (SOURCE's objects stay)" if m in done else f"not committed: {left}"
+        else:
+            state = left if m in done else "not committed: untouched"
         console.print(Text(f"experiment {m.experiment_id}: {m.source} -> {m.target}: {state}"))
     total = sum(pending.values())
     if options.dry_run or not total:
-        console.print(Text(f"{total:,} old object(s) to delete. Nothing was changed."))
+        console.print(Text(f"{total:,} {what} to delete. Nothing was changed."))
         return ExitStatus.OK
     if not options.yes and not ui.confirm("Delete them?"):
         ui.say("Aborted: nothing changed.")
         return ExitStatus.ABORTED
-    deleted = delete_sources(done)
-    console.print(Text(f"Done: deleted {deleted:,} old object(s) whose copy is verified at the new prefix."))
+    deleted = delete_sources(todo)
+    verified = "identical to SOURCE's" if importing else "whose copy is verified at the new prefix"
+    console.print(Text(f"Done: deleted {deleted:,} {what} {verified}."))
     return ExitStatus.OK
 
 
@@ -753,26 +765,33 @@ class ImportOptions:
     journal: str | None = None
     lock_timeout: float = 30.0
     ignore_other_sessions: bool = False
+    #: relocate: SOURCE's server's and TARGET's server's --artifacts-destination
+    source_artifacts_destination: str | None = None
+    artifacts_destination: str | None = None
 
-    def check(self) -> None:
+    def check(self) -> ArtifactDestinations | None:
+        """Refuse bad input before anything is read; the artifact destinations of ``relocate``."""
         from mlflow_ws_admin.engine.import_artifacts import check_policy
 
         if self.dry_run and self.journal:
             raise UsageError("--journal applies only to a real run, not --dry-run")
-        check_policy(self.artifact_policy)
+        destinations = check_policy(
+            self.artifact_policy, (self.source_artifacts_destination, self.artifacts_destination)
+        )
         refuse_existing(self.journal)
+        return destinations
 
 
 def import_database(source: Target, target: Target, options: ImportOptions, output: Output, ui: UI) -> ExitStatus:
     """Every row of SOURCE into TARGET's workspace: plan (read-only on both), report, confirm, copy in one
     transaction on TARGET; keys that appeared in TARGET under the lock are reported read-only (exit 1)."""
     from mlflow_ws_admin.db.connect import create_db_engine
-    from mlflow_ws_admin.engine.import_apply import ImportBlocked, apply_import
+    from mlflow_ws_admin.engine.import_apply import ImportBlocked, apply_import, with_relocation
     from mlflow_ws_admin.engine.import_plan import build_import_plan
     from mlflow_ws_admin.report.import_report import render_import_plan, render_import_result
     from mlflow_ws_admin.report.progress import import_progress
 
-    options.check()
+    destinations = options.check()
     if output.markdown:
         raise UsageError("--format markdown is not available for import-database; use text or json")
     if source.identity == target.identity:
@@ -809,6 +828,8 @@ def import_database(source: Target, target: Target, options: ImportOptions, outp
                 workspace=options.workspace,
                 create_workspace=options.create_workspace,
             )
+            if destinations is not None:
+                plan = with_relocation(plan, sc, tc, meta, destinations)
         if not output.json:
             render_import_plan(plan, console, dry_run=options.dry_run)
         if plan.blocked:
@@ -820,7 +841,7 @@ def import_database(source: Target, target: Target, options: ImportOptions, outp
             return emit(plan, ExitStatus.ABORTED)
         journal = open_journal(options.journal, "import", target, plan.schema) if options.journal else None
         try:
-            with import_progress(plan, None if output.json else ui.progress_console()) as on_rows:
+            with import_progress(plan, None if output.json else ui.progress_console()) as (on_rows, on_copy):
                 result = apply_import(
                     source_engine,
                     target_engine,
@@ -831,6 +852,8 @@ def import_database(source: Target, target: Target, options: ImportOptions, outp
                     lock_timeout_s=options.lock_timeout,
                     ignore_other_sessions=options.ignore_other_sessions,
                     on_rows=on_rows,
+                    destinations=destinations,
+                    on_copy=on_copy,
                 )
         except ImportBlocked as exc:
             if not output.json:
