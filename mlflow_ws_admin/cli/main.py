@@ -323,6 +323,19 @@ def finish_relocation(uri: str | None, journal: str, dry_run: bool, yes: bool) -
 @click.option("--workspace", required=True, metavar="W", help="TARGET's workspace that receives every row of SOURCE.")
 @click.option("--create-workspace", is_flag=True, help="Create W in TARGET's catalog (same transaction) if missing.")
 @click.option(
+    "--from-workspace",
+    default=None,
+    metavar="S",
+    help="Copy only workspace S of a workspace-enabled SOURCE: its rows and the rows that depend on them.",
+)
+@click.option(
+    "--rename-conflicts",
+    default=None,
+    metavar="TEMPLATE",
+    help="Rename SOURCE's rows whose name W already has, in the copy (e.g. '{name}-{workspace}', '{name}-{n}'); "
+    "W's rows keep their names.",
+)
+@click.option(
     "--artifact-policy",
     type=click.Choice(["preserve", "relocate"]),
     default="preserve",

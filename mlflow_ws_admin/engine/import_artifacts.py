@@ -14,8 +14,9 @@ reported (never blocking: the rows are copied as they are):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import MetaData, and_, func, not_, select
 from sqlalchemy.engine import Connection
@@ -37,8 +38,11 @@ class ArtifactNote:
     examples: tuple[str, ...]
 
 
-def artifact_notes(source: Connection, meta: MetaData, copied: Iterable[str]) -> tuple[ArtifactNote, ...]:
-    """SOURCE's stored locations that TARGET's server cannot read as they are (read-only)."""
+def artifact_notes(
+    source: Connection, meta: MetaData, copied: Iterable[str], where: Mapping[str, Any] | None = None
+) -> tuple[ArtifactNote, ...]:
+    """SOURCE's stored locations that TARGET's server cannot read as they are (read-only); ``where``: table ->
+    the WHERE clause of its copied rows (``--from-workspace``)."""
     copied = set(copied)
     notes = []
     for table, column in mlflow_facts.ARTIFACT_URI_COLUMNS:
@@ -53,6 +57,8 @@ def artifact_notes(source: Connection, meta: MetaData, copied: Iterable[str]) ->
             RELATIVE: and_(c.like("%/%"), not_(c.like("%:%")), not_(c.like("/%"))),
         }
         for kind, condition in kinds.items():
+            if where and table in where:
+                condition = and_(condition, where[table])
             count = source.execute(select(func.count()).select_from(t).where(condition)).scalar_one()
             if count:
                 rows = source.execute(select(c).where(condition).order_by(c).limit(EXAMPLES)).scalars()
