@@ -62,6 +62,9 @@ def fill_two_workspaces(data: SampleData) -> None:
                  destination_type="run", destination_id="run-x1" if trace == "tr-x" else "run-y")  # fmt: skip
     data.add("logged_model_metrics", model_id="m-x", metric_name="acc", metric_timestamp_ms=1, metric_step=0,
              experiment_id=2, run_id="run-x1")  # fmt: skip
+    # a row tied to both workspaces (team-x's model, team-y's run) stays behind: copied, it would dangle
+    data.add("logged_model_metrics", model_id="m-x", metric_name="acc", metric_timestamp_ms=1, metric_step=0,
+             experiment_id=2, run_id="run-y")  # fmt: skip
     data.add("sql_trace_rollup_rebuild_queue", experiment_id=3, rollup_day=dt.date(2026, 1, 1), rollup_family="trace")
     data.add("sql_trace_rollup_rebuild_queue", experiment_id=1, rollup_day=dt.date(2026, 1, 1), rollup_family="trace")
     data.registered_model("team-x", "fraud", versions=2, tags=1, aliases=1)
