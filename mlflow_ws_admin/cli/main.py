@@ -355,11 +355,12 @@ def finish_relocation(uri: str | None, journal: str, dry_run: bool, yes: bool) -
 @ignore_other_sessions_option
 @format_option
 def import_database(source_uri: str, target_uri: str, output_format: str, **options: object) -> None:
-    """Copy every row of the MLflow database SOURCE_URI into workspace W of TARGET_URI, in one transaction.
+    """Copy every row of the MLflow database SOURCE_URI (or of its workspace S) into workspace W of TARGET_URI.
 
-    SOURCE is only read.  Both must be at the same MLflow schema revision.  Integer ids TARGET allocates
-    (experiment ids) are remapped with every column that references them; string ids (run ids, trace ids) are
-    kept, and one that TARGET already has blocks the import, as does a name W already has.
+    One transaction; SOURCE is only read.  Both must be at the same MLflow schema revision.  Integer ids TARGET
+    allocates (experiment ids) are remapped with every column that references them; string ids (run ids, trace
+    ids) are kept, and one that TARGET already has blocks the import, as does a name W already has (unless
+    --rename-conflicts renames the incoming row).
 
     Exit codes: 0 ok, 1 keys or names already in TARGET (nothing changed), 2 usage, 3 database error (schema
     revisions differ, unreachable, not MLflow), 5 aborted, 70 internal error, 141 stdout closed.
