@@ -11,15 +11,7 @@ from mlflow_ws_admin.db.sample_data import SampleData
 
 from .conftest import ScratchDB
 from .helpers import run_cli
-from .test_import_database import (  # noqa: F401  (source_db is a fixture)
-    fill_source,
-    fill_target,
-    import_db,
-    one_error_line,
-    populate,
-    rows,
-    source_db,
-)
+from .test_import_database import fill_source, fill_target, import_db, one_error_line, populate, rows
 
 
 def fill_two_workspaces(data: SampleData) -> None:

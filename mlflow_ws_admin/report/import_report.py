@@ -147,8 +147,7 @@ def import_document(
         ],
         not_copied=[{"table": t, "why": why} for t, why in plan.skipped],
         renames=[
-            {"table": r.table, "column": r.column, "old": r.old, "new": r.new, "key": dict(r.key)}
-            for r in plan.renames
+            {"table": r.table, "column": r.column, "old": r.old, "new": r.new, "key": dict(r.key)} for r in plan.renames
         ],
         rename_refusals=[{"table": r.table, "old": r.old, "reason": r.reason} for r in plan.rename_refusals],
         rows_inserted=result.total if result else None,
