@@ -343,3 +343,25 @@ def test_a_bad_template_is_a_usage_error(mlflow_db: ScratchDB, source_db: Scratc
     assert result.exit_code == ExitStatus.USAGE
     assert "unknown placeholder {nam}" in one_error_line(result)
     assert mlflow_db.fingerprint() == before
+
+
+def test_a_table_no_reference_ties_to_a_workspace_is_listed_not_copied(
+    mlflow_db: ScratchDB, source_db: ScratchDB
+) -> None:
+    """A table a future MLflow adds without a foreign key: its rows belong to no workspace, so --from-workspace
+    copies none of them and says so (a whole-database import still copies them)."""
+    populate(source_db, fill_two_workspaces)
+    for db in (source_db, mlflow_db):
+        db.execute("CREATE TABLE future_notes (note_id VARCHAR(36) PRIMARY KEY, body VARCHAR(100))")
+    source_db.execute("INSERT INTO future_notes (note_id, body) VALUES ('n-1', 'a'), ('n-2', 'b')")
+    before = mlflow_db.fingerprint()
+    args = ("--workspace", "team-x", "--create-workspace", "--from-workspace", "team-x")
+    dry = import_db(source_db, mlflow_db, *args, "--dry-run")
+    assert dry.exit_code == 0, dry.output + dry.stderr
+    assert "Not copied: future_notes (2 row(s) that no reference ties to a workspace: in none of them)" in dry.stdout
+    assert "  future_notes:" not in dry.stdout
+    assert mlflow_db.fingerprint() == before
+    result = import_db(source_db, mlflow_db, *args, "-y")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert rows(mlflow_db, "SELECT note_id FROM future_notes") == []
+    assert rows(mlflow_db, "SELECT run_uuid FROM runs") == [("run-x1",), ("run-x2",)]
