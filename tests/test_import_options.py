@@ -358,7 +358,7 @@ def test_a_table_no_reference_ties_to_a_workspace_is_listed_not_copied(
     args = ("--workspace", "team-x", "--create-workspace", "--from-workspace", "team-x")
     dry = import_db(source_db, mlflow_db, *args, "--dry-run")
     assert dry.exit_code == 0, dry.output + dry.stderr
-    assert "Not copied: future_notes (2 row(s) that no reference ties to a workspace: in none of them)" in dry.stdout
+    assert "Not copied: future_notes (2 row(s) in no workspace: no reference ties the table to one)" in dry.stdout
     assert "  future_notes:" not in dry.stdout
     assert mlflow_db.fingerprint() == before
     result = import_db(source_db, mlflow_db, *args, "-y")

@@ -173,7 +173,7 @@ def build_import_plan(
         skipped=tuple(
             sorted(
                 [(t, why) for t, why in mlflow_facts.NOT_IMPORTED_TABLES.items() if t in meta.target.tables]
-                + [(t, f"{n:,} row(s) that no reference ties to a workspace: in none of them") for t, n in left if n]
+                + [(t, f"{n:,} row(s) in no workspace: no reference ties the table to one") for t, n in left if n]
             )
         ),
         schema=target_schema,
