@@ -416,6 +416,12 @@ def mlflow_db(backend: str, tmp_path: Path) -> Iterator[ScratchDB]:
 
 
 @pytest.fixture
+def source_db(backend: str, tmp_path: Path) -> Iterator[ScratchDB]:
+    """An import's SOURCE: a second database with the newest MLflow schema, on the same backend as ``mlflow_db``."""
+    yield from _create_scratch(backend, tmp_path, NEWEST, filename="source.db")
+
+
+@pytest.fixture
 def auth_db(backend: str, tmp_path: Path) -> Iterator[ScratchDB]:
     """A second scratch database on the same backend, with MLflow 3.17.2's basic-auth schema."""
     yield from _create_scratch(backend, tmp_path, AUTH_SCHEMA, filename="basic_auth.db")

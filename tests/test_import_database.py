@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,12 +24,6 @@ from .helpers import run_cli
 from .test_crash import _wait_for_server_sessions
 
 SEED = int(os.environ.get("MWA_CRASH_SEED", random.SystemRandom().randrange(2**32)))
-
-
-@pytest.fixture
-def source_db(backend: str, tmp_path: Path) -> Iterator[ScratchDB]:
-    """SOURCE: a second database with the newest MLflow schema, on the same backend as ``mlflow_db``."""
-    yield from _create_scratch(backend, tmp_path, NEWEST, filename="source.db")
 
 
 def fill_source(data: SampleData, *, runs: int = 3, metrics: int = 4) -> None:

@@ -24,7 +24,7 @@ from .conftest import ScratchDB
 from .helpers import run_cli
 from .s3_server import bucket, s3_endpoint, s3_env  # noqa: F401 - fixtures
 from .test_crash import _wait_for_server_sessions
-from .test_import_database import fill_target, import_db, one_error_line, populate, source_db  # noqa: F401
+from .test_import_database import fill_target, import_db, one_error_line, populate
 from .test_relocate import Artifacts
 
 RUN = "a" * 32
@@ -132,7 +132,7 @@ def servers(request: pytest.FixtureRequest, tmp_path: Path) -> Servers:
     return Servers(f"s3://{name}/source-dest", f"s3://{name}/target-dest")
 
 
-def prepared(mlflow_db: ScratchDB, source_db: ScratchDB, servers: Servers) -> None:  # noqa: F811
+def prepared(mlflow_db: ScratchDB, source_db: ScratchDB, servers: Servers) -> None:
     populate(source_db, fill_source)
     populate(mlflow_db, fill_target)
     for key, data in FILES.items():
@@ -141,7 +141,7 @@ def prepared(mlflow_db: ScratchDB, source_db: ScratchDB, servers: Servers) -> No
 
 def test_relocate_copies_the_objects_rewrites_every_uri_and_the_undo_removes_both(
     mlflow_db: ScratchDB,
-    source_db: ScratchDB,  # noqa: F811
+    source_db: ScratchDB,
     servers: Servers,
     tmp_path: Path,
 ) -> None:
@@ -195,7 +195,7 @@ def test_relocate_copies_the_objects_rewrites_every_uri_and_the_undo_removes_bot
 
 def test_dry_run_prints_the_moves_and_changes_nothing(
     mlflow_db: ScratchDB,
-    source_db: ScratchDB,  # noqa: F811
+    source_db: ScratchDB,
     servers: Servers,
 ) -> None:
     prepared(mlflow_db, source_db, servers)
@@ -229,7 +229,7 @@ def test_dry_run_prints_the_moves_and_changes_nothing(
 
 def test_a_target_prefix_holding_other_objects_blocks(
     mlflow_db: ScratchDB,
-    source_db: ScratchDB,  # noqa: F811
+    source_db: ScratchDB,
     tmp_path: Path,
 ) -> None:
     servers = Servers(str(tmp_path / "source-dest"), str(tmp_path / "target-dest"))
@@ -249,7 +249,7 @@ def test_a_target_prefix_holding_other_objects_blocks(
     assert servers.source.listing("1") == SIZES
 
 
-def test_copy_progress_only_on_a_terminal(mlflow_db: ScratchDB, source_db: ScratchDB, tmp_path: Path) -> None:  # noqa: F811
+def test_copy_progress_only_on_a_terminal(mlflow_db: ScratchDB, source_db: ScratchDB, tmp_path: Path) -> None:
     servers = Servers(str(tmp_path / "source-dest"), str(tmp_path / "target-dest"))
     prepared(mlflow_db, source_db, servers)
     journal = tmp_path / "piped.jsonl"
@@ -287,7 +287,7 @@ def test_copy_progress_only_on_a_terminal(mlflow_db: ScratchDB, source_db: Scrat
         ),
     ],
 )  # fmt: skip
-def test_bad_relocate_input_is_one_line(mlflow_db: ScratchDB, source_db: ScratchDB, flags, message) -> None:  # noqa: F811
+def test_bad_relocate_input_is_one_line(mlflow_db: ScratchDB, source_db: ScratchDB, flags, message) -> None:
     populate(source_db, fill_source)
     before = mlflow_db.fingerprint()
     result = import_db(source_db, mlflow_db, "--workspace", "team-x", "--create-workspace", *flags, "-y")
@@ -325,7 +325,7 @@ def _readable_part(journal: Path) -> str:
 @pytest.mark.parametrize("then", ["same-ids", "ids-changed"])
 def test_sigkill_mid_copy_leaves_target_unchanged_and_a_rerun_completes(
     mlflow_db: ScratchDB,
-    source_db: ScratchDB,  # noqa: F811
+    source_db: ScratchDB,
     bucket: str,  # noqa: F811
     s3_endpoint: str,  # noqa: F811
     tmp_path: Path,
@@ -400,3 +400,41 @@ def test_sigkill_mid_copy_leaves_target_unchanged_and_a_rerun_completes(
         assert _listing(s3_endpoint, bucket, "target-dest/workspaces/team-a/11") == sizes
     assert _listing(s3_endpoint, bucket, "source-dest/1") == sizes
     assert os.path.exists(killed)
+
+
+def test_from_workspace_relocates_only_that_workspaces_experiments(
+    mlflow_db: ScratchDB,
+    source_db: ScratchDB,
+    tmp_path: Path,
+) -> None:
+    """--from-workspace with relocate: the other workspace's experiments are not imported, so nothing of theirs is
+    copied (their prefixes are not even planned)."""
+
+    def two_workspaces(data: SampleData) -> None:
+        data.workspace("team-x")
+        data.workspace("team-y")
+        # a legacy location (made before workspaces were on): it follows the derived layout of any workspace
+        data.experiment("team-y", "y", experiment_id=1, artifact_location="mlflow-artifacts:/1")
+        data.experiment("team-x", "x", experiment_id=2, artifact_location="mlflow-artifacts:/workspaces/team-x/2")
+
+    populate(source_db, two_workspaces)
+    populate(mlflow_db, fill_target)
+    servers = Servers(str(tmp_path / "source-dest"), str(tmp_path / "target-dest"))
+    servers.source.put("1/file", b"y")
+    servers.source.put("workspaces/team-x/2/file", b"xx")
+
+    result = import_db(
+        source_db, mlflow_db, "--workspace", "team-a", "--from-workspace", "team-x", *servers.flags(), "-y",
+        "--format", "json",
+    )  # fmt: skip
+
+    assert result.exit_code == ExitStatus.OK, result.output + result.stderr
+    moved = "mlflow-artifacts:/workspaces/team-a/10"  # team-x's smallest id, 2, follows TARGET's 9
+    doc = json.loads(result.stdout)
+    assert doc["artifact_moves"] == [
+        {"experiment_id": "10", "from": "mlflow-artifacts:/workspaces/team-x/2", "to": moved, "objects": 1, "bytes": 2}
+    ]
+    assert doc["artifact_locations_left_alone"] == []
+    assert servers.target.listing("workspaces/team-a") == {"10/file": 2}
+    assert mlflow_db.scalar("SELECT artifact_location FROM experiments WHERE experiment_id = 10") == moved
+    assert mlflow_db.scalar("SELECT count(*) FROM experiments WHERE name = 'y'") == 0

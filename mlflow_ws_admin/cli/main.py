@@ -324,6 +324,19 @@ def finish_relocation(uri: str | None, journal: str, dry_run: bool, yes: bool) -
 @click.option("--workspace", required=True, metavar="W", help="TARGET's workspace that receives every row of SOURCE.")
 @click.option("--create-workspace", is_flag=True, help="Create W in TARGET's catalog (same transaction) if missing.")
 @click.option(
+    "--from-workspace",
+    default=None,
+    metavar="S",
+    help="Copy only workspace S of a workspace-enabled SOURCE: its rows and the rows that depend on them.",
+)
+@click.option(
+    "--rename-conflicts",
+    default=None,
+    metavar="TEMPLATE",
+    help="Rename SOURCE's rows whose name W already has, in the copy (e.g. '{name}-{workspace}', '{name}-{n}'); "
+    "W's rows keep their names.",
+)
+@click.option(
     "--artifact-policy",
     type=click.Choice(["preserve", "relocate"]),
     default="preserve",
@@ -356,11 +369,12 @@ def finish_relocation(uri: str | None, journal: str, dry_run: bool, yes: bool) -
 @ignore_other_sessions_option
 @format_option
 def import_database(source_uri: str, target_uri: str, output_format: str, **options: object) -> None:
-    """Copy every row of the MLflow database SOURCE_URI into workspace W of TARGET_URI, in one transaction.
+    """Copy every row of the MLflow database SOURCE_URI (or of its workspace S) into workspace W of TARGET_URI.
 
-    SOURCE is only read.  Both must be at the same MLflow schema revision.  Integer ids TARGET allocates
-    (experiment ids) are remapped with every column that references them; string ids (run ids, trace ids) are
-    kept, and one that TARGET already has blocks the import, as does a name W already has.
+    One transaction; SOURCE is only read.  Both must be at the same MLflow schema revision.  Integer ids TARGET
+    allocates (experiment ids) are remapped with every column that references them; string ids (run ids, trace
+    ids) are kept, and one that TARGET already has blocks the import, as does a name W already has (unless
+    --rename-conflicts renames the incoming row).
 
     Exit codes: 0 ok, 1 keys or names already in TARGET (nothing changed), 2 usage, 3 database error (schema
     revisions differ, unreachable, not MLflow), 5 aborted, 70 internal error, 141 stdout closed.

@@ -164,6 +164,32 @@ UNCONSTRAINED_ID_REFERENCES: dict[tuple[str, str], tuple[tuple[str, str, tuple[s
     ),
 }
 
+#: References between rows that no foreign key declares, by string id: (table, column, (type column, type value)
+#: or None for always, parent table, parent column).  ``import-database --from-workspace`` follows them (with the
+#: experiment ids above) to take the rows of tables that no foreign key ties to a workspace: a run's dataset
+#: inputs and a logged model's inputs/outputs (mlflow/store/tracking/sqlalchemy_store.py ``_log_inputs``,
+#: ``log_outputs``: SqlInput's source_type/destination_type), their tags, and the entity associations
+#: (mlflow/entities/entity_type.py EntityAssociationType).
+UNCONSTRAINED_ROW_REFERENCES: tuple[tuple[str, str, tuple[str, str] | None, str, str], ...] = (
+    ("inputs", "source_id", ("source_type", "DATASET"), "datasets", "dataset_uuid"),
+    ("inputs", "source_id", ("source_type", "RUN_INPUT"), "runs", "run_uuid"),
+    ("inputs", "source_id", ("source_type", "RUN_OUTPUT"), "runs", "run_uuid"),
+    ("inputs", "destination_id", ("destination_type", "RUN"), "runs", "run_uuid"),
+    ("inputs", "destination_id", ("destination_type", "MODEL_INPUT"), "logged_models", "model_id"),
+    ("inputs", "destination_id", ("destination_type", "MODEL_OUTPUT"), "logged_models", "model_id"),
+    ("input_tags", "input_uuid", None, "inputs", "input_uuid"),
+    *(
+        ("entity_associations", f"{end}_id", (f"{end}_type", kind), parent, column)
+        for end in ("source", "destination")
+        for kind, parent, column in (
+            ("evaluation_dataset", "evaluation_datasets", "dataset_id"),
+            ("run", "runs", "run_uuid"),
+            ("model", "logged_models", "model_id"),
+            ("trace", "trace_info", "request_id"),
+        )
+    ),
+)
+
 #: Columns holding an artifact URI (docs: reference/mlflow-schema-facts, "Where stored artifact URIs live").
 ARTIFACT_URI_COLUMNS: tuple[tuple[str, str], ...] = (
     (EXPERIMENTS_TABLE, ARTIFACT_LOCATION_COLUMN),

@@ -17,6 +17,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Connection, Engine
 
+from mlflow_ws_admin.common import mlflow_facts
 from mlflow_ws_admin.common.errors import ConflictsAppeared
 from mlflow_ws_admin.db.dialects import Dialect
 from mlflow_ws_admin.db.transaction import LockScope, locked_transaction
@@ -141,6 +142,7 @@ def with_relocation(
         schema=plan.schema,
         destinations=destinations,
         previous=plan.relocation,
+        experiments_where=next((t.where for t in plan.tables if t.table == mlflow_facts.EXPERIMENTS_TABLE), None),
     )
     return replace(plan, relocation=relocation)
 

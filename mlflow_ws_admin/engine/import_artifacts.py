@@ -21,7 +21,7 @@ lookup per prefix depth).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,8 +59,11 @@ class ArtifactNote:
     examples: tuple[str, ...]
 
 
-def artifact_notes(source: Connection, meta: MetaData, copied: Iterable[str]) -> tuple[ArtifactNote, ...]:
-    """SOURCE's stored locations that TARGET's server cannot read as they are (read-only)."""
+def artifact_notes(
+    source: Connection, meta: MetaData, copied: Iterable[str], where: Mapping[str, Any] | None = None
+) -> tuple[ArtifactNote, ...]:
+    """SOURCE's stored locations that TARGET's server cannot read as they are (read-only); ``where``: table ->
+    the WHERE clause of its copied rows (``--from-workspace``)."""
     copied = set(copied)
     notes = []
     for table, column in mlflow_facts.ARTIFACT_URI_COLUMNS:
@@ -75,6 +78,8 @@ def artifact_notes(source: Connection, meta: MetaData, copied: Iterable[str]) ->
             RELATIVE: and_(c.like("%/%"), not_(c.like("%:%")), not_(c.like("/%"))),
         }
         for kind, condition in kinds.items():
+            if where and table in where:
+                condition = and_(condition, where[table])
             count = source.execute(select(func.count()).select_from(t).where(condition)).scalar_one()
             if count:
                 rows = source.execute(select(c).where(condition).order_by(c).limit(EXAMPLES)).scalars()
@@ -124,20 +129,23 @@ def plan_import_relocation(
     schema: WorkspaceSchema,
     destinations: ArtifactDestinations,
     previous: Relocation | None = None,
+    experiments_where: Any = None,
 ) -> Relocation:
     """Read-only on both databases and stores: for every SOURCE experiment whose proxied location follows the
     layout SOURCE's server derives, the prefix copied to TARGET's place for its new id (old id +
     ``experiment_delta``), with its objects and bytes; the columns holding stored URIs under those prefixes; a
     target prefix holding anything but finished copies of SOURCE's objects blocks.  Under the lock ``previous``
-    (the reviewed plan's) gives the candidate columns and their counts: SOURCE's old prefixes did not change."""
+    (the reviewed plan's) gives the candidate columns and their counts: SOURCE's old prefixes did not change.
+    ``experiments_where``: the filter of the experiments copied (``--from-workspace``), None for all."""
     from_ws = source_workspace or mlflow_facts.DEFAULT_WORKSPACE
     source_root = _catalog_root(source, meta_source, from_ws)
     target_root = _catalog_root(target, meta_target, workspace)
     exp = meta_source.tables[mlflow_facts.EXPERIMENTS_TABLE]
     ident, location = exp.c[mlflow_facts.EXPERIMENT_ID_COLUMN], exp.c[mlflow_facts.ARTIFACT_LOCATION_COLUMN]
-    proxied = source.execute(
-        select(ident, location).where(location.like(f"{mlflow_facts.PROXIED_ARTIFACT_SCHEME}:%")).order_by(ident)
-    ).all()
+    stmt = select(ident, location).where(location.like(f"{mlflow_facts.PROXIED_ARTIFACT_SCHEME}:%")).order_by(ident)
+    if experiments_where is not None:  # --from-workspace: only the experiments copied
+        stmt = stmt.where(experiments_where)
+    proxied = source.execute(stmt).all()
     moves, left, occupied = [], [], []
     for old_id, stored in proxied:
         prefix = stored.rstrip("/")

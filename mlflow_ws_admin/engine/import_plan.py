@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import MetaData, Table, Text, cast, func, select, tuple_, type_coerce
@@ -28,7 +28,11 @@ from mlflow_ws_admin.common import mlflow_facts
 from mlflow_ws_admin.common.errors import DatabaseError, NotAWorkspaceDatabase, UsageError
 from mlflow_ws_admin.db.schema import WorkspaceSchema, reflect_schema
 from mlflow_ws_admin.engine.import_artifacts import ArtifactNote, artifact_notes
+from mlflow_ws_admin.engine.import_renames import plan_import_renames, row_renamer
+from mlflow_ws_admin.engine.import_scope import workspace_filters
+from mlflow_ws_admin.engine.move import RenamePolicy
 from mlflow_ws_admin.engine.relocate import Relocation
+from mlflow_ws_admin.engine.renames import Rename, RenameRefusal
 
 #: Source keys looked up in TARGET per query.
 CHECK_BATCH = 1000
@@ -62,6 +66,12 @@ class TableCopy:
     #: the primary key (the journal records it)
     key: tuple[str, ...]
     rows: int
+    #: the WHERE clause of SOURCE's copied rows (``--from-workspace``); None: every row
+    where: Any = field(default=None, compare=False)
+
+    def source_rows(self, stmt: Any) -> Any:
+        """``stmt`` restricted to the rows this copy takes."""
+        return stmt if self.where is None else stmt.where(self.where)
 
 
 @dataclass(frozen=True)
@@ -80,7 +90,7 @@ class ImportPlan:
     source: str
     target: str
     workspace: str
-    #: the one workspace SOURCE's rows are in (None when it has none)
+    #: the workspace SOURCE's copied rows are in: --from-workspace, or the only one it has (None when it has none)
     source_workspace: str | None
     revision: str | None
     workspace_exists: bool
@@ -94,6 +104,13 @@ class ImportPlan:
     schema: WorkspaceSchema
     #: ``--artifact-policy relocate``: the prefixes copied for the ids of ``remaps`` (``import_artifacts``)
     relocation: Relocation | None = None
+    #: --from-workspace: only that workspace's rows and their dependents are copied
+    from_workspace: str | None = None
+    #: --rename-conflicts: SOURCE's rows whose name W holds are renamed in the copy (W's keep theirs)
+    rename: RenamePolicy | None = None
+    renames: tuple[Rename, ...] = ()
+    #: the clashing rows the template cannot rename: they stay blocking clashes
+    rename_refusals: tuple[RenameRefusal, ...] = ()
 
     @property
     def total_rows(self) -> int:
@@ -133,14 +150,24 @@ def build_import_plan(
     target_display: str,
     workspace: str,
     create_workspace: bool,
+    from_workspace: str | None = None,
+    rename: RenamePolicy | None = None,
 ) -> tuple[ImportPlan, Reflected]:
     """Read both databases and plan the copy; raises for input the import refuses (exit 2 or 3)."""
     target_schema = _reflect_schema("TARGET", target)
     _reflect_schema("SOURCE", source)  # not an MLflow workspace schema: refused as TARGET would be
     revision = check_revisions(source, target)
-    source_workspace = single_source_workspace(source, target_schema)
+    source_workspace = single_source_workspace(source, target_schema, from_workspace)
     meta = Reflected(_reflect(source, target_schema), _reflect(target, target_schema))
     order = copy_order(target_schema, meta.target)
+    filters: dict[str, Any] = {}
+    unscoped: tuple[str, ...] = ()
+    if from_workspace is not None:
+        filters, unscoped = workspace_filters(target_schema, meta.source, from_workspace, order)
+    tables = tuple(
+        _table_copy(source, meta.source, meta.target, name, target_schema, filters.get(name)) for name in order
+    )
+    left = [(t, _count(source, meta.source.tables[t], None)) for t in unscoped]
     plan = ImportPlan(
         source=source_display,
         target=target_display,
@@ -148,14 +175,19 @@ def build_import_plan(
         source_workspace=source_workspace,
         revision=revision,
         workspace_exists=False,
-        tables=tuple(_table_copy(source, meta.source, meta.target, name, target_schema) for name in order),
+        tables=tables,
         remaps=(),
         clashes=(),
-        artifact_notes=artifact_notes(source, meta.source, set(order)),
+        artifact_notes=artifact_notes(source, meta.source, set(order), filters),
         skipped=tuple(
-            sorted((t, why) for t, why in mlflow_facts.NOT_IMPORTED_TABLES.items() if t in meta.target.tables)
+            sorted(
+                [(t, why) for t, why in mlflow_facts.NOT_IMPORTED_TABLES.items() if t in meta.target.tables]
+                + [(t, f"{n:,} row(s) in no workspace: no reference ties the table to one") for t, n in left if n]
+            )
         ),
         schema=target_schema,
+        from_workspace=from_workspace,
+        rename=rename,
     )
     return refresh_plan(plan, source, target, meta, create_workspace=create_workspace), meta
 
@@ -170,11 +202,43 @@ def refresh_plan(
         raise UsageError(f"workspace {plan.workspace!r} does not exist in TARGET; pass --create-workspace to create it")
     if not exists:
         check_workspace_name(plan.workspace)
-    order = [t.table for t in plan.tables]
-    plan = replace(
-        plan, workspace_exists=exists, remaps=tuple(_remaps(source, target, meta.target, plan.schema, order))
+    plan = replace(plan, workspace_exists=exists, remaps=tuple(_remaps(source, target, meta, plan)))
+    clashes = find_clashes(plan, source, target, meta.source, meta.target)
+    if plan.rename is None:
+        return replace(plan, clashes=tuple(clashes))
+    renames, refused, handled = plan_import_renames(
+        source,
+        target,
+        meta.source,
+        meta.target,
+        plan.schema,
+        plan.rename,
+        workspace=plan.workspace,
+        source_workspace=plan.source_workspace,
+        wheres={t.table: t.where for t in plan.tables},
+        clashing=[(c.table, c.columns) for c in clashes if c.kind == NAME],
     )
-    return replace(plan, clashes=tuple(find_clashes(plan, source, target, meta.source, meta.target)))
+    kept = [c for c in clashes if c.kind != NAME or (c.table, c.columns) not in handled]
+    return replace(
+        plan,
+        clashes=tuple(kept + _refused_clashes(refused, handled)),
+        renames=tuple(renames),
+        rename_refusals=tuple(refused),
+    )
+
+
+def _refused_clashes(refused: Sequence[RenameRefusal], handled: set[tuple[str, tuple[str, ...]]]) -> list[KeyClash]:
+    """The clashing rows the template could not rename, as the blocking name clashes they remain."""
+    columns_of = dict(sorted(handled, reverse=True))  # a table with two renamed keys reports under its first
+    by_table: dict[str, list[RenameRefusal]] = {}
+    for r in refused:
+        by_table.setdefault(r.table, []).append(r)
+    clashes = []
+    for table, rows in sorted(by_table.items()):
+        columns = columns_of[table]
+        examples = tuple(tuple(dict(r.key).get(c, r.old) for c in columns) for r in rows[:EXAMPLES])
+        clashes.append(KeyClash(table, columns, NAME, len(rows), examples))
+    return clashes
 
 
 def _reflect_schema(which: str, conn: Connection) -> WorkspaceSchema:
@@ -221,18 +285,28 @@ def check_workspace_name(name: str) -> None:
         raise UsageError(f"{name!r} is reserved by MLflow and cannot name a workspace")
 
 
-def single_source_workspace(source: Connection, schema: WorkspaceSchema) -> str | None:
-    """SOURCE's rows must all be in one workspace (a database that ran without workspaces has them all in
-    `default`); copying one workspace out of several is not supported."""
+def single_source_workspace(
+    source: Connection, schema: WorkspaceSchema, from_workspace: str | None = None
+) -> str | None:
+    """The workspace whose rows are copied: ``from_workspace``, which SOURCE must have (rows in it, or a catalog
+    row), or else the only one SOURCE's rows are in (a database that ran without workspaces has them all in
+    `default`)."""
     found: set[str] = set()
     meta = MetaData()
     for wt in schema.tables:
         t = Table(wt.name, meta, autoload_with=source)
         found.update(v for v in source.execute(select(t.c[wt.workspace_column]).distinct()).scalars() if v)
+    if from_workspace is not None:
+        catalog = Table(schema.catalog.table, meta, autoload_with=source)
+        known = found | set(source.execute(select(catalog.c[schema.catalog.name_column])).scalars())
+        if from_workspace not in known:
+            have = ", ".join(sorted(known)) or "none"
+            raise UsageError(f"workspace {from_workspace!r} does not exist in SOURCE (its workspaces: {have})")
+        return from_workspace
     if len(found) > 1:
         raise UsageError(
-            f"SOURCE holds rows in {len(found)} workspaces ({', '.join(sorted(found))}); import-database copies "
-            "a database whose rows are all in one workspace"
+            f"SOURCE holds rows in {len(found)} workspaces ({', '.join(sorted(found))}); pass --from-workspace "
+            "to copy one of them"
         )
     return next(iter(found), None)
 
@@ -260,7 +334,7 @@ def copy_order(schema: WorkspaceSchema, meta: MetaData) -> list[str]:
 
 
 def _table_copy(
-    source: Connection, meta_source: MetaData, meta_target: MetaData, name: str, schema: WorkspaceSchema
+    source: Connection, meta_source: MetaData, meta_target: MetaData, name: str, schema: WorkspaceSchema, where: Any
 ) -> TableCopy:
     target_table = meta_target.tables[name]
     # A generated column (spans.duration_ns) is computed by TARGET and refuses a value.
@@ -273,8 +347,13 @@ def _table_copy(
             f"SOURCE's table {name} lacks the column(s) {', '.join(missing)} that TARGET has; nothing was changed"
         )
     ws = schema.table(name).workspace_columns if schema.is_workspace_table(name) else ()
-    rows = source.execute(select(func.count()).select_from(theirs)).scalar_one()
-    return TableCopy(name, columns, ws, tuple(c.name for c in target_table.primary_key.columns), rows)
+    key = tuple(c.name for c in target_table.primary_key.columns)
+    return TableCopy(name, columns, ws, key, _count(source, theirs, where), where)
+
+
+def _count(source: Connection, table: Table, where: Any) -> int:
+    stmt = select(func.count()).select_from(table)
+    return source.execute(stmt if where is None else stmt.where(where)).scalar_one()
 
 
 # --- integer ids -------------------------------------------------------------------------------------------
@@ -290,13 +369,15 @@ def allocated_keys(meta: MetaData, tables: Sequence[str]) -> list[tuple[str, str
     return found
 
 
-def _remaps(
-    source: Connection, target: Connection, meta: MetaData, schema: WorkspaceSchema, order: list[str]
-) -> Iterator[IdRemap]:
-    copied = set(order)
-    for table, column in allocated_keys(meta, order):
-        t = meta.tables[table]
-        low = source.execute(select(func.min(t.c[column]))).scalar()
+def _remaps(source: Connection, target: Connection, meta: Reflected, plan: ImportPlan) -> Iterator[IdRemap]:
+    schema = plan.schema
+    copies = {t.table: t for t in plan.tables}
+    copied = set(copies)
+    for table, column in allocated_keys(meta.target, list(copies)):
+        t = meta.target.tables[table]
+        # the smallest id copied (--from-workspace: of that workspace's rows), read in SOURCE
+        theirs = copies[table].source_rows(select(func.min(meta.source.tables[table].c[column])))
+        low = source.execute(theirs).scalar()
         if low is None:
             continue  # nothing to copy
         high = target.execute(select(func.max(t.c[column]))).scalar()
@@ -322,9 +403,11 @@ def row_transformer(plan: ImportPlan, copy: TableCopy) -> Callable[[Sequence[Any
     typed = [(p, d, position[cond[0]], cond[1]) for p, d, cond in shifts if cond is not None]
     plain = [(p, d) for p, d, cond in shifts if cond is None]
     workspace = plan.workspace
+    rename = row_renamer(plan.schema, plan.renames, copy.table, copy.columns)
 
     def transform(row: Sequence[Any]) -> tuple[Any, ...]:
         values = list(row)
+        rename(values)  # first: it finds rows by their SOURCE values
         for p in workspace_positions:
             if values[p] is not None:  # NULL in an FK-derived workspace column means "no reference"
                 values[p] = workspace
@@ -344,7 +427,7 @@ def source_select(meta_source: MetaData, copy: TableCopy) -> Any:
     """SOURCE's rows in TARGET's column order, each value as the driver reads it: JSON columns as their text
     (the drivers would parse them, and a JSON `null` and SQL NULL must stay apart), floats as floats."""
     t = meta_source.tables[copy.table]
-    return select(*(_as_read(t.c[c]) for c in copy.columns))
+    return copy.source_rows(select(*(_as_read(t.c[c]) for c in copy.columns)))
 
 
 def _as_read(column: Any) -> Any:
@@ -395,9 +478,8 @@ def find_clashes(
     for copy, columns, kind in checked_keys(plan, meta_target):
         s, t = meta_source.tables[copy.table], meta_target.tables[copy.table]
         count, examples = 0, []
-        stream = source.execute(
-            select(*(s.c[c] for c in columns)).execution_options(stream_results=True, yield_per=CHECK_BATCH)
-        )
+        keys_read = copy.source_rows(select(*(s.c[c] for c in columns)))
+        stream = source.execute(keys_read.execution_options(stream_results=True, yield_per=CHECK_BATCH))
         for batch in stream.partitions():
             keys = [tuple(r) for r in batch]
             if len(columns) == 1:

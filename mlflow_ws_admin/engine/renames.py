@@ -274,9 +274,38 @@ def _plan_renames(
             not_named += not_named_late
         renames += [rename for _, rename in named]
         refused += not_named
+    renames, unsafe = refuse_unsafe(conn, schema, renames, fold)
+    return RenamePlan(policy, tuple(renames), (*refused, *unsafe), frozenset(resolved))
+
+
+def refuse_unsafe(
+    conn: Connection, schema: WorkspaceSchema, renames: list[Rename], fold: Callable[[str], str]
+) -> tuple[list[Rename], list[RenameRefusal]]:
+    """The renames MLflow would not follow, refused: a model or prompt it refers to by name as text, a skill whose
+    versions' content it stores under the name (read in ``conn``, where the renamed rows are)."""
     renames, referenced = _without_referenced(conn, schema, renames, fold)
     renames, stored = _without_stored_content(conn, schema, renames)
-    return RenamePlan(policy, tuple(renames), (*refused, *referenced, *stored), frozenset(resolved))
+    return renames, [*referenced, *stored]
+
+
+def prompt_names(conn: Connection, schema: WorkspaceSchema) -> set[tuple[str | None, str]]:
+    """(workspace, name) of the registered models that are prompts (their names follow the prompt rule)."""
+    return _prompt_names(conn, schema)
+
+
+def derived_values(table: str, columns: Iterable[str]) -> list[tuple[str, str, Callable[[str, Any, Any], Any]]]:
+    """(column, the column it is built with, compute(new name, old value, other value)) of each column MLflow
+    derives from ``table``'s name, where ``columns`` has both."""
+    have = set(columns)
+    found = []
+    for facts, compute in (
+        (mlflow_facts.NAME_DERIVED_COLUMNS, _dataset_digest),
+        (mlflow_facts.NAME_SEARCH_TEXT_COLUMNS, _search_text),
+    ):
+        pair = facts.get(table)
+        if pair and set(pair) <= have:
+            found.append((pair[0], pair[1], compute))
+    return found
 
 
 def renameable(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey) -> bool:

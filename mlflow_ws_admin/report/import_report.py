@@ -32,7 +32,11 @@ def render_import_plan(plan: ImportPlan, console: Console, *, dry_run: bool) -> 
     console.print(Text(f"Schema revision: {plan.revision or 'none'} (both)"))
     where = workspace_label(plan.source_workspace) if plan.source_workspace else "(no rows)"
     state = "exists" if plan.workspace_exists else "will be created"
-    console.print(Text(f"SOURCE's rows are in workspace {where}; TARGET's workspace {plan.workspace!r} {state}"))
+    if plan.from_workspace is not None:
+        what = f"SOURCE's workspace {where} (--from-workspace: its rows and the rows that depend on them)"
+        console.print(Text(f"Copying {what}; TARGET's workspace {plan.workspace!r} {state}"))
+    else:
+        console.print(Text(f"SOURCE's rows are in workspace {where}; TARGET's workspace {plan.workspace!r} {state}"))
     console.print(Text(f"Rows to copy: {plan.total_rows:,}", style="bold"))
     for t in plan.tables:
         if t.rows:
@@ -56,6 +60,7 @@ def render_import_plan(plan: ImportPlan, console: Console, *, dry_run: bool) -> 
         console.print(
             Text(f"Artifacts: {note.table}.{note.column}: {note.count:,} {what}; e.g. {examples}", style="yellow")
         )
+    render_import_renames(plan, console)
     if plan.relocation is not None:
         _render_relocation(plan.relocation, console)
     if plan.clashes:
@@ -78,6 +83,23 @@ def _render_relocation(relocation: Relocation, console: Console) -> None:
     )
     for line, style in [(heading, ""), *relocation_lines(relocation, None)[1:]]:
         console.print(Text(line, style=style))
+
+
+def render_import_renames(plan: ImportPlan, console: Console) -> None:
+    """Each incoming row renamed in the copy (W's own row keeps the name), and each the template cannot rename."""
+    if plan.rename is None or not (plan.renames or plan.rename_refusals):
+        return
+    label = workspace_label(plan.workspace)
+    console.print(
+        Text(
+            f"Renamed in the copy (--rename-conflicts {plan.rename.template.text}): {len(plan.renames):,} row(s) of "
+            f"SOURCE whose name workspace {label} already has; {label}'s own rows keep their names"
+        )
+    )
+    for r in plan.renames:
+        console.print(Text(f"  {r.table}.{r.column}: {quoted(r.old)} -> {quoted(r.new)}"))
+    for r in plan.rename_refusals:
+        console.print(Text(f"  not renamed: {r.table} {quoted(r.old)}: {r.reason}", style="red"))
 
 
 def render_import_result(result: ImportResult, console: Console, *, journal: str | None) -> None:
@@ -121,6 +143,7 @@ def import_document(
         source=plan.source,
         workspace=plan.workspace,
         source_workspace=plan.source_workspace,
+        from_workspace=plan.from_workspace,
         schema_revision=plan.revision,
         workspace_exists=plan.workspace_exists,
         tables=[{"table": t.table, "rows": t.rows} for t in plan.tables if t.rows],
@@ -149,6 +172,10 @@ def import_document(
             for n in plan.artifact_notes
         ],
         not_copied=[{"table": t, "why": why} for t, why in plan.skipped],
+        renames=[
+            {"table": r.table, "column": r.column, "old": r.old, "new": r.new, "key": dict(r.key)} for r in plan.renames
+        ],
+        rename_refusals=[{"table": r.table, "old": r.old, "reason": r.reason} for r in plan.rename_refusals],
         rows_inserted=result.total if result else None,
         workspace_created=result.workspace_created if result else False,
         artifact_policy="relocate" if plan.relocation is not None else "preserve",

@@ -759,6 +759,8 @@ def finish_relocation(target: Target, options: FinishOptions, output: Output, ui
 class ImportOptions:
     workspace: str
     create_workspace: bool = False
+    from_workspace: str | None = None
+    rename_conflicts: str | None = None
     artifact_policy: str = "preserve"
     dry_run: bool = False
     yes: bool = False
@@ -778,8 +780,17 @@ class ImportOptions:
         destinations = check_policy(
             self.artifact_policy, (self.source_artifacts_destination, self.artifacts_destination)
         )
+        self.rename_policy()  # a bad template is a usage error before anything is read
         refuse_existing(self.journal)
         return destinations
+
+    def rename_policy(self) -> RenamePolicy | None:
+        from mlflow_ws_admin.engine.move import RenamePolicy
+        from mlflow_ws_admin.engine.rename_template import RenameTemplate
+
+        if self.rename_conflicts is None:
+            return None
+        return RenamePolicy(RenameTemplate.parse(self.rename_conflicts))
 
 
 def import_database(source: Target, target: Target, options: ImportOptions, output: Output, ui: UI) -> ExitStatus:
@@ -827,6 +838,8 @@ def import_database(source: Target, target: Target, options: ImportOptions, outp
                 target_display=target.display,
                 workspace=options.workspace,
                 create_workspace=options.create_workspace,
+                from_workspace=options.from_workspace,
+                rename=options.rename_policy(),
             )
             if destinations is not None:
                 plan = with_relocation(plan, sc, tc, meta, destinations)
