@@ -1,6 +1,6 @@
 """``db import-database``'s artifact locations (``--artifact-policy``).
 
-``preserve`` (the only policy so far) keeps every stored location.  An absolute location (``s3://...``,
+``preserve`` (the default) keeps every stored location.  An absolute location (``s3://...``,
 ``/srv/mlruns/...``) reads the same through TARGET's server as it did through SOURCE's.  Two kinds do not, and are
 reported (never blocking: the rows are copied as they are):
 
