@@ -86,11 +86,11 @@ def _objects(artifacts: Artifacts, prefix: str) -> None:
         artifacts.put(f"{prefix}/{key}", data)
 
 
-def _move(db, artifacts: Artifacts, *flags: str):
+def _move(db, artifacts: Artifacts, *flags: str, env: dict[str, str] | None = None):
     return run_cli(
         "db", "move-resources", db.uri, "--from", "team-a", "--to", "team-b", "--resource-type", "experiments",
         "--resource-type", "registered_models", "--artifact-policy", "relocate",
-        "--artifacts-destination", artifacts.destination, *flags,
+        "--artifacts-destination", artifacts.destination, *flags, env=env,
     )  # fmt: skip
 
 

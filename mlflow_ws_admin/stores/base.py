@@ -97,6 +97,8 @@ class CopyResult:
     objects: int  # objects under the source prefix
     bytes: int
     copied: int  # objects this run copied (the others were already there)
+    #: the target keys (relative to the prefix) this run copied: what ``undo_copies`` removes again
+    keys: tuple[str, ...] = ()
 
 
 #: progress: (objects done, bytes done)
@@ -134,31 +136,54 @@ def copy_prefix(
 ) -> CopyResult:
     """Copy every object under ``source`` to the same relative key under ``target``, ``workers`` at a time.
     Idempotent: objects already copied are skipped, so a re-run after a crash finishes the job; an object in
-    the way is refused before anything is copied (``TargetOccupied``)."""
+    the way is refused before anything is copied (``TargetOccupied``).  A copy that fails (a refused
+    permission, an object gone) stops the rest and removes what this call copied, so the target is as it was."""
     objects = source.list()
     target.store.clean_partial(target.prefix)
     todo = pending_copies(objects, target.list(), target)
     total = sum(i.size for i in objects.values())
     done_objects, done_bytes = len(objects) - len(todo), total - sum(objects[k].size for k in todo)
     lock = threading.Lock()
+    landed: list[str] = []
 
     def one(key: str) -> None:
         nonlocal done_objects, done_bytes
         target.store.copy_from(source.store, join(source.prefix, key), join(target.prefix, key))
         with lock:
+            landed.append(key)
             done_objects += 1
             done_bytes += objects[key].size
             if on_progress:
                 on_progress(done_objects, done_bytes)
 
-    if workers <= 1 or len(todo) <= 1:
-        for key in todo:
-            one(key)
-    else:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            # list(): the first failure is raised here; the pool finishes or cancels the rest on exit.
-            list(pool.map(one, todo))
-    return CopyResult(len(objects), total, len(todo))
+    try:
+        if workers <= 1 or len(todo) <= 1:
+            for key in todo:
+                one(key)
+        else:
+            pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+            try:
+                # list(): the first failure is raised here.
+                list(pool.map(one, todo))
+            finally:
+                # On a failure the queued copies are cancelled, and the ones in flight finish before the undo.
+                pool.shutdown(wait=True, cancel_futures=True)
+    except Exception as exc:
+        raise undo_copies(target, landed, exc) from None
+    return CopyResult(len(objects), total, len(todo), tuple(landed))
+
+
+def undo_copies(target: Location, keys: Iterable[str], failure: Exception) -> Exception:
+    """Delete the objects a failed copy landed under ``target`` (``keys`` relative to it), and return the
+    failure to raise.  Should the undo fail too, the failure says what stays (a re-run reuses it)."""
+    landed = list(keys)
+    try:
+        target.store.delete([join(target.prefix, k) for k in landed])
+        target.store.tidy(target.prefix)
+    except StoreError:
+        if isinstance(failure, StoreError):
+            return StoreError(f"{failure.message}; {len(landed):,} copied object(s) stay under {target}")
+    return failure
 
 
 def verify_copy(source: Location, target: Location) -> dict[str, ObjectInfo]:

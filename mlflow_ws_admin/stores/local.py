@@ -86,18 +86,20 @@ class LocalStore:
         _land(dst, lambda tmp: shutil.copyfile(src, tmp))
 
     def download(self, key: str, path: str) -> None:
-        shutil.copyfile(_path(key), path)
+        try:
+            shutil.copyfile(_path(key), path)
+        except FileNotFoundError:
+            raise StoreError(f"{_path(key)} vanished while it was being copied; nothing was committed") from None
+        except OSError as exc:
+            raise StoreError(f"reading {_path(key)} failed: {exc.strerror or exc}") from None
 
     def upload(self, path: str, key: str) -> None:
         dst = _path(key)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=_PARTIAL)
-        os.close(fd)
         try:
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, dst)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+            self._directory(dst.parent)
+            _land(dst, lambda tmp: shutil.copyfile(path, tmp))
+        except OSError as exc:
+            raise StoreError(f"writing {dst} failed: {exc.strerror or exc}") from None
 
     def delete(self, keys: Iterable[str]) -> None:
         for key in keys:
@@ -112,6 +114,7 @@ class LocalStore:
             # Not empty: something was written there meanwhile, and stays.
             with contextlib.suppress(OSError):
                 os.rmdir(here)
+                self._made.discard(Path(here))  # made again by the next copy that needs it
 
     def clean_partial(self, prefix: str) -> None:
         for here, _dirs, files in os.walk(_path(prefix)):
