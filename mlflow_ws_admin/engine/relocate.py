@@ -367,7 +367,7 @@ def transfer(
             result = copy_prefix(src, dst, workers=workers, on_progress=on_progress)
             done.append((move, result.keys))
             copied += result.copied
-            verify_copy(src, dst)
+            verify_copy(src, dst, result.listed)  # what the copy listed: objects logged since are the next pass's
     except Exception as exc:
         raise undo_transfer(done, exc) from None
     if landed is not None:
@@ -431,5 +431,5 @@ def delete_sources(moves: Sequence[ArtifactMove]) -> int:
     deleted = 0
     for move in moves:
         src, dst = _places(move)
-        deleted += delete_copied(src, dst, list(src.list()))
+        deleted += delete_copied(src, dst)
     return deleted
