@@ -151,3 +151,26 @@ def test_an_object_vanishing_mid_copy_is_a_store_error(artifacts) -> None:  # no
     assert "\n" not in err.value.message and victim[0] in err.value.message
     assert artifacts.listing(SOURCE) == {k: v for k, v in SIZES.items() if k != victim[0]}
     assert artifacts.listing(TARGET) == {}  # the object copied before is removed again
+
+
+def test_a_restore_refused_under_the_lock_removes_its_copies(mlflow_db, tmp_path) -> None:
+    """The same for `db restore-workspaces`: its copy back to the old prefix is deleted again."""
+    if mlflow_db.backend == "sqlite":
+        pytest.skip("SQLite cannot tell which processes have the file open")
+    populate(mlflow_db, _relocatable)
+    local = Artifacts(str(tmp_path / "dest"))
+    _objects(local, SOURCE)
+    journal = tmp_path / "move.jsonl"
+    assert _move(mlflow_db, local, "-y", "--journal", str(journal)).exit_code == ExitStatus.OK
+    before = mlflow_db.fingerprint()
+    held = create_engine(mlflow_db.url).connect()
+    held.execute(text("SELECT 1"))
+    try:
+        result = run_cli("db", "restore-workspaces", mlflow_db.uri, "--journal", str(journal), "-y")
+    finally:
+        held.close()
+
+    _one_error_line(result, "1 other session(s) are connected to this database")
+    assert mlflow_db.fingerprint() == before
+    assert local.listing(TARGET) == SIZES
+    assert local.listing(SOURCE) == {}
