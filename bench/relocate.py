@@ -8,8 +8,10 @@ store layer's bounded parallel copy against a sequential loop over the same clie
 Each copy goes to a fresh target prefix; the figures are wall-clock seconds of ``copy_prefix`` (listing both
 prefixes included), then ``verify_copy`` (against the copy's own listing, as ``transfer`` does) and
 ``delete_copied`` of the parallel copy, and the CPU each copy took per object: this process's, and for S3 the
-server's (a Python process of its own on the same cores, whose CPU bounds how fast it answers).  Prints one line per store and
-exits 1 when the parallel copy is under ``--goal`` times faster than the sequential one.
+server's (a Python process of its own on the same cores, whose CPU bounds how fast it answers).  Within one
+local filesystem ``copy_prefix`` links in one thread whatever ``workers`` says (threads only contend for links),
+so there both runs take the same path.  Prints two lines per store and exits 1 when the parallel copy is under
+``--goal`` times faster than the sequential one.
 """
 
 from __future__ import annotations
