@@ -6,8 +6,12 @@ store layer's bounded parallel copy against a sequential loop over the same clie
     python bench/relocate.py --stores local --objects 10000 --workers 16
 
 Each copy goes to a fresh target prefix; the figures are wall-clock seconds of ``copy_prefix`` (listing both
-prefixes included), then ``verify_copy`` and ``delete_copied`` of the parallel copy.  Prints one line per store and
-exits 1 when the parallel copy is under ``--goal`` times faster than the sequential one.
+prefixes included), then ``verify_copy`` (against the copy's own listing, as ``transfer`` does) and
+``delete_copied`` of the parallel copy, and the CPU each copy took per object: this process's, and for S3 the
+server's (a Python process of its own on the same cores, whose CPU bounds how fast it answers).  Within one
+local filesystem ``copy_prefix`` links in one thread whatever ``workers`` says (threads only contend for links),
+so there both runs take the same path.  Prints two lines per store and exits 1 when the parallel copy is under
+``--goal`` times faster than the sequential one.
 """
 
 from __future__ import annotations
@@ -30,6 +34,21 @@ def _timed(fn):
     start = time.perf_counter()
     result = fn()
     return time.perf_counter() - start, result
+
+
+def _cpu(pid: int | None) -> float:
+    """CPU seconds used so far: this process, or another one (the S3 server) read from /proc."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measured(fn, server: int | None):
+    """(wall seconds, this process's CPU seconds, the server's CPU seconds or None, result)."""
+    cpu, served = _cpu(None), _cpu(server) if server else None
+    wall, result = _timed(fn)
+    return wall, _cpu(None) - cpu, (_cpu(server) - served) if server else None, result
 
 
 def _local(n: int, workdir: Path) -> tuple[str, str]:
@@ -73,18 +92,28 @@ def _s3(n: int, endpoint: str) -> tuple[str, str]:
     return "s3://bench-artifacts/dest/workspaces/team-a/1", "s3://bench-artifacts/dest/workspaces"
 
 
-def bench(store: str, source: str, targets: str, workers: int) -> dict[str, float]:
+def bench(store: str, source: str, targets: str, workers: int, server: int | None = None) -> dict[str, float]:
+    """The copy as ``transfer`` runs it (copy, then verify against the copy's own listing, then delete), once
+    sequentially and once in parallel, each to a fresh target."""
     src = locate(source)
-    sequential, _ = _timed(lambda: copy_prefix(src, locate(f"{targets}/seq/1"), workers=1))
-    parallel, result = _timed(lambda: copy_prefix(src, locate(f"{targets}/team-b/1"), workers=workers))
+    sequential, seq_cpu, seq_server, _ = _measured(
+        lambda: copy_prefix(src, locate(f"{targets}/seq/1"), workers=1), server
+    )
+    parallel, par_cpu, par_server, result = _measured(
+        lambda: copy_prefix(src, locate(f"{targets}/team-b/1"), workers=workers), server
+    )
     assert result.copied == result.objects
-    verify, _ = _timed(lambda: verify_copy(src, locate(f"{targets}/team-b/1")))
-    delete, deleted = _timed(lambda: delete_copied(src, locate(f"{targets}/team-b/1"), list(src.list())))
+    verify, _ = _timed(lambda: verify_copy(src, locate(f"{targets}/team-b/1"), result.listed))
+    delete, deleted = _timed(lambda: delete_copied(src, locate(f"{targets}/team-b/1")))
     assert deleted == result.objects
     return {
         "objects": result.objects,
         "sequential": sequential,
         "parallel": parallel,
+        "sequential_cpu": seq_cpu,
+        "parallel_cpu": par_cpu,
+        "sequential_server_cpu": seq_server,
+        "parallel_server_cpu": par_server,
         "verify": verify,
         "delete": delete,
     }
@@ -107,7 +136,7 @@ def main() -> int:
                 server, endpoint = _moto()
                 source, targets = _s3(args.objects, endpoint)
             try:
-                r = bench(store, source, targets, args.workers)
+                r = bench(store, source, targets, args.workers, server.pid if server else None)
             finally:
                 if server is not None:
                     server.kill()
@@ -120,6 +149,14 @@ def main() -> int:
             f"{r['parallel']:.2f} s = {speedup:.1f}x [{verdict} goal {args.goal:g}x]; verify {r['verify']:.2f} s, "
             f"delete {r['delete']:.2f} s"
         )
+        per = 1000 / r["objects"]
+        line = f"  CPU per object: sequential {r['sequential_cpu'] * per:.2f} ms, parallel {r['parallel_cpu'] * per:.2f} ms"
+        if r["sequential_server_cpu"] is not None:
+            line += (
+                f"; the S3 server's: sequential {r['sequential_server_cpu'] * per:.2f} ms, "
+                f"parallel {r['parallel_server_cpu'] * per:.2f} ms"
+            )
+        print(line, f"(load average {os.getloadavg()[0]:.1f})")
     return 1 if missed else 0
 
 

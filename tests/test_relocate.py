@@ -86,11 +86,11 @@ def _objects(artifacts: Artifacts, prefix: str) -> None:
         artifacts.put(f"{prefix}/{key}", data)
 
 
-def _move(db, artifacts: Artifacts, *flags: str):
+def _move(db, artifacts: Artifacts, *flags: str, env: dict[str, str] | None = None):
     return run_cli(
         "db", "move-resources", db.uri, "--from", "team-a", "--to", "team-b", "--resource-type", "experiments",
         "--resource-type", "registered_models", "--artifact-policy", "relocate",
-        "--artifacts-destination", artifacts.destination, *flags,
+        "--artifacts-destination", artifacts.destination, *flags, env=env,
     )  # fmt: skip
 
 
@@ -419,3 +419,29 @@ def test_copy_progress_only_on_a_terminal(mlflow_db, tmp_path) -> None:
     flat = " ".join(on_terminal.stderr.split())
     assert "copy artifacts" in flat and "3/3 objects" in flat
     assert "copy artifacts" not in on_terminal.stdout
+
+
+@pytest.mark.parametrize("output_format", ["text", "markdown"])
+def test_move_into_default_names_relocate_not_the_migration(mlflow_db, output_format) -> None:
+    """Into `default` too, move-resources' fix is relocate: its heading, its fix and each finding's own fix."""
+
+    def fill(data) -> None:
+        data.experiment(
+            "team-a", "prefixed", experiment_id=8001, artifact_location="mlflow-artifacts:/workspaces/team-a/8001"
+        )
+
+    populate(mlflow_db, fill)
+    before = mlflow_db.fingerprint()
+
+    result = run_cli(
+        "db", "move-resources", mlflow_db.uri, "--from", "team-a", "--to", "default", "--resource-type",
+        "experiments", "--name", "prefixed", "--dry-run", "--format", output_format,
+    )  # fmt: skip
+
+    assert result.exit_code == ExitStatus.OK, result.output
+    out = " ".join(result.stdout.split())  # Markdown escapes nothing in these phrases, but wraps nothing either
+    assert "proxied-path — mlflow-artifacts: paths the proxy serves only to their own workspace" in out
+    assert "ix: move with --artifact-policy relocate: the objects move under the target workspace's path" in out
+    assert "fix: move it with --artifact-policy relocate, which moves its objects under workspaces/default/" in out
+    assert "disable workspaces" not in out
+    assert mlflow_db.fingerprint() == before

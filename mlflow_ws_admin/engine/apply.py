@@ -35,7 +35,7 @@ from mlflow_ws_admin.db.transaction import Locked, locked_transaction
 from mlflow_ws_admin.engine import artifact_scan, queries
 from mlflow_ws_admin.engine.move import Move
 from mlflow_ws_admin.engine.plan import Plan, key_has_conflicts, unresolved_findings
-from mlflow_ws_admin.engine.relocate import ArtifactMove, UriColumn
+from mlflow_ws_admin.engine.relocate import ArtifactMove, CopiesBeforeCommit, UriColumn
 from mlflow_ws_admin.engine.selection import describe_references, reference_tables, references_left_behind
 from mlflow_ws_admin.findings import stored_content
 from mlflow_ws_admin.findings.artifacts import ArtifactFinding
@@ -126,22 +126,26 @@ def apply_plan(
     relocation = plan.resources.relocation if plan.resources else None
     moves = relocation.moves if relocation else ()
     copied = 0
+    copies = CopiesBeforeCommit()  # undone should the run fail before its commit
     if moves:
         from mlflow_ws_admin.engine.relocate import transfer
 
         # Before the lock: the slow part, while the database still names the old objects (intact).
-        copied = transfer(moves, workers=extras.artifact_workers, on_progress=extras.on_copy)
-    with locked_transaction(
-        engine,
-        schema,
-        suspendable=suspendable,
-        lock_timeout_s=lock_timeout_s,
-        journal=journal,
-        doing=f"applying (rolled back: nothing was applied; still pending: {pending})",
-        ignore_other_sessions=extras.ignore_other_sessions,
-        read_tables=_read_tables(plan),
-        write_tables=sorted(relocation.tables) if relocation else (),
-    ) as tx:
+        copied = transfer(moves, workers=extras.artifact_workers, on_progress=extras.on_copy, landed=copies.landed)
+    with (
+        copies,
+        locked_transaction(
+            engine,
+            schema,
+            suspendable=suspendable,
+            lock_timeout_s=lock_timeout_s,
+            journal=journal,
+            doing=f"applying (rolled back: nothing was applied; still pending: {pending})",
+            ignore_other_sessions=extras.ignore_other_sessions,
+            read_tables=_read_tables(plan),
+            write_tables=sorted(relocation.tables) if relocation else (),
+        ) as tx,
+    ):
         conn = tx.conn
         if extras.expected_fingerprints is not None:
             from mlflow_ws_admin.engine.planfile import verify_fingerprints  # only --plan runs pay its import
@@ -176,7 +180,7 @@ def apply_plan(
             from mlflow_ws_admin.engine.relocate import transfer
 
             # Under the lock: only what was logged since the first pass, then checked once more.
-            copied += transfer(moves, workers=extras.artifact_workers)
+            copied += transfer(moves, workers=extras.artifact_workers, landed=copies.landed)
         rewritten = _relocate(conn, relocation, journal) if relocation else ()
         created = _ensure_default_workspace(conn, schema) if move.is_migration else False
         cascades = tx.suspend_foreign_keys()
@@ -188,6 +192,7 @@ def apply_plan(
         pruned = _prune_catalog(conn, schema, emptied, journal)
         if journal and created:
             journal.catalog_inserted({schema.catalog.name_column: mlflow_facts.DEFAULT_WORKSPACE})
+        copies.committing = True
     moved = tuple((wt.name, counts[wt.name]) for wt in _moving_tables(plan))
     relocated = None
     if relocation:

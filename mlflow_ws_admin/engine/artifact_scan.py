@@ -27,7 +27,9 @@ def read_artifact_findings(
     """One streamed read of experiments' locations and one of the catalog's roots; only reads.  The rows go
     from the cursor straight into the finder (see ``find_artifact_findings`` for its memory)."""
     experiments, roots = _artifact_rows(conn, schema, move)
-    return find_artifact_findings(experiments, roots, default_artifact_root, target_workspace=move.target)
+    return find_artifact_findings(
+        experiments, roots, default_artifact_root, target_workspace=move.target, migration=move.is_migration
+    )
 
 
 def start_artifact_check(
@@ -51,7 +53,9 @@ def start_artifact_check(
         experiments, roots = _artifact_rows(conn, schema, move)
         rows = list(experiments)  # ``conn`` is needed for other statements from here on
         return executor.submit(
-            lambda: find_artifact_findings(rows, roots, default_artifact_root, target_workspace=move.target)
+            lambda: find_artifact_findings(
+                rows, roots, default_artifact_root, target_workspace=move.target, migration=move.is_migration
+            )
         )
     finally:
         executor.shutdown(wait=False)  # the worker ends with its one task
@@ -65,7 +69,9 @@ def _read_beside(
 ) -> tuple[ArtifactFinding, ...]:
     with engine.connect() as conn:  # closed (its read lock released) before the caller can commit
         experiments, roots = _artifact_rows(conn, schema, move)
-        return find_artifact_findings(experiments, roots, default_artifact_root, target_workspace=move.target)
+        return find_artifact_findings(
+            experiments, roots, default_artifact_root, target_workspace=move.target, migration=move.is_migration
+        )
 
 
 def _artifact_rows(

@@ -37,6 +37,7 @@ from mlflow_ws_admin.stores.base import (
     delete_copied,
     pending_copies,
     same_object,
+    undo_copies,
     verify_copy,
 )
 from mlflow_ws_admin.stores.locate import locate
@@ -348,14 +349,61 @@ def _places(move: ArtifactMove) -> tuple[Location, Location]:
     return locate(move.source), locate(move.target)
 
 
-def transfer(moves: Sequence[ArtifactMove], *, workers: int, on_progress: Progress | None = None) -> int:
-    """Copy and verify every move (idempotent).  Returns the objects copied by this call."""
+def transfer(
+    moves: Sequence[ArtifactMove],
+    *,
+    workers: int,
+    on_progress: Progress | None = None,
+    landed: list[tuple[ArtifactMove, tuple[str, ...]]] | None = None,
+) -> int:
+    """Copy and verify every move (idempotent).  Returns the objects copied by this call.  A failure (a store
+    refusing, an object gone, a copy that does not verify) removes what this call copied before it is raised;
+    ``landed`` collects what a successful call copied, for a caller that may fail later (``CopiesBeforeCommit``)."""
+    done: list[tuple[ArtifactMove, tuple[str, ...]]] = []
     copied = 0
-    for move in moves:
-        src, dst = _places(move)
-        copied += copy_prefix(src, dst, workers=workers, on_progress=on_progress).copied
-        verify_copy(src, dst)
+    try:
+        for move in moves:
+            src, dst = _places(move)
+            result = copy_prefix(src, dst, workers=workers, on_progress=on_progress)
+            done.append((move, result.keys))
+            copied += result.copied
+            verify_copy(src, dst, result.listed)  # what the copy listed: objects logged since are the next pass's
+    except Exception as exc:
+        raise undo_transfer(done, exc) from None
+    if landed is not None:
+        landed.extend(done)
     return copied
+
+
+def undo_transfer(landed: Sequence[tuple[ArtifactMove, tuple[str, ...]]], failure: Exception) -> Exception:
+    """Delete what ``transfer`` copied (it was absent before, and nothing names it yet); returns the failure
+    to raise, which says what stays should a delete fail too."""
+    for move, keys in reversed(landed):
+        failure = undo_copies(_places(move)[1], keys, failure)
+    return failure
+
+
+class CopiesBeforeCommit:
+    """What a run copied to the new prefixes before its commit: removed again when the run fails before it
+    commits (a refusal under the lock, a lost lock, a store error), so a failed run leaves the objects as they
+    were.  Never once the commit began: the database may name the new prefixes then."""
+
+    def __init__(self) -> None:
+        self.landed: list[tuple[ArtifactMove, tuple[str, ...]]] = []
+        #: set as the last statement before the commit
+        self.committing = False
+
+    def __enter__(self) -> CopiesBeforeCommit:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        # An interrupt is a crash like SIGKILL: the copies stay for the re-run, which reuses them.
+        if isinstance(exc, Exception) and not self.committing and self.landed:
+            failure = undo_transfer(self.landed, exc)
+            self.landed = []
+            if failure is not exc:
+                raise failure from None
+        return False
 
 
 def committed(conn: Connection, schema: WorkspaceSchema, moves: Sequence[ArtifactMove]) -> list[ArtifactMove]:
@@ -383,5 +431,5 @@ def delete_sources(moves: Sequence[ArtifactMove]) -> int:
     deleted = 0
     for move in moves:
         src, dst = _places(move)
-        deleted += delete_copied(src, dst, list(src.list()))
+        deleted += delete_copied(src, dst)
     return deleted

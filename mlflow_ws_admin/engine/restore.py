@@ -45,7 +45,7 @@ from mlflow_ws_admin.db.transaction import Locked, locked_transaction
 from mlflow_ws_admin.db.translate import translate
 from mlflow_ws_admin.engine import queries
 from mlflow_ws_admin.engine.journal import JournalSummary, JournalWriter, creation_column, key_columns, read_records
-from mlflow_ws_admin.engine.relocate import ArtifactMove, UriColumn
+from mlflow_ws_admin.engine.relocate import ArtifactMove, CopiesBeforeCommit, UriColumn
 
 BATCH = 500
 MISSING, REPLACED, OCCUPIED, CATALOG = "missing", "replaced", "occupied", "catalog"
@@ -152,26 +152,30 @@ def apply_restore(
     result = RestoreResult(dry_run=False)
     back = _artifact_moves_back(summary)
     tables: Mapping[str, tuple[tuple[str, ...], list[str]]] = {}
+    copies = CopiesBeforeCommit()  # undone should the restore fail before its commit, as apply's
     if back:
         from mlflow_ws_admin.engine.relocate import candidate_tables, transfer
 
         with engine.connect() as conn:
             tables = candidate_tables(conn, schema)
         # Before the lock, as apply does: the database still names the new prefixes, whose objects are intact.
-        result.artifact_objects_copied = transfer(back, workers=artifact_workers)
+        result.artifact_objects_copied = transfer(back, workers=artifact_workers, landed=copies.landed)
     # All workspace FKs: the journal holds every row that moved, cascaded children too, so nothing may
     # cascade a second time.
     suspendable = [fk for wt in schema.tables for fk in wt.parent_keys]
-    with locked_transaction(
-        engine,
-        schema,
-        suspendable=suspendable,
-        lock_timeout_s=lock_timeout_s,
-        journal=out,
-        doing="restoring (rolled back: nothing was restored)",
-        ignore_other_sessions=ignore_other_sessions,
-        write_tables=sorted(tables),
-    ) as tx:
+    with (
+        copies,
+        locked_transaction(
+            engine,
+            schema,
+            suspendable=suspendable,
+            lock_timeout_s=lock_timeout_s,
+            journal=out,
+            doing="restoring (rolled back: nothing was restored)",
+            ignore_other_sessions=ignore_other_sessions,
+            write_tables=sorted(tables),
+        ) as tx,
+    ):
         _recreate_catalog(tx.conn, schema, summary.catalog_deleted, result, out)
         tx.suspend_foreign_keys()
         # The journal pass makes millions of dicts and lists and holds thousands at a time: the cycle collector
@@ -186,7 +190,8 @@ def apply_restore(
         _restore_columns(tx.conn, schema, summary.column_sets, result, out)
         _delete_catalog(tx.conn, schema, summary.catalog_inserted, result, out)
         if back:
-            _relocate_back(tx.conn, tables, back, result, out, artifact_workers)
+            _relocate_back(tx.conn, tables, back, result, out, artifact_workers, copies.landed)
+        copies.committing = True
     result.applied = True
     if back and not keep_source_artifacts:
         from mlflow_ws_admin.engine.relocate import delete_sources
@@ -207,12 +212,13 @@ def _relocate_back(
     result: RestoreResult,
     out: JournalWriter | None,
     workers: int,
+    landed: list[tuple[ArtifactMove, tuple[str, ...]]] | None = None,
 ) -> None:
     """Under the lock: copy what was logged under the new prefixes meanwhile, then rewrite every stored URI
     back, journaling the reverse moves in this restore's own journal."""
     from mlflow_ws_admin.engine.relocate import rewrite_uris, transfer
 
-    result.artifact_objects_copied += transfer(back, workers=workers)
+    result.artifact_objects_copied += transfer(back, workers=workers, landed=landed)
     for m in back:
         if out:
             out.artifact_move(m.record())

@@ -164,11 +164,14 @@ def find_artifact_findings(
     *,
     spill_after: int | None = SPILL_AFTER,
     target_workspace: str = mlflow_facts.DEFAULT_WORKSPACE,
+    migration: bool = True,
 ) -> tuple[ArtifactFinding, ...]:
     """Every finding for (experiment id, workspace, artifact_location) rows and (workspace, root) catalog rows.
 
     NULL or empty locations are skipped, but their experiments' ids still count for ROOT/<id> collisions.
-    Needs the server's root for the reserved-path kinds.  One pass over the rows checks each location on its
+    ``migration``: the rows are checked for migrate-to-default-workspace (whose fix for a proxied path is to
+    disable workspaces), else for move-resources (whose fix is ``--artifact-policy relocate``, even into
+    `default`).  Needs the server's root for the reserved-path kinds.  One pass over the rows checks each location on its
     own and keeps a compact item per experiment for the overlap sort: in memory up to ``spill_after`` items,
     in sorted runs in a temporary file past that (None: always in memory)."""
     root = normalize_location(default_artifact_root) if default_artifact_root else None
@@ -192,7 +195,7 @@ def find_artifact_findings(
                     claims.append((item, n))
                 if (finding := _squatter(item, location, reserved)) is not None:
                     squatters.append(finding)
-            if (finding := _proxied_path(item, location, target_workspace)) is not None:
+            if (finding := _proxied_path(item, location, target_workspace, migration)) is not None:
                 proxied.append(finding)
         found = list(_overlaps(pairs_in_sorted(items.by_key())))
         if root is not None:
@@ -430,7 +433,7 @@ def _squatter(item: _Item, location: Location, reserved: Location) -> ArtifactFi
     )
 
 
-def _proxied_path(item: _Item, location: Location, target: str) -> ArtifactFinding | None:
+def _proxied_path(item: _Item, location: Location, target: str, migration: bool) -> ArtifactFinding | None:
     """A `mlflow-artifacts:` path under workspaces/<ws>/: the proxy rejects it for the target workspace
     (`default`, or a move's target) while workspaces are on.  As MLflow 3.18.0's proxy reads a path: its first
     segment, in any case (`WORKSPACES/` too), then the workspace name exactly.  A legacy path (no workspaces/ first
@@ -442,7 +445,7 @@ def _proxied_path(item: _Item, location: Location, target: str) -> ArtifactFindi
         return _legacy_proxied_path(item, target)
     if len(segs) < 2 or segs[1] == target:
         return None
-    if target == mlflow_facts.DEFAULT_WORKSPACE:
+    if migration:
         fix = "disable workspaces after the migration"
     else:
         fix = f"move it with --artifact-policy relocate, which moves its objects under workspaces/{target}/"

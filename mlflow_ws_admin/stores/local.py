@@ -11,8 +11,7 @@ import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
 
 from mlflow_ws_admin.stores.base import ObjectInfo, Store, StoreError
 
@@ -22,8 +21,9 @@ _PARTIAL = ".mwa-"
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 
-def _path(key: str) -> Path:
-    return Path("/" + key.lstrip("/"))
+def _path(key: str) -> str:
+    # Plain strings, not pathlib: building a Path costs more than the link() it names (10,000 per experiment).
+    return "/" + key.lstrip("/")
 
 
 class LocalStore:
@@ -31,30 +31,27 @@ class LocalStore:
 
     def __init__(self) -> None:
         #: directories this store made or found (a set is safe to share between the copy threads under the GIL)
-        self._made: set[Path] = set()
+        self._made: set[str] = set()
 
     def list(self, prefix: str) -> dict[str, ObjectInfo]:
-        root = _path(prefix)
-        found: dict[str, ObjectInfo] = {}
-        if root.is_file():
+        root = _path(prefix).rstrip("/") or "/"
+        if os.path.isfile(root):
             raise StoreError(f"{root} is a file, not a directory of artifacts")
-        # os.walk skips an unreadable directory silently: onerror makes it an error instead.
-        for here, _dirs, files in os.walk(root, onerror=_raise):
-            for name in files:
-                if name.startswith(_PARTIAL):
-                    continue  # a copy in flight (or killed): not an object
-                full = os.path.join(here, name)
-                try:
-                    size = os.stat(full).st_size
-                except FileNotFoundError:
-                    continue  # deleted while we listed
-                found[os.path.relpath(full, root).replace(os.sep, "/")] = ObjectInfo(size)
+        found: dict[str, ObjectInfo] = {}
+        for key, entry in _files(root, ""):
+            if entry.name.startswith(_PARTIAL):
+                continue  # a copy in flight (or killed): not an object
+            try:
+                size = entry.stat().st_size
+            except FileNotFoundError:
+                continue  # deleted while we listed
+            found[key] = ObjectInfo(size)
         return found
 
     def copy_from(self, source: Store, source_key: str, key: str) -> None:
         dst = _path(key)
         try:
-            self._directory(dst.parent)
+            self._directory(os.path.dirname(dst))
             if isinstance(source, LocalStore):
                 self._link_or_copy(_path(source_key), dst)
             else:
@@ -64,14 +61,27 @@ class LocalStore:
         except OSError as exc:
             raise StoreError(f"copying to {dst} failed: {exc.strerror or exc}") from None
 
-    def _directory(self, path: Path) -> None:
+    def links_from(self, source: Store, source_prefix: str, prefix: str) -> bool:
+        """Whether copying ``source_prefix`` of ``source`` to ``prefix`` here makes hard links: both on one
+        local filesystem (the target's nearest existing directory on the source's device)."""
+        if not isinstance(source, LocalStore):
+            return False
+        place = _path(prefix)
+        while not os.path.exists(place) and place != "/":
+            place = os.path.dirname(place)
+        try:
+            return os.stat(_path(source_prefix)).st_dev == os.stat(place).st_dev
+        except OSError:
+            return False  # the copy itself will say what is wrong
+
+    def _directory(self, path: str) -> None:
         """Make ``path`` once per store: 10,000 files in 100 run directories need 100 mkdirs, not 10,000."""
         if path not in self._made:
-            path.mkdir(parents=True, exist_ok=True)
+            os.makedirs(path, exist_ok=True)
             self._made.add(path)
 
     @staticmethod
-    def _link_or_copy(src: Path, dst: Path) -> None:
+    def _link_or_copy(src: str, dst: str) -> None:
         try:
             os.link(src, dst)
             return
@@ -86,23 +96,27 @@ class LocalStore:
         _land(dst, lambda tmp: shutil.copyfile(src, tmp))
 
     def download(self, key: str, path: str) -> None:
-        shutil.copyfile(_path(key), path)
+        try:
+            shutil.copyfile(_path(key), path)
+        except FileNotFoundError:
+            raise StoreError(f"{_path(key)} vanished while it was being copied; nothing was committed") from None
+        except OSError as exc:
+            raise StoreError(f"reading {_path(key)} failed: {exc.strerror or exc}") from None
 
     def upload(self, path: str, key: str) -> None:
         dst = _path(key)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=_PARTIAL)
-        os.close(fd)
         try:
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, dst)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+            self._directory(os.path.dirname(dst))
+            _land(dst, lambda tmp: shutil.copyfile(path, tmp))
+        except OSError as exc:
+            raise StoreError(f"writing {dst} failed: {exc.strerror or exc}") from None
 
     def delete(self, keys: Iterable[str]) -> None:
         for key in keys:
             try:
-                _path(key).unlink(missing_ok=True)
+                os.unlink(_path(key))
+            except FileNotFoundError:
+                pass
             except OSError as exc:
                 raise StoreError(f"deleting {_path(key)} failed: {exc.strerror or exc}") from None
 
@@ -112,27 +126,49 @@ class LocalStore:
             # Not empty: something was written there meanwhile, and stays.
             with contextlib.suppress(OSError):
                 os.rmdir(here)
+                self._made.discard(here)  # made again by the next copy that needs it
 
     def clean_partial(self, prefix: str) -> None:
-        for here, _dirs, files in os.walk(_path(prefix)):
-            for name in files:
-                if name.startswith(_PARTIAL):
-                    Path(here, name).unlink(missing_ok=True)
+        for _key, entry in _files(_path(prefix), ""):
+            if entry.name.startswith(_PARTIAL):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
 
 
-def _raise(exc: OSError) -> None:
-    if isinstance(exc, FileNotFoundError):
-        return  # no directory: no objects
-    raise StoreError(f"cannot list {exc.filename}: {exc.strerror or exc}")
+def _files(directory: str, relative: str) -> Iterator[tuple[str, os.DirEntry]]:
+    """(key relative to the listed root, entry) of every file under ``directory``, as ``os.walk`` finds them
+    (a symbolic link to a file is a file; one to a directory is not followed).  No directory: no files; one
+    that cannot be read is an error, never skipped."""
+    try:
+        entries = os.scandir(directory)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot list {directory}: {exc.strerror or exc}") from None
+    subdirectories = []
+    with entries:
+        for entry in entries:
+            key = f"{relative}/{entry.name}" if relative else entry.name
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if not is_dir:
+                yield key, entry
+            elif not entry.is_symlink():
+                subdirectories.append((entry.path, key))
+    for path, key in subdirectories:
+        yield from _files(path, key)
 
 
-def _land(dst: Path, fill: Callable[[str], object]) -> None:
+def _land(dst: str, fill: Callable[[str], object]) -> None:
     """Write ``dst`` through a temporary file beside it and rename it into place: a crash never leaves a torn
     object under the key, so an existing object is always a finished copy."""
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=_PARTIAL)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dst), prefix=_PARTIAL)
     os.close(fd)
     try:
         fill(tmp)
         os.replace(tmp, dst)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)

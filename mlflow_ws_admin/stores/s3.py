@@ -18,6 +18,10 @@ from mlflow_ws_admin.stores.base import DEFAULT_WORKERS, ObjectInfo, Store, Stor
 
 #: CopyObject copies up to 5 GiB in one request; larger objects go through boto3's multipart copy.
 _SINGLE_COPY_LIMIT = 5 * 1024**3
+#: Requests per call, the first included (botocore's standard retry mode: throttling and connection errors).
+_ATTEMPTS = 3
+#: Seconds to open a connection: a store that answers does so in well under a second.
+_CONNECT_TIMEOUT_S = 5
 #: DeleteObjects takes at most 1,000 keys per request.
 _DELETE_BATCH = 1000
 
@@ -26,8 +30,19 @@ def _endpoint() -> str | None:
     return os.environ.get("MLFLOW_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
+#: the environment variables that choose boto3's credentials: a client is made again when one of them changes
+_CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+
+
+def _credentials_env() -> tuple[str | None, ...]:
+    return tuple(os.environ.get(v) for v in _CREDENTIAL_VARIABLES)
+
+
 @functools.cache
-def _client(endpoint: str | None) -> Any:
+def _client(endpoint: str | None, credentials_env: tuple[str | None, ...] = ()) -> Any:
+    """One client per endpoint and credentials (boto3 clients are thread-safe: every copy thread shares it).
+    ``credentials_env`` only keys the cache: a session of its own reads the environment as it is now (boto3's
+    default session would keep the credentials it read first)."""
     try:
         import boto3
         from botocore.config import Config
@@ -35,9 +50,14 @@ def _client(endpoint: str | None) -> Any:
         raise UsageError(
             "s3:// artifacts need boto3: install the extra with pip install 'mlflow-ws-admin[s3]'"
         ) from None
-    # One connection per copy in flight; retries ride out a throttled or briefly unreachable store.
-    config = Config(max_pool_connections=DEFAULT_WORKERS, retries={"max_attempts": 5, "mode": "standard"})
-    return boto3.client("s3", endpoint_url=endpoint, config=config)
+    # One connection per copy in flight.  Retries ride out a throttled or briefly unreachable store, bounded so
+    # that an unreachable one fails in seconds (botocore's 60 s connect timeout, per attempt, would be minutes).
+    config = Config(
+        max_pool_connections=DEFAULT_WORKERS,
+        connect_timeout=_CONNECT_TIMEOUT_S,
+        retries={"max_attempts": _ATTEMPTS, "mode": "standard"},
+    )
+    return boto3.session.Session().client("s3", endpoint_url=endpoint, config=config)
 
 
 def _failed(doing: str, exc: Exception) -> StoreError:
@@ -57,7 +77,7 @@ class S3Store:
 
     @property
     def client(self) -> Any:
-        return _client(self.endpoint)
+        return _client(self.endpoint, _credentials_env())
 
     def list(self, prefix: str) -> dict[str, ObjectInfo]:
         start = prefix.strip("/") + "/" if prefix.strip("/") else ""
