@@ -25,11 +25,8 @@ from .helpers import run_cli
 from .s3_server import bucket, s3_endpoint, s3_env  # noqa: F401 - fixtures
 from .test_crash import _wait_for_server_sessions
 from .test_import_database import fill_target, import_db, one_error_line, populate
-from .test_relocate import Artifacts
+from .test_relocate import MODEL, RUN, TRACE, Artifacts, expected_uris, stored_uris
 
-RUN = "a" * 32
-MODEL = "m-" + "b" * 32
-TRACE = "tr-" + "c" * 32
 FILES = {
     f"{RUN}/artifacts/model/MLmodel": b"flavors: {}\n",
     f"{RUN}/artifacts/data.csv": b"1,2,3\n" * 100,
@@ -74,30 +71,6 @@ def fill_source(data: SampleData) -> None:
     data.add("trace_info", request_id=TRACE, experiment_id=1, timestamp_ms=1, status="OK")
     data.flush()
     data.add("trace_tags", request_id=TRACE, key="mlflow.artifactLocation", value=f"{OLD}/traces/{TRACE}/artifacts")
-
-
-def uris(db: ScratchDB, experiment: int) -> dict[str, object]:
-    return {
-        "experiment": db.scalar("SELECT artifact_location FROM experiments WHERE experiment_id = :i", i=experiment),
-        "run": db.scalar("SELECT artifact_uri FROM runs WHERE run_uuid = :r", r=RUN),
-        "param": db.scalar("SELECT value FROM params WHERE run_uuid = :r", r=RUN),
-        "model": db.scalar("SELECT artifact_location FROM logged_models WHERE model_id = :m", m=MODEL),
-        "version": db.scalar("SELECT storage_location FROM model_versions WHERE name = 'proxied-model'"),
-        "source": db.scalar("SELECT source FROM model_versions WHERE name = 'proxied-model'"),
-        "trace": db.scalar("SELECT value FROM trace_tags WHERE request_id = :t", t=TRACE),
-    }
-
-
-def expected(prefix: str) -> dict[str, object]:
-    return {
-        "experiment": prefix,
-        "run": f"{prefix}/{RUN}/artifacts",
-        "param": f"{prefix}/{RUN}/artifacts/data.csv",
-        "model": f"{prefix}/models/{MODEL}/artifacts",
-        "version": f"{prefix}/models/{MODEL}/artifacts",
-        "source": f"models:/{MODEL}",
-        "trace": f"{prefix}/traces/{TRACE}/artifacts",
-    }
 
 
 def content(artifacts: Artifacts, path: str, tmp_path: Path) -> bytes:
@@ -167,7 +140,7 @@ def test_relocate_copies_the_objects_rewrites_every_uri_and_the_undo_removes_bot
     assert servers.target.listing("workspaces/team-a/10") == SIZES
     assert {k: content(servers.target, f"workspaces/team-a/10/{k}", tmp_path) for k in FILES} == FILES
     assert servers.source.listing("1") == SIZES
-    assert uris(mlflow_db, 10) == expected(NEW)
+    assert stored_uris(mlflow_db, 10, "proxied-model") == expected_uris(NEW)
     # an absolute location is kept, a custom proxied one left alone
     assert mlflow_db.scalar("SELECT artifact_location FROM experiments WHERE experiment_id = 11") == "s3://elsewhere/2"
     assert mlflow_db.scalar("SELECT artifact_uri FROM runs WHERE experiment_id = 11") == "s3://elsewhere/2/r"

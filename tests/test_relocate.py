@@ -94,19 +94,20 @@ def _move(db, artifacts: Artifacts, *flags: str, env: dict[str, str] | None = No
     )  # fmt: skip
 
 
-def _uris(db) -> dict[str, object]:
+def stored_uris(db, experiment: int = EXP, model_name: str = "relocated-model") -> dict[str, object]:
+    """Every stored URI of the relocated experiment's rows (also read by tests/test_import_relocate.py)."""
     return {
-        "experiment": db.scalar("SELECT artifact_location FROM experiments WHERE experiment_id = :i", i=EXP),
+        "experiment": db.scalar("SELECT artifact_location FROM experiments WHERE experiment_id = :i", i=experiment),
         "run": db.scalar("SELECT artifact_uri FROM runs WHERE run_uuid = :r", r=RUN),
         "param": db.scalar("SELECT value FROM params WHERE run_uuid = :r", r=RUN),
         "model": db.scalar("SELECT artifact_location FROM logged_models WHERE model_id = :m", m=MODEL),
-        "version": db.scalar("SELECT storage_location FROM model_versions WHERE name = 'relocated-model'"),
-        "source": db.scalar("SELECT source FROM model_versions WHERE name = 'relocated-model'"),
+        "version": db.scalar("SELECT storage_location FROM model_versions WHERE name = :n", n=model_name),
+        "source": db.scalar("SELECT source FROM model_versions WHERE name = :n", n=model_name),
         "trace": db.scalar("SELECT value FROM trace_tags WHERE request_id = :t", t=TRACE),
     }
 
 
-def _expected(prefix: str) -> dict[str, object]:
+def expected_uris(prefix: str) -> dict[str, object]:
     return {
         "experiment": prefix,
         "run": f"{prefix}/{RUN}/artifacts",
@@ -168,7 +169,7 @@ def test_relocate_moves_objects_and_uris_and_restore_moves_them_back(mlflow_db, 
     assert result.exit_code == ExitStatus.OK, result.output
     doc = json.loads(result.stdout)
     assert (doc["artifact_objects_copied"], doc["artifact_objects_deleted"]) == (3, 3)
-    assert _uris(mlflow_db) == _expected(NEW)
+    assert stored_uris(mlflow_db) == expected_uris(NEW)
     assert artifacts.listing(f"workspaces/team-b/{EXP}") == SIZES
     assert artifacts.listing(f"workspaces/team-a/{EXP}") == {}
     records = [json.loads(line) for line in journal.read_text().splitlines()]
@@ -189,7 +190,7 @@ def test_relocate_moves_objects_and_uris_and_restore_moves_them_back(mlflow_db, 
     assert undo.exit_code == ExitStatus.OK, undo.output
     assert f'artifacts of experiment {EXP}: "{NEW}" -> "{OLD}"' in undo.stdout
     assert "4 object(s) copied back, 4 deleted from the moved prefixes after the commit" in undo.stdout
-    assert _uris(mlflow_db) == _expected(OLD)
+    assert stored_uris(mlflow_db) == expected_uris(OLD)
     assert mlflow_db.scalar("SELECT artifact_uri FROM runs WHERE run_uuid = :r", r=late) == f"{OLD}/{late}/artifacts"
     assert artifacts.listing(f"workspaces/team-a/{EXP}") == {**SIZES, f"{late}/artifacts/late.txt": 4}
     assert artifacts.listing(f"workspaces/team-b/{EXP}") == {}
@@ -237,7 +238,7 @@ def test_keep_source_artifacts(mlflow_db, tmp_path) -> None:
     assert "old objects, after the commit: kept (--keep-source-artifacts)" in result.stdout
     assert artifacts.listing(f"workspaces/team-a/{EXP}") == SIZES
     assert artifacts.listing(f"workspaces/team-b/{EXP}") == SIZES
-    assert _uris(mlflow_db) == _expected(NEW)
+    assert stored_uris(mlflow_db) == expected_uris(NEW)
 
 
 def test_legacy_and_local_layouts_relocate_and_custom_ones_are_left_alone(mlflow_db, tmp_path) -> None:
