@@ -376,8 +376,9 @@ def import_database(source_uri: str, target_uri: str, output_format: str, **opti
     ids) are kept, and one that TARGET already has blocks the import, as does a name W already has (unless
     --rename-conflicts renames the incoming row).
 
-    Exit codes: 0 ok, 1 keys or names already in TARGET (nothing changed), 2 usage, 3 database error (schema
-    revisions differ, unreachable, not MLflow), 5 aborted, 70 internal error, 141 stdout closed.
+    Exit codes: 0 ok, 1 keys or names already in TARGET, or an artifact target prefix in use (nothing changed),
+    2 usage, 3 database or store error (schema revisions differ, unreachable, not MLflow, a bucket refused),
+    5 aborted, 70 internal error, 141 stdout closed.
     """
     from mlflow_ws_admin.db.connect import resolve_target
     from mlflow_ws_admin.usecases import commands
