@@ -30,6 +30,7 @@ from mlflow_ws_admin.common.errors import (
     StoredContentRefused,
     VerificationFailed,
 )
+from mlflow_ws_admin.db.dialects import for_backend
 from mlflow_ws_admin.db.schema import ForeignKey, UniqueKey, WorkspaceSchema, WorkspaceTable
 from mlflow_ws_admin.db.transaction import Locked, locked_transaction
 from mlflow_ws_admin.engine import artifact_scan, queries
@@ -119,7 +120,7 @@ def apply_plan(
     pending."""
     extras = extras or ApplyExtras()
     schema, move = plan.schema, plan.move
-    suspendable = _non_cascading_fks(schema)
+    suspendable = _non_cascading_fks(schema) + _cascades_to_suspend(engine, plan)
     journal = extras.journal
     pending = f"{plan.total_rows_to_move:,} row(s) in {sum(1 for m in plan.moves if m.rows_to_move)} table(s)"
     started = time.monotonic()
@@ -292,6 +293,23 @@ def _retarget_artifacts(conn: Connection, schema: WorkspaceSchema, move: Move, j
 def _non_cascading_fks(schema: WorkspaceSchema) -> list[ForeignKey]:
     """Workspace FKs that would refuse (NO ACTION/RESTRICT) or damage (SET NULL) a parent's move."""
     return [fk for wt in schema.tables for fk in wt.parent_keys if not fk.cascades_on_update]
+
+
+def _cascades_to_suspend(engine: Engine, plan: Plan) -> list[ForeignKey]:
+    """The cascading FKs whose child rows move faster with an UPDATE of their own (``cheaper_suspended``): asked
+    before the lock, since the privilege check needs every FK to suspend."""
+    moving = {m.table: m.rows_to_move for m in plan.moves}
+    cascading = [
+        (fk, moving[fk.child])
+        for wt in plan.schema.tables
+        for fk in wt.parent_keys
+        if fk.cascades_on_update and moving.get(fk.child)
+    ]
+    dialect = for_backend(plan.dialect)
+    if not cascading or dialect.cascades_are_cheapest:
+        return []
+    with engine.connect() as conn:
+        return dialect.cheaper_suspended(conn, cascading)
 
 
 def _moved_by_cascade(wt: WorkspaceTable, suspended: list[ForeignKey]) -> bool:

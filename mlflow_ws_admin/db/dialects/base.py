@@ -36,6 +36,9 @@ class Dialect:
     name: ClassVar[str] = ""
     #: Enforced ON UPDATE CASCADE FKs move child rows along with their parents on our connections.
     cascades_on_update: ClassVar[bool] = True
+    #: An ON UPDATE CASCADE moves child rows at least as fast as an UPDATE of the child would (else
+    #: ``cheaper_suspended`` picks the FKs to suspend instead).
+    cascades_are_cheapest: ClassVar[bool] = True
     #: Another session may read the tables while apply holds its locks (so checks can read beside the lock).
     other_sessions_read_locked_tables: ClassVar[bool] = True
     #: Conflict pre-checks group by hashes of the key (cheaper temporary tables) instead of the key itself.
@@ -133,6 +136,12 @@ class Dialect:
 
     def restore_foreign_keys(self, conn: Connection, fks: Sequence[ForeignKey]) -> None:
         """Put back what ``suspend_foreign_keys`` suspended, proving every suspended FK still resolves."""
+
+    def cheaper_suspended(self, conn: Connection, cascading: Sequence[tuple[ForeignKey, int]]) -> list[ForeignKey]:
+        """Of these cascading FKs, each with the child rows a move would cascade through it, the ones whose child
+        rows move faster on their own (the FK suspended, one set-based UPDATE of the child, the FK re-checked)
+        than through the cascade (only asked where ``cascades_are_cheapest`` is False)."""
+        return []
 
     # --- scratch tables ------------------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ class PostgreSQLDialect(Dialect):
     #: SHARE ROW EXCLUSIVE lets other sessions read the locked tables (as committed): apply's artifact check
     #: reads beside the lock on a connection of its own.
     other_sessions_read_locked_tables = True
+    #: Cascades fire a trigger per parent row: see ``cheaper_suspended``.
+    cascades_are_cheapest = False
     error_codes: ClassVar[Mapping[ErrorKind, frozenset[Any]]] = {
         "lock_timeout": frozenset({"55P03"}),
         "privilege": frozenset({"42501"}),
@@ -108,13 +110,44 @@ class PostgreSQLDialect(Dialect):
         }
 
     def suspend_foreign_keys(self, conn: Connection, fks: Sequence[ForeignKey]) -> bool:
-        """Drop the FKs that would block moving parent and child (NO ACTION on a workspace column).  DDL is
-        transactional here, so a crash or rollback restores them.  Other FKs keep cascading."""
+        """Drop the FKs that would block moving parent and child (NO ACTION on a workspace column), and the
+        cascading ones ``cheaper_suspended`` chose.  DDL is transactional here, so a crash or rollback restores
+        them.  Other FKs keep cascading."""
         for fk in fks:
             conn.exec_driver_sql(
                 f"ALTER TABLE {self.quote(conn, fk.child)} DROP CONSTRAINT {self.quote(conn, fk.name)}"
             )
         return True
+
+    #: A cascade moves each child row through a trigger fired per parent row (~14 us a row here); a set-based
+    #: UPDATE of the child moves it in ~5 us, and re-adding the FK then validates each row of the child table in
+    #: ~0.5 us (610k-row migration, 430k child rows: 6.0 s cascaded, 2.4 s suspended).  So suspending pays once
+    #: the move cascades more than this fraction of the child's rows.
+    SUSPEND_CASCADE_FRACTION = 1 / 16
+
+    def cheaper_suspended(self, conn: Connection, cascading: Sequence[tuple[ForeignKey, int]]) -> list[ForeignKey]:
+        """The cascading FKs whose child moves a large share of its rows, on the tables this user owns (only an
+        owner may drop and re-create an FK; anyone else keeps the cascade)."""
+        found = []
+        for fk, moving in cascading:
+            owned, estimate = conn.execute(
+                text(
+                    "SELECT pg_has_role(relowner, 'USAGE'), reltuples FROM pg_class "
+                    "WHERE oid = to_regclass(quote_ident(:t))"
+                ),
+                {"t": fk.child},
+            ).one()
+            if not owned:
+                continue
+            # reltuples is -1 until the table is first vacuumed or analyzed: then count it.
+            rows = (
+                estimate
+                if estimate >= 0
+                else conn.execute(text(f"SELECT COUNT(*) FROM {self.quote(conn, fk.child)}")).scalar_one()
+            )
+            if moving >= rows * self.SUSPEND_CASCADE_FRACTION:
+                found.append(fk)
+        return found
 
     def restore_foreign_keys(self, conn: Connection, fks: Sequence[ForeignKey]) -> None:
         """Re-create the dropped FKs exactly; PostgreSQL validates every row as it adds them."""
