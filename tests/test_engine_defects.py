@@ -91,3 +91,36 @@ def test_restore_moves_back_set_based_and_reports_what_is_missing(mlflow_db, tmp
     restored = mlflow_db.dump()
     assert restored["experiments"] == expected["experiments"]
     assert restored["registered_models"] == original["registered_models"]
+
+
+_KEEP_TEAM_A_JOBS = {
+    # Each puts a team-a job back where it was: only a count after the UPDATEs can see it.
+    "sqlite": [
+        "CREATE TRIGGER mwa_keep AFTER UPDATE ON jobs WHEN OLD.workspace = 'team-a' "
+        "BEGIN UPDATE jobs SET workspace = 'team-a' WHERE id = NEW.id; END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION mwa_keep() RETURNS trigger AS $$ BEGIN "
+        "IF OLD.workspace = 'team-a' THEN NEW.workspace := OLD.workspace; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER mwa_keep BEFORE UPDATE ON jobs FOR EACH ROW EXECUTE FUNCTION mwa_keep()",
+    ],
+    "mysql": [
+        "CREATE TRIGGER mwa_keep BEFORE UPDATE ON jobs FOR EACH ROW "
+        "IF OLD.workspace = 'team-a' THEN SET NEW.workspace = OLD.workspace; END IF"
+    ],
+}
+
+
+def test_a_trigger_that_keeps_rows_where_they_were_fails_the_verification(mlflow_db, backend: str) -> None:
+    """Apply recounts only the tables a count can tell about (cascaded ones, and tables with triggers of their
+    own): this trigger's table is recounted, and the run is rolled back."""
+    populate(mlflow_db)
+    for statement in _KEEP_TEAM_A_JOBS[backend]:
+        mlflow_db.execute(statement)
+    before = mlflow_db.fingerprint()
+
+    result = migrate(mlflow_db.uri, "-y")
+
+    assert result.exit_code == ExitStatus.VERIFICATION_FAILED, result.output
+    assert _one_line(result) == "Error: rows still outside `default` before commit (jobs: 1); rolled back"
+    assert mlflow_db.fingerprint() == before

@@ -137,6 +137,11 @@ class Dialect:
     def restore_foreign_keys(self, conn: Connection, fks: Sequence[ForeignKey]) -> None:
         """Put back what ``suspend_foreign_keys`` suspended, proving every suspended FK still resolves."""
 
+    def tables_with_triggers(self, conn: Connection) -> set[str] | None:
+        """The tables that have a trigger of their own (not a foreign key's), which could change what an UPDATE
+        wrote; None when the database cannot tell."""
+        return None
+
     def cheaper_suspended(self, conn: Connection, cascading: Sequence[tuple[ForeignKey, int]]) -> list[ForeignKey]:
         """Of these cascading FKs, each with the child rows a move would cascade through it, the ones whose child
         rows move faster on their own (the FK suspended, one set-based UPDATE of the child, the FK re-checked)

@@ -258,6 +258,13 @@ class MySQLDialect(Dialect):
             for tid, user, host, command, state in rows
         }
 
+    def tables_with_triggers(self, conn: Connection) -> set[str]:
+        return set(
+            conn.exec_driver_sql(
+                "SELECT event_object_table FROM information_schema.triggers WHERE trigger_schema = DATABASE()"
+            ).scalars()
+        )
+
     def suspend_foreign_keys(self, conn: Connection, fks: Sequence[ForeignKey]) -> bool:
         """MySQL has no transactional DDL, so switch FK checks off for this session instead; apply verifies
         the suspended FKs itself before commit.  With checks off InnoDB does not cascade either."""

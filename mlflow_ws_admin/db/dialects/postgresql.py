@@ -109,6 +109,18 @@ class PostgreSQLDialect(Dialect):
             for pid, user, app, addr, state in rows
         }
 
+    def tables_with_triggers(self, conn: Connection) -> set[str]:
+        """User triggers and rewrite rules (a foreign key's own triggers are internal; every table has a SELECT
+        rule only if it is a view)."""
+        return set(
+            conn.exec_driver_sql(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = current_schema() AND c.relkind = 'r' AND ("
+                " EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal)"
+                " OR EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = c.oid))"
+            ).scalars()
+        )
+
     def suspend_foreign_keys(self, conn: Connection, fks: Sequence[ForeignKey]) -> bool:
         """Drop the FKs that would block moving parent and child (NO ACTION on a workspace column), and the
         cascading ones ``cheaper_suspended`` chose.  DDL is transactional here, so a crash or rollback restores

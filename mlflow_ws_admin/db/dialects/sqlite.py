@@ -91,6 +91,9 @@ class SQLiteDialect(Dialect):
             return "not_a_database"
         return "other"
 
+    def tables_with_triggers(self, conn: Connection) -> set[str]:
+        return set(conn.exec_driver_sql("SELECT tbl_name FROM sqlite_master WHERE type = 'trigger'").scalars())
+
     def suspend_foreign_keys(self, conn: Connection, fks: Sequence[ForeignKey]) -> bool:
         """Foreign keys are off on our connections already.  Returns whether cascades still run: never."""
         return False
