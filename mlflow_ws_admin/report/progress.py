@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from mlflow_ws_admin.engine.import_plan import ImportPlan
-from mlflow_ws_admin.engine.plan import Plan
+if TYPE_CHECKING:  # only named in hints: migrate and move never pay for the import modules
+    from mlflow_ws_admin.engine.import_plan import ImportPlan
+    from mlflow_ws_admin.engine.plan import Plan
 
 
 @contextmanager
