@@ -140,17 +140,18 @@ class PostgreSQLDialect(Dialect):
     def cheaper_suspended(self, conn: Connection, cascading: Sequence[tuple[ForeignKey, int]]) -> list[ForeignKey]:
         """The cascading FKs whose child moves a large share of its rows, on the tables this user owns (only an
         owner may drop and re-create an FK; anyone else keeps the cascade)."""
-        found = []
+        chosen = []
         for fk, moving in cascading:
-            owned, estimate = conn.execute(
+            row = conn.execute(
                 text(
                     "SELECT pg_has_role(relowner, 'USAGE'), reltuples FROM pg_class "
                     "WHERE oid = to_regclass(quote_ident(:t))"
                 ),
                 {"t": fk.child},
-            ).one()
-            if not owned:
+            ).first()
+            if row is None or not row[0]:  # not this user's table, or not on its search path
                 continue
+            estimate = row[1]
             # reltuples is -1 until the table is first vacuumed or analyzed: then count it.
             rows = (
                 estimate
@@ -158,8 +159,8 @@ class PostgreSQLDialect(Dialect):
                 else conn.execute(text(f"SELECT COUNT(*) FROM {self.quote(conn, fk.child)}")).scalar_one()
             )
             if moving >= rows * self.SUSPEND_CASCADE_FRACTION:
-                found.append(fk)
-        return found
+                chosen.append(fk)
+        return chosen
 
     def restore_foreign_keys(self, conn: Connection, fks: Sequence[ForeignKey]) -> None:
         """Re-create the dropped FKs exactly; PostgreSQL validates every row as it adds them."""
