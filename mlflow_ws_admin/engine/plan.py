@@ -250,34 +250,44 @@ def _table_move(conn: Connection, wt: WorkspaceTable, move: Move) -> TableMove:
 def _table_conflicts(
     conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, limit: int | None, move: Move
 ) -> TableConflicts:
-    group_count, by_workspace = 0, ()
+    group_count, by_workspace, first_keys = 0, (), None
     # Counting root groups costs an aggregation per roll-up parent too; on a clean database the cheap
     # superset test answers "0" alone.  After a hit the count itself is the exact test (no groups: none):
     # a separate exact existence test would sort every row once more.
     if may_have_conflicts(conn, wt, key, move):
-        group_count, by_workspace = _groups_by_workspace(conn, schema, wt, key, move)
-    sample = tuple(iter_conflict_groups(conn, schema, wt, key, limit, move)) if group_count and limit != 0 else ()
+        group_count, by_workspace, first_keys = _groups_by_workspace(conn, schema, wt, key, move, limit)
+    sample: tuple[ConflictGroup, ...] = ()
+    if group_count and limit != 0:
+        sample = tuple(iter_conflict_groups(conn, schema, wt, key, limit, move, first_keys=first_keys))
     return TableConflicts(wt.name, key, group_count, sample, is_renameable(wt.name, key), by_workspace)
 
 
 def _groups_by_workspace(
-    conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, move: Move
-) -> tuple[int, tuple[tuple[str | None, int], ...]]:
-    """The key's root group count and (workspace, groups holding a row of it), counted in the pass that finds
-    the groups; only groups of more than two rows are read again to learn their middle workspaces."""
+    conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, move: Move, limit: int | None
+) -> tuple[int, tuple[tuple[str | None, int], ...], list[tuple] | None]:
+    """The key's root group count, (workspace, groups holding a row of it), and the keys of the first
+    ``limit`` groups in the database's key order (None when ``limit`` is None: every group is sampled), all
+    from the one pass that finds the groups; only groups of more than two rows are read again to learn their
+    middle workspaces."""
     counts: dict[str | None, int] = {}
     group_count, wide = 0, False
-    for first, last, is_wide, n in conn.execute(queries.group_spans(schema, wt, key, move)):
-        group_count += int(n)
-        if is_wide:
+    first_keys: list[tuple] | None = None if limit is None else []
+    n_key = len(key.columns)
+    stmt = queries.root_group_spans(schema, wt, key, move, ordered=bool(limit))
+    for record in conn.execute(stmt.execution_options(stream_results=True, yield_per=5000)):
+        group_count += 1
+        if first_keys is not None and len(first_keys) < (limit or 0):
+            first_keys.append(tuple(record[:n_key]))
+        rows, first, last = record[n_key:]
+        if rows > 2:
             wide = True
             continue
-        counts[first] = counts.get(first, 0) + int(n)
-        counts[last] = counts.get(last, 0) + int(n)
+        counts[first] = counts.get(first, 0) + 1
+        counts[last] = counts.get(last, 0) + 1
     if wide:
         for ws, n in conn.execute(queries.groups_by_workspace(schema, wt, key, move)):
             counts[ws] = counts.get(ws, 0) + int(n)
-    return group_count, tuple(sorted(counts.items(), key=_workspace_order))
+    return group_count, tuple(sorted(counts.items(), key=_workspace_order)), first_keys
 
 
 def _workspace_order(pair: tuple[str | None, int]) -> tuple[bool, str]:
@@ -310,9 +320,12 @@ def iter_conflict_groups(
     key: UniqueKey,
     limit: int | None,
     move: Move = MIGRATE,
+    *,
+    first_keys: list[tuple] | None = None,
 ) -> Iterator[ConflictGroup]:
-    """Stream the groups of one key from a server-side cursor, one group at a time."""
-    stmt, ident, deps = queries.conflict_rows(schema, wt, key, limit, move)
+    """Stream the groups of one key from a server-side cursor, one group at a time.  ``first_keys``: the
+    keys of the first ``limit`` root groups when the caller knows them (``queries.conflict_rows``)."""
+    stmt, ident, deps = queries.conflict_rows(schema, wt, key, limit, move, first_keys=first_keys)
     n_key, n_deps = len(key.columns), len(deps)
     result = conn.execute(stmt.execution_options(stream_results=True, yield_per=1000))
     current: tuple | None = None
