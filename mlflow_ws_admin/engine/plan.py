@@ -254,12 +254,25 @@ def _table_conflicts(
     # Counting root groups costs an aggregation per roll-up parent too; on a clean database the cheap
     # superset test answers "0" alone.  After a hit the count itself is the exact test (no groups: none):
     # a separate exact existence test would sort every row once more.
-    if may_have_conflicts(conn, wt, key, move):
+    if may_have_conflicts(conn, wt, key, move) and not _all_rolled_up(conn, schema, wt, key, move):
         group_count, by_workspace, first_keys = _groups_by_workspace(conn, schema, wt, key, move, limit)
     sample: tuple[ConflictGroup, ...] = ()
     if group_count and limit != 0:
         sample = tuple(iter_conflict_groups(conn, schema, wt, key, limit, move, first_keys=first_keys))
     return TableConflicts(wt.name, key, group_count, sample, is_renameable(wt.name, key), by_workspace)
+
+
+def _all_rolled_up(conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, move: Move) -> bool:
+    """Whether every group of this key is provably under a colliding parent (``queries.has_orphans``): then
+    it has no root groups, and the roll-up's aggregations (a sort of the table, another of the parent's) are
+    never run.  Migrations only: a selective move's domain may take a child without its parent's rows."""
+    if move.selection is not None:
+        return False
+    for fk, _ in queries.rollup_parents(schema, wt, key):
+        stmt = queries.has_orphans(schema, wt, key, fk)
+        if stmt is not None and not conn.execute(stmt).scalar_one():
+            return True
+    return False
 
 
 def _groups_by_workspace(

@@ -236,6 +236,26 @@ def _not_rolled_up(
     return child.not_in(select(*(pc.c[p] for p in parent_key.columns)))
 
 
+def has_orphans(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, fk: ForeignKey) -> Select | None:
+    """Whether a row holding the whole key has no parent row in its own workspace through ``fk`` (a roll-up
+    parent, ``rollup_parents``); None when the FK does not carry the table's own workspace column, so the
+    question proves nothing.
+
+    Without such a row, every child group spanning two workspaces sits under a parent key held in both of
+    them: a colliding parent, so the key has no root groups at all (for a migration, where every row shares
+    the target).  An anti-join on the parent's key index, cheaper than the GROUP BY the roll-up costs.  Only
+    SQLite (no enforced FKs) can hold such rows; a NULL workspace counts as one, which only costs the fast
+    path."""
+    parent = schema.table(fk.parent)
+    mapping = fk.column_map()
+    if mapping.get(parent.workspace_column) != wt.workspace_column:
+        return None
+    t, p = table_clause(wt), table_clause(parent).alias("mwa_parent")
+    cols = [t.c[c] for c in key.columns]
+    has_parent = exists(select(literal(1)).select_from(p).where(*(p.c[pc] == t.c[cc] for pc, cc in mapping.items())))
+    return select(exists(select(literal(1)).select_from(t).where(*(c.is_not(None) for c in cols), ~has_parent)))
+
+
 def count_groups(stmt: Select) -> Select:
     return select(func.count()).select_from(stmt.subquery("mwa_count"))
 
