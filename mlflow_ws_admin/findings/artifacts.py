@@ -181,15 +181,19 @@ def find_artifact_findings(
     squatters: list[ArtifactFinding] = []
     proxied: list[ArtifactFinding] = []
     workspaces: dict[str | None, str | None] = {}  # one string object per workspace name, not one per row
+    own = _OwnLayout(reserved)
     with _ItemStore(spill_after) as items:
         for exp_id, ws, raw in experiments:
             ws = workspaces.setdefault(ws, ws)
+            if own.take(exp_id, ws, raw):
+                continue
             location = normalize_location(raw) if raw is not None else None
             if location is None:
                 unlocated.append((exp_id, ws))
                 continue
             item = _Item(_sort_key(location), exp_id, ws, raw)
             items.add(item)
+            own.note(location)
             if root is not None and reserved is not None:
                 if (n := _reserved_id(location, root)) is not None and n != str(exp_id):
                     claims.append((item, n))
@@ -197,12 +201,101 @@ def find_artifact_findings(
                     squatters.append(finding)
             if (finding := _proxied_path(item, location, target_workspace, migration)) is not None:
                 proxied.append(finding)
+        for item in own.promoted():
+            items.add(item)  # no claim, squatting or proxied finding: only the overlap sort needs them
         found = list(_overlaps(pairs_in_sorted(items.by_key())))
         if root is not None:
-            found += _reserved_collisions(claims, root, items, unlocated)
+            owners = itertools.chain(((i.ident, i.group) for i in items), own.owners())
+            found += _reserved_collisions(claims, root, owners, unlocated)
     found += squatters + proxied
     found += _workspace_root_overlaps(workspace_roots, root)
     return tuple(found)  # in KINDS order, each kind in its own order
+
+
+class _OwnLayout:
+    """Experiments stored exactly where MLflow puts a workspace's new experiments, ROOT/workspaces/<own
+    workspace>/<own id>, kept as bare ids per workspace instead of items (at 140k experiments the per-item
+    work was most of the check's second).
+
+    Such a location can give no finding of its own: it is no ROOT/<n> claim, sits under its own workspace's
+    reserved directory, and is not proxied (a proxied root turns this off).  Two of them never overlap (one
+    id, one place; an id seen twice promotes them all).  So only the overlap sort can involve them, and only through a location at or above
+    ROOT/workspaces, or inside ROOT/workspaces/<ws>/ (``note``): those are ``promoted`` to items, at the end,
+    and the findings are exactly those of the items alone."""
+
+    def __init__(self, reserved: Location | None) -> None:
+        on = reserved is not None and reserved.scheme != mlflow_facts.PROXIED_ARTIFACT_SCHEME
+        self._reserved = reserved if on else None
+        self._prefixes: dict[str | None, str | None] = {}  # workspace -> "ROOT/workspaces/<ws>/", None: never
+        self._ids: dict[str, list[int]] = {}
+        self._all = False  # a location at or above ROOT/workspaces: every experiment here is promoted
+        self._workspaces: set[str] = set()  # ROOT/workspaces/<ws> itself is a location: promote all of ws
+        self._pairs: set[tuple[str, str]] = set()  # a location inside ROOT/workspaces/<ws>/<id>
+        self._seen: set[int] = set()
+
+    def take(self, exp_id: Any, ws: str | None, raw: str | None) -> bool:
+        """Keep the experiment here when its location is exactly its own default one."""
+        if self._reserved is None or type(exp_id) is not int or raw is None:
+            return False
+        prefix = self._prefixes.get(ws, False)
+        if prefix is False:
+            prefix = self._prefixes[ws] = self._prefix(ws)
+        if prefix is None or raw != f"{prefix}{exp_id}":
+            return False
+        if exp_id in self._seen:
+            self._all = True  # one id twice (never in one database): one place twice, so sort them all
+        self._seen.add(exp_id)
+        self._ids.setdefault(ws, []).append(exp_id)  # type: ignore[arg-type]  (prefix is None for None)
+        return True
+
+    def _prefix(self, ws: str | None) -> str | None:
+        """The text a workspace's default locations start with, when it reads back as exactly
+        ROOT/workspaces/<ws>/<n> (a name with `/`, `?`, spaces or the like does not: never taken)."""
+        assert self._reserved is not None
+        if ws is None:
+            return None
+        prefix = f"{self._reserved}/{ws}/"
+        return prefix if normalize_location(prefix + "0") == self._reserved.child(ws, "0") else None
+
+    def note(self, location: Location) -> None:
+        """An item's location: which of the kept experiments it could overlap."""
+        reserved = self._reserved
+        if reserved is None:
+            return
+        if location.contains(reserved):
+            self._all = True
+        elif reserved.contains(location):
+            rest = location.segments[len(reserved.segments) :]
+            if len(rest) == 1:
+                self._workspaces.add(rest[0])
+            else:
+                self._pairs.add((rest[0], rest[1]))
+
+    def promoted(self) -> Iterator[_Item]:
+        """The kept experiments an item could overlap, as items (their location rebuilt as stored)."""
+        if not (self._all or self._workspaces or self._pairs):
+            return
+        for ws, ids in self._ids.items():
+            whole = self._all or ws in self._workspaces
+            if not whole and not any(w == ws for w, _ in self._pairs):
+                continue
+            kept: list[int] = []
+            prefix = self._prefixes[ws]
+            for exp_id in ids:
+                if whole or (ws, str(exp_id)) in self._pairs:
+                    raw = f"{prefix}{exp_id}"
+                    location = normalize_location(raw)
+                    assert location is not None
+                    yield _Item(_sort_key(location), exp_id, ws, raw)
+                else:
+                    kept.append(exp_id)
+            self._ids[ws] = kept
+
+    def owners(self) -> Iterator[tuple[int, str]]:
+        """(id, workspace) of the experiments still kept here."""
+        for ws, ids in self._ids.items():
+            for exp_id in ids:
+                yield exp_id, ws
 
 
 class _ItemStore:
@@ -389,13 +482,16 @@ def _reserved_id(location: Location, root: Location) -> str | None:
 
 
 def _reserved_collisions(
-    claims: list[tuple[_Item, str]], root: Location, items: Iterable[_Item], unlocated: list[tuple[Any, str | None]]
+    claims: list[tuple[_Item, str]],
+    root: Location,
+    owners: Iterable[tuple[Any, str | None]],
+    unlocated: list[tuple[Any, str | None]],
 ) -> Iterator[ArtifactFinding]:
-    """A location equal to ROOT/<n> for another experiment n: MLflow's own place for n's artifacts."""
+    """A location equal to ROOT/<n> for another experiment n: MLflow's own place for n's artifacts.  ``owners``:
+    (id, workspace) of every located experiment."""
     if not claims:
         return
     wanted = {n for _, n in claims}
-    owners = ((item.ident, item.group) for item in items)
     workspace_of = {str(i): ws for i, ws in itertools.chain(owners, unlocated) if str(i) in wanted}
     for item, n in claims:
         if n in workspace_of:
