@@ -340,6 +340,7 @@ def iter_conflict_groups(
     keys of the first ``limit`` root groups when the caller knows them (``queries.conflict_rows``)."""
     stmt, ident, deps = queries.conflict_rows(schema, wt, key, limit, move, first_keys=first_keys)
     n_key, n_deps = len(key.columns), len(deps)
+    make_row = _row_maker(wt, key, ident, n_key + 1 + n_deps)
     result = conn.execute(stmt.execution_options(stream_results=True, yield_per=1000))
     current: tuple | None = None
     rows: list[ConflictRow] = []
@@ -352,8 +353,7 @@ def iter_conflict_groups(
                 yield _group(key, current, rows, deps, dep_counts)
             current, rows = group_key, []
             dep_counts = values[n_key + 1 : n_key + 1 + n_deps]
-        row_values = dict(zip(ident, values[n_key + 1 + n_deps :], strict=True))
-        rows.append(_conflict_row(wt, key, row_values))
+        rows.append(make_row(values))
     if current is not None:
         yield _group(key, current, rows, deps, dep_counts)
 
@@ -368,13 +368,23 @@ def _group(
     )
 
 
-def _conflict_row(wt: WorkspaceTable, key: UniqueKey, values: dict[str, Any]) -> ConflictRow:
-    workspace = values.pop(wt.workspace_column)
-    stage = values.pop(mlflow_facts.LIFECYCLE_COLUMN, None)
-    stored = tuple((c, values.pop(c)) for c in key.columns)
-    return ConflictRow(
-        workspace=workspace,
-        identity=tuple(values.items()),
-        deleted=stage == mlflow_facts.DELETED_LIFECYCLE,
-        stored_key=stored,
-    )
+def _row_maker(wt: WorkspaceTable, key: UniqueKey, ident: list[str], start: int) -> Callable[[tuple], ConflictRow]:
+    """A ConflictRow from a record whose identity columns (``ident``) begin at ``start``: the positions are
+    worked out once per query, not per row (a JSON report reads every row of 60k groups)."""
+    pos = {c: start + i for i, c in enumerate(ident)}  # the last of a repeated name wins, as a dict would
+    ws_at = pos[wt.workspace_column]
+    stage_at = pos.get(mlflow_facts.LIFECYCLE_COLUMN)
+    named = [(c, pos[c]) for c in pos if c != wt.workspace_column and c != mlflow_facts.LIFECYCLE_COLUMN]
+    stored_at = [(c, pos[c]) for c in key.columns]
+    identity_at = [(c, i) for c, i in named if c not in key.columns]
+    deleted = mlflow_facts.DELETED_LIFECYCLE
+
+    def make(values: tuple) -> ConflictRow:
+        return ConflictRow(
+            workspace=values[ws_at],
+            identity=tuple([(c, values[i]) for c, i in identity_at]),
+            deleted=stage_at is not None and values[stage_at] == deleted,
+            stored_key=tuple([(c, values[i]) for c, i in stored_at]),
+        )
+
+    return make
