@@ -217,23 +217,23 @@ def test_experiments_in_their_own_default_place_give_exactly_the_full_check(rows
     if root.startswith("mlflow-artifacts"):
         rows = [(i, ws, loc.replace("s3://r", "mlflow-artifacts:/r", 1) if loc else loc) for i, ws, loc in rows]
     roots = [("team-a", "s3://r/workspaces")]
-    fast = [find_artifact_findings(rows, roots, root, spill_after=n) for n in (None, 3)]
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(artifacts._OwnLayout, "take", lambda self, exp_id, ws, raw: False)
-        full = find_artifact_findings(rows, roots, root, spill_after=None)
-    assert fast == [full, full]
+    fast = [find_artifact_findings(rows, roots, root, spill_after=n, unique_ids=True) for n in (None, 3, 0)]
+    full = find_artifact_findings(rows, roots, root, spill_after=None)
+    assert fast == [full, full, full]
 
 
 def test_experiments_in_their_own_default_place_are_kept_aside() -> None:
     rows = [(i, f"team-{i % 3}", f"s3://r/workspaces/team-{i % 3}/{i}") for i in range(1, 1001)]
     rows += [(2000, "team-1", "s3://r/workspaces/team-1/7/inside"), (2001, "team-1", "s3://r/workspaces/team-2/4")]
     own = artifacts._OwnLayout(normalize_location("s3://r/workspaces"))
+    assert not artifacts._OwnLayout(None).take(*rows[0])  # without unique ids: never
     assert sum(own.take(*row) for row in rows) == 1000
     for row in rows[1000:]:
         own.note(normalize_location(row[2]))
     assert [item.ident for item in own.promoted()] == [7]  # only the one another location sits inside
 
-    findings = find_artifact_findings(rows, [], "s3://r")
+    findings = find_artifact_findings(rows, [], "s3://r", unique_ids=True)
+    assert findings == find_artifact_findings(rows, [], "s3://r")
     assert [(f.kind, f.experiment_id, f.other_experiment_id) for f in findings] == [
         (OVERLAP, 2000, 7),
         (RESERVED_SQUATTING, 2001, None),

@@ -9,6 +9,7 @@ in a temporary file, merged as they are read, so memory stays flat however many 
 
 from __future__ import annotations
 
+import array
 import heapq
 import itertools
 import os
@@ -165,6 +166,7 @@ def find_artifact_findings(
     spill_after: int | None = SPILL_AFTER,
     target_workspace: str = mlflow_facts.DEFAULT_WORKSPACE,
     migration: bool = True,
+    unique_ids: bool = False,
 ) -> tuple[ArtifactFinding, ...]:
     """Every finding for (experiment id, workspace, artifact_location) rows and (workspace, root) catalog rows.
 
@@ -173,7 +175,8 @@ def find_artifact_findings(
     disable workspaces), else for move-resources (whose fix is ``--artifact-policy relocate``, even into
     `default`).  Needs the server's root for the reserved-path kinds.  One pass over the rows checks each location on its
     own and keeps a compact item per experiment for the overlap sort: in memory up to ``spill_after`` items,
-    in sorted runs in a temporary file past that (None: always in memory)."""
+    in sorted runs in a temporary file past that (None: always in memory).  ``unique_ids`` (the experiments'
+    primary key): experiments in their own default place are kept as bare ids (``_OwnLayout``)."""
     root = normalize_location(default_artifact_root) if default_artifact_root else None
     reserved = root.child(mlflow_facts.RESERVED_ARTIFACT_SEGMENT) if root is not None else None
     unlocated: list[tuple[Any, str | None]] = []  # their ids can still be squatted on as ROOT/<id>
@@ -181,7 +184,7 @@ def find_artifact_findings(
     squatters: list[ArtifactFinding] = []
     proxied: list[ArtifactFinding] = []
     workspaces: dict[str | None, str | None] = {}  # one string object per workspace name, not one per row
-    own = _OwnLayout(reserved)
+    own = _OwnLayout(reserved if unique_ids else None, spill_after)
     with _ItemStore(spill_after) as items:
         for exp_id, ws, raw in experiments:
             ws = workspaces.setdefault(ws, ws)
@@ -212,26 +215,30 @@ def find_artifact_findings(
     return tuple(found)  # in KINDS order, each kind in its own order
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 class _OwnLayout:
     """Experiments stored exactly where MLflow puts a workspace's new experiments, ROOT/workspaces/<own
     workspace>/<own id>, kept as bare ids per workspace instead of items (at 140k experiments the per-item
     work was most of the check's second).
 
     Such a location can give no finding of its own: it is no ROOT/<n> claim, sits under its own workspace's
-    reserved directory, and is not proxied (a proxied root turns this off).  Two of them never overlap (one
-    id, one place; an id seen twice promotes them all).  So only the overlap sort can involve them, and only through a location at or above
+    reserved directory, and is not proxied (a proxied root turns this off).  Two of them never overlap: the
+    ids are a primary key's, so one id is one place.  So only the overlap sort can involve them, and only through a location at or above
     ROOT/workspaces, or inside ROOT/workspaces/<ws>/ (``note``): those are ``promoted`` to items, at the end,
     and the findings are exactly those of the items alone."""
 
-    def __init__(self, reserved: Location | None) -> None:
+    def __init__(self, reserved: Location | None, spill_after: int | None = None) -> None:
         on = reserved is not None and reserved.scheme != mlflow_facts.PROXIED_ARTIFACT_SCHEME
         self._reserved = reserved if on else None
         self._prefixes: dict[str | None, str | None] = {}  # workspace -> "ROOT/workspaces/<ws>/", None: never
-        self._ids: dict[str, list[int]] = {}
+        self._ids: dict[str, array.array[int]] = {}  # 8 bytes an experiment: 4.5 MB at 560k
         self._all = False  # a location at or above ROOT/workspaces: every experiment here is promoted
         self._workspaces: set[str] = set()  # ROOT/workspaces/<ws> itself is a location: promote all of ws
         self._pairs: set[tuple[str, str]] = set()  # a location inside ROOT/workspaces/<ws>/<id>
-        self._seen: set[int] = set()
+        #: past this many pairs, every kept experiment is promoted instead (memory stays flat)
+        self._max_pairs = spill_after
 
     def take(self, exp_id: Any, ws: str | None, raw: str | None) -> bool:
         """Keep the experiment here when its location is exactly its own default one."""
@@ -240,12 +247,12 @@ class _OwnLayout:
         prefix = self._prefixes.get(ws, False)
         if prefix is False:
             prefix = self._prefixes[ws] = self._prefix(ws)
-        if prefix is None or raw != f"{prefix}{exp_id}":
+        if prefix is None or raw != f"{prefix}{exp_id}" or not _INT64_MIN <= exp_id <= _INT64_MAX:
             return False
-        if exp_id in self._seen:
-            self._all = True  # one id twice (never in one database): one place twice, so sort them all
-        self._seen.add(exp_id)
-        self._ids.setdefault(ws, []).append(exp_id)  # type: ignore[arg-type]  (prefix is None for None)
+        ids = self._ids.get(ws)  # type: ignore[arg-type]  (prefix is None for None)
+        if ids is None:
+            ids = self._ids[ws] = array.array("q")  # type: ignore[index]
+        ids.append(exp_id)
         return True
 
     def _prefix(self, ws: str | None) -> str | None:
@@ -270,6 +277,9 @@ class _OwnLayout:
                 self._workspaces.add(rest[0])
             else:
                 self._pairs.add((rest[0], rest[1]))
+                if self._max_pairs is not None and len(self._pairs) > self._max_pairs:
+                    self._all = True
+                    self._pairs.clear()
 
     def promoted(self) -> Iterator[_Item]:
         """The kept experiments an item could overlap, as items (their location rebuilt as stored)."""
@@ -279,7 +289,7 @@ class _OwnLayout:
             whole = self._all or ws in self._workspaces
             if not whole and not any(w == ws for w, _ in self._pairs):
                 continue
-            kept: list[int] = []
+            kept = array.array("q")
             prefix = self._prefixes[ws]
             for exp_id in ids:
                 if whole or (ws, str(exp_id)) in self._pairs:
