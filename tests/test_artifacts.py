@@ -171,6 +171,75 @@ def test_spilled_finder_gives_exactly_the_in_memory_findings(
         assert find_artifact_findings(rows, roots, "s3://r", spill_after=spill_after) == in_memory
 
 
+_OWN_WORKSPACES = ["default", "team-a", "team-b", "a b", "a/b", "."]
+_OWN_SUFFIX = st.sampled_from(["", "/", "/x", "/x/y", "/../x"])
+
+
+@st.composite
+def _own_layout_rows(draw: st.DrawFn) -> list[tuple[object, str | None, str | None]]:
+    """Experiments mostly in their own default place ROOT/workspaces/<ws>/<id>, among locations at, above,
+    beside and inside those places (another id, another workspace, the workspace directory, the reserved
+    tree, ROOT/<n>), each with a distinct id as in a database."""
+    rows: list[tuple[object, str | None, str | None]] = []
+    count = draw(st.integers(min_value=0, max_value=25))
+    for exp_id in draw(st.permutations(range(1, count + 1))):
+        ws = draw(st.sampled_from([*_OWN_WORKSPACES, None]))
+        other_ws = draw(st.sampled_from(_OWN_WORKSPACES))
+        other_id = draw(st.integers(min_value=1, max_value=count + 1))
+        root = draw(st.sampled_from(["s3://r", "s3://R", "s3://r/"]))
+        location = draw(
+            st.sampled_from(
+                [
+                    f"s3://r/workspaces/{ws}/{exp_id}",
+                    f"s3://r/workspaces/{ws}/{exp_id}",
+                    f"{root}/workspaces/{ws}/{exp_id}",
+                    f"s3://r/workspaces/{other_ws}/{other_id}",
+                    f"s3://r/workspaces/{ws}/{other_id}",
+                    f"s3://r/workspaces/{other_ws}",
+                    f"{root}/workspaces",
+                    root,
+                    f"s3://r/{other_id}",
+                    f"s3://other/workspaces/{ws}/{exp_id}",
+                    None,
+                ]
+            )
+        )
+        if location is not None:
+            location += draw(_OWN_SUFFIX)
+        rows.append((exp_id, ws, location))
+    return rows
+
+
+@settings(max_examples=400, deadline=None)
+@given(_own_layout_rows(), st.sampled_from(["s3://r", "s3://r/", "mlflow-artifacts:/r"]))
+def test_experiments_in_their_own_default_place_give_exactly_the_full_check(rows, root: str) -> None:
+    # Experiments kept aside as bare ids (artifacts._OwnLayout) must change no finding, none's order.
+    if root.startswith("mlflow-artifacts"):
+        rows = [(i, ws, loc.replace("s3://r", "mlflow-artifacts:/r", 1) if loc else loc) for i, ws, loc in rows]
+    roots = [("team-a", "s3://r/workspaces")]
+    fast = [find_artifact_findings(rows, roots, root, spill_after=n, unique_ids=True) for n in (None, 3, 0)]
+    full = find_artifact_findings(rows, roots, root, spill_after=None)
+    assert fast == [full, full, full]
+
+
+def test_experiments_in_their_own_default_place_are_kept_aside() -> None:
+    rows = [(i, f"team-{i % 3}", f"s3://r/workspaces/team-{i % 3}/{i}") for i in range(1, 1001)]
+    rows += [(2000, "team-1", "s3://r/workspaces/team-1/7/inside"), (2001, "team-1", "s3://r/workspaces/team-2/4")]
+    own = artifacts._OwnLayout(normalize_location("s3://r/workspaces"))
+    assert not artifacts._OwnLayout(None).take(*rows[0])  # without unique ids: never
+    assert sum(own.take(*row) for row in rows) == 1000
+    for row in rows[1000:]:
+        own.note(normalize_location(row[2]))
+    assert [item.ident for item in own.promoted()] == [7]  # only the one another location sits inside
+
+    findings = find_artifact_findings(rows, [], "s3://r", unique_ids=True)
+    assert findings == find_artifact_findings(rows, [], "s3://r")
+    assert [(f.kind, f.experiment_id, f.other_experiment_id) for f in findings] == [
+        (OVERLAP, 2000, 7),
+        (RESERVED_SQUATTING, 2001, None),
+    ]
+
+
 def test_spill_file_lives_only_while_the_finder_runs(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(artifacts.tempfile, "tempdir", str(tmp_path))
     seen: list[list[str]] = []

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 
+import pytest
+
 from mlflow_ws_admin.common.errors import ExitStatus
+from mlflow_ws_admin.report.json_doc import write_document
 
 from .helpers import migrate, populate, run_cli
 
@@ -322,3 +326,21 @@ def test_errors_are_json_documents_without_the_password(tmp_path) -> None:
 
     usage = run_cli("db", "migrate-to-default-workspace", "http://tracking:5000", "--dry-run", "--format", "json")
     assert document(usage)["exit_code"] == ExitStatus.USAGE
+
+
+@pytest.mark.parametrize("n", [0, 1, 499, 500, 501, 1000, 1234])
+def test_streamed_items_are_written_in_batches_as_one_list(n: int) -> None:
+    out = io.StringIO()
+    write_document({"a": 1, "conflicts": iter({"i": i, "s": "é"} for i in range(n)), "z": []}, out)
+    assert json.loads(out.getvalue()) == {"a": 1, "conflicts": [{"i": i, "s": "é"} for i in range(n)], "z": []}
+
+
+def test_items_encoded_before_a_stream_fails_are_written() -> None:
+    def failing():
+        yield from ({"i": i} for i in range(600))
+        raise RuntimeError("connection lost")
+
+    out = io.StringIO()
+    with pytest.raises(RuntimeError):
+        write_document({"conflicts": failing()}, out)
+    assert out.getvalue() == '{"conflicts":[' + ",".join(f'{{"i": {i}}}' for i in range(600))

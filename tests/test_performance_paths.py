@@ -328,3 +328,58 @@ def test_sqlite_apply_cache_holds_the_whole_database_within_bounds(mlflow_db, tm
     with open(big, "wb") as f:
         f.truncate(4 * 1024 * 1024 * 1024)
     assert apply_cache_kib(big) == SQLITE_APPLY_CACHE_MAX_KIB
+
+
+def _plans_with_and_without_roll_up_proof(db, monkeypatch) -> tuple:
+    """The plan as built, and as built with the orphan test's fast path turned off (every key aggregated)."""
+    from mlflow_ws_admin.engine import plan as plan_module
+
+    def build() -> tuple:
+        with db.engine.connect() as conn:
+            p = build_plan(conn, reflect_schema(conn), database="x", sample_limit=3)
+        return p.conflicts, p.conflict_groups_by_workspace()
+
+    fast = build()
+    with monkeypatch.context() as m:
+        m.setattr(plan_module, "_all_rolled_up", lambda *args: False)
+        slow = build()
+    return fast, slow
+
+
+def test_child_collisions_under_colliding_parents_roll_up_without_aggregating(mlflow_db, monkeypatch) -> None:
+    # Versions, tags and aliases of a model two workspaces share: every child group sits under the parent.
+    def fill(data) -> None:
+        data.registered_model("team-a", "shared", versions=3, tags=2, aliases=2)
+        data.registered_model("team-b", "shared", versions=2, tags=2, aliases=1)
+        data.registered_model("team-b", "alone", versions=2, tags=1)
+
+    populate(mlflow_db, fill)
+    fast, slow = _plans_with_and_without_roll_up_proof(mlflow_db, monkeypatch)
+
+    assert fast == slow
+    assert [tc.table for tc in fast[0]] == ["registered_models"]
+
+
+@pytest.mark.sqlite_only
+def test_orphan_child_rows_on_sqlite_still_form_their_own_groups(mlflow_db, monkeypatch) -> None:
+    # SQLite enforces no foreign keys: versions whose model row is missing in one workspace (or both) collide
+    # on their own, not under a colliding parent.
+    def fill(data) -> None:
+        data.registered_model("team-a", "half", versions=1)
+        data.registered_model("team-a", "shared", versions=1)
+        data.registered_model("team-b", "shared", versions=1)
+
+    populate(mlflow_db, fill)
+    with mlflow_db.engine.begin() as conn:
+        conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
+        for ws, name in (("team-b", "half"), ("team-a", "gone"), ("team-b", "gone")):
+            conn.execute(
+                text("INSERT INTO model_versions (workspace, name, version, creation_time) VALUES (:w, :n, 1, 0)"),
+                {"w": ws, "n": name},
+            )
+    fast, slow = _plans_with_and_without_roll_up_proof(mlflow_db, monkeypatch)
+
+    assert fast == slow
+    versions = next(tc for tc in fast[0] if tc.table == "model_versions")
+    assert versions.group_count == 2
+    assert [dict(g.key)["name"] for g in versions.sample] == ["gone", "half"]

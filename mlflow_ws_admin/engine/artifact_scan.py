@@ -19,6 +19,7 @@ from mlflow_ws_admin.findings.artifacts import ArtifactFinding, display_location
 from mlflow_ws_admin.findings.stored_content import StoredContent
 
 _READ_BATCH = 5000
+# The finder's ``unique_ids``: every row here is one experiment, by its primary key.
 
 
 def read_artifact_findings(
@@ -28,7 +29,12 @@ def read_artifact_findings(
     from the cursor straight into the finder (see ``find_artifact_findings`` for its memory)."""
     experiments, roots = _artifact_rows(conn, schema, move)
     return find_artifact_findings(
-        experiments, roots, default_artifact_root, target_workspace=move.target, migration=move.is_migration
+        experiments,
+        roots,
+        default_artifact_root,
+        target_workspace=move.target,
+        migration=move.is_migration,
+        unique_ids=True,
     )
 
 
@@ -54,7 +60,12 @@ def start_artifact_check(
         rows = list(experiments)  # ``conn`` is needed for other statements from here on
         return executor.submit(
             lambda: find_artifact_findings(
-                rows, roots, default_artifact_root, target_workspace=move.target, migration=move.is_migration
+                rows,
+                roots,
+                default_artifact_root,
+                target_workspace=move.target,
+                migration=move.is_migration,
+                unique_ids=True,
             )
         )
     finally:
@@ -70,7 +81,12 @@ def _read_beside(
     with engine.connect() as conn:  # closed (its read lock released) before the caller can commit
         experiments, roots = _artifact_rows(conn, schema, move)
         return find_artifact_findings(
-            experiments, roots, default_artifact_root, target_workspace=move.target, migration=move.is_migration
+            experiments,
+            roots,
+            default_artifact_root,
+            target_workspace=move.target,
+            migration=move.is_migration,
+            unique_ids=True,
         )
 
 

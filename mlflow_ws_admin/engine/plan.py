@@ -250,34 +250,57 @@ def _table_move(conn: Connection, wt: WorkspaceTable, move: Move) -> TableMove:
 def _table_conflicts(
     conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, limit: int | None, move: Move
 ) -> TableConflicts:
-    group_count, by_workspace = 0, ()
+    group_count, by_workspace, first_keys = 0, (), None
     # Counting root groups costs an aggregation per roll-up parent too; on a clean database the cheap
     # superset test answers "0" alone.  After a hit the count itself is the exact test (no groups: none):
     # a separate exact existence test would sort every row once more.
-    if may_have_conflicts(conn, wt, key, move):
-        group_count, by_workspace = _groups_by_workspace(conn, schema, wt, key, move)
-    sample = tuple(iter_conflict_groups(conn, schema, wt, key, limit, move)) if group_count and limit != 0 else ()
+    if may_have_conflicts(conn, wt, key, move) and not _all_rolled_up(conn, schema, wt, key, move):
+        group_count, by_workspace, first_keys = _groups_by_workspace(conn, schema, wt, key, move, limit)
+    sample: tuple[ConflictGroup, ...] = ()
+    if group_count and limit != 0:
+        sample = tuple(iter_conflict_groups(conn, schema, wt, key, limit, move, first_keys=first_keys))
     return TableConflicts(wt.name, key, group_count, sample, is_renameable(wt.name, key), by_workspace)
 
 
+def _all_rolled_up(conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, move: Move) -> bool:
+    """Whether every group of this key is provably under a colliding parent (``queries.has_orphans``): then
+    it has no root groups, and the roll-up's aggregations (a sort of the table, another of the parent's) are
+    never run.  Migrations only: a selective move's domain may take a child without its parent's rows."""
+    if move.selection is not None:
+        return False
+    for fk, _ in queries.rollup_parents(schema, wt, key):
+        stmt = queries.has_orphans(schema, wt, key, fk)
+        if stmt is not None and not conn.execute(stmt).scalar_one():
+            return True
+    return False
+
+
 def _groups_by_workspace(
-    conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, move: Move
-) -> tuple[int, tuple[tuple[str | None, int], ...]]:
-    """The key's root group count and (workspace, groups holding a row of it), counted in the pass that finds
-    the groups; only groups of more than two rows are read again to learn their middle workspaces."""
+    conn: Connection, schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, move: Move, limit: int | None
+) -> tuple[int, tuple[tuple[str | None, int], ...], list[tuple] | None]:
+    """The key's root group count, (workspace, groups holding a row of it), and the keys of the first
+    ``limit`` groups in the database's key order (None when ``limit`` is None: every group is sampled), all
+    from the one pass that finds the groups; only groups of more than two rows are read again to learn their
+    middle workspaces."""
     counts: dict[str | None, int] = {}
     group_count, wide = 0, False
-    for first, last, is_wide, n in conn.execute(queries.group_spans(schema, wt, key, move)):
-        group_count += int(n)
-        if is_wide:
+    first_keys: list[tuple] | None = None if limit is None else []
+    n_key = len(key.columns)
+    stmt = queries.root_group_spans(schema, wt, key, move, ordered=bool(limit))
+    for record in conn.execute(stmt.execution_options(stream_results=True, yield_per=5000)):
+        group_count += 1
+        if first_keys is not None and len(first_keys) < (limit or 0):
+            first_keys.append(tuple(record[:n_key]))
+        rows, first, last = record[n_key:]
+        if rows > 2:
             wide = True
             continue
-        counts[first] = counts.get(first, 0) + int(n)
-        counts[last] = counts.get(last, 0) + int(n)
+        counts[first] = counts.get(first, 0) + 1
+        counts[last] = counts.get(last, 0) + 1
     if wide:
         for ws, n in conn.execute(queries.groups_by_workspace(schema, wt, key, move)):
             counts[ws] = counts.get(ws, 0) + int(n)
-    return group_count, tuple(sorted(counts.items(), key=_workspace_order))
+    return group_count, tuple(sorted(counts.items(), key=_workspace_order)), first_keys
 
 
 def _workspace_order(pair: tuple[str | None, int]) -> tuple[bool, str]:
@@ -310,10 +333,14 @@ def iter_conflict_groups(
     key: UniqueKey,
     limit: int | None,
     move: Move = MIGRATE,
+    *,
+    first_keys: list[tuple] | None = None,
 ) -> Iterator[ConflictGroup]:
-    """Stream the groups of one key from a server-side cursor, one group at a time."""
-    stmt, ident, deps = queries.conflict_rows(schema, wt, key, limit, move)
+    """Stream the groups of one key from a server-side cursor, one group at a time.  ``first_keys``: the
+    keys of the first ``limit`` root groups when the caller knows them (``queries.conflict_rows``)."""
+    stmt, ident, deps = queries.conflict_rows(schema, wt, key, limit, move, first_keys=first_keys)
     n_key, n_deps = len(key.columns), len(deps)
+    make_row = _row_maker(wt, key, ident, n_key + 1 + n_deps)
     result = conn.execute(stmt.execution_options(stream_results=True, yield_per=1000))
     current: tuple | None = None
     rows: list[ConflictRow] = []
@@ -326,8 +353,7 @@ def iter_conflict_groups(
                 yield _group(key, current, rows, deps, dep_counts)
             current, rows = group_key, []
             dep_counts = values[n_key + 1 : n_key + 1 + n_deps]
-        row_values = dict(zip(ident, values[n_key + 1 + n_deps :], strict=True))
-        rows.append(_conflict_row(wt, key, row_values))
+        rows.append(make_row(values))
     if current is not None:
         yield _group(key, current, rows, deps, dep_counts)
 
@@ -342,13 +368,23 @@ def _group(
     )
 
 
-def _conflict_row(wt: WorkspaceTable, key: UniqueKey, values: dict[str, Any]) -> ConflictRow:
-    workspace = values.pop(wt.workspace_column)
-    stage = values.pop(mlflow_facts.LIFECYCLE_COLUMN, None)
-    stored = tuple((c, values.pop(c)) for c in key.columns)
-    return ConflictRow(
-        workspace=workspace,
-        identity=tuple(values.items()),
-        deleted=stage == mlflow_facts.DELETED_LIFECYCLE,
-        stored_key=stored,
-    )
+def _row_maker(wt: WorkspaceTable, key: UniqueKey, ident: list[str], start: int) -> Callable[[tuple], ConflictRow]:
+    """A ConflictRow from a record whose identity columns (``ident``) begin at ``start``: the positions are
+    worked out once per query, not per row (a JSON report reads every row of 60k groups)."""
+    pos = {c: start + i for i, c in enumerate(ident)}  # the last of a repeated name wins, as a dict would
+    ws_at = pos[wt.workspace_column]
+    stage_at = pos.get(mlflow_facts.LIFECYCLE_COLUMN)
+    named = [(c, pos[c]) for c in pos if c != wt.workspace_column and c != mlflow_facts.LIFECYCLE_COLUMN]
+    stored_at = [(c, pos[c]) for c in key.columns]
+    identity_at = [(c, i) for c, i in named if c not in key.columns]
+    deleted = mlflow_facts.DELETED_LIFECYCLE
+
+    def make(values: tuple) -> ConflictRow:
+        return ConflictRow(
+            workspace=values[ws_at],
+            identity=tuple([(c, values[i]) for c, i in identity_at]),
+            deleted=stage_at is not None and values[stage_at] == deleted,
+            stored_key=tuple([(c, values[i]) for c, i in stored_at]),
+        )
+
+    return make

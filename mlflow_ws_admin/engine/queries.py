@@ -22,7 +22,6 @@ from sqlalchemy import (
     false,
     func,
     literal,
-    literal_column,
     or_,
     select,
     table,
@@ -140,7 +139,7 @@ def insert_default_workspace(catalog: Catalog) -> Insert:
 
 def _raw_conflict_keys(wt: WorkspaceTable, key: UniqueKey, move: Move, *, spans: bool = False) -> Select:
     """Key values held by rows of more than one workspace (NULLs never collide in a unique index); with
-    ``spans``, each group's first and last workspace too (``group_spans``).
+    ``spans``, each group's first and last workspace too (``root_group_spans``).
 
     MIN <> MAX means the same as COUNT(DISTINCT) > 1 (both ignore NULLs and compare by the column's
     collation), but lets PostgreSQL hash-aggregate instead of sorting every row: 2-3x faster."""
@@ -211,7 +210,7 @@ def conflict_groups(
     schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, move: Move = MIGRATE, *, spans: bool = False
 ) -> Select:
     """Root conflict groups of one key: groups implied by a colliding parent are rolled up under it.
-    ``spans``: each group's row count, first and last workspace too (``group_spans``)."""
+    ``spans``: each group's row count, first and last workspace too (``root_group_spans``)."""
     groups = _raw_conflict_keys(wt, key, move, spans=spans)
     parents = rollup_parents(schema, wt, key)
     if not parents:
@@ -237,26 +236,49 @@ def _not_rolled_up(
     return child.not_in(select(*(pc.c[p] for p in parent_key.columns)))
 
 
+def has_orphans(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, fk: ForeignKey) -> Select | None:
+    """Whether a row holding the whole key has no parent row in its own workspace through ``fk`` (a roll-up
+    parent, ``rollup_parents``); None when the FK does not carry the table's own workspace column, so the
+    question proves nothing.
+
+    Without such a row, every child group spanning two workspaces sits under a parent key held in both of
+    them: a colliding parent, so the key has no root groups at all (for a migration, where every row shares
+    the target).  An anti-join on the parent's key index, cheaper than the GROUP BY the roll-up costs.  Only
+    SQLite (no enforced FKs) can hold such rows; a NULL workspace counts as one, which only costs the fast
+    path."""
+    parent = schema.table(fk.parent)
+    mapping = fk.column_map()
+    if mapping.get(parent.workspace_column) != wt.workspace_column:
+        return None
+    t, p = table_clause(wt), table_clause(parent).alias("mwa_parent")
+    cols = [t.c[c] for c in key.columns]
+    has_parent = exists(select(literal(1)).select_from(p).where(*(p.c[pc] == t.c[cc] for pc, cc in mapping.items())))
+    return select(exists(select(literal(1)).select_from(t).where(*(c.is_not(None) for c in cols), ~has_parent)))
+
+
 def count_groups(stmt: Select) -> Select:
     return select(func.count()).select_from(stmt.subquery("mwa_count"))
 
 
-def group_spans(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, move: Move = MIGRATE) -> Select:
-    """(first workspace, last workspace, wide, groups) over the root conflict groups of one key: the
-    aggregation that finds the groups, so counting them per workspace costs no second read, summed in the
-    database (60k groups come back as a few rows).  A group of two rows holds exactly its first and last
-    workspace (they differ); only wide groups (more than two rows) need ``groups_by_workspace``."""
+def root_group_spans(
+    schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, move: Move = MIGRATE, *, ordered: bool
+) -> Select:
+    """(*key, rows, first workspace, last workspace) of every root conflict group of one key, in key order
+    when ``ordered``.  One aggregation gives the caller both the per-workspace counts and the first groups
+    of the sample (``conflict_rows``' ``first_keys``), instead of a second GROUP BY in ``_first_groups``.
+    A group of two rows holds exactly its first and last workspace (they differ); only wide groups (more
+    than two rows) need ``groups_by_workspace``.  Streamed: 40k groups cost ~20 ms of Python on SQLite."""
     g = conflict_groups(schema, wt, key, move, spans=True).subquery("mwa_spans")
-    # Literals, not bound parameters: the GROUP BY must repeat the select's expression exactly.
-    wide = case((g.c[GROUP_SIZE] > literal_column("2"), literal_column("1")), else_=literal_column("0"))
-    wide = wide.label("mwa_wide")
-    return select(g.c[SPAN_FIRST], g.c[SPAN_LAST], wide, func.count()).group_by(g.c[SPAN_FIRST], g.c[SPAN_LAST], wide)
+    keys = [g.c[c] for c in key.columns]
+    stmt = select(*keys, g.c[GROUP_SIZE], g.c[SPAN_FIRST], g.c[SPAN_LAST])
+    # The database's order, under the column's collation: what conflict_rows ranks groups by.
+    return stmt.order_by(*keys) if ordered else stmt
 
 
 def groups_by_workspace(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, move: Move = MIGRATE) -> Select:
     """(workspace, root conflict groups of more than two rows holding a row of it) for one key: a group of
     rows from two workspaces counts once for each, two rows of one workspace in a group (where the schema
-    allows that) once.  Two-row groups are counted from ``group_spans`` alone.
+    allows that) once.  Two-row groups are counted from ``root_group_spans`` alone.
 
     The rows whose key is such a group's key, grouped by (workspace, key) under the column's collation, then
     counted per workspace.  A semi-join rather than conflict_rows' window pass: 3x faster on MariaDB, as fast
@@ -314,10 +336,17 @@ def identity_columns(wt: WorkspaceTable, key: UniqueKey) -> list[str]:
 
 
 def conflict_rows(
-    schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, limit: int | None, move: Move = MIGRATE
+    schema: WorkspaceSchema,
+    wt: WorkspaceTable,
+    key: UniqueKey,
+    limit: int | None,
+    move: Move = MIGRATE,
+    *,
+    first_keys: list[tuple] | None = None,
 ) -> tuple[Select, list[str], list[Dependent]]:
     """One streaming query: every row of the first `limit` groups (all groups when None), ordered by group,
-    each carrying the group's representative key and its dependent-row counts.
+    each carrying the group's representative key and its dependent-row counts.  ``first_keys``: those
+    groups' keys, already known to be root groups (``root_group_spans``), bound as parameters.
 
     Window functions over one sorted pass find the colliding rows; joining the table back to a grouped
     subquery instead makes MariaDB scan the table once per group (minutes at 40k groups)."""
@@ -343,7 +372,11 @@ def conflict_rows(
         wt,
         move,
     )
-    first = None if limit is None else _first_groups(schema, wt, key, limit, move)
+    first: Select | list[tuple] | None
+    if first_keys is not None:
+        first = first_keys
+    else:
+        first = None if limit is None else _first_groups(schema, wt, key, limit, move)
     if first is not None:
         # Only the rows of the first `limit` groups enter the windows and the dependent counts: a sample of
         # 5 groups no longer sorts every row of the table (SQLite 0.6 s -> 0.15 s at 40k groups).
@@ -353,10 +386,10 @@ def conflict_rows(
     by_name = dict(zip(key.columns, w_keys, strict=True))
     rows = select(*windowed.c).where(
         windowed.c.mwa_ws_min != windowed.c.mwa_ws_max,
-        # Groups under a colliding parent are reported with the parent.
+        # Groups under a colliding parent are reported with the parent (first_keys are root groups already).
         *(
             _not_rolled_up(schema, fk, pk, by_name, i, move)
-            for i, (fk, pk) in enumerate(rollup_parents(schema, wt, key))
+            for i, (fk, pk) in enumerate(rollup_parents(schema, wt, key) if first_keys is None else ())
         ),
     )
     if limit is not None:
@@ -394,8 +427,12 @@ def _first_groups(schema: WorkspaceSchema, wt: WorkspaceTable, key: UniqueKey, l
     return select(*(firsts.c[c] for c in key.columns))
 
 
-def _key_in(cols: list[ColumnElement], keys: Select) -> ColumnElement[bool]:
-    return (cols[0] if len(cols) == 1 else tuple_(*cols)).in_(keys)
+def _key_in(cols: list[ColumnElement], keys: Select | list[tuple]) -> ColumnElement[bool]:
+    """The columns' values are among ``keys``: a subquery, or key tuples bound as parameters (compared under
+    the column's collation, like the subquery's values)."""
+    if len(cols) == 1:
+        return cols[0].in_([k[0] for k in keys] if isinstance(keys, list) else keys)
+    return tuple_(*cols).in_(keys)
 
 
 # --- artifact locations ----------------------------------------------------------------------------------

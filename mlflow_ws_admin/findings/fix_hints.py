@@ -12,6 +12,7 @@ Each row is told apart by its stored key, so a case-insensitive group shows ever
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
@@ -68,7 +69,13 @@ def _describe(group: ConflictGroup, row: ConflictRow) -> str:
 
 
 def _in(row: ConflictRow) -> str:
-    return f"mlflow.set_workspace({_q(row.workspace)}); "
+    return _set_workspace(row.workspace)
+
+
+@functools.lru_cache(maxsize=256)
+def _set_workspace(workspace: Any) -> str:
+    # A few workspaces among 60k groups: each one's call is spelled once.
+    return f"mlflow.set_workspace({_q(workspace)}); "
 
 
 def _experiment(group: ConflictGroup, row: ConflictRow) -> str:
