@@ -22,7 +22,7 @@ from mlflow_ws_admin.stores.locate import locate
 
 from .conftest import ScratchDB
 from .helpers import run_cli
-from .s3_server import bucket, s3_endpoint, s3_env  # noqa: F401 - fixtures
+from .s3_server import s3_env
 from .test_crash import _wait_for_server_sessions
 from .test_import_database import fill_target, import_db, one_error_line, populate
 from .test_relocate import MODEL, RUN, TRACE, Artifacts, expected_uris, stored_uris
@@ -299,8 +299,8 @@ def _readable_part(journal: Path) -> str:
 def test_sigkill_mid_copy_leaves_target_unchanged_and_a_rerun_completes(
     mlflow_db: ScratchDB,
     source_db: ScratchDB,
-    bucket: str,  # noqa: F811
-    s3_endpoint: str,  # noqa: F811
+    bucket: str,
+    s3_endpoint: str,
     tmp_path: Path,
     then: str,
 ) -> None:

@@ -17,7 +17,7 @@ import pytest
 from mlflow_ws_admin.common.errors import ExitStatus
 
 from .helpers import populate, run_cli
-from .s3_server import bucket, s3_endpoint, s3_env  # noqa: F401 - fixtures
+from .s3_server import s3_env
 
 EXP = 9101
 RUN = "e" * 32
@@ -123,7 +123,7 @@ def _put_back(db) -> None:
 
 
 @pytest.mark.slow
-def test_sigkill_during_the_copy_changes_nothing_and_a_rerun_finishes(mlflow_db, bucket, s3_endpoint, tmp_path):  # noqa: F811
+def test_sigkill_during_the_copy_changes_nothing_and_a_rerun_finishes(mlflow_db, bucket, s3_endpoint, tmp_path):
     populate(mlflow_db, _fill)
     target = f"dest/workspaces/team-b/{EXP}"
     client = _client(s3_endpoint)
@@ -164,7 +164,7 @@ def test_sigkill_during_the_copy_changes_nothing_and_a_rerun_finishes(mlflow_db,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["after-commit", "during-delete"])
-def test_sigkill_after_the_commit_leaves_everything_readable(mlflow_db, bucket, s3_endpoint, tmp_path, point):  # noqa: F811
+def test_sigkill_after_the_commit_leaves_everything_readable(mlflow_db, bucket, s3_endpoint, tmp_path, point):
     populate(mlflow_db, _fill)
     source = f"dest/workspaces/team-a/{EXP}"
     client = _client(s3_endpoint)
