@@ -1,7 +1,8 @@
 """Crash safety of `--artifact-policy relocate`: SIGKILL the real CLI during the copy, after the commit (between
 it and the deletes, or during them), and check that every artifact stays readable where the database points and
 that a re-run (or `db finish-relocation`) completes the job.  The objects sit on a real S3-protocol server (moto,
-127.0.0.1), where a few thousand objects take long enough to copy and delete for the kill to land inside."""
+127.0.0.1), where a few hundred objects take long enough to copy, and over a thousand (two delete requests)
+long enough to delete, for the kill to land inside."""
 
 from __future__ import annotations
 
@@ -21,7 +22,15 @@ from .s3_server import s3_env
 
 EXP = 9101
 RUN = "e" * 32
-OBJECTS = 1500
+#: Enough for the kill to land inside the window: mid-copy, the SIGKILL follows the first copied object within a
+#: poll (50 ms) and a listing, while moto copies a few hundred objects a second (4-37 of 300 had landed when
+#: measured on a loaded 2-core machine); after the commit, it follows the commit within a poll, while the run
+#: still lists the old and the new prefix before its deletes (all 300 were left when measured).  Every object
+#: costs a request to upload and one to copy: no more than that.
+OBJECTS = 300
+#: The kill during the deletes: more than S3's 1,000 keys a delete request, so the old objects go in two requests
+#: and a kill while the server works through the first (the window) leaves the second's objects.
+DELETE_OBJECTS = 1100
 OLD = f"mlflow-artifacts:/workspaces/team-a/{EXP}"
 NEW = f"mlflow-artifacts:/workspaces/team-b/{EXP}"
 
@@ -37,9 +46,9 @@ def _client(endpoint: str):
     return boto3.client("s3", endpoint_url=endpoint)
 
 
-def _put_many(endpoint: str, name: str, prefix: str) -> dict[str, int]:
+def _put_many(endpoint: str, name: str, prefix: str, count: int = OBJECTS) -> dict[str, int]:
     client = _client(endpoint)
-    keys = {f"{RUN}/artifacts/part-{i:05d}.txt": f"object {i}".encode() for i in range(OBJECTS)}
+    keys = {f"{RUN}/artifacts/part-{i:05d}.txt": f"object {i}".encode() for i in range(count)}
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda kv: client.put_object(Bucket=name, Key=f"{prefix}/{kv[0]}", Body=kv[1]), keys.items()))
     return {k: len(v) for k, v in keys.items()}
@@ -142,7 +151,10 @@ def test_sigkill_during_the_copy_changes_nothing_and_a_rerun_finishes(mlflow_db,
         copied = len(_settled_listing(s3_endpoint, bucket, target))
         if copied < OBJECTS:
             break
-    assert 0 < copied < OBJECTS, f"the kill landed outside the copy in all {ATTEMPTS} attempts"
+    assert 0 < copied < OBJECTS, (
+        f"the kill landed outside the copy in all {ATTEMPTS} attempts ({copied} of {OBJECTS} copied); "
+        "make OBJECTS larger"
+    )
     assert mlflow_db.dump() == before  # the database still names the old prefix ...
     assert _listing(s3_endpoint, bucket, f"dest/workspaces/team-a/{EXP}") == sizes  # ... whose objects are intact
     assert '"type":"sealed"' not in journal.read_text()  # nothing was sealed
@@ -177,7 +189,7 @@ def test_sigkill_after_the_commit_leaves_everything_readable(mlflow_db, bucket, 
             bucket = f"{bucket[:20]}-{attempt}"
             client.create_bucket(Bucket=bucket)
             _put_back(mlflow_db)
-        sizes = _put_many(s3_endpoint, bucket, source)
+        sizes = _put_many(s3_endpoint, bucket, source, DELETE_OBJECTS if point == "during-delete" else OBJECTS)
         journal = tmp_path / f"move-{attempt}.jsonl"
 
         def deleting(bucket: str = bucket) -> bool:
@@ -194,7 +206,10 @@ def test_sigkill_after_the_commit_leaves_everything_readable(mlflow_db, bucket, 
         left = _listing(s3_endpoint, bucket, source)
         if left:
             break
-    assert left, f"the kill landed after the deletes in all {ATTEMPTS} attempts"
+    assert left, (
+        f"the kill landed after the deletes in all {ATTEMPTS} attempts; "
+        "make OBJECTS (after-commit) or DELETE_OBJECTS (during-delete) larger"
+    )
     assert set(left) <= set(sizes)
 
     dry = run_cli("db", "finish-relocation", mlflow_db.uri, "--journal", str(journal), "--dry-run")
