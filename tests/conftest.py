@@ -37,6 +37,12 @@ from sqlalchemy.pool import NullPool
 
 from mlflow_ws_admin.db.sample_data import load_snapshot, read_snapshot
 
+# The S3 server fixtures live here, not in the modules that use them: a session-scoped fixture imported into
+# several test modules is a fixture of each, so a worker started one moto server per module and each start
+# pointed MLFLOW_S3_ENDPOINT_URL (which in-process CLI runs read) at its own server, away from the buckets of
+# the modules started before it (NoSuchBucket, depending on which tests a worker drew).  One server per worker.
+from .s3_server import bucket, iam_s3, s3_endpoint  # noqa: F401 - fixtures
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "schemas"
 BACKENDS = ("sqlite", "postgresql", "mysql")

@@ -20,7 +20,7 @@ import pytest
 from mlflow_ws_admin.common.errors import ExitStatus
 
 from .helpers import run_cli
-from .s3_server import CREDENTIALS, bucket, s3_endpoint  # noqa: F401 - fixtures
+from .s3_server import CREDENTIALS
 from .test_mlflow_compat import (
     MLFLOW_PYTHON,
     SERVER_START_TIMEOUT_S,

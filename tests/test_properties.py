@@ -111,6 +111,9 @@ def test_plan_conflicts_match_a_brute_force_model(mlflow_db, backend: str) -> No
         rows = _rows(backend, drawn)
         with mlflow_db.engine.begin() as conn:
             _reset(conn, rows)
+        # Each plan's artifact check leaves an idle connection in the engine's pool: gone, or the next plan's
+        # look for other sessions (a tracking server) waits its full settle (1 s) on it.  apply disposes too.
+        engine.dispose()
         with engine.connect() as conn:
             totals = _totals(conn)
             plan = build_plan(conn, schema, database=target.display, sample_limit=None)
@@ -126,6 +129,7 @@ def test_plan_conflicts_match_a_brute_force_model(mlflow_db, backend: str) -> No
         assert found == expected
 
         # What -y does: a plan without the conflict scan, the unique indexes refusing during apply.
+        engine.dispose()
         with engine.connect() as conn:
             deferred = build_plan(conn, schema, database=target.display, defer_to_apply=True)
         if plan.has_blocking_conflicts:

@@ -13,7 +13,6 @@ from mlflow_ws_admin.common.errors import ExitStatus
 from mlflow_ws_admin.stores.locate import locate
 
 from .helpers import populate, run_cli
-from .s3_server import bucket, s3_endpoint  # noqa: F401 - fixtures
 from .test_json import MOVE_DOCUMENT, validate
 
 EXP = 9001

@@ -1,7 +1,8 @@
 """Crash safety of `--artifact-policy relocate`: SIGKILL the real CLI during the copy, after the commit (between
 it and the deletes, or during them), and check that every artifact stays readable where the database points and
 that a re-run (or `db finish-relocation`) completes the job.  The objects sit on a real S3-protocol server (moto,
-127.0.0.1), where a few thousand objects take long enough to copy and delete for the kill to land inside."""
+127.0.0.1), where a few hundred objects take long enough to copy, and over a thousand (two delete requests)
+long enough to delete, for the kill to land inside."""
 
 from __future__ import annotations
 
@@ -17,11 +18,19 @@ import pytest
 from mlflow_ws_admin.common.errors import ExitStatus
 
 from .helpers import populate, run_cli
-from .s3_server import bucket, s3_endpoint, s3_env  # noqa: F401 - fixtures
+from .s3_server import s3_env
 
 EXP = 9101
 RUN = "e" * 32
-OBJECTS = 1500
+#: Enough for the kill to land inside the window: mid-copy, the SIGKILL follows the first copied object within a
+#: poll (50 ms) and a listing, while moto copies a few hundred objects a second (4-37 of 300 had landed when
+#: measured on a loaded 2-core machine); after the commit, it follows the commit within a poll, while the run
+#: still lists the old and the new prefix before its deletes (all 300 were left when measured).  Every object
+#: costs a request to upload and one to copy: no more than that.
+OBJECTS = 300
+#: The kill during the deletes: more than S3's 1,000 keys a delete request, so the old objects go in two requests
+#: and a kill while the server works through the first (the window) leaves the second's objects.
+DELETE_OBJECTS = 1100
 OLD = f"mlflow-artifacts:/workspaces/team-a/{EXP}"
 NEW = f"mlflow-artifacts:/workspaces/team-b/{EXP}"
 
@@ -37,9 +46,9 @@ def _client(endpoint: str):
     return boto3.client("s3", endpoint_url=endpoint)
 
 
-def _put_many(endpoint: str, name: str, prefix: str) -> dict[str, int]:
+def _put_many(endpoint: str, name: str, prefix: str, count: int = OBJECTS) -> dict[str, int]:
     client = _client(endpoint)
-    keys = {f"{RUN}/artifacts/part-{i:05d}.txt": f"object {i}".encode() for i in range(OBJECTS)}
+    keys = {f"{RUN}/artifacts/part-{i:05d}.txt": f"object {i}".encode() for i in range(count)}
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda kv: client.put_object(Bucket=name, Key=f"{prefix}/{kv[0]}", Body=kv[1]), keys.items()))
     return {k: len(v) for k, v in keys.items()}
@@ -93,12 +102,16 @@ def _start(db, name: str, endpoint: str, journal: Path) -> subprocess.Popen:
     )
 
 
-def _kill_when(proc: subprocess.Popen, ready, timeout: float = 400.0) -> None:
+def _wait_until(proc: subprocess.Popen, ready, timeout: float = 400.0, poll: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         assert proc.poll() is None, f"the run ended before the kill point: {proc.communicate()}"
         assert time.monotonic() < deadline, "the kill point never came"
-        time.sleep(0.05)
+        time.sleep(poll)
+
+
+def _kill_when(proc: subprocess.Popen, ready, timeout: float = 400.0, poll: float = 0.05) -> None:
+    _wait_until(proc, ready, timeout, poll)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
@@ -123,7 +136,7 @@ def _put_back(db) -> None:
 
 
 @pytest.mark.slow
-def test_sigkill_during_the_copy_changes_nothing_and_a_rerun_finishes(mlflow_db, bucket, s3_endpoint, tmp_path):  # noqa: F811
+def test_sigkill_during_the_copy_changes_nothing_and_a_rerun_finishes(mlflow_db, bucket, s3_endpoint, tmp_path):
     populate(mlflow_db, _fill)
     target = f"dest/workspaces/team-b/{EXP}"
     client = _client(s3_endpoint)
@@ -142,7 +155,10 @@ def test_sigkill_during_the_copy_changes_nothing_and_a_rerun_finishes(mlflow_db,
         copied = len(_settled_listing(s3_endpoint, bucket, target))
         if copied < OBJECTS:
             break
-    assert 0 < copied < OBJECTS, f"the kill landed outside the copy in all {ATTEMPTS} attempts"
+    assert 0 < copied < OBJECTS, (
+        f"the kill landed outside the copy in all {ATTEMPTS} attempts ({copied} of {OBJECTS} copied); "
+        "make OBJECTS larger"
+    )
     assert mlflow_db.dump() == before  # the database still names the old prefix ...
     assert _listing(s3_endpoint, bucket, f"dest/workspaces/team-a/{EXP}") == sizes  # ... whose objects are intact
     assert '"type":"sealed"' not in journal.read_text()  # nothing was sealed
@@ -164,7 +180,7 @@ def test_sigkill_during_the_copy_changes_nothing_and_a_rerun_finishes(mlflow_db,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["after-commit", "during-delete"])
-def test_sigkill_after_the_commit_leaves_everything_readable(mlflow_db, bucket, s3_endpoint, tmp_path, point):  # noqa: F811
+def test_sigkill_after_the_commit_leaves_everything_readable(mlflow_db, bucket, s3_endpoint, tmp_path, point):
     populate(mlflow_db, _fill)
     source = f"dest/workspaces/team-a/{EXP}"
     client = _client(s3_endpoint)
@@ -177,7 +193,7 @@ def test_sigkill_after_the_commit_leaves_everything_readable(mlflow_db, bucket, 
             bucket = f"{bucket[:20]}-{attempt}"
             client.create_bucket(Bucket=bucket)
             _put_back(mlflow_db)
-        sizes = _put_many(s3_endpoint, bucket, source)
+        sizes = _put_many(s3_endpoint, bucket, source, DELETE_OBJECTS if point == "during-delete" else OBJECTS)
         journal = tmp_path / f"move-{attempt}.jsonl"
 
         def deleting(bucket: str = bucket) -> bool:
@@ -186,7 +202,13 @@ def test_sigkill_after_the_commit_leaves_everything_readable(mlflow_db, bucket, 
             return page.get("KeyCount", 0) == 0 or not page["Contents"][0]["Key"].endswith("part-00000.txt")
 
         proc = _start(mlflow_db, bucket, s3_endpoint, journal)
-        _kill_when(proc, committed if point == "after-commit" else deleting)
+        if point == "after-commit":
+            _kill_when(proc, committed)
+        else:
+            # The window is the server's work on the first 1,000-key delete request (tens to hundreds of ms):
+            # wait for the commit at the usual pace, then look as fast as the server answers.
+            _wait_until(proc, committed)
+            _kill_when(proc, deleting, poll=0.0)
 
         # Every artifact is readable where the database now points: the new prefix is complete.
         assert committed()
@@ -194,7 +216,10 @@ def test_sigkill_after_the_commit_leaves_everything_readable(mlflow_db, bucket, 
         left = _listing(s3_endpoint, bucket, source)
         if left:
             break
-    assert left, f"the kill landed after the deletes in all {ATTEMPTS} attempts"
+    assert left, (
+        f"the kill landed after the deletes in all {ATTEMPTS} attempts; "
+        "make OBJECTS (after-commit) or DELETE_OBJECTS (during-delete) larger"
+    )
     assert set(left) <= set(sizes)
 
     dry = run_cli("db", "finish-relocation", mlflow_db.uri, "--journal", str(journal), "--dry-run")

@@ -17,7 +17,7 @@ from mlflow_ws_admin.stores.base import StoreError
 from mlflow_ws_admin.stores.locate import locate
 
 from .helpers import populate, run_cli
-from .s3_server import bucket, free_port, iam_s3, s3_endpoint  # noqa: F401 - fixtures
+from .s3_server import free_port
 from .test_relocate import EXP, MODEL, SIZES, Artifacts, _move, _objects, _relocatable, artifacts  # noqa: F401
 
 SOURCE = f"workspaces/team-a/{EXP}"
@@ -33,7 +33,7 @@ def _one_error_line(result, *phrases: str) -> None:
         assert phrase in lines[0], lines[0]
 
 
-def test_a_refused_permission_on_the_bucket(mlflow_db, iam_s3) -> None:  # noqa: F811
+def test_a_refused_permission_on_the_bucket(mlflow_db, iam_s3) -> None:
     """The CLI's user may list and read, but not write the model's files under the target: the other copies
     have landed by the time the refusal comes, and are removed again."""
     name = f"mwa-{uuid.uuid4().hex[:12]}"
@@ -76,7 +76,7 @@ def test_a_refused_permission_on_the_bucket(mlflow_db, iam_s3) -> None:  # noqa:
     assert listing() == objects  # the two copies that landed are gone again
 
 
-def test_an_unreachable_s3_endpoint(mlflow_db, bucket, s3_endpoint) -> None:  # noqa: F811
+def test_an_unreachable_s3_endpoint(mlflow_db, bucket, s3_endpoint) -> None:
     populate(mlflow_db, _relocatable)
     store = Artifacts(f"s3://{bucket}/dest")
     _objects(store, SOURCE)

@@ -15,8 +15,6 @@ from mlflow_ws_admin.common.errors import ExitStatus
 from mlflow_ws_admin.stores.base import Location, StoreError, TargetOccupied, copy_prefix, delete_copied, verify_copy
 from mlflow_ws_admin.stores.locate import UnsupportedStore, locate
 
-from .s3_server import bucket, s3_endpoint  # noqa: F401 - fixtures
-
 FILES = {"a.txt": b"alpha", "dir/b.bin": b"\x00" * 1000, "dir/deeper/c.json": b"{}", "empty": b""}
 
 
@@ -111,7 +109,7 @@ def test_local_partial_copy_is_invisible_and_cleaned(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "dst/dir").iterdir()) == ["b.bin", "deeper"]
 
 
-def test_copy_between_kinds_of_store(tmp_path: Path, bucket: str) -> None:  # noqa: F811
+def test_copy_between_kinds_of_store(tmp_path: Path, bucket: str) -> None:
     _write_local(tmp_path / "src", FILES)
     s3 = locate(f"s3://{bucket}/x/y")
     copy_prefix(locate(str(tmp_path / "src")), s3)
@@ -121,7 +119,7 @@ def test_copy_between_kinds_of_store(tmp_path: Path, bucket: str) -> None:  # no
     assert sorted(verify_copy(s3, back)) == sorted(FILES)
 
 
-def test_s3_copy_keeps_etags(bucket: str, s3_endpoint: str) -> None:  # noqa: F811
+def test_s3_copy_keeps_etags(bucket: str, s3_endpoint: str) -> None:
     import boto3
 
     boto3.client("s3", endpoint_url=s3_endpoint).put_object(Bucket=bucket, Key="a/f", Body=b"x" * 10)
@@ -130,13 +128,13 @@ def test_s3_copy_keeps_etags(bucket: str, s3_endpoint: str) -> None:  # noqa: F8
     assert tags["a"] and tags["a"] == tags["b"]
 
 
-def test_s3_missing_bucket_is_one_line(s3_endpoint: str) -> None:  # noqa: F811
+def test_s3_missing_bucket_is_one_line(s3_endpoint: str) -> None:
     with pytest.raises(StoreError, match="NoSuchBucket") as err:
         locate(f"s3://no-such-{uuid.uuid4().hex[:8]}/p").list()
     assert err.value.exit_status == ExitStatus.DATABASE_ERROR and "\n" not in err.value.message
 
 
-def test_s3_unreachable_endpoint(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_s3_unreachable_endpoint(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from .s3_server import free_port
 
     monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
