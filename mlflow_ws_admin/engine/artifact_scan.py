@@ -19,15 +19,15 @@ from mlflow_ws_admin.findings.artifacts import ArtifactFinding, display_location
 from mlflow_ws_admin.findings.stored_content import StoredContent
 
 _READ_BATCH = 5000
-# The finder's ``unique_ids``: every row here is one experiment, by its primary key.
 
 
-def read_artifact_findings(
-    conn: Connection, schema: WorkspaceSchema, default_artifact_root: str | None, move: Move = MIGRATE
+def _find(
+    experiments: Iterable[tuple[Any, str | None, str | None]],
+    roots: list[tuple[str, str | None]],
+    default_artifact_root: str | None,
+    move: Move,
 ) -> tuple[ArtifactFinding, ...]:
-    """One streamed read of experiments' locations and one of the catalog's roots; only reads.  The rows go
-    from the cursor straight into the finder (see ``find_artifact_findings`` for its memory)."""
-    experiments, roots = _artifact_rows(conn, schema, move)
+    # unique_ids: every row here is one experiment, by its primary key.
     return find_artifact_findings(
         experiments,
         roots,
@@ -36,6 +36,15 @@ def read_artifact_findings(
         migration=move.is_migration,
         unique_ids=True,
     )
+
+
+def read_artifact_findings(
+    conn: Connection, schema: WorkspaceSchema, default_artifact_root: str | None, move: Move = MIGRATE
+) -> tuple[ArtifactFinding, ...]:
+    """One streamed read of experiments' locations and one of the catalog's roots; only reads.  The rows go
+    from the cursor straight into the finder (see ``find_artifact_findings`` for its memory)."""
+    experiments, roots = _artifact_rows(conn, schema, move)
+    return _find(experiments, roots, default_artifact_root, move)
 
 
 def start_artifact_check(
@@ -58,16 +67,7 @@ def start_artifact_check(
             return executor.submit(_read_beside, conn.engine, schema, default_artifact_root, move)
         experiments, roots = _artifact_rows(conn, schema, move)
         rows = list(experiments)  # ``conn`` is needed for other statements from here on
-        return executor.submit(
-            lambda: find_artifact_findings(
-                rows,
-                roots,
-                default_artifact_root,
-                target_workspace=move.target,
-                migration=move.is_migration,
-                unique_ids=True,
-            )
-        )
+        return executor.submit(lambda: _find(rows, roots, default_artifact_root, move))
     finally:
         executor.shutdown(wait=False)  # the worker ends with its one task
 
@@ -80,14 +80,7 @@ def _read_beside(
 ) -> tuple[ArtifactFinding, ...]:
     with engine.connect() as conn:  # closed (its read lock released) before the caller can commit
         experiments, roots = _artifact_rows(conn, schema, move)
-        return find_artifact_findings(
-            experiments,
-            roots,
-            default_artifact_root,
-            target_workspace=move.target,
-            migration=move.is_migration,
-            unique_ids=True,
-        )
+        return _find(experiments, roots, default_artifact_root, move)
 
 
 def _artifact_rows(
