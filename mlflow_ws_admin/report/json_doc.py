@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from mlflow_ws_admin.engine.apply import Relocated
 from mlflow_ws_admin.engine.plan import Plan
 from mlflow_ws_admin.engine.relocate import Relocation
 from mlflow_ws_admin.engine.selection import Reference, ResourceSelection, RowRef
@@ -19,6 +18,9 @@ from mlflow_ws_admin.findings import stored_content
 from mlflow_ws_admin.findings.artifacts import display_location
 from mlflow_ws_admin.findings.checks import PreflightResult
 from mlflow_ws_admin.findings.conflicts import ConflictGroup, TableConflicts
+
+if TYPE_CHECKING:  # a dry run never imports apply
+    from mlflow_ws_admin.engine.apply import Relocated
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "conflicts", "applied", "nothing_to_move", "aborted", "error")

@@ -18,14 +18,14 @@ from rich.text import Text
 
 from mlflow_ws_admin.common import mlflow_facts
 from mlflow_ws_admin.common.display import quoted, workspace_label
-from mlflow_ws_admin.engine.apply import ApplyResult
 from mlflow_ws_admin.engine.plan import Plan
 from mlflow_ws_admin.engine.selection import SAMPLE_NAMES, ResourceSelection, describe_references, retargeted
 from mlflow_ws_admin.findings import artifacts, stored_content
 from mlflow_ws_admin.findings.artifacts import display_location
 from mlflow_ws_admin.findings.conflicts import ConflictGroup, ConflictRow, TableConflicts
 
-if TYPE_CHECKING:  # restore's machinery is not needed to print its result
+if TYPE_CHECKING:  # apply's and restore's machinery are not needed to print a result (nor a dry run)
+    from mlflow_ws_admin.engine.apply import ApplyResult
     from mlflow_ws_admin.engine.relocate import Relocation
     from mlflow_ws_admin.engine.restore import RestoreResult
 

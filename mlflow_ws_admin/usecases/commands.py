@@ -206,8 +206,6 @@ def _run_move(
     """Plan the chosen Move, report it, confirm, apply; on a refusal under the lock, report again read-only
     (exit 1)."""
     from mlflow_ws_admin.db.connect import create_db_engine
-    from mlflow_ws_admin.engine.apply import apply_plan
-    from mlflow_ws_admin.report.progress import apply_progress
     from mlflow_ws_admin.report.text import render_apply_result, render_artifact_findings, render_plan, render_renames
 
     options.check()
@@ -231,6 +229,10 @@ def _run_move(
                 ui.say("Aborted: nothing changed.")
                 _emit_plan(output, ui, None, plan, ExitStatus.ABORTED)
                 return ExitStatus.ABORTED
+        # Only a run that applies pays for these imports, a dry run never.
+        from mlflow_ws_admin.engine.apply import apply_plan
+        from mlflow_ws_admin.report.progress import apply_progress
+
         try:
             with apply_progress(plan, progress_console) as (on_moved, on_copy):
                 result = apply_plan(
