@@ -7,7 +7,7 @@ only on a terminal (stderr), never with --format json.  Speed itself is measured
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from mlflow_ws_admin.common.errors import ArtifactFindingsBlock, ConflictsAppeared, ExitStatus
 from mlflow_ws_admin.db.connect import create_db_engine, resolve_target
@@ -383,3 +383,38 @@ def test_orphan_child_rows_on_sqlite_still_form_their_own_groups(mlflow_db, monk
     versions = next(tc for tc in fast[0] if tc.table == "model_versions")
     assert versions.group_count == 2
     assert [dict(g.key)["name"] for g in versions.sample] == ["gone", "half"]
+
+
+def test_conflicts_read_on_two_connections_are_those_read_on_one(mlflow_db) -> None:
+    """Past ``parallel_after_rows`` a second connection reads some keys' conflicts: the plan is the same,
+    every group of every key (roll-ups, samples, per-workspace counts) in the same order."""
+
+    def fill(data) -> None:
+        for i in range(4):
+            data.experiment("team-a", f"exp-{i}")
+            data.experiment("team-b", f"exp-{i}")
+        data.registered_model("team-a", "shared", versions=3, tags=2, aliases=2)
+        data.registered_model("team-b", "shared", versions=2, tags=2, aliases=1)
+        data.registered_model("team-c", "other", versions=1)
+        data.registered_model("default", "other", versions=2)
+        data.dataset("team-a", "ds")
+        data.dataset("team-c", "ds")
+
+    populate(mlflow_db, fill)
+    connections: list[object] = []
+    event.listen(mlflow_db.engine, "connect", lambda *_: connections.append(None))
+
+    def build(parallel_after_rows: int) -> tuple:
+        with mlflow_db.engine.connect() as conn:
+            p = build_plan(
+                conn, reflect_schema(conn), database="x", sample_limit=None, parallel_after_rows=parallel_after_rows
+            )
+        return p.conflicts, p.conflict_groups_by_workspace(), p.moves
+
+    one = build(parallel_after_rows=10**9)
+    opened_for_one = len(connections)
+    two = build(parallel_after_rows=0)
+
+    assert len(connections) - opened_for_one == opened_for_one + 1, "the second reading connection was not used"
+    assert two == one
+    assert {tc.table for tc in one[0]} == {"experiments", "registered_models", "evaluation_datasets"}

