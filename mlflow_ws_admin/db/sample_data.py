@@ -11,7 +11,7 @@ import datetime as dt
 import functools
 import json
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -256,13 +256,3 @@ def populate_demo(conn: Connection) -> None:
         data.registered_model("research", "fraud-detector", versions=1)
         data.secret("team-a", "openai-key")
         data.secret("team-b", "openai-key")
-
-
-def sorted_rows(conn: Connection, tables: Sequence[str]) -> dict[str, list[tuple]]:
-    """Every row of the given tables, sorted: for "nothing changed" and round-trip comparisons."""
-    meta = MetaData()
-    out = {}
-    for name in tables:
-        t = Table(name, meta, autoload_with=conn)
-        out[name] = sorted((tuple(r) for r in conn.execute(t.select())), key=repr)
-    return out
