@@ -9,7 +9,8 @@ Speed (the whole suite runs on a 2-core machine): replaying a schema snapshot co
 and MariaDB commit every DDL statement), so each test worker replays each snapshot once into a template and
 every test gets a fresh copy of it: a file copy on SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL.
 MariaDB has no template databases: a worker thread builds the next test's database by the same replay while
-the current test runs.  Dropping a server database (a checkpoint on PostgreSQL) happens on a worker thread
+the current test runs, and wipes each test's database after it so that the next test can take it instead of a
+new build, when the wipe shows it is again exactly a new build (``_MysqlDatabases``).  Dropping a server database (a checkpoint on PostgreSQL) happens on a worker thread
 too, and the worker waits for every drop at the end of its session.
 """
 
@@ -285,46 +286,153 @@ def _postgresql_template(version: str) -> str:
         return _SERVER_TEMPLATES["postgresql", version]
 
 
-class _MysqlBuilder:
-    """Builds the next MariaDB database with a snapshot while the current test runs (one at a time, in the
-    order the tests ask for them)."""
+#: What a fresh MariaDB test database is, besides its rows: schema, keys, triggers, routines, grants on it, and the
+#: AUTO_INCREMENT counters and row estimates the engine reads (its MariaDB UPDATE path reads `table_rows`).
+_MYSQL_SHAPE = (
+    "SELECT default_character_set_name, default_collation_name FROM information_schema.schemata "
+    "WHERE schema_name = DATABASE()",
+    "SELECT table_name, table_type, engine, table_collation, create_options, table_comment, auto_increment, "
+    "table_rows FROM information_schema.tables WHERE table_schema = DATABASE()",
+    "SELECT table_name, column_name, ordinal_position, column_default, is_nullable, column_type, collation_name, "
+    "extra, generation_expression, column_comment FROM information_schema.columns WHERE table_schema = DATABASE()",
+    "SELECT table_name, index_name, non_unique, seq_in_index, column_name, sub_part, index_type, index_comment "
+    "FROM information_schema.statistics WHERE table_schema = DATABASE()",
+    "SELECT constraint_name, table_name, referenced_table_name, update_rule, delete_rule "
+    "FROM information_schema.referential_constraints WHERE constraint_schema = DATABASE()",
+    "SELECT constraint_name, table_name, column_name, ordinal_position, referenced_table_name, "
+    "referenced_column_name FROM information_schema.key_column_usage WHERE table_schema = DATABASE()",
+    "SELECT constraint_name, table_name, check_clause FROM information_schema.check_constraints "
+    "WHERE constraint_schema = DATABASE()",
+    "SELECT trigger_name, event_manipulation, event_object_table, action_statement, action_timing "
+    "FROM information_schema.triggers WHERE trigger_schema = DATABASE()",
+    "SELECT routine_name, routine_type, routine_definition FROM information_schema.routines "
+    "WHERE routine_schema = DATABASE()",
+    "SELECT event_name FROM information_schema.events WHERE event_schema = DATABASE()",
+    "SELECT grantee, privilege_type FROM information_schema.schema_privileges WHERE table_schema = DATABASE()",
+    "SELECT grantee, table_name, privilege_type FROM information_schema.table_privileges "
+    "WHERE table_schema = DATABASE()",
+    "SELECT grantee, table_name, column_name, privilege_type FROM information_schema.column_privileges "
+    "WHERE table_schema = DATABASE()",
+)
+_MYSQL_TABLES = 1  # the index in _MYSQL_SHAPE of the tables query (AUTO_INCREMENT and row estimate last)
+#: A database holding more rows than this is dropped, not wiped: deleting them costs more than a new build.
+_MYSQL_WIPE_MAX_ROWS = 2000
+
+
+class _MysqlDatabases:
+    """MariaDB databases with a snapshot, for the tests.  MariaDB has no template databases, and a build replays
+    every CREATE TABLE (a file each): ~0.15-0.4 s of the server's CPU and most of a second, per test.  So a test's
+    database is wiped after it and handed to the next test, but only when the wipe shows it is again exactly
+    what a build makes: the same `_MYSQL_SHAPE` and the snapshot's rows, nothing else.  Anything else (a test
+    added a trigger or a grant, dropped a key, left a session connected, filled it with a big crash-test dataset)
+    drops it.  One worker thread builds a database ahead and does the wipes, in order, while tests run."""
 
     def __init__(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
-        self._next: dict[str, Future[str]] = {}
+        self._next: dict[str, Future[str]] = {}  # built ahead
+        self._wiped: dict[str, list[Future[str | None]]] = {}  # handed back, oldest first: a name, or None if dropped
+        self._fresh: dict[str, tuple[tuple, dict]] = {}  # version -> (shape, rows) of a new build
+        self.reused = 0
+
+    def _submit(self, fn, *args) -> Future:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwa-mysql-databases")
+        return self._pool.submit(fn, *args)
+
+    def take(self, version: str) -> str:
+        wiped = self._wiped.get(version, [])
+        while wiped:
+            name = wiped.pop(0).result()
+            if name:
+                self.reused += 1
+                return name
+        ready = self._next.pop(version, None) or self._submit(self._build, version)
+        self._next[version] = self._submit(self._build, version)
+        return ready.result()
+
+    def give_back(self, version: str, name: str) -> None:
+        self._wiped.setdefault(version, []).append(self._submit(self._wipe, version, name))
 
     def _build(self, version: str) -> str:
         name = _new_name()
         _create_database("mysql", name)
         try:
             _load_server_database("mysql", name, version)
+            if version not in self._fresh:  # every build of a version is the same: the first one is the reference
+                with _mysql_engine(name).connect() as conn:
+                    self._fresh[version] = _mysql_shape(conn), dump_rows(conn)
         except BaseException:
             _DROPPER.drop("mysql", name)
             raise
         return name
 
-    def take(self, version: str) -> str:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwa-mysql-builder")
-        ready = self._next.pop(version, None) or self._pool.submit(self._build, version)
-        self._next[version] = self._pool.submit(self._build, version)
-        return ready.result()
+    def _wipe(self, version: str, name: str) -> str | None:
+        """The database wiped back to a new build's state, or None (dropped) if that cannot be shown."""
+        try:
+            if self._wiped_back(version, name):
+                return name
+        except Exception:  # whatever went wrong, a new build is always right
+            pass
+        _DROPPER.drop("mysql", name)
+        return None
+
+    def _wiped_back(self, version: str, name: str) -> bool:
+        shape, rows = self._fresh[version]
+        engine = _mysql_engine(name)
+        try:
+            with engine.begin() as conn:
+                others = "SELECT COUNT(*) FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+                if conn.exec_driver_sql(others).scalar():
+                    return False
+                filled = {t: r for t, r in dump_rows(conn).items() if r}
+                if sum(len(r) for r in filled.values()) > _MYSQL_WIPE_MAX_ROWS:
+                    return False
+                conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
+                for table in filled:
+                    conn.exec_driver_sql(f"DELETE FROM `{table}`")
+                for statement in snapshot(version, "mysql")["statements"]:
+                    if statement.startswith("INSERT"):
+                        conn.exec_driver_sql(statement)
+                conn.exec_driver_sql("SET SESSION foreign_key_checks = 1")
+            with engine.connect() as conn:
+                now = _mysql_shape(conn)
+                for table, fresh in zip(now[_MYSQL_TABLES], shape[_MYSQL_TABLES], strict=False):
+                    if table[:-2] == fresh[:-2] and table[-2] != fresh[-2]:
+                        # Deleting rows leaves the counter where it was; on an empty table this sets it back.
+                        conn.exec_driver_sql(f"ALTER TABLE `{table[0]}` AUTO_INCREMENT = {int(fresh[-2])}")
+                    if table[:-1] == fresh[:-1] and table[-1] != fresh[-1]:
+                        conn.exec_driver_sql(f"ANALYZE TABLE `{table[0]}`").all()
+                return _mysql_shape(conn) == shape and dump_rows(conn) == rows
+        finally:
+            engine.dispose()
 
     def finish(self) -> None:
-        for future in self._next.values():
+        pending = [*self._next.values(), *(f for futures in self._wiped.values() for f in futures)]
+        for future in pending:
             with contextlib.suppress(Exception):  # a build that failed dropped its database itself
-                _DROPPER.drop("mysql", future.result())
+                if name := future.result():
+                    _DROPPER.drop("mysql", name)
         self._next.clear()
+        self._wiped.clear()
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
 
 
-_MYSQL_BUILDER = _MysqlBuilder()
+def _mysql_engine(name: str) -> Engine:
+    url = _admin_url("mysql").set(database=name)
+    return create_engine(url, poolclass=NullPool, connect_args=suite_connect_args(url))
+
+
+def _mysql_shape(conn: Connection) -> tuple:
+    return tuple(tuple(sorted(tuple(r) for r in conn.exec_driver_sql(sql))) for sql in _MYSQL_SHAPE)
+
+
+_MYSQL_DATABASES = _MysqlDatabases()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    _MYSQL_BUILDER.finish()
+    _MYSQL_DATABASES.finish()
     for (backend, _), name in _SERVER_TEMPLATES.items():
         _DROPPER.drop(backend, name)
     _SERVER_TEMPLATES.clear()
@@ -346,7 +454,7 @@ def _create_scratch(
         return
     require_backend(backend)
     if version and backend == "mysql":
-        name = _MYSQL_BUILDER.take(version)
+        name = _MYSQL_DATABASES.take(version)
     else:
         name = _new_name()
         template = _postgresql_template(version) if version else None
@@ -356,7 +464,10 @@ def _create_scratch(
         yield db
     finally:
         db.engine.dispose()
-        _DROPPER.drop(backend, name)
+        if version and backend == "mysql":
+            _MYSQL_DATABASES.give_back(version, name)
+        else:
+            _DROPPER.drop(backend, name)
 
 
 #: Tests that run far longer than the rest, longest first.  They start first, so that no worker is still in one of
