@@ -3,14 +3,15 @@
 Tests that take the ``backend`` fixture run on SQLite, PostgreSQL and MySQL/MariaDB.  Servers come from
 MWA_TEST_POSTGRES_URL / MWA_TEST_MYSQL_URL (defaults: trust-auth postgres and password-less root on
 127.0.0.1).  An unreachable server skips its backend, unless MWA_REQUIRE_BACKENDS names it (CI), in which
-case it fails.  Each test gets its own scratch database, dropped afterwards.
+case it fails.  Each test gets a scratch database of its own, as new (see below on MariaDB), dropped after it.
 
 Speed (the whole suite runs on a 2-core machine): replaying a schema snapshot costs a second or more (SQLite
 and MariaDB commit every DDL statement), so each test worker replays each snapshot once into a template and
-every test gets a fresh copy of it: a file copy on SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL.
-MariaDB has no template databases: a worker thread builds the next test's database by the same replay while
-the current test runs, and wipes each test's database after it so that the next test can take it instead of a
-new build, when the wipe shows it is again exactly a new build (``_MysqlDatabases``).  Dropping a server database (a checkpoint on PostgreSQL) happens on a worker thread
+every test gets a fresh copy of it: a file copy on SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL, made
+ahead on a worker thread while the current test runs.  MariaDB has no template databases: the same thread
+builds the next test's database by the same replay, and wipes each test's database after it so that the next
+test takes it instead of a new build, when the wipe shows it is again exactly a new build
+(``_ServerDatabases``).  Dropping a server database (a checkpoint on PostgreSQL) happens on a worker thread
 too, and the worker waits for every drop at the end of its session.
 """
 
@@ -319,42 +320,49 @@ _MYSQL_TABLES = 1  # the index in _MYSQL_SHAPE of the tables query (AUTO_INCREME
 _MYSQL_WIPE_MAX_ROWS = 2000
 
 
-class _MysqlDatabases:
-    """MariaDB databases with a snapshot, for the tests.  MariaDB has no template databases, and a build replays
-    every CREATE TABLE (a file each): ~0.15-0.4 s of the server's CPU and most of a second, per test.  So a test's
-    database is wiped after it and handed to the next test, but only when the wipe shows it is again exactly
-    what a build makes: the same `_MYSQL_SHAPE` and the snapshot's rows, nothing else.  Anything else (a test
-    added a trigger or a grant, dropped a key, left a session connected, filled it with a big crash-test dataset)
-    drops it.  One worker thread builds a database ahead and does the wipes, in order, while tests run."""
+class _ServerDatabases:
+    """One backend's databases with a snapshot, for the tests, made ahead on a worker thread while tests run.
 
-    def __init__(self) -> None:
+    PostgreSQL copies the worker's template (``CREATE DATABASE ... TEMPLATE``: it can wait a fraction of a second
+    behind another worker's DROP); each test's copy is dropped after it.  MariaDB has no template databases: a
+    build replays every CREATE TABLE (a file each), ~0.15-0.4 s of the server's CPU and most of a second.  So a
+    MariaDB test's database is wiped after it and handed to the next test, but only when the wipe shows it is
+    again exactly what a build makes: the same `_MYSQL_SHAPE` and the snapshot's rows, nothing else.  Anything
+    else (a test added a trigger or a grant, dropped a key, left a session connected, filled it with a big
+    crash-test dataset) drops it.  The thread does builds and wipes one at a time, in order."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
         self._pool: ThreadPoolExecutor | None = None
         self._next: dict[str, Future[str]] = {}  # built ahead
         self._wiped: dict[str, list[Future[str | None]]] = {}  # handed back, oldest first: a name, or None if dropped
-        self._fresh: dict[str, tuple[tuple, dict]] = {}  # version -> (shape, rows) of a new build
-        self.reused = 0
+        self._fresh: dict[str, tuple[tuple, dict]] = {}  # MariaDB: version -> (shape, rows) of a new build
 
     def _submit(self, fn, *args) -> Future:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwa-mysql-databases")
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"mwa-{self.backend}-databases")
         return self._pool.submit(fn, *args)
 
     def take(self, version: str) -> str:
         wiped = self._wiped.get(version, [])
         while wiped:
-            name = wiped.pop(0).result()
-            if name:
-                self.reused += 1
+            if name := wiped.pop(0).result():
                 return name
         ready = self._next.pop(version, None) or self._submit(self._build, version)
         self._next[version] = self._submit(self._build, version)
         return ready.result()
 
     def give_back(self, version: str, name: str) -> None:
-        self._wiped.setdefault(version, []).append(self._submit(self._wipe, version, name))
+        if self.backend == "mysql":
+            self._wiped.setdefault(version, []).append(self._submit(self._wipe, version, name))
+        else:
+            _DROPPER.drop(self.backend, name)
 
     def _build(self, version: str) -> str:
         name = _new_name()
+        if self.backend == "postgresql":
+            _create_database("postgresql", name, _postgresql_template(version))
+            return name
         _create_database("mysql", name)
         try:
             _load_server_database("mysql", name, version)
@@ -411,7 +419,7 @@ class _MysqlDatabases:
         for future in pending:
             with contextlib.suppress(Exception):  # a build that failed dropped its database itself
                 if name := future.result():
-                    _DROPPER.drop("mysql", name)
+                    _DROPPER.drop(self.backend, name)
         self._next.clear()
         self._wiped.clear()
         if self._pool is not None:
@@ -428,11 +436,12 @@ def _mysql_shape(conn: Connection) -> tuple:
     return tuple(tuple(sorted(tuple(r) for r in conn.exec_driver_sql(sql))) for sql in _MYSQL_SHAPE)
 
 
-_MYSQL_DATABASES = _MysqlDatabases()
+_SERVER_DATABASES = {backend: _ServerDatabases(backend) for backend in ("postgresql", "mysql")}
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    _MYSQL_DATABASES.finish()
+    for databases in _SERVER_DATABASES.values():
+        databases.finish()
     for (backend, _), name in _SERVER_TEMPLATES.items():
         _DROPPER.drop(backend, name)
     _SERVER_TEMPLATES.clear()
@@ -453,19 +462,18 @@ def _create_scratch(
         db.engine.dispose()
         return
     require_backend(backend)
-    if version and backend == "mysql":
-        name = _MYSQL_DATABASES.take(version)
+    if version:
+        name = _SERVER_DATABASES[backend].take(version)
     else:
         name = _new_name()
-        template = _postgresql_template(version) if version else None
-        _create_database(backend, name, template)
+        _create_database(backend, name)
     db = ScratchDB(backend, _admin_url(backend).set(database=name))
     try:
         yield db
     finally:
         db.engine.dispose()
-        if version and backend == "mysql":
-            _MYSQL_DATABASES.give_back(version, name)
+        if version:
+            _SERVER_DATABASES[backend].give_back(version, name)
         else:
             _DROPPER.drop(backend, name)
 

@@ -1,5 +1,5 @@
 """The suite's own MariaDB databases: a test's database is handed to the next test only when the wipe shows that
-it is again exactly a new build (tests/conftest.py, `_MysqlDatabases`)."""
+it is again exactly a new build (tests/conftest.py, `_ServerDatabases`)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy.engine import Connection
 
-from .conftest import _DROPPER, NEWEST, ScratchDB, _admin_url, _MysqlDatabases, require_backend
+from .conftest import _DROPPER, NEWEST, ScratchDB, _admin_url, _ServerDatabases, require_backend
 from .helpers import fill_db
 
 
 @pytest.fixture
-def databases() -> Iterator[_MysqlDatabases]:
+def databases() -> Iterator[_ServerDatabases]:
     require_backend("mysql")
-    pool = _MysqlDatabases()
+    pool = _ServerDatabases("mysql")
     yield pool
     pool.finish()
 
@@ -24,7 +24,7 @@ def _db(name: str) -> ScratchDB:
     return ScratchDB("mysql", _admin_url("mysql").set(database=name))
 
 
-def _handed_back(pool: _MysqlDatabases, change: Callable[[Connection], None]) -> tuple[str, str | None]:
+def _handed_back(pool: _ServerDatabases, change: Callable[[Connection], None]) -> tuple[str, str | None]:
     """A new database, changed by ``change``, handed back: its name, and what the next test gets instead of a
     build (the same name, wiped), or None when it was dropped."""
     name = pool.take(NEWEST)
@@ -36,7 +36,7 @@ def _handed_back(pool: _MysqlDatabases, change: Callable[[Connection], None]) ->
     return name, pool._wiped[NEWEST][-1].result()
 
 
-def _fresh_dump(pool: _MysqlDatabases) -> dict:
+def _fresh_dump(pool: _ServerDatabases) -> dict:
     return pool._fresh[NEWEST][1]
 
 
@@ -49,7 +49,7 @@ def _plain_rows(conn: Connection) -> None:
 
 
 @pytest.mark.mysql_only
-def test_rows_are_wiped_and_the_database_is_handed_on(databases: _MysqlDatabases) -> None:
+def test_rows_are_wiped_and_the_database_is_handed_on(databases: _ServerDatabases) -> None:
     name, wiped = _handed_back(databases, _plain_rows)
     assert wiped == name
     db = _db(name)
@@ -72,7 +72,7 @@ def test_rows_are_wiped_and_the_database_is_handed_on(databases: _MysqlDatabases
     ],
     ids=["trigger", "foreign-key", "index", "column", "table"],
 )
-def test_a_changed_schema_is_dropped_not_handed_on(databases: _MysqlDatabases, change: str) -> None:
+def test_a_changed_schema_is_dropped_not_handed_on(databases: _ServerDatabases, change: str) -> None:
     def alter(conn: Connection) -> None:
         fk = conn.exec_driver_sql(
             "SELECT constraint_name FROM information_schema.referential_constraints "
@@ -88,7 +88,7 @@ def test_a_changed_schema_is_dropped_not_handed_on(databases: _MysqlDatabases, c
 
 
 @pytest.mark.mysql_only
-def test_a_big_database_is_dropped_not_wiped(databases: _MysqlDatabases) -> None:
+def test_a_big_database_is_dropped_not_wiped(databases: _ServerDatabases) -> None:
     def many_rows(conn: Connection) -> None:
         conn.exec_driver_sql(
             "INSERT INTO experiments (experiment_id, name, workspace, lifecycle_stage) VALUES (5, 'e', 'default', 'active')"
