@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import Column, ForeignKeyConstraint, Integer, MetaData, String, Table, UniqueConstraint, inspect
 
 from mlflow_ws_admin.common.errors import ExitStatus
+from mlflow_ws_admin.db import sqlite_uniques
 from mlflow_ws_admin.db.schema import reflect_schema
 
 from .conftest import AUTH_SCHEMA, FIXTURES, VERSIONS, snapshot
@@ -252,3 +253,60 @@ def test_skills_of_mlflow_3_18_collide_on_organization_and_name(scratch_db) -> N
         assert db.outside_default(table) == 0, table
     assert db.scalar("SELECT COUNT(*) FROM skills WHERE workspace = 'default'") == 3
     assert db.scalar("SELECT COUNT(*) FROM skill_aliases WHERE workspace = 'default'") == 2
+
+
+#: CREATE TABLEs spelling UNIQUE every way SQLite accepts, with the constraints read from each: table-level ones
+#: first, in the order written (named where the SQL names them), then the inline ones.  SQLAlchemy's reflection
+#: reads the same, except that it misses an inline UNIQUE after a type with a length (`a VARCHAR(10) UNIQUE`).
+_UNIQUE_SPELLINGS = {
+    "CREATE TABLE t (id INTEGER PRIMARY KEY, a VARCHAR(10) UNIQUE, b TEXT NOT NULL UNIQUE, c INT, d INT, "
+    'CONSTRAINT "uq t cd" UNIQUE (c, d), UNIQUE (d), CONSTRAINT uq_t_b_c UNIQUE ("b", c))': [
+        ("uq t cd", ["c", "d"]),
+        (None, ["d"]),
+        ("uq_t_b_c", ["b", "c"]),
+        (None, ["a"]),
+        (None, ["b"]),
+    ],
+    "CREATE TABLE t (a INT, b INT, PRIMARY KEY (a, b), CONSTRAINT uq_ab UNIQUE (b, a))": [("uq_ab", ["b", "a"])],
+    "CREATE TABLE t (workspace VARCHAR(63) NOT NULL, name VARCHAR(256) NOT NULL UNIQUE, x INT, UNIQUE(workspace, x))": [
+        (None, ["workspace", "x"]),
+        (None, ["name"]),
+    ],
+    "CREATE TABLE t (a INT)": [],
+}
+
+
+@pytest.mark.parametrize("create", _UNIQUE_SPELLINGS)
+def test_sqlite_unique_constraints_every_spelling(tmp_path: Path, create: str) -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'u.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(create)
+        conn.exec_driver_sql("CREATE TABLE other (id INTEGER PRIMARY KEY, z INT UNIQUE)")
+        read = sqlite_uniques.unique_constraints(conn, ["t", "other"])
+    engine.dispose()
+    expected = [{"name": name, "column_names": columns} for name, columns in _UNIQUE_SPELLINGS[create]]
+    assert read.get("t", []) == expected
+    assert read["other"] == [{"name": None, "column_names": ["z"]}]
+
+
+@pytest.mark.parametrize("version", [*VERSIONS, AUTH_SCHEMA])
+def test_sqlite_unique_constraints_of_every_captured_schema_as_sqlalchemy_reads_them(
+    tmp_path: Path, version: str
+) -> None:
+    from sqlalchemy import create_engine
+
+    from mlflow_ws_admin.db.sample_data import load_snapshot
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    with engine.begin() as conn:
+        load_snapshot(conn, snapshot(version, "sqlite"))
+        insp = inspect(conn)
+        names = insp.get_table_names()
+        expected = {t: u for (_s, t), u in insp.get_multi_unique_constraints().items() if u}
+        assert expected  # the schemas have some
+        assert sqlite_uniques.unique_constraints(conn, names) == expected
+        first = sorted(expected)[0]
+        assert sqlite_uniques.unique_constraints(conn, [first]) == {first: expected[first]}
+    engine.dispose()

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from mlflow_ws_admin.common import mlflow_facts
 from mlflow_ws_admin.common.errors import NotAWorkspaceDatabase
+from mlflow_ws_admin.db import sqlite_uniques
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ class WorkspaceSchema:
 
 def reflect_schema(conn: Connection) -> WorkspaceSchema:
     """Read the live schema and derive the workspace tables, keys and FK graph.  Read-only."""
+
     insp = inspect(conn)
     names = sorted(insp.get_table_names())
     columns = _by_table(insp.get_multi_columns(), names)
@@ -170,7 +172,10 @@ def reflect_schema(conn: Connection) -> WorkspaceSchema:
 
     ws_names = sorted(ws_columns)
     pks = _by_table(insp.get_multi_pk_constraint(filter_names=ws_names), ws_names)
-    uniques = _by_table(insp.get_multi_unique_constraints(filter_names=ws_names), ws_names)
+    if conn.dialect.name == "sqlite":
+        uniques = sqlite_uniques.unique_constraints(conn, ws_names)
+    else:
+        uniques = _by_table(insp.get_multi_unique_constraints(filter_names=ws_names), ws_names)
     indexes = _by_table(insp.get_multi_indexes(filter_names=ws_names), ws_names)
 
     tables = []
