@@ -310,3 +310,34 @@ def test_sqlite_unique_constraints_of_every_captured_schema_as_sqlalchemy_reads_
         first = sorted(expected)[0]
         assert sqlite_uniques.unique_constraints(conn, [first]) == {first: expected[first]}
     engine.dispose()
+
+
+def _described(table) -> tuple:
+    def default(c):
+        d = c.server_default
+        text = getattr(d, "arg", None) if hasattr(d, "arg") else getattr(d, "sqltext", None)
+        return None if d is None else (type(d).__name__, str(text))
+
+    columns = [
+        (c.name, repr(c.type), c.nullable, c.autoincrement, default(c), c.computed is not None, repr(c.identity))
+        for c in table.columns
+    ]
+    return columns, [c.name for c in table.primary_key.columns], table.primary_key.name
+
+
+def test_row_tables_build_what_reflection_builds(mlflow_db) -> None:
+    """The import and the sample data read only columns and primary keys: exactly as a full reflection has them."""
+    from sqlalchemy import MetaData
+
+    from mlflow_ws_admin.db.schema import row_tables
+
+    with mlflow_db.engine.connect() as conn:
+        names = sorted(inspect(conn).get_table_names())
+        full = MetaData()
+        full.reflect(conn, only=names)
+        light = row_tables(conn, [*names, "no_such_table"], MetaData())
+    assert sorted(light.tables) == names
+    assert {n: _described(t) for n, t in light.tables.items()} == {n: _described(t) for n, t in full.tables.items()}
+    assert any(
+        t.c.get("duration_ns") is not None and t.c.duration_ns.computed is not None for t in light.tables.values()
+    )

@@ -8,7 +8,6 @@ caller leaves out, so the same builder works on any MLflow version's schema.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -16,9 +15,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, DefaultClause, FetchedValue, MetaData, Table, create_engine, insert, inspect, text
+from sqlalchemy import Column, MetaData, Table, create_engine, insert, inspect
 from sqlalchemy import types as sqltypes
-from sqlalchemy.engine import Connection, Inspector
+from sqlalchemy.engine import Connection
+
+from mlflow_ws_admin.db.schema import row_tables
 
 BUNDLED_SNAPSHOT = "mlflow-3.18.0-sqlite.json"
 INSERT_BATCH = 5000
@@ -57,21 +58,11 @@ class SampleData:
             self.flush()
 
     def has_table(self, name: str) -> bool:
-        return self._inspector.has_table(name)
-
-    @functools.cached_property
-    def _inspector(self) -> Inspector:
-        # One inspector for the whole build: it caches what it reads (on MySQL one SHOW CREATE TABLE per table).
-        return inspect(self.conn)
+        return inspect(self.conn).has_table(name)
 
     def table(self, name: str) -> Table:
-        """The table's columns and primary key, reflected once: all that inserting rows needs.
-
-        Not a full ``autoload``: that also reads every index, constraint and comment, and the tables each foreign
-        key refers to, several queries per table on PostgreSQL, for every build of every test database."""
         if name not in self.meta.tables:
-            key = set(self._inspector.get_pk_constraint(name).get("constrained_columns") or ())
-            Table(name, self.meta, *(_column(info, info["name"] in key) for info in self._inspector.get_columns(name)))
+            row_tables(self.conn, [name], self.meta)
         return self.meta.tables[name]
 
     def row(self, table: str, **values: Any) -> dict[str, Any]:
@@ -187,25 +178,6 @@ class SampleData:
                 self.webhook(ws, f"{ws}-hook-{i}")
             for _ in range(jobs):
                 self.job(ws)
-
-
-def _column(info: Mapping[str, Any], primary_key: bool) -> Column:
-    """A reflected column as ``Table(..., autoload_with=...)`` would build it, for what ``_complete`` reads."""
-    extra = {k: info[k] for k in ("autoincrement",) if k in info}
-    default = info.get("default")
-    server_default = None
-    if default is not None:
-        server_default = DefaultClause(text(default) if isinstance(default, str) else default)
-    elif info.get("computed") or info.get("identity"):
-        server_default = FetchedValue()  # the database fills it: never generate a value for it
-    return Column(
-        info["name"],
-        info["type"],
-        nullable=info["nullable"],
-        primary_key=primary_key,
-        server_default=server_default,
-        **extra,
-    )
 
 
 def _generated_value(col: Column, n: int) -> Any:

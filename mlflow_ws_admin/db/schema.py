@@ -10,11 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import (
+    Column,
+    Computed,
+    DefaultClause,
+    FetchedValue,
+    Identity,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import Connection
 
 from mlflow_ws_admin.common import mlflow_facts
@@ -323,3 +334,35 @@ def _parents_first(tables: list[WorkspaceTable]) -> tuple[WorkspaceTable, ...]:
             ordered.append(by_name[n])
             del remaining[n]
     return tuple(ordered)
+
+
+def row_tables(conn: Connection, names: Sequence[str], meta: MetaData) -> MetaData:
+    """Add the named tables to ``meta`` as ``MetaData.reflect`` builds them, with what reading and writing their
+    rows needs: each column (type, nullability, default, generated or identity) and the primary key, in two
+    queries where the database allows.  Not the indexes, other constraints, comments and the tables each foreign
+    key names, which cost several queries per table: on PostgreSQL most of an import's reflection.  A name that
+    is not a table is left out."""
+    insp = inspect(conn)
+    wanted = list(names)
+    keys = insp.get_multi_pk_constraint(filter_names=wanted)
+    for (schema, name), columns in insp.get_multi_columns(filter_names=wanted).items():
+        key = keys.get((schema, name)) or {}
+        primary_key = PrimaryKeyConstraint(*(key.get("constrained_columns") or ()), name=key.get("name"))
+        Table(name, meta, *(_reflected_column(c) for c in columns), primary_key)
+    return meta
+
+
+def _reflected_column(info: Mapping[str, Any]) -> Column:
+    """One column as reflection describes it (``Inspector.get_columns``), built as ``autoload`` builds it."""
+    args: list[Any] = []
+    default = info.get("default")
+    if isinstance(default, FetchedValue):
+        args.append(default)
+    elif default is not None:
+        args.append(DefaultClause(text(default) if isinstance(default, str) else default))
+    if "computed" in info:
+        args.append(Computed(**info["computed"]))
+    if "identity" in info:
+        args.append(Identity(**info["identity"]))
+    options = {k: info[k] for k in ("nullable", "autoincrement", "comment") if k in info}
+    return Column(info["name"], info["type"], *args, **options, **info.get("dialect_options", {}))

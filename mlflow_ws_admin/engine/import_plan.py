@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 
 from mlflow_ws_admin.common import mlflow_facts
 from mlflow_ws_admin.common.errors import DatabaseError, NotAWorkspaceDatabase, UsageError
-from mlflow_ws_admin.db.schema import WorkspaceSchema, reflect_schema
+from mlflow_ws_admin.db.schema import WorkspaceSchema, reflect_schema, row_tables
 from mlflow_ws_admin.engine.import_artifacts import ArtifactNote, artifact_notes
 from mlflow_ws_admin.engine.import_renames import plan_import_renames, row_renamer
 from mlflow_ws_admin.engine.import_scope import workspace_filters
@@ -157,8 +157,8 @@ def build_import_plan(
     target_schema = _reflect_schema("TARGET", target)
     _reflect_schema("SOURCE", source)  # not an MLflow workspace schema: refused as TARGET would be
     revision = check_revisions(source, target)
-    source_workspace = single_source_workspace(source, target_schema, from_workspace)
     meta = Reflected(_reflect(source, target_schema), _reflect(target, target_schema))
+    source_workspace = single_source_workspace(source, target_schema, from_workspace, meta.source)
     order = copy_order(target_schema, meta.target)
     filters: dict[str, Any] = {}
     unscoped: tuple[str, ...] = ()
@@ -286,18 +286,18 @@ def check_workspace_name(name: str) -> None:
 
 
 def single_source_workspace(
-    source: Connection, schema: WorkspaceSchema, from_workspace: str | None = None
+    source: Connection, schema: WorkspaceSchema, from_workspace: str | None, meta: MetaData
 ) -> str | None:
     """The workspace whose rows are copied: ``from_workspace``, which SOURCE must have (rows in it, or a catalog
     row), or else the only one SOURCE's rows are in (a database that ran without workspaces has them all in
-    `default`)."""
+    `default`).  ``meta``: SOURCE's tables (a table it lacks is refused later, by the copy's plan)."""
     found: set[str] = set()
-    meta = MetaData()
     for wt in schema.tables:
-        t = Table(wt.name, meta, autoload_with=source)
-        found.update(v for v in source.execute(select(t.c[wt.workspace_column]).distinct()).scalars() if v)
+        t = meta.tables.get(wt.name)
+        if t is not None and wt.workspace_column in t.c:
+            found.update(v for v in source.execute(select(t.c[wt.workspace_column]).distinct()).scalars() if v)
     if from_workspace is not None:
-        catalog = Table(schema.catalog.table, meta, autoload_with=source)
+        catalog = meta.tables[schema.catalog.table]
         known = found | set(source.execute(select(catalog.c[schema.catalog.name_column])).scalars())
         if from_workspace not in known:
             have = ", ".join(sorted(known)) or "none"
@@ -312,9 +312,7 @@ def single_source_workspace(
 
 
 def _reflect(conn: Connection, schema: WorkspaceSchema) -> MetaData:
-    meta = MetaData()
-    meta.reflect(conn, only=sorted(schema.all_table_names))
-    return meta
+    return row_tables(conn, sorted(schema.all_table_names), MetaData())
 
 
 def copy_order(schema: WorkspaceSchema, meta: MetaData) -> list[str]:
