@@ -332,11 +332,16 @@ def _move_all(
     tables = _moving_tables(plan)
     # A cascade moves these tables' rows without an UPDATE of their own to count them: count first.
     moved = {t: conn.execute(queries.count_moving(schema.table(t), move)).scalar_one() for t in cascaded}
+    planned = {m.table: m.rows_to_move for m in plan.moves}
     try:
         with conn.begin_nested():
             for wt in tables:
                 if wt.name not in cascaded:
+                    # Indexes cheaper to rebuild than to update row by row (SQLite) are dropped and re-created
+                    # inside the savepoint: a refused UPDATE rolls them back with everything else.
+                    suspended = tx.dialect.suspend_indexes(conn, wt.name, wt.workspace_columns, planned.get(wt.name, 0))
                     moved[wt.name] = _move(conn, wt, move)
+                    tx.dialect.restore_indexes(conn, suspended)
                 if on_table:
                     on_table(wt.name, moved[wt.name], time.monotonic() - started)
             _verify_nothing_left(conn, _to_recount(tx, tables, cascaded), cascaded, move)

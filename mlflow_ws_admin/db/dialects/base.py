@@ -148,6 +148,17 @@ class Dialect:
         than through the cascade (only asked where ``cascades_are_cheapest`` is False)."""
         return []
 
+    # --- secondary indexes ------------------------------------------------------------------------------------
+
+    def suspend_indexes(self, conn: Connection, table: str, columns: Sequence[str], moving: int) -> tuple[Any, ...]:
+        """Drop the secondary indexes on ``columns`` of ``table`` that cost less to rebuild after a move of
+        ``moving`` rows than to update row by row during it; ``restore_indexes`` puts them back before COMMIT.
+        Never a unique index: those refuse the collisions apply relies on them to find."""
+        return ()
+
+    def restore_indexes(self, conn: Connection, suspended: Sequence[Any]) -> None:
+        """Re-create exactly what ``suspend_indexes`` dropped."""
+
     # --- scratch tables ------------------------------------------------------------------------------------
 
     def create_temporary_table(self, conn: Connection, name: str, select_sql: str, index: Sequence[str]) -> None:
