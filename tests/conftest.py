@@ -212,9 +212,14 @@ def _new_name(kind: str = "test") -> str:
     return f"mwa_{kind}_{uuid.uuid4().hex[:12]}"
 
 
-def _load_server_database(backend: str, name: str, version: str) -> None:
+def _database_engine(backend: str, name: str) -> Engine:
+    """The suite's own engine on one of its server databases."""
     url = _admin_url(backend).set(database=name)
-    engine = create_engine(url, poolclass=NullPool, connect_args=suite_connect_args(url))
+    return create_engine(url, poolclass=NullPool, connect_args=suite_connect_args(url))
+
+
+def _load_server_database(backend: str, name: str, version: str) -> None:
+    engine = _database_engine(backend, name)
     try:
         with engine.begin() as conn:
             load_snapshot(conn, snapshot(version, backend))
@@ -367,7 +372,7 @@ class _ServerDatabases:
         try:
             _load_server_database("mysql", name, version)
             if version not in self._fresh:  # every build of a version is the same: the first one is the reference
-                with _mysql_engine(name).connect() as conn:
+                with _database_engine("mysql", name).connect() as conn:
                     self._fresh[version] = _mysql_shape(conn), dump_rows(conn)
         except BaseException:
             _DROPPER.drop("mysql", name)
@@ -386,11 +391,13 @@ class _ServerDatabases:
 
     def _wiped_back(self, version: str, name: str) -> bool:
         shape, rows = self._fresh[version]
-        engine = _mysql_engine(name)
+        engine = _database_engine("mysql", name)
         try:
             with engine.begin() as conn:
-                others = "SELECT COUNT(*) FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()"
-                if conn.exec_driver_sql(others).scalar():
+                others = conn.exec_driver_sql(
+                    "SELECT COUNT(*) FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+                )
+                if others.scalar():
                     return False
                 filled = {t: r for t, r in dump_rows(conn).items() if r}
                 if sum(len(r) for r in filled.values()) > _MYSQL_WIPE_MAX_ROWS:
@@ -425,11 +432,6 @@ class _ServerDatabases:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
-
-
-def _mysql_engine(name: str) -> Engine:
-    url = _admin_url("mysql").set(database=name)
-    return create_engine(url, poolclass=NullPool, connect_args=suite_connect_args(url))
 
 
 def _mysql_shape(conn: Connection) -> tuple:
