@@ -97,7 +97,9 @@ def _file_digest(db) -> str | None:
         return None
     db.scalar("SELECT COUNT(*) FROM sqlite_master")  # a reader rolls back a killed writer's hot journal first
     db.engine.dispose()
-    if any(db.path.with_name(db.path.name + suffix).exists() for suffix in ("-journal", "-wal")):
+    # A journal still there after that read is not hot (killed before its header reached the disk, SQLite leaves
+    # it zeroed): the file alone holds the database.  A WAL would hold part of it.
+    if db.path.with_name(db.path.name + "-wal").exists():
         return None
     return hashlib.sha256(db.path.read_bytes()).hexdigest()
 
@@ -165,17 +167,18 @@ def test_sigkill_and_sigint_during_apply_change_nothing(backend: str, tmp_path: 
             context = f"{name} {delay:.2f} s into apply (seed {SEED}, {backend})"
             proc, ready = _start(db.uri)
             time.sleep(max(0.0, ready + delay - time.monotonic()))
-            assert proc.poll() is None, f"apply had already finished before {context}"
-            proc.send_signal(sig)
+            if proc.poll() is None:  # one that already finished committed whole, or failed: both caught below
+                proc.send_signal(sig)
             out, err = proc.communicate(timeout=120)
             _wait_for_server_sessions(db)
             if _state(db, before) != before:
                 left = {t: db.outside_default(t) for t in BIG_TABLES}
                 assert not any(left.values()), f"HALF-MOVED after {context}: rows outside default: {left}"
-                # Complete: this run beat the calibration and committed before the kill point.  Atomic, but
-                # not the mid-apply point wanted: shrink the window and retry on a fresh database.
+                # Complete: this run beat the calibration and committed before the kill point (or even finished
+                # before it).  Atomic, but not the mid-apply point wanted: shrink the window and retry on a fresh
+                # database.
                 late += 1
-                assert late <= 3, f"kill points keep landing after COMMIT ({context})"
+                assert late <= 3, f"kill points keep landing after COMMIT or after the apply had finished ({context})"
                 window = delay
                 db, _ = fresh()
                 before = _state(db)
