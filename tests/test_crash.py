@@ -87,8 +87,12 @@ class State:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, State) and (self is other or self.content == other.content)
 
-    def __repr__(self) -> str:  # a failed comparison prints this, not two dumps of 200k rows
-        return f"State(sha256={self.digest}, rows={ {t: len(r) for t, r in self.content[0].items() if r} })"
+    def __repr__(self) -> str:
+        """What a failed comparison prints instead of two dumps of 200k rows: per table its row count and a
+        digest of its rows, so that the tables that differ stand out."""
+        rows, fks = self.content
+        tables = {t: f"{len(r)} rows {hashlib.sha256(repr(r).encode()).hexdigest()[:8]}" for t, r in rows.items() if r}
+        return f"State(sha256={self.digest}, {tables}, fks {hashlib.sha256(repr(fks).encode()).hexdigest()[:8]})"
 
 
 def _file_digest(db) -> str | None:
