@@ -6,8 +6,10 @@ identical database.  The seed is printed (and in every assertion message); set M
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,12 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from sqlalchemy import inspect, text
 
 from mlflow_ws_admin.common.errors import ExitStatus
 
 from ._support_bigdb import build_big
 from .conftest import NEWEST, _create_scratch
+from .helpers import run_cli
 
 SEED = int(os.environ.get("MWA_CRASH_SEED", random.SystemRandom().randrange(2**32)))
 #: experiments per database: apply (after the plan is printed) takes ~1-2 s on the 2-core CI machine
@@ -72,13 +76,51 @@ def _wait_for_server_sessions(db) -> None:
         time.sleep(0.2)
 
 
-def _state(db) -> tuple[dict, dict]:
-    """Every row of every table, and every table's foreign keys (PostgreSQL apply drops and re-adds some)."""
+class State:
+    """Every row of every table, and every table's foreign keys (PostgreSQL apply drops and re-adds some); on
+    SQLite also the file's sha256."""
+
+    def __init__(self, digest: str | None, content: tuple[dict, dict]) -> None:
+        self.digest = digest
+        self.content = content
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, State) and (self is other or self.content == other.content)
+
+    def __repr__(self) -> str:
+        """What a failed comparison prints instead of two dumps of 200k rows: per table its row count and a
+        digest of its rows, so that the tables that differ stand out."""
+        rows, fks = self.content
+        tables = {t: f"{len(r)} rows {hashlib.sha256(repr(r).encode()).hexdigest()[:8]}" for t, r in rows.items() if r}
+        return f"State(sha256={self.digest}, {tables}, fks {hashlib.sha256(repr(fks).encode()).hexdigest()[:8]})"
+
+
+def _file_digest(db) -> str | None:
+    """The SQLite file's sha256 once no transaction is pending in it (None elsewhere, or if one still is)."""
+    if db.backend != "sqlite":
+        return None
+    db.scalar("SELECT COUNT(*) FROM sqlite_master")  # a reader rolls back a killed writer's hot journal first
+    db.engine.dispose()
+    # A journal still there after that read is not hot (killed before its header reached the disk, SQLite leaves
+    # it zeroed): the file alone holds the database.  A WAL would hold part of it.
+    if db.path.with_name(db.path.name + "-wal").exists():
+        return None
+    return hashlib.sha256(db.path.read_bytes()).hexdigest()
+
+
+def _state(db, *known: State) -> State:
+    """The database's state.  On SQLite a file byte for byte the same as one of ``known`` states' files holds the
+    same rows, so that state is returned without reading ~200k rows again (a rolled-back transaction puts its
+    pages back as they were); any other file is read in full, as every other backend is."""
+    digest = _file_digest(db)
+    for state in known:
+        if digest is not None and state.digest == digest:
+            return state
     with db.engine.connect() as conn:
         insp = inspect(conn)
         multi = insp.get_multi_foreign_keys()  # every table's, in one query where the database allows
         fks = {t: sorted(repr(fk) for fk in multi[(None, t)]) for t in insp.get_table_names()}
-    return db.dump(), fks
+    return State(digest, (db.dump(), fks))
 
 
 def _integrity(db) -> str:
@@ -91,6 +133,7 @@ def test_sigkill_and_sigint_during_apply_change_nothing(backend: str, tmp_path: 
     print(f"crash seed: {SEED} (replay with MWA_CRASH_SEED={SEED})")
     rng = random.Random(f"{SEED}-{backend}")
     made = []
+    pristine: list[tuple[Path, int]] = []
 
     def fresh() -> tuple[object, int]:
         """A new scratch database holding the big deterministic contents."""
@@ -98,8 +141,16 @@ def test_sigkill_and_sigint_during_apply_change_nothing(backend: str, tmp_path: 
         folder.mkdir()
         made.append(_create_scratch(backend, folder, NEWEST))
         db = next(made[-1])
+        if pristine:  # SQLite: a copy of the first one's file (the same rows; a copy takes a fraction of a build)
+            shutil.copyfile(pristine[0][0], db.path)
+            return db, pristine[0][1]
         with db.engine.begin() as conn:
-            return db, build_big(conn, SIZES[backend])
+            to_move = build_big(conn, SIZES[backend])
+        if backend == "sqlite":
+            db.engine.dispose()
+            pristine.append((tmp_path / "pristine.db", to_move))
+            shutil.copyfile(db.path, pristine[0][0])
+        return db, to_move
 
     try:
         # The apply window: a complete apply of an identical database.
@@ -120,17 +171,18 @@ def test_sigkill_and_sigint_during_apply_change_nothing(backend: str, tmp_path: 
             context = f"{name} {delay:.2f} s into apply (seed {SEED}, {backend})"
             proc, ready = _start(db.uri)
             time.sleep(max(0.0, ready + delay - time.monotonic()))
-            assert proc.poll() is None, f"apply had already finished before {context}"
-            proc.send_signal(sig)
+            if proc.poll() is None:  # one that already finished committed whole, or failed: both caught below
+                proc.send_signal(sig)
             out, err = proc.communicate(timeout=120)
             _wait_for_server_sessions(db)
-            if _state(db) != before:
+            if _state(db, before) != before:
                 left = {t: db.outside_default(t) for t in BIG_TABLES}
                 assert not any(left.values()), f"HALF-MOVED after {context}: rows outside default: {left}"
-                # Complete: this run beat the calibration and committed before the kill point.  Atomic, but
-                # not the mid-apply point wanted: shrink the window and retry on a fresh database.
+                # Complete: this run beat the calibration and committed before the kill point (or even finished
+                # before it).  Atomic, but not the mid-apply point wanted: shrink the window and retry on a fresh
+                # database.
                 late += 1
-                assert late <= 3, f"kill points keep landing after COMMIT ({context})"
+                assert late <= 3, f"kill points keep landing after COMMIT or after the apply had finished ({context})"
                 window = delay
                 db, _ = fresh()
                 before = _state(db)
@@ -146,11 +198,11 @@ def test_sigkill_and_sigint_during_apply_change_nothing(backend: str, tmp_path: 
                 assert _integrity(db) == "ok", context
         print(f"{backend}: {SIGKILLS} SIGKILL + {SIGINTS} SIGINT points, 0 rows changed ({late} retried after COMMIT)")
 
-        # Still a healthy database: a full apply succeeds and moves exactly the planned rows.
-        proc, _ = _start(db.uri)
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == ExitStatus.OK, err
-        assert f"Done: moved {to_move:,} row(s)" in out
+        # Still a healthy database: a full apply succeeds and moves exactly the planned rows (in-process: nothing
+        # kills this one, so it needs no process of its own).
+        result = run_cli("db", "migrate-to-default-workspace", db.uri, "-y")
+        assert result.exit_code == ExitStatus.OK, result.stderr
+        assert f"Done: moved {to_move:,} row(s)" in result.stdout
         assert not any(db.outside_default(t) for t in BIG_TABLES)
     finally:
         for gen in made:
@@ -180,15 +232,11 @@ def test_sigint_during_restore_is_never_reported_as_rolled_back_after_commit(bac
             build_big(conn, SIZES[backend] // 2)
         original = _state(db)
 
-        def migrated(n: int) -> tuple[Path, tuple]:
+        def migrated(n: int) -> tuple[Path, State]:
+            # In-process: only the restores are interrupted, so the migrations need no process of their own.
             journal = tmp_path / f"move-{n}.jsonl"
-            args = ["db", "migrate-to-default-workspace", db.uri, "-y", "--journal", str(journal)]
-            proc = subprocess.run(
-                [sys.executable, "-m", "mlflow_ws_admin", *args],
-                capture_output=True,
-                text=True,
-            )
-            assert proc.returncode == ExitStatus.OK, proc.stderr
+            result = run_cli("db", "migrate-to-default-workspace", db.uri, "-y", "--journal", str(journal))
+            assert result.exit_code == ExitStatus.OK, result.stderr
             return journal, _state(db)
 
         # The restore window, from process start to exit, measured by one complete restore.
@@ -209,7 +257,7 @@ def test_sigint_during_restore_is_never_reported_as_rolled_back_after_commit(bac
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=120)
             _wait_for_server_sessions(db)
-            state = _state(db)
+            state = _state(db, moved, original)
             if proc.returncode == ExitStatus.ABORTED:
                 assert "rolled back, nothing changed" in err, context
                 assert state == moved, f"{context}: said 'rolled back' but the database changed"
@@ -221,7 +269,7 @@ def test_sigint_during_restore_is_never_reported_as_rolled_back_after_commit(bac
                 assert "Done: moved" in out or "interrupted after the change was committed" in err, context
                 outcomes.append("committed")
                 journal, moved = migrated(n + 2)
-        print(f"{backend}: restore interrupted 4 times: {outcomes}")
+        print(f"{backend}: restore window {window:.2f} s, interrupted 4 times: {outcomes}")
     finally:
         for gen in made:
             for _ in gen:
@@ -284,42 +332,51 @@ def test_sigkill_during_move_resources_leaves_it_unchanged_or_moved_and_undoable
     print(f"crash seed: {SEED} (replay with MWA_CRASH_SEED={SEED})")
     rng = random.Random(f"{SEED}-move-{backend}")
     made = []
+    pristine = tmp_path / "pristine.db"
 
     def fresh() -> object:
         folder = tmp_path / f"db{len(made)}"
         folder.mkdir()
         made.append(_create_scratch(backend, folder))
         db = next(made[-1]).load()
+        if pristine.exists():  # SQLite: a copy of the first one's file (the same rows, for a fraction of a build)
+            shutil.copyfile(pristine, db.path)
+            return db
         with db.engine.begin() as conn:
             build_big(conn, MOVE_SIZES[backend])
+        if backend == "sqlite":
+            db.engine.dispose()
+            shutil.copyfile(db.path, pristine)
         return db
 
-    def restore(db, journal: Path) -> subprocess.CompletedProcess:
-        args = ["db", "restore-workspaces", db.uri, "--journal", str(journal), "-y"]
-        return subprocess.run([sys.executable, "-m", "mlflow_ws_admin", *args], capture_output=True, text=True)
+    def restore(db, journal: Path) -> Result:
+        # In-process: restores are never killed, so they need no process of their own.
+        return run_cli("db", "restore-workspaces", db.uri, "--journal", str(journal), "-y")
 
     try:
-        # The moved state and the apply window: complete runs on an identical database, restored in between.
-        twin = fresh()
-        original = _state(twin)
+        # The moved state and the apply window: complete runs on the database the kills then start from, restored
+        # in between.
+        db = fresh()
+        original = built = _state(db)
         for attempt in range(2):  # the second run, on warm caches, gives the window
             journal = tmp_path / f"twin-{attempt}.jsonl"
-            proc, ready = _start_move(twin.uri, journal)
+            proc, ready = _start_move(db.uri, journal)
             out, err = proc.communicate(timeout=300)
             window = time.monotonic() - ready
             assert proc.returncode == ExitStatus.OK, err
             assert "Done: moved" in out and "repointed the artifact_location of" in out
-            moved = _state(twin)
+            moved = _state(db)
             assert moved != original
             for table in BIG_TABLES:
-                assert twin.scalar(f"SELECT COUNT(*) FROM {table} WHERE workspace = 'team-a'") == 0, table
-            undone = restore(twin, journal)
-            assert undone.returncode == ExitStatus.OK, undone.stderr
-            assert _state(twin) == original
+                assert db.scalar(f"SELECT COUNT(*) FROM {table} WHERE workspace = 'team-a'") == 0, table
+            undone = restore(db, journal)
+            assert undone.exit_code == ExitStatus.OK, undone.stderr
+            restored = _state(db)
+            assert restored == original
+        # The same rows; on SQLite its file is the one a rolled-back kill leaves byte for byte.
+        original = restored
         print(f"{backend}: move-resources apply window {window:.2f} s")
 
-        db = fresh()
-        assert _state(db) == original
         outcomes = []
         late = 0
         while len(outcomes) < MOVE_SIGKILLS:
@@ -338,37 +395,43 @@ def test_sigkill_during_move_resources_leaves_it_unchanged_or_moved_and_undoable
                 late += 1
                 assert late <= 6, f"kill points keep landing after the run ended ({context})"
                 window = delay
-                assert restore(db, journal).returncode == ExitStatus.OK, context
-                assert _state(db) == original, context
+                assert restore(db, journal).exit_code == ExitStatus.OK, context
+                restored = _state(db)
+                assert restored == original, context
+                original = restored
                 continue
             _wait_for_server_sessions(db)
             if backend == "sqlite":
                 assert _integrity(db) == "ok", context
-            state = _state(db)
+            state = _state(db, original, moved)
             assert state in (original, moved), f"HALF-MOVED after {context}"
             complete = _journal_is_complete(journal)
             if state == original:
                 assert not complete, f"{context}: journal marked complete but nothing committed"
                 if journal.exists():  # killed before its header was written, it is empty: not a journal yet
                     refused = restore(db, journal)
-                    assert refused.returncode == ExitStatus.USAGE, f"{context}: {refused.stderr}"
+                    assert refused.exit_code == ExitStatus.USAGE, f"{context}: {refused.stderr}"
                     assert "incomplete" in refused.stderr or "not an mlflow-ws-admin journal" in refused.stderr
-                    assert _state(db) == original, context
+                    assert _state(db, original) == original, context
                 outcomes.append("unchanged")
             elif complete:
                 undone = restore(db, journal)
-                assert undone.returncode == ExitStatus.OK, f"{context}: {undone.stderr}"
-                assert _state(db) == original, f"{context}: restore did not give back the original database"
+                assert undone.exit_code == ExitStatus.OK, f"{context}: {undone.stderr}"
+                restored = _state(db)
+                assert restored == original, f"{context}: restore did not give back the original database"
+                original = restored
                 outcomes.append("moved, restored")
             else:
                 # Killed between COMMIT and the journal's completion mark: moved, and the journal says it cannot
                 # vouch for that.  Restore refuses it; go on with a fresh database.
                 refused = restore(db, journal)
-                assert refused.returncode == ExitStatus.USAGE, f"{context}: {refused.stderr}"
+                assert refused.exit_code == ExitStatus.USAGE, f"{context}: {refused.stderr}"
                 assert "incomplete" in refused.stderr, context
-                assert _state(db) == moved, context
+                assert _state(db, moved) == moved, context
                 outcomes.append("moved, journal incomplete")
                 db = fresh()
+                original = _state(db, built)
+                assert original == built, context
         print(f"{backend}: move-resources killed {MOVE_SIGKILLS} times: {outcomes} ({late} retried after the end)")
     finally:
         for gen in made:

@@ -311,6 +311,8 @@ def test_sigkill_mid_copy_leaves_target_unchanged_and_a_rerun_completes(
     SOURCE's objects intact.  Re-run with the same ids, the copy finishes (nothing copied twice) and the killed
     run's journal shows nothing to clean; once TARGET's ids moved on, `db finish-relocation` with the killed run's
     journal deletes its orphaned copies."""
+    import boto3
+
     from .test_relocate_crash import _listing, _settled_listing
 
     servers = Servers(f"s3://{bucket}/source-dest", f"s3://{bucket}/target-dest")
@@ -324,12 +326,18 @@ def test_sigkill_mid_copy_leaves_target_unchanged_and_a_rerun_completes(
     command = [sys.executable, "-m", "mlflow_ws_admin", "db", "import-database", source_db.uri, mlflow_db.uri]
     proc = subprocess.Popen(
         [*command, "--workspace", "team-a", *servers.flags(), "-y", "--journal", str(killed)],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        text=True,
         env={**s3_env(s3_endpoint), "PYTHONUNBUFFERED": "1"},
     )
+    # Look at the target only once the plan is printed (the copy comes after it), with one client: each look
+    # while the interpreter starts is a request to the server the copy then waits on.
+    assert proc.stdout is not None
+    assert any(line.startswith("Rows to copy:") for line in proc.stdout), f"no plan: {proc.communicate()}"
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
     deadline = time.monotonic() + 400
-    while not _listing(s3_endpoint, bucket, target):
+    while not client.list_objects_v2(Bucket=bucket, Prefix=target + "/", MaxKeys=1).get("KeyCount", 0):
         assert proc.poll() is None, f"the run ended before the copy: {proc.communicate()}"
         assert time.monotonic() < deadline, "the copy never started"
         time.sleep(0.05)
