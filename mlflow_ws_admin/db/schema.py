@@ -157,7 +157,6 @@ class WorkspaceSchema:
 
 def reflect_schema(conn: Connection) -> WorkspaceSchema:
     """Read the live schema and derive the workspace tables, keys and FK graph.  Read-only."""
-
     insp = inspect(conn)
     names = sorted(insp.get_table_names())
     columns = _by_table(insp.get_multi_columns(), names)
