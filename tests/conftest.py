@@ -24,6 +24,7 @@ import hashlib
 import os
 import queue
 import shutil
+import signal
 import tempfile
 import threading
 import uuid
@@ -439,6 +440,14 @@ def _mysql_shape(conn: Connection) -> tuple:
 
 
 _SERVER_DATABASES = {backend: _ServerDatabases(backend) for backend in ("postgresql", "mysql")}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The tests press Ctrl-C on real CLI processes (SIGINT).  A shell starts a background job with SIGINT ignored,
+    # the workers inherit that, and so would every CLI they start: Python then installs no KeyboardInterrupt
+    # handler and the CLI runs on as if nothing was pressed.  A terminal's Ctrl-C is what the tests mean.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
