@@ -93,6 +93,20 @@ def test_fast_paths_agree_with_the_general_parser(raw: str) -> None:
     assert normalize_location(raw) == artifacts._parse_url(text)
 
 
+_LEAF = st.text(alphabet="aZ09-_.:/?#%@[] ", min_size=0, max_size=6)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.tuples(_URLISH | _SHAPED | st.text(max_size=12), _LEAF), min_size=1, max_size=4))
+def test_the_per_parent_reader_reads_as_the_parser_does(pairs: list[tuple[str, str]]) -> None:
+    # One reader for several locations, as the finder uses it: a parent learned once serves the later ones.
+    read = artifacts._LocationReader()
+    for parent, leaf in pairs:
+        for raw in (f"{parent}/{leaf}", parent, f"{parent}/{leaf}"):
+            location = normalize_location(raw)
+            assert read(raw) == (None if location is None else (location, artifacts._sort_key(location))), raw
+
+
 def test_a_location_no_url_parser_accepts_is_a_literal_path() -> None:
     # urlsplit refuses an unclosed IPv6 bracket; such a location must not stop the run.
     assert normalize_location("s3://[oops/x") == artifacts.Location("", "", ("s3:", "[oops", "x"))

@@ -91,6 +91,46 @@ def normalize_location(raw: str) -> Location | None:
     return _parse_url(text)
 
 
+#: A last segment that parses the same wherever it ends a location: no character any parser treats specially.
+_PLAIN_LEAF = re.compile(r"[A-Za-z0-9_-]+")
+#: Leaves tried on each parent: were the leaf read as a host or scheme, the upper-case one would come back lowered.
+_PROBE_LEAVES = ("x0", "X-_9")
+
+
+class _LocationReader:
+    """``normalize_location`` and ``_sort_key`` of many locations that share parents (ROOT/<id>,
+    ROOT/workspaces/<ws>/<id>): `<parent>/<plain leaf>` is read as the parent's location plus one segment, the
+    parent being parsed once.  A parent is taken only when probe leaves come back exactly so; a plain leaf
+    is one no parser treats specially, so it reads as the probes do (tests/test_artifacts.py compares the
+    two on generated locations)."""
+
+    def __init__(self) -> None:
+        self._parents: dict[str, tuple[Location, str] | None] = {}
+
+    def __call__(self, raw: str) -> tuple[Location, str] | None:
+        """(location, sort key) of a stored location; None for an empty one."""
+        parent, slash, leaf = raw.rpartition("/")
+        if slash and _PLAIN_LEAF.fullmatch(leaf):
+            known = self._parents.get(parent, False)
+            if known is False:
+                known = self._parents[parent] = _plain_parent(parent)
+            if known is not None:
+                location, key = known
+                return location.child(leaf), f"{key}{_SEP}{leaf}"
+        location = normalize_location(raw)
+        return None if location is None else (location, _sort_key(location))
+
+
+def _plain_parent(parent: str) -> tuple[Location, str] | None:
+    """The parent's (location, sort key) when each probe leaf under it reads as that location plus the leaf."""
+    location = normalize_location(parent)
+    if location is None:
+        return None
+    if any(normalize_location(f"{parent}/{leaf}") != location.child(leaf) for leaf in _PROBE_LEAVES):
+        return None
+    return location, _sort_key(location)
+
+
 def _parse_url(text: str) -> Location:
     """Any non-empty stripped location other than a Windows drive path, through urlsplit."""
     try:
@@ -185,16 +225,18 @@ def find_artifact_findings(
     proxied: list[ArtifactFinding] = []
     workspaces: dict[str | None, str | None] = {}  # one string object per workspace name, not one per row
     own = _OwnLayout(reserved if unique_ids else None, spill_after)
+    read = _LocationReader()
     with _ItemStore(spill_after) as items:
         for exp_id, ws, raw in experiments:
             ws = workspaces.setdefault(ws, ws)
             if own.take(exp_id, ws, raw):
                 continue
-            location = normalize_location(raw) if raw is not None else None
-            if location is None:
+            located = read(raw) if raw is not None else None
+            if located is None:
                 unlocated.append((exp_id, ws))
                 continue
-            item = _Item(_sort_key(location), exp_id, ws, raw)
+            location, key = located
+            item = _Item(key, exp_id, ws, raw)
             items.add(item)
             own.note(location)
             if root is not None and reserved is not None:
