@@ -13,8 +13,8 @@ Each row is told apart by its stored key, so a case-insensitive group shows ever
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Collection
+from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 
 from mlflow_ws_admin.common import mlflow_facts
@@ -25,13 +25,10 @@ if TYPE_CHECKING:
 NEW_NAME = "<new name>"
 
 
-#: one encoder for every hint: json.dumps with options builds a new one per call (a JSON report has 60k groups)
-_LITERAL = json.JSONEncoder(ensure_ascii=False)
-
-
 def _q(value: Any) -> str:
-    """A Python literal for the call: ids are passed as strings, as MLflow's client takes them."""
-    return _LITERAL.encode(str(value))
+    """A Python literal for the call: ids are passed as strings, as MLflow's client takes them.  (The string
+    encoder itself, as json.dumps(ensure_ascii=False) spells a str: a JSON report asks for 120k of them.)"""
+    return encode_basestring(str(value))
 
 
 def is_prompt_group(table: str, group: ConflictGroup, prompts: Collection[tuple[Any, Any]]) -> bool:

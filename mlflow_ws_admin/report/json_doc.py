@@ -305,20 +305,27 @@ def write_document(doc: Mapping[str, Any], out: IO[str]) -> None:
 
 
 def _write_items(items: Iterator[Any], out: IO[str]) -> None:
-    """Items comma-separated, joined in batches: one write per item cost more than encoding it (60k conflict
-    groups).  What was encoded is written even when the stream fails, as one write per item did."""
-    batch: list[str] = []
+    """Items comma-separated, encoded and written in batches: one write, or one encoder call, per item cost more
+    than encoding it (60k conflict groups).  What was read is written even when the stream fails, as one write
+    per item did."""
+    batch: list[Any] = []
     written = False
+
+    def flush() -> None:
+        nonlocal written
+        # A list's encoding without its brackets: the items as the list separates them.
+        out.write(("," if written else "") + _dumps(batch)[1:-1])
+        written = True
+        batch.clear()
+
     try:
         for item in items:
-            batch.append(_dumps(item))
+            batch.append(item)
             if len(batch) == _WRITE_BATCH:
-                out.write(("," if written else "") + ",".join(batch))
-                written = True
-                batch.clear()
+                flush()
     finally:
         if batch:
-            out.write(("," if written else "") + ",".join(batch))
+            flush()
 
 
 _WRITE_BATCH = 500
