@@ -445,3 +445,36 @@ def test_move_into_default_names_relocate_not_the_migration(mlflow_db, output_fo
     assert "fix: move it with --artifact-policy relocate, which moves its objects under workspaces/default/" in out
     assert "disable workspaces" not in out
     assert mlflow_db.fingerprint() == before
+
+
+def test_one_scan_per_table_counts_and_rewrites_each_column_on_its_own(mlflow_db) -> None:
+    # Two columns of one table under a prefix, one of them in a row where the other is not, and a value LIKE
+    # matches but that is not under the prefix (`.../9001x`): each column counted and rewritten on its own.
+    from mlflow_ws_admin.db.schema import reflect_schema
+    from mlflow_ws_admin.engine.relocate import candidate_tables, rewrite_uris, scan_uri_columns
+
+    def fill(data) -> None:
+        data.experiment("team-a", "scan", experiment_id=EXP, artifact_location=OLD)
+        for run, source, uri in [
+            ("1" * 32, f"{OLD}/src", f"{OLD}/r1"),
+            ("2" * 32, "git://elsewhere", f"{OLD}/r2"),
+            ("3" * 32, f"{OLD}x/src", f"{OLD}x/r3"),
+        ]:
+            data.add("runs", run_uuid=run, experiment_id=EXP, source_name=source, artifact_uri=uri)
+
+    populate(mlflow_db, fill)
+    with mlflow_db.engine.begin() as conn:
+        tables = {"runs": candidate_tables(conn, reflect_schema(conn))["runs"]}
+        assert [(c.table, c.column, c.rows) for c in scan_uri_columns(conn, tables, [OLD])] == [
+            ("runs", "source_name", 1),
+            ("runs", "artifact_uri", 2),
+        ]
+        rewritten = rewrite_uris(conn, tables, {OLD: NEW})
+    assert [(c.column, c.rows) for c in rewritten] == [("source_name", 1), ("artifact_uri", 2)]
+    with mlflow_db.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT run_uuid, source_name, artifact_uri FROM runs ORDER BY run_uuid").all()
+    assert [tuple(r) for r in rows] == [
+        ("1" * 32, f"{NEW}/src", f"{NEW}/r1"),
+        ("2" * 32, "git://elsewhere", f"{NEW}/r2"),
+        ("3" * 32, f"{OLD}x/src", f"{OLD}x/r3"),
+    ]

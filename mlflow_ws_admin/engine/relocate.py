@@ -18,6 +18,7 @@ objects written under the new prefix after the move (runs logged in DST meanwhil
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -285,22 +286,25 @@ def _under(value: Any, prefix: str) -> bool:
 
 
 def _matches(
-    conn: Connection, name: str, pk: Sequence[str], col: str, prefixes: Sequence[str]
-) -> Iterator[tuple[tuple[Any, ...], str, str]]:
-    """(primary key, value, the prefix it is under) of every row of ``name`` whose ``col`` is under a prefix.
-    LIKE finds a superset (MySQL compares without case); the exact test is Python's."""
-    t = table(name, *(column(c) for c in {*pk, col}))
-    for i in range(0, len(prefixes), _PREFIX_BATCH):
-        batch = prefixes[i : i + _PREFIX_BATCH]
-        stmt = select(*(t.c[c] for c in pk), t.c[col]).where(
-            or_(*(t.c[col].startswith(p, autoescape=True) for p in batch))
+    conn: Connection, name: str, pk: Sequence[str], cols: Sequence[str], prefixes: Sequence[str]
+) -> Iterator[tuple[tuple[Any, ...], str, str, str]]:
+    """(primary key, column, value, the prefix it is under) of every value of ``cols`` in ``name`` under a prefix:
+    one scan of the table for all its columns (per batch of prefixes), not one per column.  LIKE finds a superset
+    (MySQL compares without case); the exact test is Python's."""
+    t = table(name, *(column(c) for c in {*pk, *cols}))
+    n = len(pk)
+    per_query = max(1, _PREFIX_BATCH // len(cols))  # at most _PREFIX_BATCH LIKE terms a statement, as before
+    for i in range(0, len(prefixes), per_query):
+        batch = prefixes[i : i + per_query]
+        stmt = select(*(t.c[c] for c in pk), *(t.c[c] for c in cols)).where(
+            or_(*(t.c[c].startswith(p, autoescape=True) for c in cols for p in batch))
         )
         for row in conn.execute(stmt):
-            value = row[-1]
-            # The longest prefix wins should one moved prefix sit inside another.
-            hit = max((p for p in batch if _under(value, p)), key=len, default=None)
-            if hit is not None:
-                yield tuple(row[:-1]), value, hit
+            for col, value in zip(cols, row[n:], strict=True):
+                # The longest prefix wins should one moved prefix sit inside another.
+                hit = max((p for p in batch if _under(value, p)), key=len, default=None)
+                if hit is not None:
+                    yield tuple(row[:n]), col, value, hit
 
 
 def scan_uri_columns(
@@ -311,10 +315,8 @@ def scan_uri_columns(
         return ()
     found = []
     for name, (pk, cols) in tables.items():
-        for col in cols:
-            rows = sum(1 for _ in _matches(conn, name, pk, col, list(prefixes)))
-            if rows:
-                found.append(UriColumn(name, col, rows))
+        rows = Counter(col for _, col, _, _ in _matches(conn, name, pk, cols, list(prefixes)))
+        found += [UriColumn(name, col, rows[col]) for col in cols if rows[col]]
     return tuple(found)
 
 
@@ -328,17 +330,19 @@ def rewrite_uris(
     done = []
     old = sorted(pairs)
     for name, (pk, cols) in tables.items():
+        changes: dict[str, list[tuple[tuple[Any, ...], str]]] = {}
+        for key, col, value, hit in _matches(conn, name, pk, cols, old):
+            changes.setdefault(col, []).append((key, pairs[hit] + value[len(hit) :]))
         for col in cols:
-            changes = [(key, pairs[hit] + value[len(hit) :]) for key, value, hit in _matches(conn, name, pk, col, old)]
-            if not changes:
+            if col not in changes:
                 continue
             t = table(name, *(column(c) for c in {*pk, col}))
             where = and_(*(t.c[c] == bindparam(f"mwa_k{i}") for i, c in enumerate(pk)))
             conn.execute(
                 t.update().where(where).values({col: bindparam("mwa_v")}),
-                [{"mwa_v": new, **{f"mwa_k{i}": v for i, v in enumerate(key)}} for key, new in changes],
+                [{"mwa_v": new, **{f"mwa_k{i}": v for i, v in enumerate(key)}} for key, new in changes[col]],
             )
-            done.append(UriColumn(name, col, len(changes)))
+            done.append(UriColumn(name, col, len(changes[col])))
     return tuple(done)
 
 
