@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from mlflow_ws_admin.common import mlflow_facts
 from mlflow_ws_admin.common.errors import NotAWorkspaceDatabase
-from mlflow_ws_admin.db import sqlite_catalog
+from mlflow_ws_admin.db import mysql_catalog, sqlite_catalog
 
 
 @dataclass(frozen=True)
@@ -228,11 +228,14 @@ class _Read:
 
 
 def _read_tables(conn: Connection) -> _Read:
-    """SQLite from its catalog in a few set-based queries (the Inspector runs several PRAGMAs per table); the
-    others through the Inspector."""
+    """SQLite and MySQL/MariaDB from their catalogs in a few set-based queries (the Inspector runs PRAGMAs or
+    SHOW CREATE TABLE per table); PostgreSQL's Inspector already reads each kind in one query."""
     if conn.dialect.name == "sqlite":
         lite = sqlite_catalog.read_tables(conn)
         return _Read(lite.names, lite.columns, lite.foreign_keys, lambda ws: sqlite_catalog.read_keys(conn, lite, ws))
+    if conn.dialect.name in ("mysql", "mariadb"):
+        my = mysql_catalog.read_tables(conn)
+        return _Read(my.names, my.columns, my.foreign_keys, lambda ws: mysql_catalog.read_keys(conn, ws))
     return _inspector_tables(conn)
 
 
