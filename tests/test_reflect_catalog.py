@@ -5,13 +5,15 @@ gives (``reflect_oracle.py``), on every captured MLflow schema and on the spelli
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, make_url
+from sqlalchemy.pool import NullPool
 
 from mlflow_ws_admin.common.errors import NotAWorkspaceDatabase
 from mlflow_ws_admin.db.schema import WorkspaceSchema, reflect_schema
 
 from .conftest import VERSIONS
 from .reflect_oracle import inspector_schema
+from .test_privileges import select_only_uri  # noqa: F401 - a fixture
 
 
 def _both(db) -> tuple[WorkspaceSchema, WorkspaceSchema]:
@@ -69,6 +71,23 @@ def test_statements_per_reflection_do_not_grow_with_the_tables(mlflow_db) -> Non
         schema = reflect_schema(conn)
     assert len(schema.all_table_names) > 60
     assert len(statements) <= {"sqlite": 4, "mysql": 5, "postgresql": 10}[mlflow_db.backend], statements
+
+
+def test_a_user_who_may_only_read_reads_the_same_schema(mlflow_db, request: pytest.FixtureRequest) -> None:
+    """MariaDB hides REFERENTIAL_CONSTRAINTS (the FK rules) from a user with only SELECT: a dry run's user."""
+    uri = request.getfixturevalue("select_only_uri")  # test_privileges' user (skips SQLite)
+    url = make_url(uri).set(drivername=mlflow_db.url.drivername)
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            read, oracle = reflect_schema(conn), inspector_schema(conn)
+    finally:
+        engine.dispose()
+    assert _differences(read, oracle) == []
+    assert read == oracle
+    owner, _ = _both(mlflow_db)
+    assert read == owner
+    assert any(fk.cascades_on_update for fk in read.all_foreign_keys)
 
 
 def test_the_refusals_are_the_inspectors(scratch_db) -> None:

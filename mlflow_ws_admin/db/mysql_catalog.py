@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 #: The database's base tables (not views, not system-versioned tables: SHOW FULL TABLES' BASE TABLE).  Each
@@ -56,7 +57,7 @@ class Tables:
 
 
 def read_tables(conn: Connection) -> Tables:
-    """The base tables, their columns and foreign keys: four queries."""
+    """The base tables, their columns and foreign keys: four queries (more for a user who may only read, below)."""
     names = set(conn.exec_driver_sql(_TABLES).scalars())
     columns: dict[str, list[dict]] = {}
     for table, name, is_nullable, data_type, column_type in conn.exec_driver_sql(_COLUMNS).all():
@@ -64,11 +65,26 @@ def read_tables(conn: Connection) -> Tables:
             length = _length(data_type.lower(), column_type)
             columns.setdefault(table, []).append({"name": name, "nullable": is_nullable == "YES", "length": length})
     rules = {
-        (table, name): (update, delete)
-        for table, name, update, delete in conn.exec_driver_sql(_FOREIGN_KEY_RULES).all()
+        (table, name): (update, delete) for table, name, update, delete in conn.exec_driver_sql(_FOREIGN_KEY_RULES)
     }
     fk_columns = conn.exec_driver_sql(_FOREIGN_KEY_COLUMNS).all()
-    return Tables(sorted(columns), columns, _foreign_keys(fk_columns, rules, columns, _omitted_rules(conn)))
+    foreign_keys = _foreign_keys(fk_columns, rules, columns, _omitted_rules(conn))
+    _add_hidden_rules(conn, foreign_keys, rules)
+    return Tables(sorted(columns), columns, foreign_keys)
+
+
+def _add_hidden_rules(conn: Connection, foreign_keys: dict[str, list[dict]], rules: Mapping) -> None:
+    """MariaDB shows REFERENTIAL_CONSTRAINTS only to a user with more than SELECT on the table (a dry run's
+    read-only user sees none): those FKs' rules come from SHOW CREATE TABLE, through the Inspector, for their
+    tables only."""
+    hidden = sorted({table for table, fks in foreign_keys.items() for fk in fks if (table, fk["name"]) not in rules})
+    if not hidden:
+        return
+    shown = inspect(conn).get_multi_foreign_keys(filter_names=hidden)
+    options = {(table, fk["name"]): fk["options"] for (_schema, table), fks in shown.items() for fk in fks}
+    for table in hidden:
+        for fk in foreign_keys[table]:
+            fk["options"] = options.get((table, fk["name"]), {})
 
 
 def read_keys(
@@ -119,7 +135,7 @@ def _foreign_keys(
             continue
         fk = found.setdefault(table, {}).get(name)
         if fk is None:
-            update_rule, delete_rule = rules[(table, name)]
+            update_rule, delete_rule = rules.get((table, name), ("NO ACTION", "NO ACTION"))  # hidden: _add_hidden_rules
             options = {
                 option: rule
                 for option, rule in (("onupdate", update_rule), ("ondelete", delete_rule))

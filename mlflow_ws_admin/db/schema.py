@@ -240,6 +240,7 @@ def _read_tables(conn: Connection) -> _Read:
 
 
 def _inspector_tables(conn: Connection) -> _Read:
+    """Through SQLAlchemy's Inspector (PostgreSQL), its column types reduced to the length ``_column_info`` keeps."""
     insp = inspect(conn)
     names = sorted(insp.get_table_names())
     columns = {
