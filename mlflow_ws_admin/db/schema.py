@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from mlflow_ws_admin.common import mlflow_facts
 from mlflow_ws_admin.common.errors import NotAWorkspaceDatabase
-from mlflow_ws_admin.db import sqlite_uniques
+from mlflow_ws_admin.db import mysql_catalog, sqlite_catalog
 
 
 @dataclass(frozen=True)
@@ -157,10 +157,8 @@ class WorkspaceSchema:
 
 def reflect_schema(conn: Connection) -> WorkspaceSchema:
     """Read the live schema and derive the workspace tables, keys and FK graph.  Read-only."""
-    insp = inspect(conn)
-    names = sorted(insp.get_table_names())
-    columns = _by_table(insp.get_multi_columns(), names)
-    foreign_keys = _by_table(insp.get_multi_foreign_keys(), names)
+    read = _read_tables(conn)
+    names, columns, foreign_keys = read.names, read.columns, read.foreign_keys
 
     if not set(mlflow_facts.TRACKING_TABLES) & set(names):
         # Never suggest MLflow's migrations for somebody else's database.
@@ -181,17 +179,12 @@ def reflect_schema(conn: Connection) -> WorkspaceSchema:
         raise NotAWorkspaceDatabase("no `workspaces` catalog table: this schema predates MLflow workspaces")
 
     ws_names = sorted(ws_columns)
-    pks = _by_table(insp.get_multi_pk_constraint(filter_names=ws_names), ws_names)
-    if conn.dialect.name == "sqlite":
-        uniques = sqlite_uniques.unique_constraints(conn, ws_names)
-    else:
-        uniques = _by_table(insp.get_multi_unique_constraints(filter_names=ws_names), ws_names)
-    indexes = _by_table(insp.get_multi_indexes(filter_names=ws_names), ws_names)
+    pks, uniques, indexes = read.keys(ws_names)
 
     tables = []
     for name in ws_names:
         wcols = ws_columns[name]
-        pk = tuple(pks.get(name, {}).get("constrained_columns") or ())
+        pk = tuple(pks.get(name) or ())
         tables.append(
             WorkspaceTable(
                 name=name,
@@ -217,6 +210,58 @@ def reflect_schema(conn: Connection) -> WorkspaceSchema:
         all_foreign_keys=tuple(fk for t in names for fk in _foreign_keys(t, foreign_keys.get(t, []))),
         all_columns=tuple((t, tuple(c["name"] for c in columns.get(t, []))) for t in names),
     )
+
+
+#: A table's primary key columns, its UNIQUE constraints and its indexes ({name, column_names[, unique]}).
+_Keys = tuple[dict[str, list[str]], dict[str, list[dict]], dict[str, list[dict]]]
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What ``reflect_schema`` reads, in the Inspector's shapes: every table's name, columns ({name, nullable,
+    length}) and foreign keys; ``keys`` reads the named tables' keys, once the workspace tables are known."""
+
+    names: list[str]
+    columns: dict[str, list[dict]]
+    foreign_keys: dict[str, list[dict]]
+    keys: Callable[[list[str]], _Keys]
+
+
+def _read_tables(conn: Connection) -> _Read:
+    """SQLite and MySQL/MariaDB from their catalogs in a few set-based queries (the Inspector runs PRAGMAs or
+    SHOW CREATE TABLE per table); PostgreSQL's Inspector already reads each kind in one query."""
+    if conn.dialect.name == "sqlite":
+        lite = sqlite_catalog.read_tables(conn)
+        return _Read(lite.names, lite.columns, lite.foreign_keys, lambda ws: sqlite_catalog.read_keys(conn, lite, ws))
+    if conn.dialect.name in ("mysql", "mariadb"):
+        my = mysql_catalog.read_tables(conn)
+        return _Read(my.names, my.columns, my.foreign_keys, lambda ws: mysql_catalog.read_keys(conn, ws))
+    return _inspector_tables(conn)
+
+
+def _inspector_tables(conn: Connection) -> _Read:
+    """Through SQLAlchemy's Inspector (PostgreSQL), its column types reduced to the length ``_column_info`` keeps."""
+    insp = inspect(conn)
+    names = sorted(insp.get_table_names())
+    columns = {
+        table: [{"name": c["name"], "nullable": c.get("nullable", True), "length": _type_length(c)} for c in cols]
+        for table, cols in _by_table(insp.get_multi_columns(), names).items()
+    }
+
+    def keys(ws_names: list[str]) -> _Keys:
+        pks = _by_table(insp.get_multi_pk_constraint(filter_names=ws_names), ws_names)
+        return (
+            {table: pk.get("constrained_columns") or [] for table, pk in pks.items()},
+            _by_table(insp.get_multi_unique_constraints(filter_names=ws_names), ws_names),
+            _by_table(insp.get_multi_indexes(filter_names=ws_names), ws_names),
+        )
+
+    return _Read(names, columns, _by_table(insp.get_multi_foreign_keys(), names), keys)
+
+
+def _type_length(col: Mapping[str, Any]) -> int | None:
+    length = getattr(col.get("type"), "length", None)
+    return length if isinstance(length, int) else None
 
 
 def _by_table(multi: Mapping[tuple[str | None, str], Any], names: Iterable[str]) -> dict[str, Any]:
@@ -248,8 +293,7 @@ def _discover_workspace_columns(
 
 
 def _column_info(col: Mapping[str, Any]) -> ColumnInfo:
-    length = getattr(col.get("type"), "length", None)
-    return ColumnInfo(col["name"], bool(col.get("nullable", True)), length if isinstance(length, int) else None)
+    return ColumnInfo(col["name"], bool(col.get("nullable", True)), col.get("length"))
 
 
 def _catalog(columns: dict[str, list[dict]]) -> Catalog | None:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy.engine import Connection
 
@@ -30,26 +30,38 @@ def _unique_constraints(table_sql: str, sigs: list[tuple[str, ...]]) -> list[dic
     return found + [{"name": None, "column_names": list(columns)} for columns in left]
 
 
+#: Each column of each automatic index SQLite keeps for a UNIQUE constraint (origin 'u'), in index order.
+UNIQUE_INDEX_COLUMNS = (
+    "SELECT m.name, il.name, ii.name FROM sqlite_master AS m "
+    "JOIN pragma_index_list(m.name) AS il JOIN pragma_index_info(il.name) AS ii "
+    "WHERE m.type = 'table' AND il.origin = 'u' ORDER BY m.name, il.name, ii.seqno"
+)
+
+
 def unique_constraints(conn: Connection, names: Sequence[str]) -> dict[str, list[dict]]:
     """What SQLAlchemy's reflection reports (a constraint named only where its SQL names it; table-level ones
     first, then the inline ones), from one query over the automatic indexes SQLite keeps for UNIQUE
     constraints and one for the tables' SQL.  SQLAlchemy's own scans each table's SQL with a pattern that took
     about half of a SQLite run's reflection (~25 ms of CPU per command), and misses an inline UNIQUE after a
     type with a length (`name VARCHAR(256) UNIQUE`); the automatic index has it."""
+    sql = dict(
+        conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND sql IS NOT NULL").all()
+    )
+    return from_catalog(conn.exec_driver_sql(UNIQUE_INDEX_COLUMNS).all(), sql, names)
+
+
+def from_catalog(
+    index_columns: Iterable[tuple[str, str, str]], table_sql: Mapping[str, str | None], names: Sequence[str]
+) -> dict[str, list[dict]]:
+    """``unique_constraints`` from rows already read: (table, automatic index, column) as ``UNIQUE_INDEX_COLUMNS``
+    orders them, and each table's CREATE TABLE text (``sqlite_catalog`` reads both with the rest of the schema)."""
     wanted = set(names)
     columns: dict[tuple[str, str], list[str]] = {}
-    for table, index, column in conn.exec_driver_sql(
-        "SELECT m.name, il.name, ii.name FROM sqlite_master AS m "
-        "JOIN pragma_index_list(m.name) AS il JOIN pragma_index_info(il.name) AS ii "
-        "WHERE m.type = 'table' AND il.origin = 'u' ORDER BY m.name, il.name, ii.seqno"
-    ):
+    for table, index, column in index_columns:
         if table in wanted:
             columns.setdefault((table, index), []).append(column)
     # sqlite_autoindex_<table>_<n>: n counts the table's constraints in the order its SQL declares them.
     indexed: dict[str, list[tuple[str, ...]]] = {}
     for (table, _index), cols in sorted(columns.items(), key=lambda item: (item[0][0], _autoindex_number(item[0][1]))):
         indexed.setdefault(table, []).append(tuple(cols))
-    sql = dict(
-        conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND sql IS NOT NULL").all()
-    )
-    return {table: _unique_constraints(sql.get(table) or "", sigs) for table, sigs in indexed.items()}
+    return {table: _unique_constraints(table_sql.get(table) or "", sigs) for table, sigs in indexed.items()}
