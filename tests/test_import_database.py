@@ -420,29 +420,53 @@ def _add_metric_rows(db: ScratchDB, steps: int) -> None:
         )
 
 
+def _start_import(source: ScratchDB, target: ScratchDB) -> tuple[subprocess.Popen, float]:
+    """A real import process, once it printed its plan's last line (the copy starts then), and that moment."""
+    proc = subprocess.Popen(
+        [*CLI, "db", "import-database", source.uri, target.uri, "--workspace", "team-a", "-y"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("Artifacts:"):
+            break
+    return proc, time.monotonic()
+
+
+def _copy_window(source: ScratchDB, tmp_path: Path) -> float:
+    """Seconds from the plan's last line to the exit of an import that is left to finish, into a target like the
+    test's: the kill points are fractions of it, so they fall inside the copy however fast the machine is."""
+    made = _create_scratch(source.backend, tmp_path, NEWEST, filename="calibration.db")
+    target = next(made)
+    try:
+        populate(target, fill_target)
+        proc, started = _start_import(source, target)
+        proc.communicate(timeout=300)
+        assert proc.returncode == ExitStatus.OK, "the calibration import failed"
+        return time.monotonic() - started
+    finally:
+        for _ in made:
+            pass
+
+
 @pytest.mark.slow
-def test_sigkill_mid_import_leaves_target_unchanged(mlflow_db: ScratchDB, source_db: ScratchDB) -> None:
+def test_sigkill_mid_import_leaves_target_unchanged(mlflow_db: ScratchDB, source_db: ScratchDB, tmp_path: Path) -> None:
     n = CRASH_METRICS[mlflow_db.backend]
     populate(source_db, lambda data: fill_source(data, runs=10, metrics=1))  # step 0 of each run
     _add_metric_rows(source_db, n // 10)
     assert source_db.scalar("SELECT COUNT(*) FROM metrics") == n
     populate(mlflow_db, fill_target)
     before = mlflow_db.dump()
+    window = _copy_window(source_db, tmp_path)
     rng = random.Random(SEED)
     for attempt in range(2):
-        proc = subprocess.Popen(
-            [*CLI, "db", "import-database", source_db.uri, mlflow_db.uri, "--workspace", "team-a", "-y"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("Artifacts:"):  # the plan's last line: the copy starts now
-                break
-        time.sleep(rng.uniform(0.3, 1.5))
-        context = f"attempt {attempt}, seed {SEED}, {mlflow_db.backend}"
+        proc, started = _start_import(source_db, mlflow_db)
+        delay = rng.uniform(0.1, 0.6) * window
+        time.sleep(max(0.0, started + delay - time.monotonic()))
+        context = f"attempt {attempt}, {delay:.2f} s of a {window:.2f} s copy, seed {SEED}, {mlflow_db.backend}"
         assert proc.poll() is None, f"the import finished before the kill ({context}); make CRASH_METRICS larger"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
