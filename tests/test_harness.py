@@ -1,11 +1,13 @@
 """The suite's own shortcuts must never hide a difference: reflected tables are reused only between databases
-whose schema is exactly the same (tests/helpers.py, `sample_data`)."""
+whose schema is exactly the same (tests/helpers.py, `sample_data`), and the crash tests' database state (a digest
+of every table's rows on a server, tests/test_crash.py `_state`) changes with any row."""
 
 from __future__ import annotations
 
 import pytest
 
-from .helpers import sample_data, schema_digest
+from .helpers import populate, sample_data, schema_digest
+from .test_crash import _state
 
 #: Schema changes a reused table would miss, per backend (SQLite alters little in place).
 CHANGES = {
@@ -57,3 +59,44 @@ def test_another_schema_is_never_served_mlflow_tables(backend: str, mlflow_db, a
         assert schema_digest(conn) != mlflow_digest
         data = sample_data(conn)
     assert data.meta is not mlflow_meta and "experiments" not in data.meta.tables
+
+
+def _set(column: str, values: dict[str, str | None]) -> str:
+    cases = " ".join(f"WHEN '{name}' THEN {'NULL' if v is None else repr(v)}" for name, v in values.items())
+    names = ", ".join(f"'{name}'" for name in values)
+    return f"UPDATE experiments SET {column} = CASE name {cases} END WHERE name IN ({names})"
+
+
+A, B = "team-a-exp-0", "team-b-exp-0"
+#: (change, undo), from A's artifact_location 'x,y' and B's NULL: each change keeps every count but the last.
+ROW_CHANGES = {
+    "one value": (_set("artifact_location", {A: "x,Y"}), _set("artifact_location", {A: "x,y"})),
+    "values swapped between two rows": (
+        _set("artifact_location", {A: None, B: "x,y"}),
+        _set("artifact_location", {A: "x,y", B: None}),
+    ),
+    "an empty string for NULL": (_set("artifact_location", {B: ""}), _set("artifact_location", {B: None})),
+    "text moved across a column boundary": (
+        f"UPDATE experiments SET name = '{A},x', artifact_location = 'y' WHERE name = '{A}'",
+        f"UPDATE experiments SET name = '{A}', artifact_location = 'x,y' WHERE name = '{A},x'",
+    ),
+    "an extra row": (
+        "INSERT INTO experiments (experiment_id, name, workspace, lifecycle_stage) VALUES (7, 'extra', 'default', "
+        "'active')",
+        "DELETE FROM experiments WHERE experiment_id = 7",
+    ),
+}
+
+
+@pytest.mark.parametrize("change", ROW_CHANGES)
+def test_the_crash_tests_state_changes_with_any_row(backend: str, mlflow_db, change: str) -> None:
+    populate(mlflow_db)
+    mlflow_db.execute(_set("artifact_location", {A: "x,y", B: None}))
+    before = _state(mlflow_db)
+    assert _state(mlflow_db) == before
+    change, undo = ROW_CHANGES[change]
+    mlflow_db.execute(change)
+    changed = _state(mlflow_db)
+    assert changed != before and repr(changed) != repr(before)  # the message shows it too
+    mlflow_db.execute(undo)
+    assert _state(mlflow_db) == before
