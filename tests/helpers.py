@@ -111,9 +111,9 @@ def schema_digest(conn: Connection) -> str | None:
     return digest if whole else None
 
 
-#: Reflected tables by (dialect, schema digest): reflecting a table costs more than planting a test's rows, and
-#: most tests plant them in a copy of the same template.
-_SAMPLE_TABLES: dict[tuple[str, str], MetaData] = {}
+#: Reflected tables by (dialect, server version, schema digest): reflecting a table costs more than planting a
+#: test's rows, and most tests plant them in a copy of the same template.
+_SAMPLE_TABLES: dict[tuple, MetaData] = {}
 
 
 def sample_data(conn: Connection) -> SampleData:
@@ -121,7 +121,8 @@ def sample_data(conn: Connection) -> SampleData:
     digest = schema_digest(conn)
     if digest is None:
         return SampleData(conn)
-    return SampleData(conn, _SAMPLE_TABLES.setdefault((conn.dialect.name, digest), MetaData()))
+    key = conn.dialect.name, conn.dialect.server_version_info, digest
+    return SampleData(conn, _SAMPLE_TABLES.setdefault(key, MetaData()))
 
 
 def table_digests(conn: Connection, names: list[str]) -> dict[str, tuple[int, str]]:
