@@ -1,8 +1,12 @@
 """The suite's own shortcuts must never hide a difference: reflected tables are reused only between databases
 whose schema is exactly the same (tests/helpers.py, `sample_data`), and the crash tests' database state (a digest
-of every table's rows on a server, tests/test_crash.py `_state`) changes with any row."""
+of every table's rows on a server, tests/test_crash.py `_state`) changes with any row.  And the CLI processes the
+tests start load no CA bundle (tests/conftest.py: PyMySQL would load it on every connection)."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 
@@ -100,3 +104,9 @@ def test_the_crash_tests_state_changes_with_any_row(backend: str, mlflow_db, cha
     assert changed != before and repr(changed) != repr(before)  # the message shows it too
     mlflow_db.execute(undo)
     assert _state(mlflow_db) == before
+
+
+def test_cli_processes_load_no_ca_bundle() -> None:
+    probe = "import ssl; print(ssl.create_default_context().cert_store_stats()['x509_ca'])"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "0"
