@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from mlflow_ws_admin.db.sample_data import SampleData
+from .helpers import sample_data
 
 WORKSPACES = ("team-a", "team-b", "team-c", "default")
 
@@ -44,7 +44,7 @@ def build_big(conn: Connection, experiments: int) -> int:
     def named(prefix: str) -> str:
         return f"CONCAT('{prefix}', s.n)" if mysql else f"('{prefix}' || s.n)"
 
-    with SampleData(conn) as data:
+    with sample_data(conn) as data:
         for ws in WORKSPACES[:3]:
             data.workspace(ws)
         for table, columns in _COLUMNS.items():

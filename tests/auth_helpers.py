@@ -8,7 +8,7 @@ from sqlalchemy import column, insert, select, table
 
 from mlflow_ws_admin.auth.apply import ASSIGNMENTS, GRANTS, ROLES
 
-from .helpers import run_cli
+from .helpers import run_cli, sample_data
 
 USERS = table("users", column("id"), column("username"), column("password_hash"), column("is_admin"))
 
@@ -67,9 +67,7 @@ def auth_migrate(auth_db, tracking_db, *flags: str, **kwargs: object):
 
 def plant_tracking(db) -> dict[str, int]:
     """Experiments and models in default, team-a and team-b; returns the experiment ids by name."""
-    from mlflow_ws_admin.db.sample_data import SampleData
-
-    with db.engine.begin() as conn, SampleData(conn) as data:
+    with db.engine.begin() as conn, sample_data(conn) as data:
         for ws in ("team-a", "team-b"):
             data.workspace(ws)
         ids = {
@@ -87,10 +85,8 @@ def plant_tracking(db) -> dict[str, int]:
 def plant_many(tracking_db, auth_db, *, workspaces: int, experiments: int, users: int) -> None:
     """A larger pair of databases: `experiments` per workspace, three roles per workspace (wildcards and a
     per-id grant), each user in two roles."""
-    from mlflow_ws_admin.db.sample_data import SampleData
-
     names = ["default"] + [f"team-{i}" for i in range(workspaces - 1)]
-    with tracking_db.engine.begin() as conn, SampleData(conn) as data:
+    with tracking_db.engine.begin() as conn, sample_data(conn) as data:
         for ws in names[1:]:
             data.workspace(ws)
         for ws in names:

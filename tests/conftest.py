@@ -46,6 +46,14 @@ from mlflow_ws_admin.db.sample_data import load_snapshot, read_snapshot
 # the modules started before it (NoSuchBucket, depending on which tests a worker drew).  One server per worker.
 from .s3_server import bucket, iam_s3, s3_endpoint  # noqa: F401 - fixtures
 
+# No CA bundle for the suite's processes, nor the CLI processes they start (they inherit os.environ): PyMySQL makes
+# a TLS context for every connection without ssl options, and loading the system bundle into it costs ~25 ms of CPU
+# per connection, for nothing (it verifies no certificate then; the suite's servers speak plain TCP and http).
+_NO_CA_DIR = tempfile.mkdtemp(prefix="mwa-no-ca-")
+atexit.register(shutil.rmtree, _NO_CA_DIR, True)
+os.environ["SSL_CERT_FILE"] = os.devnull
+os.environ["SSL_CERT_DIR"] = _NO_CA_DIR
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "schemas"
 BACKENDS = ("sqlite", "postgresql", "mysql")

@@ -24,7 +24,7 @@ from mlflow_ws_admin.common.errors import ExitStatus
 
 from ._support_bigdb import build_big
 from .conftest import NEWEST, _create_scratch
-from .helpers import run_cli
+from .helpers import run_cli, table_digests
 
 SEED = int(os.environ.get("MWA_CRASH_SEED", random.SystemRandom().randrange(2**32)))
 #: experiments per database: apply (after the plan is printed) takes ~1-2 s on the 2-core CI machine
@@ -77,10 +77,10 @@ def _wait_for_server_sessions(db) -> None:
 
 
 class State:
-    """Every row of every table, and every table's foreign keys (PostgreSQL apply drops and re-adds some); on
-    SQLite also the file's sha256."""
+    """Every table's rows and foreign keys (PostgreSQL apply drops and re-adds some); on SQLite the rows themselves
+    and the file's sha256, on a server a count and a digest of each table's rows, and every column's type."""
 
-    def __init__(self, digest: str | None, content: tuple[dict, dict]) -> None:
+    def __init__(self, digest: str | None, content: tuple) -> None:
         self.digest = digest
         self.content = content
 
@@ -90,9 +90,31 @@ class State:
     def __repr__(self) -> str:
         """What a failed comparison prints instead of two dumps of 200k rows: per table its row count and a
         digest of its rows, so that the tables that differ stand out."""
-        rows, fks = self.content
-        tables = {t: f"{len(r)} rows {hashlib.sha256(repr(r).encode()).hexdigest()[:8]}" for t, r in rows.items() if r}
-        return f"State(sha256={self.digest}, {tables}, fks {hashlib.sha256(repr(fks).encode()).hexdigest()[:8]})"
+        rows, fks, *columns = self.content
+        tables = {}
+        for table, r in rows.items():
+            count, digest = r if isinstance(r, tuple) else (len(r), _sha(r))
+            if count:
+                tables[table] = f"{count} rows {digest[:8]}"
+        return (
+            f"State(sha256={self.digest}, {tables}, fks {_sha(fks)}"
+            + "".join(f", columns {_sha(c)}" for c in columns)
+            + ")"
+        )
+
+
+def _sha(value: object) -> str:
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:8]
+
+
+#: Every column's type, for the servers' digests (a value's text can outlive a change of its type).
+_COLUMNS = {
+    "postgresql": "SELECT table_name, column_name, ordinal_position, data_type, character_maximum_length, "
+    "numeric_precision, numeric_scale, datetime_precision, is_nullable FROM information_schema.columns "
+    "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position",
+    "mysql": "SELECT table_name, column_name, ordinal_position, column_type, is_nullable FROM "
+    "information_schema.columns WHERE table_schema = DATABASE() ORDER BY table_name, ordinal_position",
+}
 
 
 def _file_digest(db) -> str | None:
@@ -111,7 +133,7 @@ def _file_digest(db) -> str | None:
 def _state(db, *known: State) -> State:
     """The database's state.  On SQLite a file byte for byte the same as one of ``known`` states' files holds the
     same rows, so that state is returned without reading ~200k rows again (a rolled-back transaction puts its
-    pages back as they were); any other file is read in full, as every other backend is."""
+    pages back as they were); any other file is read in full.  A server digests each table's rows itself."""
     digest = _file_digest(db)
     for state in known:
         if digest is not None and state.digest == digest:
@@ -119,7 +141,11 @@ def _state(db, *known: State) -> State:
     with db.engine.connect() as conn:
         insp = inspect(conn)
         multi = insp.get_multi_foreign_keys()  # every table's, in one query where the database allows
-        fks = {t: sorted(repr(fk) for fk in multi[(None, t)]) for t in insp.get_table_names()}
+        names = insp.get_table_names()
+        fks = {t: sorted(repr(fk) for fk in multi[(None, t)]) for t in names}
+        if db.backend != "sqlite":
+            columns = [tuple(r) for r in conn.exec_driver_sql(_COLUMNS[db.backend]) if r[0] in fks]
+            return State(digest, (table_digests(conn, sorted(names)), fks, columns))
     return State(digest, (db.dump(), fks))
 
 

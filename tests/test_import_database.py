@@ -20,7 +20,7 @@ from mlflow_ws_admin.common.errors import ExitStatus
 from mlflow_ws_admin.db.sample_data import SampleData
 
 from .conftest import NEWEST, ScratchDB, _create_scratch
-from .helpers import run_cli
+from .helpers import run_cli, sample_data
 from .test_crash import _wait_for_server_sessions
 
 SEED = int(os.environ.get("MWA_CRASH_SEED", random.SystemRandom().randrange(2**32)))
@@ -82,7 +82,7 @@ def fill_target(data: SampleData) -> None:
 
 
 def populate(db: ScratchDB, fill) -> None:
-    with db.engine.begin() as conn, SampleData(conn) as data:
+    with db.engine.begin() as conn, sample_data(conn) as data:
         fill(data)
 
 

@@ -21,10 +21,11 @@ from sqlalchemy import text
 
 from mlflow_ws_admin.common.errors import ConflictsAppeared
 from mlflow_ws_admin.db.connect import create_db_engine, resolve_target
-from mlflow_ws_admin.db.sample_data import SampleData
 from mlflow_ws_admin.db.schema import reflect_schema
 from mlflow_ws_admin.engine.apply import apply_plan
 from mlflow_ws_admin.engine.plan import build_plan
+
+from .helpers import sample_data
 
 ALPHABET = "aAbBzZ09'\";%_\\[] "
 WORKSPACES = ("default", "team-a", "team-b", "w;s%_1", "it's")
@@ -82,7 +83,7 @@ def _reset(conn, rows: dict[str, list[tuple[str, str]]]) -> None:
     for table in TABLES:
         conn.execute(text(f"DELETE FROM {table}"))
     conn.execute(text("DELETE FROM workspaces WHERE name <> 'default'"))
-    with SampleData(conn) as data:
+    with sample_data(conn) as data:
         for ws in WORKSPACES[1:]:
             data.workspace(ws)
         for ws, name in rows["experiments"]:

@@ -43,9 +43,11 @@ def bundled_sqlite_snapshot() -> dict[str, Any]:
 class SampleData:
     """Inserts rows into an MLflow schema.  Call ``flush()`` (or use as a context manager) to write."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, meta: MetaData | None = None) -> None:
+        """``meta``: tables reflected from a database of exactly this one's schema, to reuse (the tables reflected
+        here are added to it); a new one by default."""
         self.conn = conn
-        self.meta = MetaData()
+        self.meta = MetaData() if meta is None else meta
         self._pending: dict[str, list[dict[str, Any]]] = {}
         self._seq = 0
         self._next_experiment_id = 1_000_000
