@@ -236,14 +236,77 @@ def test_experiments_in_their_own_default_place_give_exactly_the_full_check(rows
     assert fast == [full, full, full]
 
 
+_ID_PARENTS = [
+    "s3://r",
+    "s3://R/",
+    "s3://r/x",
+    "s3://r/x/",
+    "s3://r/workspaces/team-a",
+    "s3://r/workspaces",
+    "mlflow-artifacts:",
+    "mlflow-artifacts:/workspaces",
+    "mlflow-artifacts:/workspaces/team-a",
+    "mlflow-artifacts:/workspaces/default",
+    "mlflow-artifacts:/legacy",
+    "/abs/dir",
+    "rel",
+    "file:///abs/dir",
+    "s3://r/x?v=1",
+]
+
+
+@st.composite
+def _id_layout_rows(draw: st.DrawFn) -> list[tuple[object, str | None, str | None]]:
+    """Experiments mostly at `<parent>/<own id>` under many parents (proxied, reserved, nested in another
+    experiment's place, spelled twice), among locations at, above and inside those places; distinct ids."""
+    rows: list[tuple[object, str | None, str | None]] = []
+    count = draw(st.integers(min_value=0, max_value=25))
+    for exp_id in draw(st.permutations(range(1, count + 1))):
+        ws = draw(st.sampled_from([*_OWN_WORKSPACES, None]))
+        parent = draw(st.sampled_from(_ID_PARENTS))
+        other_id = draw(st.integers(min_value=1, max_value=count + 1))
+        location = draw(
+            st.sampled_from(
+                [
+                    f"{parent}/{exp_id}",
+                    f"{parent}/{exp_id}",
+                    f"{parent}/{other_id}",
+                    f"{parent}/{other_id}/{exp_id}",
+                    f"{parent}/{exp_id}/x",
+                    parent,
+                    f"s3://r/x/{other_id}/{exp_id}",
+                    None,
+                ]
+            )
+        )
+        rows.append((exp_id, ws, location))
+    return rows
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    _id_layout_rows(),
+    st.sampled_from([None, "s3://r", "mlflow-artifacts:/", "s3://r/x"]),
+    st.sampled_from([("default", True), ("team-a", False), ("default", False)]),
+)
+def test_experiments_at_their_parent_and_own_id_give_exactly_the_full_check(rows, root, move) -> None:
+    # Experiments kept aside as bare ids (artifacts._IdLayout) must change no finding, none's order.
+    target, migration = move
+    roots = [("team-a", "s3://r/workspaces")]
+    options = {"target_workspace": target, "migration": migration}
+    full = find_artifact_findings(rows, roots, root, spill_after=None, **options)
+    for spill_after in (None, 3, 0):
+        assert find_artifact_findings(rows, roots, root, spill_after=spill_after, unique_ids=True, **options) == full
+
+
 def test_experiments_in_their_own_default_place_are_kept_aside() -> None:
     rows = [(i, f"team-{i % 3}", f"s3://r/workspaces/team-{i % 3}/{i}") for i in range(1, 1001)]
     rows += [(2000, "team-1", "s3://r/workspaces/team-1/7/inside"), (2001, "team-1", "s3://r/workspaces/team-2/4")]
-    own = artifacts._OwnLayout(normalize_location("s3://r/workspaces"))
-    assert not artifacts._OwnLayout(None).take(*rows[0])  # without unique ids: never
+    read = artifacts._LocationReader()
+    own = artifacts._IdLayout(read, normalize_location("s3://r/workspaces"), "default", True)
     assert sum(own.take(*row) for row in rows) == 1000
-    for row in rows[1000:]:
-        own.note(normalize_location(row[2]))
+    others = [artifacts._Item(read(loc)[1], i, ws, loc) for i, ws, loc in rows[1000:]]
+    own.find_overlaps(sorted(others))
     assert [item.ident for item in own.promoted()] == [7]  # only the one another location sits inside
 
     findings = find_artifact_findings(rows, [], "s3://r", unique_ids=True)

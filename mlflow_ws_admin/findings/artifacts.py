@@ -12,6 +12,7 @@ from __future__ import annotations
 import array
 import heapq
 import itertools
+import operator
 import os
 import pickle
 import posixpath
@@ -95,6 +96,8 @@ def normalize_location(raw: str) -> Location | None:
 _PLAIN_LEAF = re.compile(r"[A-Za-z0-9_-]+")
 #: Leaves tried on each parent: were the leaf read as a host or scheme, the upper-case one would come back lowered.
 _PROBE_LEAVES = ("x0", "X-_9")
+#: Parents (the text before a location's last `/`) the finder remembers, with the experiments it keeps under each.
+MAX_PARENTS = 4096
 
 
 class _LocationReader:
@@ -110,15 +113,21 @@ class _LocationReader:
     def __call__(self, raw: str) -> tuple[Location, str] | None:
         """(location, sort key) of a stored location; None for an empty one."""
         parent, slash, leaf = raw.rpartition("/")
-        if slash and _PLAIN_LEAF.fullmatch(leaf):
-            known = self._parents.get(parent, False)
-            if known is False:
-                known = self._parents[parent] = _plain_parent(parent)
-            if known is not None:
-                location, key = known
-                return location.child(leaf), f"{key}{_SEP}{leaf}"
+        if slash and _PLAIN_LEAF.fullmatch(leaf) and (known := self.parent(parent)) is not None:
+            location, key = known
+            return location.child(leaf), f"{key}{_SEP}{leaf}"
         location = normalize_location(raw)
         return None if location is None else (location, _sort_key(location))
+
+    def parent(self, text: str) -> tuple[Location, str] | None:
+        """The (location, sort key) a plain leaf under ``text`` extends; None when there is none, or when this
+        many parents are known already (each location is then read on its own: memory stays flat)."""
+        known = self._parents.get(text, False)
+        if known is False:
+            if len(self._parents) >= MAX_PARENTS:
+                return None
+            known = self._parents[text] = _plain_parent(text)
+        return known
 
 
 def _plain_parent(parent: str) -> tuple[Location, str] | None:
@@ -216,7 +225,7 @@ def find_artifact_findings(
     `default`).  Needs the server's root for the reserved-path kinds.  One pass over the rows checks each location on its
     own and keeps a compact item per experiment for the overlap sort: in memory up to ``spill_after`` items,
     in sorted runs in a temporary file past that (None: always in memory).  ``unique_ids`` (the experiments'
-    primary key): experiments in their own default place are kept as bare ids (``_OwnLayout``)."""
+    primary key): experiments stored at `<parent>/<own id>` are kept as bare ids (``_IdLayout``)."""
     root = normalize_location(default_artifact_root) if default_artifact_root else None
     reserved = root.child(mlflow_facts.RESERVED_ARTIFACT_SEGMENT) if root is not None else None
     unlocated: list[tuple[Any, str | None]] = []  # their ids can still be squatted on as ROOT/<id>
@@ -224,12 +233,12 @@ def find_artifact_findings(
     squatters: list[ArtifactFinding] = []
     proxied: list[ArtifactFinding] = []
     workspaces: dict[str | None, str | None] = {}  # one string object per workspace name, not one per row
-    own = _OwnLayout(reserved if unique_ids else None, spill_after)
     read = _LocationReader()
+    own = _IdLayout(read, reserved, target_workspace, migration, spill_after) if unique_ids else None
     with _ItemStore(spill_after) as items:
         for exp_id, ws, raw in experiments:
             ws = workspaces.setdefault(ws, ws)
-            if own.take(exp_id, ws, raw):
+            if own is not None and own.take(exp_id, ws, raw):
                 continue
             located = read(raw) if raw is not None else None
             if located is None:
@@ -238,7 +247,6 @@ def find_artifact_findings(
             location, key = located
             item = _Item(key, exp_id, ws, raw)
             items.add(item)
-            own.note(location)
             if root is not None and reserved is not None:
                 if (n := _reserved_id(location, root)) is not None and n != str(exp_id):
                     claims.append((item, n))
@@ -246,11 +254,13 @@ def find_artifact_findings(
                     squatters.append(finding)
             if (finding := _proxied_path(item, location, target_workspace, migration)) is not None:
                 proxied.append(finding)
-        for item in own.promoted():
-            items.add(item)  # no claim, squatting or proxied finding: only the overlap sort needs them
+        if own is not None:
+            own.find_overlaps(items.by_key())
+            for item in own.promoted():
+                items.add(item)  # no claim, squatting or proxied finding: only the overlap sort needs them
         found = list(_overlaps(pairs_in_sorted(items.by_key())))
         if root is not None:
-            owners = itertools.chain(((i.ident, i.group) for i in items), own.owners())
+            owners = itertools.chain(((i.ident, i.group) for i in items), own.owners() if own is not None else ())
             found += _reserved_collisions(claims, root, owners, unlocated)
     found += squatters + proxied
     found += _workspace_root_overlaps(workspace_roots, root)
@@ -260,94 +270,153 @@ def find_artifact_findings(
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
-class _OwnLayout:
-    """Experiments stored exactly where MLflow puts a workspace's new experiments, ROOT/workspaces/<own
-    workspace>/<own id>, kept as bare ids per workspace instead of items (at 140k experiments the per-item
-    work was most of the check's second).
+class _IdLayout:
+    """Experiments stored at `<parent>/<own id>`, as MLflow lays them out (ROOT/<id>, ROOT/workspaces/<ws>/<id>),
+    kept as bare ids per (parent, workspace) instead of items: at 140k experiments the per-item work was most of
+    the check's second.
 
-    Such a location can give no finding of its own: it is no ROOT/<n> claim, sits under its own workspace's
-    reserved directory, and is not proxied (a proxied root turns this off).  Two of them never overlap: the
-    ids are a primary key's, so one id is one place.  So only the overlap sort can involve them, and only through a location at or above
-    ROOT/workspaces, or inside ROOT/workspaces/<ws>/ (``note``): those are ``promoted`` to items, at the end,
-    and the findings are exactly those of the items alone."""
+    Such a location can give no finding of its own when its parent says so for any id (``_quiet``): it is no
+    ROOT/<n> claim (n is its own id), sits under its own workspace's reserved directory or outside the reserved
+    tree, and is not a proxied path the proxy would refuse.  Two of them never overlap: the ids are a primary
+    key's, so one id is one place.  So only the overlap sort can involve them, through an item at or above a
+    parent, an item at or inside `<parent>/<id>`, or a parent inside another's experiment: ``find_overlaps`` finds
+    those in one pass over the items in key order, and they are ``promoted`` to items; the findings are exactly
+    those of the items alone."""
 
-    def __init__(self, reserved: Location | None, spill_after: int | None = None) -> None:
-        on = reserved is not None and reserved.scheme != mlflow_facts.PROXIED_ARTIFACT_SCHEME
-        self._reserved = reserved if on else None
-        self._prefixes: dict[str | None, str | None] = {}  # workspace -> "ROOT/workspaces/<ws>/", None: never
-        self._ids: dict[str, array.array[int]] = {}  # 8 bytes an experiment: 4.5 MB at 560k
-        self._all = False  # a location at or above ROOT/workspaces: every experiment here is promoted
-        self._workspaces: set[str] = set()  # ROOT/workspaces/<ws> itself is a location: promote all of ws
-        self._pairs: set[tuple[str, str]] = set()  # a location inside ROOT/workspaces/<ws>/<id>
+    def __init__(
+        self,
+        read: _LocationReader,
+        reserved: Location | None,
+        target: str,
+        migration: bool,
+        max_pairs: int | None = None,
+    ) -> None:
+        self._read = read
+        self._reserved = reserved
+        self._target, self._migration = target, migration
+        self._quiet: dict[tuple[str, str | None], bool] = {}  # (parent, workspace) -> whose experiments are kept
+        self._ids: dict[tuple[str, str | None], array.array[int]] = {}  # 8 bytes an experiment: 4.5 MB at 560k
+        self._whole: set[str] = set()  # parents all of whose experiments are promoted
+        self._pairs: set[tuple[str, str]] = set()  # (parent, id) promoted on its own
         #: past this many pairs, every kept experiment is promoted instead (memory stays flat)
-        self._max_pairs = spill_after
+        self._max_pairs = max_pairs
 
     def take(self, exp_id: Any, ws: str | None, raw: str | None) -> bool:
-        """Keep the experiment here when its location is exactly its own default one."""
-        if self._reserved is None or type(exp_id) is not int or raw is None:
+        """Keep the experiment here when its location is `<parent>/<its own id>` under a quiet parent."""
+        if type(exp_id) is not int or raw is None or not _INT64_MIN <= exp_id <= _INT64_MAX:
             return False
-        prefix = self._prefixes.get(ws, False)
-        if prefix is False:
-            prefix = self._prefixes[ws] = self._prefix(ws)
-        if prefix is None or raw != f"{prefix}{exp_id}" or not _INT64_MIN <= exp_id <= _INT64_MAX:
+        parent, slash, leaf = raw.rpartition("/")
+        if not slash or leaf != str(exp_id):
             return False
-        ids = self._ids.get(ws)  # type: ignore[arg-type]  (prefix is None for None)
+        group = parent, ws
+        ids = self._ids.get(group)
         if ids is None:
-            ids = self._ids[ws] = array.array("q")  # type: ignore[index]
+            quiet = self._quiet.get(group)
+            if quiet is None:
+                if len(self._quiet) >= MAX_PARENTS:
+                    return False
+                quiet = self._quiet[group] = self._is_quiet(parent, ws)
+            if not quiet:
+                return False
+            ids = self._ids[group] = array.array("q")
         ids.append(exp_id)
         return True
 
-    def _prefix(self, ws: str | None) -> str | None:
-        """The text a workspace's default locations start with, when it reads back as exactly
-        ROOT/workspaces/<ws>/<n> (a name with `/`, `?`, spaces or the like does not: never taken)."""
-        assert self._reserved is not None
-        if ws is None:
-            return None
-        prefix = f"{self._reserved}/{ws}/"
-        return prefix if normalize_location(prefix + "0") == self._reserved.child(ws, "0") else None
-
-    def note(self, location: Location) -> None:
-        """An item's location: which of the kept experiments it could overlap."""
+    def _is_quiet(self, parent: str, ws: str | None) -> bool:
+        """Whether `<parent>/<id>` gives no finding of its own, whatever the id, for an experiment of ``ws``."""
+        known = self._read.parent(parent)
+        if known is None:
+            return False
+        location, _ = known
+        probe = location.child("1")  # an id is a plain leaf: it reads as this one does
+        segs = location.segments
+        if location.scheme == mlflow_facts.PROXIED_ARTIFACT_SCHEME:
+            if len(segs) == 1 and is_reserved_segment(segs[0]):
+                return False  # the proxy would read the id as the workspace
+            if _proxied_path(_Item("", None, ws, ""), probe, self._target, self._migration) is not None:
+                return False
         reserved = self._reserved
-        if reserved is None:
+        if reserved is not None and reserved.contains(probe):
+            depth = len(reserved.segments)
+            own = ws if ws is not None else mlflow_facts.DEFAULT_WORKSPACE
+            # ROOT/workspaces/<id> would read the id as a workspace; another workspace's directory is squatting
+            return len(segs) > depth and segs[depth] == own
+        return True
+
+    def find_overlaps(self, ordered: Iterable[_Item]) -> None:
+        """Which kept experiments an item could overlap, from the items in key order with each kept parent's key
+        among them: an item at or above a parent (all of its experiments), an item at or inside `<parent>/<id>`
+        (that one), a parent inside another's `<parent>/<id>` (that one, and all of the inner parent's)."""
+        markers: dict[str, list[str]] = {}
+        for parent, _ws in self._ids:
+            known = self._read.parent(parent)
+            assert known is not None  # a kept parent is a known one
+            markers.setdefault(known[1], []).append(parent)
+        if not markers:
             return
-        if location.contains(reserved):
-            self._all = True
-        elif reserved.contains(location):
-            rest = location.segments[len(reserved.segments) :]
-            if len(rest) == 1:
-                self._workspaces.add(rest[0])
+        stack: list[tuple[str, str, list[str] | None]] = []  # (key, its descendants' prefix, a marker's parents)
+        markers_open: list[tuple[str, list[str]]] = []  # the markers among them: each step looks at these only
+        items_open = 0
+        entries = heapq.merge(
+            ((item.key, None) for item in ordered), sorted(markers.items()), key=operator.itemgetter(0)
+        )
+        for key, parents in entries:
+            while stack and key != stack[-1][0] and not key.startswith(stack[-1][1]):
+                if stack.pop()[2] is None:
+                    items_open -= 1
+                else:
+                    markers_open.pop()
+            for above, above_parents in markers_open:  # every parent at or above this entry
+                if above == key:
+                    # Another spelling of this parent: their ids differ, so do their places.  (An item at a parent's
+                    # place comes before it, as merge takes equal keys from the items first: it is open below.)
+                    continue
+                segment = key[len(above) + 1 :].split(_SEP, 1)[0]
+                if not _is_id_text(segment):
+                    continue  # no experiment is kept there (ROOT/workspaces/<ws> under ROOT)
+                self._pairs.update((p, segment) for p in above_parents)
+                if parents is not None:
+                    self._whole.update(parents)  # a parent inside another's experiment: all of it
+            if parents is not None and items_open:
+                self._whole.update(parents)  # an item at or above this parent holds all it keeps
+            stack.append((key, key + _SEP, parents))
+            if parents is None:
+                items_open += 1
             else:
-                self._pairs.add((rest[0], rest[1]))
-                if self._max_pairs is not None and len(self._pairs) > self._max_pairs:
-                    self._all = True
-                    self._pairs.clear()
+                markers_open.append((key, parents))
+            if self._max_pairs is not None and len(self._pairs) > self._max_pairs:
+                self._whole.update(p for p, _ in self._ids)
+                self._pairs.clear()
 
     def promoted(self) -> Iterator[_Item]:
-        """The kept experiments an item could overlap, as items (their location rebuilt as stored)."""
-        if not (self._all or self._workspaces or self._pairs):
-            return
-        for ws, ids in self._ids.items():
-            whole = self._all or ws in self._workspaces
-            if not whole and not any(w == ws for w, _ in self._pairs):
+        """The kept experiments ``find_overlaps`` named, as items (their location rebuilt as stored)."""
+        paired = {p for p, _ in self._pairs}
+        for (parent, ws), ids in self._ids.items():
+            whole = parent in self._whole
+            if not whole and parent not in paired:
                 continue
+            known = self._read.parent(parent)
+            assert known is not None
             kept = array.array("q")
-            prefix = self._prefixes[ws]
             for exp_id in ids:
-                if whole or (ws, str(exp_id)) in self._pairs:
-                    raw = f"{prefix}{exp_id}"
-                    location = normalize_location(raw)
-                    assert location is not None
-                    yield _Item(_sort_key(location), exp_id, ws, raw)
+                leaf = str(exp_id)
+                if whole or (parent, leaf) in self._pairs:
+                    yield _Item(f"{known[1]}{_SEP}{leaf}", exp_id, ws, f"{parent}/{leaf}")
                 else:
                     kept.append(exp_id)
-            self._ids[ws] = kept
+            self._ids[parent, ws] = kept
 
-    def owners(self) -> Iterator[tuple[int, str]]:
+    def owners(self) -> Iterator[tuple[int, str | None]]:
         """(id, workspace) of the experiments still kept here."""
-        for ws, ids in self._ids.items():
+        for (_parent, ws), ids in self._ids.items():
             for exp_id in ids:
                 yield exp_id, ws
+
+
+def _is_id_text(segment: str) -> bool:
+    """Whether the segment is how an integer id is written (``str(id)``): only such a one can hold a kept experiment."""
+    digits = segment[1:] if segment.startswith("-") else segment
+    return digits.isascii() and digits.isdigit() and str(int(segment)) == segment
 
 
 class _ItemStore:
