@@ -283,7 +283,7 @@ def _id_layout_rows(draw: st.DrawFn) -> list[tuple[object, str | None, str | Non
     return rows
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     _id_layout_rows(),
     st.sampled_from([None, "s3://r", "mlflow-artifacts:/", "s3://r/x"]),
