@@ -43,10 +43,10 @@ BIG_TABLES = (
 )  # the summary line printed right before apply starts
 
 
-def _start(uri: str) -> tuple[subprocess.Popen, float]:
-    """Start a real apply; return once it printed its plan (apply begins), with that moment."""
+def start_cli(args: list[str], ready: str) -> tuple[subprocess.Popen, float]:
+    """Start a real CLI process; return once it printed a line starting with ``ready``, with that moment."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow_ws_admin", "db", "migrate-to-default-workspace", uri, "-y"],
+        [sys.executable, "-m", "mlflow_ws_admin", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -54,10 +54,15 @@ def _start(uri: str) -> tuple[subprocess.Popen, float]:
     )
     assert proc.stdout is not None
     for line in proc.stdout:
-        if line.startswith(READY):
+        if line.startswith(ready):
             return proc, time.monotonic()
     _, err = proc.communicate(timeout=60)
-    raise AssertionError(f"apply never started (exit {proc.returncode}): {err}")
+    raise AssertionError(f"{args[1]} never got to {ready!r} (exit {proc.returncode}): {err}")
+
+
+def _start(uri: str) -> tuple[subprocess.Popen, float]:
+    """Start a real apply; return once it printed its plan (apply begins), with that moment."""
+    return start_cli(["db", "migrate-to-default-workspace", uri, "-y"], READY)
 
 
 def _wait_for_server_sessions(db) -> None:

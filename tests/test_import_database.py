@@ -9,7 +9,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from mlflow_ws_admin.db.sample_data import SampleData
 
 from .conftest import NEWEST, ScratchDB, _create_scratch
 from .helpers import run_cli, sample_data
-from .test_crash import _wait_for_server_sessions
+from .test_crash import _wait_for_server_sessions, start_cli
 
 SEED = int(os.environ.get("MWA_CRASH_SEED", random.SystemRandom().randrange(2**32)))
 
@@ -396,7 +395,6 @@ def test_sqlite_source_into_postgresql(tmp_path: Path) -> None:
 
 # --- crash safety --------------------------------------------------------------------------------------------
 
-CLI = (sys.executable, "-m", "mlflow_ws_admin")
 #: metric rows in SOURCE: the copy takes a second or more
 CRASH_METRICS = {"sqlite": 200_000, "postgresql": 200_000, "mysql": 100_000}
 
@@ -422,18 +420,7 @@ def _add_metric_rows(db: ScratchDB, steps: int) -> None:
 
 def _start_import(source: ScratchDB, target: ScratchDB) -> tuple[subprocess.Popen, float]:
     """A real import process, once it printed its plan's last line (the copy starts then), and that moment."""
-    proc = subprocess.Popen(
-        [*CLI, "db", "import-database", source.uri, target.uri, "--workspace", "team-a", "-y"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("Artifacts:"):
-            break
-    return proc, time.monotonic()
+    return start_cli(["db", "import-database", source.uri, target.uri, "--workspace", "team-a", "-y"], "Artifacts:")
 
 
 def _copy_window(source: ScratchDB, tmp_path: Path) -> float:

@@ -157,7 +157,12 @@ class WorkspaceSchema:
 
 def reflect_schema(conn: Connection) -> WorkspaceSchema:
     """Read the live schema and derive the workspace tables, keys and FK graph.  Read-only."""
-    read = _read_tables(conn)
+    return derive_schema(conn.dialect.name, _read_tables(conn))
+
+
+def derive_schema(dialect: str, read: _Read) -> WorkspaceSchema:
+    """The workspace tables, keys and FK graph of what was read (any reader: the tests hold the catalog readers to
+    SQLAlchemy's Inspector through it); refuses a database that is not an MLflow workspace schema."""
     names, columns, foreign_keys = read.names, read.columns, read.foreign_keys
 
     if not set(mlflow_facts.TRACKING_TABLES) & set(names):
@@ -203,7 +208,7 @@ def reflect_schema(conn: Connection) -> WorkspaceSchema:
             )
         )
     return WorkspaceSchema(
-        dialect=conn.dialect.name,
+        dialect=dialect,
         tables=_parents_first(tables),
         catalog=catalog,
         all_table_names=frozenset(names),

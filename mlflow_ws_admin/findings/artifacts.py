@@ -275,7 +275,7 @@ class _IdLayout:
     kept as bare ids per (parent, workspace) instead of items: at 140k experiments the per-item work was most of
     the check's second.
 
-    Such a location can give no finding of its own when its parent says so for any id (``_quiet``): it is no
+    Such a location can give no finding of its own when its parent says so for any id (``_is_quiet``): it is no
     ROOT/<n> claim (n is its own id), sits under its own workspace's reserved directory or outside the reserved
     tree, and is not a proxied path the proxy would refuse.  Two of them never overlap: the ids are a primary
     key's, so one id is one place.  So only the overlap sort can involve them, through an item at or above a
@@ -294,7 +294,7 @@ class _IdLayout:
         self._read = read
         self._reserved = reserved
         self._target, self._migration = target, migration
-        self._quiet: dict[tuple[str, str | None], bool] = {}  # (parent, workspace) -> whose experiments are kept
+        self._quiet: dict[tuple[str, str | None], bool] = {}  # (parent, workspace) -> whether its experiments are kept
         self._ids: dict[tuple[str, str | None], array.array[int]] = {}  # 8 bytes an experiment: 4.5 MB at 560k
         self._whole: set[str] = set()  # parents all of whose experiments are promoted
         self._pairs: set[tuple[str, str]] = set()  # (parent, id) promoted on its own
