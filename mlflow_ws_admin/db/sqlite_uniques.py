@@ -43,7 +43,8 @@ def unique_constraints(conn: Connection, names: Sequence[str]) -> dict[str, list
     first, then the inline ones), from one query over the automatic indexes SQLite keeps for UNIQUE
     constraints and one for the tables' SQL.  SQLAlchemy's own scans each table's SQL with a pattern that took
     about half of a SQLite run's reflection (~25 ms of CPU per command), and misses an inline UNIQUE after a
-    type with a length (`name VARCHAR(256) UNIQUE`); the automatic index has it."""
+    type with a length (`name VARCHAR(256) UNIQUE`); the automatic index has it.  On its own (the tests' oracle
+    reads it so); ``reflect_schema`` reads the same rows with the rest of the schema (``from_catalog``)."""
     sql = dict(
         conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND sql IS NOT NULL").all()
     )
