@@ -38,11 +38,12 @@ def _wait(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
 
 
 def start_moto(log: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """A moto server on a free port of 127.0.0.1, logging to ``log``; returns (process, endpoint)."""
+    """A moto server on a free port of 127.0.0.1 (moto's own, less its per-request overheads:
+    ``moto_server_main.py``), logging to ``log``; returns (process, endpoint)."""
     port = free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, str(Path(__file__).with_name("moto_server_main.py")), "127.0.0.1", str(port)],
             stdout=out,
             stderr=out,
             env={**os.environ, **(env or {})},
