@@ -70,7 +70,7 @@ def _foreign_keys_query(server_version: tuple[int, ...]) -> str:
     return (
         f"SELECT c.relname, con.conname, {_attnames('con.conkey', 'con.conrelid')}, p.relname, "
         f"{_attnames('con.confkey', 'con.confrelid')}, {_RULE.format('con.confupdtype')}, {on_delete}, "
-        "con.condeferrable, con.condeferred, con.confmatchtype "
+        "con.condeferrable, con.condeferred "
         f"{_FROM_TABLES}"
         "JOIN pg_catalog.pg_constraint AS con ON con.conrelid = c.oid AND con.contype = 'f' "
         "JOIN pg_catalog.pg_class AS p ON p.oid = con.confrelid "
@@ -118,7 +118,7 @@ def read_tables(conn: Connection) -> Tables:
     server_version = conn.dialect.server_version_info or ()
     foreign_keys: dict[str, list[dict]] = {}
     for row in conn.exec_driver_sql(_foreign_keys_query(server_version)).all():
-        table, name, child_columns, parent, parent_columns, on_update, on_delete, deferrable, deferred, match = row
+        table, name, child_columns, parent, parent_columns, on_update, on_delete, deferrable, deferred = row
         options = {
             option: value
             for option, value in (
@@ -126,7 +126,6 @@ def read_tables(conn: Connection) -> Tables:
                 ("ondelete", on_delete),
                 ("initially", "DEFERRED" if deferred else None),
                 ("deferrable", True if deferrable else None),
-                ("match", "FULL" if match == "f" else None),
             )
             if value is not None
         }
@@ -146,8 +145,9 @@ def read_keys(
     conn: Connection, names: Collection[str]
 ) -> tuple[dict[str, list[str]], dict[str, list[dict]], dict[str, list[dict]]]:
     """The named tables' primary keys, UNIQUE constraints and unique indexes (the others are no key): one query.
-    As the Inspector, the indexes include those of the UNIQUE constraints (not the primary key's), by index name,
-    and a column on an expression is None; the constraints are listed by their own name."""
+    As the Inspector, the indexes include those of the UNIQUE constraints (not the primary key's), by name, and a
+    column on an expression is None.  The constraints come in the same order: a constraint and its index always
+    share their name (renaming either renames both)."""
     server_version = conn.dialect.server_version_info or ()
     primary_keys: dict[str, list[str]] = {name: [] for name in names}
     uniques: dict[str, list[dict]] = {}
@@ -163,12 +163,13 @@ def read_keys(
             uniques.setdefault(table, []).append({"name": constraint, "column_names": columns})
         if not primary:
             indexes.setdefault(table, []).append({"name": index, "column_names": columns, "unique": True})
-    # bytewise, as the Inspector's ORDER BY conname: the index names came in that order, not always the same
-    return primary_keys, {t: sorted(u, key=lambda u: u["name"].encode()) for t, u in uniques.items()}, indexes
+    return primary_keys, uniques, indexes
 
 
 #: A printed type's arguments, as the Inspector finds them: from the first "(" to the last ")".
 _ARGUMENTS = re.compile(r"\((.*)\)")
+#: The printed types whose SQLAlchemy type has its first argument as length.
+_SIZED_TYPES = frozenset({"bit", "bit varying", "character", "character varying"})
 
 
 @functools.lru_cache(maxsize=256)
@@ -183,15 +184,11 @@ def _finds_named_type(printed: str, key: tuple[str, ...], known_types: frozenset
 @functools.lru_cache(maxsize=256)  # a schema prints a few dozen types, on hundreds of columns
 def _length(printed: str) -> int | None:
     """The length SQLAlchemy's type for this printed type has: `character varying(256)` 256, `character(1)` 1,
-    `bit(6)` 6 (a bare `bit` 1, BIT's default), `bit varying(5)` 5; None for the others and for arrays (ARRAY
-    has no length)."""
-    if printed.endswith("[]"):
-        return None
+    `bit(6)` 6, `bit varying(5)` 5; None for the others, unbounded ones and arrays (`character varying(20)[]`:
+    ARRAY has no length).  (BIT's default length, 1, is never read: a bit column without one prints as `"bit"`, a
+    type the Inspector does not know.)"""
     arguments = _ARGUMENTS.search(printed)
-    base = _ARGUMENTS.sub("", printed)
-    first = arguments.group(1).split(",")[0].strip() if arguments else ""
-    if base in ("character varying", "character", "bit", "bit varying"):
-        if first.isdigit():
-            return int(first)
-        return 1 if base == "bit" else None
-    return None
+    if arguments is None or _ARGUMENTS.sub("", printed) not in _SIZED_TYPES:
+        return None
+    first = arguments.group(1).split(",")[0].strip()
+    return int(first) if first.isdigit() else None
