@@ -1,7 +1,8 @@
 """The oracle for ``reflect_schema``'s catalog readers: the database read through SQLAlchemy's Inspector on every
 backend (``get_multi_columns``, ``get_multi_foreign_keys``, ``get_multi_pk_constraint``, unique constraints and
 indexes), as ``reflect_schema`` read it before them, then derived as ``reflect_schema`` derives (``derive_schema``):
-the tests hold the readers to it.  Here, not in the package: the package reads SQLite and MariaDB otherwise."""
+the tests hold the readers to it.  Here, not in the package: the package reads SQLite, MariaDB and PostgreSQL
+otherwise."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from mlflow_ws_admin.common import mlflow_facts
 from mlflow_ws_admin.common.errors import NotAWorkspaceDatabase
-from mlflow_ws_admin.db import mysql_catalog, sqlite_catalog
+from mlflow_ws_admin.db import mysql_catalog, postgresql_catalog, sqlite_catalog
 
 
 @dataclass(frozen=True)
@@ -233,19 +233,23 @@ class _Read:
 
 
 def _read_tables(conn: Connection) -> _Read:
-    """SQLite and MySQL/MariaDB from their catalogs in a few set-based queries (the Inspector runs PRAGMAs or
-    SHOW CREATE TABLE per table); PostgreSQL's Inspector already reads each kind in one query."""
+    """From each backend's catalog in a few set-based textual queries: the Inspector runs PRAGMAs or SHOW CREATE
+    TABLE per table on SQLite and MySQL/MariaDB, and on PostgreSQL compiles a query per kind on every new engine."""
     if conn.dialect.name == "sqlite":
         lite = sqlite_catalog.read_tables(conn)
         return _Read(lite.names, lite.columns, lite.foreign_keys, lambda ws: sqlite_catalog.read_keys(conn, lite, ws))
     if conn.dialect.name in ("mysql", "mariadb"):
         my = mysql_catalog.read_tables(conn)
         return _Read(my.names, my.columns, my.foreign_keys, lambda ws: mysql_catalog.read_keys(conn, ws))
+    if conn.dialect.name == "postgresql":
+        pg = postgresql_catalog.read_tables(conn)
+        return _Read(pg.names, pg.columns, pg.foreign_keys, lambda ws: postgresql_catalog.read_keys(conn, ws))
     return _inspector_tables(conn)
 
 
 def _inspector_tables(conn: Connection) -> _Read:
-    """Through SQLAlchemy's Inspector (PostgreSQL), its column types reduced to the length ``_column_info`` keeps."""
+    """Through SQLAlchemy's Inspector (another backend; the tests' oracle on every one), its column types reduced
+    to the length ``_column_info`` keeps."""
     insp = inspect(conn)
     names = sorted(insp.get_table_names())
     columns = {
