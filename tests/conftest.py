@@ -204,7 +204,13 @@ def _admin_engine(backend: str) -> Engine:
 def _create_database(backend: str, name: str, template: str | None = None) -> None:
     with _admin_engine(backend).connect() as conn:
         if backend == "postgresql":
-            conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+            copy = f' TEMPLATE "{template}"' if template else ""
+            if template and conn.dialect.server_version_info >= (15,):
+                # PostgreSQL 15's default copy writes every block of the template (its catalogs: ~5 MB) to the WAL,
+                # and each test's DROP then checkpoints them: copying the files, as every release before 15 does,
+                # took a fifth to two fifths less of the server's CPU over 69 PostgreSQL tests (and of their time).
+                copy += " STRATEGY FILE_COPY"
+            conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
         else:
             conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
 
