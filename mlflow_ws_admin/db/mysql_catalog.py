@@ -9,10 +9,11 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
+
+from mlflow_ws_admin.db.catalog_tables import Tables
 
 #: The database's base tables (not views, not system-versioned tables: SHOW FULL TABLES' BASE TABLE).  Each
 #: catalog view is read on its own: MariaDB joins them by filling one for each row of the other (a join of
@@ -45,15 +46,6 @@ _UNIQUE_KEY_COLUMNS = (
 _SIZED_TYPES = frozenset({"binary", "bit", "char", "varbinary", "varchar"})
 #: An ENUM's or SET's values, quoted, a doubled quote inside being one.
 _QUOTED_VALUE = re.compile(r"'((?:''|[^'])*)'")
-
-
-@dataclass(frozen=True)
-class Tables:
-    """Every base table's name, columns ({name, nullable, length}) and foreign keys."""
-
-    names: list[str]
-    columns: dict[str, list[dict]]
-    foreign_keys: dict[str, list[dict]]
 
 
 def read_tables(conn: Connection) -> Tables:

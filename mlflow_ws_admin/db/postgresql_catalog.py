@@ -12,10 +12,11 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.util import quoted_token_parser
+
+from mlflow_ws_admin.db.catalog_tables import Tables
 
 #: The tables ``Inspector.get_table_names`` lists, as a condition on ``c`` (pg_class) and ``n`` (its namespace).
 _VISIBLE_TABLE = (
@@ -92,15 +93,6 @@ def _unique_indexes_query(server_version: tuple[int, ...]) -> str:
         "AND con.contype IN ('p', 'u') "
         f"WHERE {_VISIBLE_TABLE} ORDER BY c.relname, i.relname"
     )
-
-
-@dataclass(frozen=True)
-class Tables:
-    """Every table's name, columns ({name, nullable, length}) and foreign keys."""
-
-    names: list[str]
-    columns: dict[str, list[dict]]
-    foreign_keys: dict[str, list[dict]]
 
 
 def read_tables(conn: Connection) -> Tables:
