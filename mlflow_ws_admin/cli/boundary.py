@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from mlflow_ws_admin.common.errors import ExitStatus, UsageError, password_in
+from mlflow_ws_admin.db.sqlite_memstatus import claim_process
 
 if TYPE_CHECKING:
     from mlflow_ws_admin.db.target import Target
@@ -111,6 +112,7 @@ def artifact_root(root: str | None) -> str | None:
 def run_process(main: click.Command) -> NoReturn:
     """The process around the command tree (``cli.entry_point``): run ``main``, then leave at once.  Everything
     is closed by then, so the interpreter's teardown (~0.07 s) would only keep the shell waiting."""
+    claim_process()  # this process is the command alone: SQLite may be tuned for it
     try:
         # Not standalone: Click would turn a Ctrl-C that lands outside a command's boundary (start-up, or its
         # last instructions) into "Aborted!" and exit 1, which means "conflicts" here.

@@ -15,6 +15,7 @@ from sqlalchemy.pool import NullPool
 
 from mlflow_ws_admin.common.errors import DatabaseError
 from mlflow_ws_admin.db.dialects.base import WRITE_LOCK_OPTION, Dialect, ErrorKind
+from mlflow_ws_admin.db.sqlite_memstatus import untrack_memory
 
 if TYPE_CHECKING:
     from mlflow_ws_admin.db.schema import ForeignKey
@@ -68,6 +69,7 @@ class SQLiteDialect(Dialect):
             raise DatabaseError(f"SQLite path is a directory, not a database file: {path}")
         # mode=ro / mode=rw: a mistyped path can never create an empty database.
         file_uri = f"file:{quote(str(path.resolve()))}?mode={'ro' if read_only else 'rw'}"
+        untrack_memory()  # before the first connection opens (sqlite_memstatus)
 
         def connect() -> sqlite3.Connection:
             # isolation_level=None: we issue BEGIN ourselves, so apply can take BEGIN IMMEDIATE.
