@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Select
 from sqlalchemy.engine import Connection
 
 from mlflow_ws_admin.common import mlflow_facts
@@ -381,24 +382,46 @@ def iter_conflict_groups(
 ) -> Iterator[ConflictGroup]:
     """Stream the groups of one key from a server-side cursor, one group at a time.  ``first_keys``: the
     keys of the first ``limit`` root groups when the caller knows them (``queries.conflict_rows``)."""
+    stmt, assemble = conflict_group_query(schema, wt, key, limit, move, first_keys=first_keys)
+    return assemble(conn.execute(stmt.execution_options(stream_results=True, yield_per=1000)))
+
+
+#: the records of one key's conflict query -> its groups, in order
+GroupAssembler = Callable[[Iterable[Sequence[Any]]], Iterator[ConflictGroup]]
+
+
+def conflict_group_query(
+    schema: WorkspaceSchema,
+    wt: WorkspaceTable,
+    key: UniqueKey,
+    limit: int | None,
+    move: Move = MIGRATE,
+    *,
+    first_keys: list[tuple] | None = None,
+) -> tuple[Select, GroupAssembler]:
+    """The query of ``iter_conflict_groups`` and what turns its records into groups, apart: so that another
+    connection can run the query (``engine.read_ahead``)."""
     stmt, ident, deps = queries.conflict_rows(schema, wt, key, limit, move, first_keys=first_keys)
     n_key, n_deps = len(key.columns), len(deps)
     make_row = _row_maker(wt, key, ident, n_key + 1 + n_deps)
-    result = conn.execute(stmt.execution_options(stream_results=True, yield_per=1000))
-    current: tuple | None = None
-    rows: list[ConflictRow] = []
-    dep_counts: tuple = ()
-    for record in result:
-        values = tuple(record)
-        group_key = values[:n_key]
-        if group_key != current:
-            if current is not None:
-                yield _group(key, current, rows, deps, dep_counts)
-            current, rows = group_key, []
-            dep_counts = values[n_key + 1 : n_key + 1 + n_deps]
-        rows.append(make_row(values))
-    if current is not None:
-        yield _group(key, current, rows, deps, dep_counts)
+
+    def assemble(records: Iterable[Sequence[Any]]) -> Iterator[ConflictGroup]:
+        current: tuple | None = None
+        rows: list[ConflictRow] = []
+        dep_counts: tuple = ()
+        for record in records:
+            values = tuple(record)
+            group_key = values[:n_key]
+            if group_key != current:
+                if current is not None:
+                    yield _group(key, current, rows, deps, dep_counts)
+                current, rows = group_key, []
+                dep_counts = values[n_key + 1 : n_key + 1 + n_deps]
+            rows.append(make_row(values))
+        if current is not None:
+            yield _group(key, current, rows, deps, dep_counts)
+
+    return stmt, assemble
 
 
 def _group(

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from mlflow_ws_admin.engine.restore import RestoreResult
     from mlflow_ws_admin.engine.selection import ResourceSelection
     from mlflow_ws_admin.findings.checks import Check
-    from mlflow_ws_admin.findings.conflicts import ConflictGroup, TableConflicts
+    from mlflow_ws_admin.report.json_doc import GroupStream
 
 
 def _console(stderr: bool = False) -> Console:
@@ -311,7 +311,8 @@ class _PlanReport:
         """Build and report the plan.  Returns the exit status when the run ends here (dry run, blocked,
         nothing to do, or the given ``status``), else None: go on and apply."""
         from mlflow_ws_admin.db.schema import reflect_schema
-        from mlflow_ws_admin.engine.plan import DEFAULT_SAMPLE_GROUPS, build_plan, iter_conflict_groups
+        from mlflow_ws_admin.engine.plan import DEFAULT_SAMPLE_GROUPS, PARALLEL_AFTER_ROWS, build_plan
+        from mlflow_ws_admin.engine.read_ahead import ReadAhead
         from mlflow_ws_admin.report.progress import planning_spinner
         from mlflow_ws_admin.report.text import render_plan
 
@@ -339,34 +340,35 @@ class _PlanReport:
                     resources=resources,
                 )
 
-            def all_groups(tc: TableConflicts) -> Iterator[ConflictGroup]:
-                return iter_conflict_groups(conn, schema, schema.table(tc.table), tc.key, None, move)
+            # Every group of a key, for a report that lists them all: on a large database the next key's query
+            # runs ahead, as the plan's conflict queries ran on two connections.
+            ahead = plan.total_rows_to_move >= PARALLEL_AFTER_ROWS
+            with ReadAhead(conn, schema, move, plan.conflicts, ahead=ahead) as reader:
+                if not (output.json or output.markdown):
+                    render_plan(
+                        plan,
+                        self.console,
+                        dry_run=dry_run,
+                        allow_artifact_overlap=options.allow_artifact_overlap,
+                        groups_for=reader.groups if stream else None,
+                        max_groups=output.max_conflicts,
+                    )
+                blocked = plan.is_blocked(allow_artifact_overlap=options.allow_artifact_overlap)
+                if status is None and (blocked or dry_run or plan.nothing_to_do):
+                    status = ExitStatus.CONFLICTS if blocked else ExitStatus.OK
+                self._write_plan_file(conn, plan)
+                if status is not None:
+                    _emit_plan(output, self.ui, reader.groups, plan, status)
+                if status is not None and output.markdown:
+                    from mlflow_ws_admin.report.markdown import render_plan_markdown
 
-            if not (output.json or output.markdown):
-                render_plan(
-                    plan,
-                    self.console,
-                    dry_run=dry_run,
-                    allow_artifact_overlap=options.allow_artifact_overlap,
-                    groups_for=all_groups if stream else None,
-                    max_groups=output.max_conflicts,
-                )
-            blocked = plan.is_blocked(allow_artifact_overlap=options.allow_artifact_overlap)
-            self._write_plan_file(conn, plan)
-            if status is None and (blocked or dry_run or plan.nothing_to_do):
-                status = ExitStatus.CONFLICTS if blocked else ExitStatus.OK
-            if status is not None:
-                _emit_plan(output, self.ui, conn, plan, status)
-            if status is not None and output.markdown:
-                from mlflow_ws_admin.report.markdown import render_plan_markdown
-
-                render_plan_markdown(
-                    plan,
-                    self.ui.stdout(),
-                    exit_code=status,
-                    groups_for=all_groups if stream else None,
-                    allow_artifact_overlap=options.allow_artifact_overlap,
-                )
+                    render_plan_markdown(
+                        plan,
+                        self.ui.stdout(),
+                        exit_code=status,
+                        groups_for=reader.groups if stream else None,
+                        allow_artifact_overlap=options.allow_artifact_overlap,
+                    )
         return plan, status
 
     def _write_plan_file(self, conn: Connection, plan: Plan) -> None:
@@ -408,27 +410,23 @@ def _apply_extras(
 def _emit_plan(
     output: Output,
     ui: UI,
-    conn: Connection | None,
+    groups: GroupStream | None,
     plan: Plan,
     status: ExitStatus,
     applied: ApplyResult | None = None,
 ) -> None:
-    """With --format json: the one document, conflicts streamed from ``conn`` while it is open."""
+    """With --format json: the one document, each key's conflict groups streamed from ``groups`` (None: the
+    plan is not in a state to list them)."""
     if not output.json:
         return
-    from mlflow_ws_admin.engine.plan import iter_conflict_groups
     from mlflow_ws_admin.report.json_doc import conflict_items, plan_document, write_document
-
-    def groups(tc: TableConflicts, limit: int | None) -> Iterator[ConflictGroup]:
-        assert conn is not None
-        return iter_conflict_groups(conn, plan.schema, plan.schema.table(tc.table), tc.key, limit, plan.move)
 
     doc = plan_document(
         plan,
         status=_status_name(plan, status, applied),
         exit_code=int(status),
         dry_run=output.dry_run,
-        conflicts=conflict_items(plan, groups, output.max_conflicts) if conn is not None else [],
+        conflicts=conflict_items(plan, groups, output.max_conflicts) if groups is not None else [],
         workspaces_pruned=applied.workspaces_pruned if applied else (),
         rows_moved=applied.total_moved if applied else None,
         artifact_locations_retargeted=applied.artifact_locations_retargeted if applied else None,
