@@ -101,11 +101,12 @@ def test_next_key_runs_ahead_and_every_connection_closes(mlflow_db) -> None:
                 # this key's query and the next one's, before a row is read
                 assert _eventually(lambda: len(opened) == 2), len(opened)
                 assert len(list(first)) == 1
-                assert opened[0].closed  # read to the end: its connection is closed at once
+                # read to the end: its connection is closed at once (the two connect in either order)
+                assert [c.closed for c in opened].count(True) == 1
                 second = reader.groups(plan.conflicts[1])
                 assert _eventually(lambda: len(opened) == 3), len(opened)
-                next(second)  # left half read
-                assert not opened[1].closed
+                next(second)  # left half read: its connection and the next key's stay open
+                assert [c.closed for c in opened].count(True) == 1
             assert all(c.closed for c in opened)
             # Only a whole list runs ahead: a capped one cannot know the next key's share of the cap.
             with ReadAhead(conn, plan.schema, plan.move, plan.conflicts, ahead=True) as reader:

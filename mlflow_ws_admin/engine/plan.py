@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -185,7 +185,7 @@ def build_plan(
     on_table is called with each table's name before it is read (a progress spinner).
     defer_to_apply (apply without a prompt): leave the conflicts and artifact findings to apply, which checks
     them under its lock anyway (see ``apply``); reading them here too would read every key twice.
-    parallel_after_rows: from this many rows to move on, the conflicts are read on two connections."""
+    parallel_after_rows: once this many rows to move are counted, a second connection starts on the conflicts."""
     moves: list[TableMove] = []
     conflict_limit = 0 if stream_conflicts else sample_limit
     # Before the artifact check opens a session of its own, so that only others are counted.
@@ -198,13 +198,17 @@ def build_plan(
         else start_artifact_check(conn, schema, default_artifact_root, read_beside=True, move=move)
     )
     moving = [wt for wt in schema.tables if move.moves_table(wt.name)]
-    for wt in moving:
-        if on_table:
-            on_table(wt.name)
-        moves.append(_table_move(conn, wt, move))
     keys = [] if defer_to_apply else [(wt, key) for wt in moving for key in wt.unique_keys]
-    parallel = sum(m.rows_to_move for m in moves) >= parallel_after_rows
-    conflicts = [tc for tc in _read_conflicts(conn, schema, keys, conflict_limit, move, parallel) if tc.group_count]
+    with _ConflictReads(conn, schema, keys, conflict_limit, move) as reads:
+        counted = 0
+        for wt in moving:
+            if on_table:
+                on_table(wt.name)
+            moves.append(_table_move(conn, wt, move))
+            counted += moves[-1].rows_to_move
+            if counted >= parallel_after_rows:
+                reads.start_beside()
+        conflicts = [tc for tc in reads.read() if tc.group_count]
     renames = None
     if move.rename is not None and not defer_to_apply:
         from mlflow_ws_admin.engine.renames import plan_renames
@@ -247,43 +251,62 @@ def unresolved_findings(
     return tuple(f for f in findings if not (f.kind == artifacts.PROXIED_PATH and str(f.experiment_id) in moved))
 
 
-def _read_conflicts(
-    conn: Connection,
-    schema: WorkspaceSchema,
-    keys: Sequence[tuple[WorkspaceTable, UniqueKey]],
-    limit: int | None,
-    move: Move,
-    parallel: bool,
-) -> list[TableConflicts]:
-    """Every key's conflicts, in ``keys`` order.  ``parallel``: a second connection takes keys from the same
-    list while this one works, so that one key's aggregation runs while another's rows are read (the
-    database and its driver release the GIL while they work; nothing is locked while planning, and the
-    artifact check reads beside too).  The 60k-collision SQLite dry run: 1.06 s -> 0.99 s of wall time."""
-    found: list[TableConflicts | None] = [None] * len(keys)
-    taken = iter(range(len(keys)))
-    lock = threading.Lock()
+class _ConflictReads:
+    """Every key's conflicts, in ``keys`` order, read on the caller's connection by ``read()`` and, once
+    ``start_beside()`` is called, on a second connection taking keys from the same list: one key's aggregation
+    runs while another's rows are read, and the second one starts while the caller is still counting the
+    rows to move (the database and its driver release the GIL while they work; nothing is locked while
+    planning, and the artifact check reads beside too).  A context manager: leaving it stops the second reader
+    after its current key and waits for it."""
 
-    def work(c: Connection) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        schema: WorkspaceSchema,
+        keys: Sequence[tuple[WorkspaceTable, UniqueKey]],
+        limit: int | None,
+        move: Move,
+    ) -> None:
+        self._conn, self._schema, self._keys, self._limit, self._move = conn, schema, keys, limit, move
+        self._found: list[TableConflicts | None] = [None] * len(keys)
+        self._taken = iter(range(len(keys)))
+        self._lock = threading.Lock()
+        self._beside: Future[None] | None = None
+
+    def __enter__(self) -> _ConflictReads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._beside is not None:
+            with self._lock:
+                self._taken = iter(())  # no key left for anyone
+            self._beside.exception()  # waits; a failure was raised by read(), or the caller is failing already
+
+    def start_beside(self) -> None:
+        if self._beside is None and len(self._keys) > 1:
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwa-conflicts")
+            self._beside = executor.submit(self._read_beside)
+            executor.shutdown(wait=False)  # the worker ends with its one task
+
+    def read(self) -> list[TableConflicts]:
+        """Read the keys left, then wait for the second reader; every key's conflicts, in ``keys`` order."""
+        self._work(self._conn)
+        if self._beside is not None:
+            self._beside.result()
+        return [tc for tc in self._found if tc is not None]
+
+    def _read_beside(self) -> None:
+        with self._conn.engine.connect() as other:
+            self._work(other)
+
+    def _work(self, conn: Connection) -> None:
         while True:
-            with lock:
-                i = next(taken, None)
+            with self._lock:
+                i = next(self._taken, None)
             if i is None:
                 return
-            wt, key = keys[i]
-            found[i] = _table_conflicts(c, schema, wt, key, limit, move)
-
-    def beside() -> None:
-        with conn.engine.connect() as other:
-            work(other)
-
-    if parallel and len(keys) > 1:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwa-conflicts") as pool:
-            second = pool.submit(beside)
-            work(conn)
-            second.result()
-    else:
-        work(conn)
-    return [tc for tc in found if tc is not None]
+            wt, key = self._keys[i]
+            self._found[i] = _table_conflicts(conn, self._schema, wt, key, self._limit, self._move)
 
 
 def _table_move(conn: Connection, wt: WorkspaceTable, move: Move) -> TableMove:
