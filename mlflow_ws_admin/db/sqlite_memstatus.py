@@ -9,7 +9,8 @@ statistics were off (measured on this project's 2-core machine).  Nothing here r
 The setting can only change while SQLite is shut down, i.e. with no connection open anywhere in the process.
 So only the command's own entry point (``cli.boundary.run_process``) claims the process, before anything runs,
 and the SQLite engine turns the statistics off when it is created in a claimed process, once.  A process that
-embeds the CLI (the test suite, Click's runner) never claims it and keeps SQLite as it found it.
+embeds the CLI (Click's runner, another program) keeps SQLite as it found it unless it claims the process
+itself, as the test suite's workers do at start.
 """
 
 from __future__ import annotations
