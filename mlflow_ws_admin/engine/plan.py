@@ -353,7 +353,8 @@ def _groups_by_workspace(
     group_count, wide = 0, False
     first_keys: list[tuple] | None = None if limit is None else []
     n_key = len(key.columns)
-    stmt = queries.root_group_spans(schema, wt, key, move, ordered=bool(limit))
+    ordered = bool(limit) or for_backend(conn.dialect.name).order_streamed_aggregates
+    stmt = queries.root_group_spans(schema, wt, key, move, ordered=ordered)
     for record in conn.execute(stmt.execution_options(stream_results=True, yield_per=5000)):
         group_count += 1
         if first_keys is not None and len(first_keys) < (limit or 0):

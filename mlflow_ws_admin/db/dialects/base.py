@@ -43,6 +43,9 @@ class Dialect:
     other_sessions_read_locked_tables: ClassVar[bool] = True
     #: Conflict pre-checks group by hashes of the key (cheaper temporary tables) instead of the key itself.
     hashed_conflict_prefilter: ClassVar[bool] = False
+    #: Streamed aggregations are cheaper ordered: the database then finishes the aggregation before the first row
+    #: (inside one call that releases the GIL) instead of piece by piece across the fetches.
+    order_streamed_aggregates: ClassVar[bool] = False
     #: Driver error codes (SQLSTATE or numeric) by what they mean.
     error_codes: ClassVar[Mapping[ErrorKind, frozenset[Any]]] = {}
 

@@ -59,6 +59,9 @@ class SQLiteDialect(Dialect):
     #: Another connection may read while apply holds the write lock (until COMMIT needs it exclusively), and
     #: sees the database as it was when locked: apply's artifact check reads beside it.
     other_sessions_read_locked_tables = True
+    #: Unordered, a GROUP BY's sort is merged lazily across the row fetches, each taking the GIL back while the
+    #: artifact check's thread wants it: the 60k-collision JSON dry run took 1.05x the time (12 pairs).
+    order_streamed_aggregates = True
 
     def create_engine(self, target: Target, *, read_only: bool, busy_timeout_s: float) -> Engine:
         path = target.sqlite_path
