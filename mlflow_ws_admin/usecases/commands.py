@@ -1040,6 +1040,7 @@ def demo(path: str | None, ui: UI) -> ExitStatus:
     from mlflow_ws_admin.db.connect import resolve_target
     from mlflow_ws_admin.db.sample_data import build_demo_database
 
+    # Built and closed before migrate's SQLite engine may tune the process (db.sqlite_memstatus: no connection open).
     db_path = build_demo_database(path)
     uri = f"sqlite:///{db_path}"
     print(f"Demo database: {db_path}\n")
