@@ -466,8 +466,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # Each worker is the suite alone, and no connection is open yet: its in-process CLI runs get the SQLite the
     # command's own process gets (memory statistics off; 0.93-0.96x the time of the SQLite migrate, JSON, move,
     # rename and journal tests, paired).  test_sqlite_memstatus checks both kinds of process in fresh interpreters.
+    # (Only speed depends on it here; where the library refuses, the tests run as before.)
     sqlite_memstatus.claim_process()
-    assert sqlite_memstatus.untrack_memory(), "SQLite refused to turn its memory statistics off"
+    sqlite_memstatus.untrack_memory()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
