@@ -7,18 +7,20 @@ only on a terminal (stderr), never with --format json.  Speed itself is measured
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import column, event, select, table, text
 
 from mlflow_ws_admin.common.errors import ArtifactFindingsBlock, ConflictsAppeared, ExitStatus
 from mlflow_ws_admin.db.connect import create_db_engine, resolve_target
+from mlflow_ws_admin.db.dialects import for_backend
 from mlflow_ws_admin.db.sample_data import SampleData
 from mlflow_ws_admin.db.schema import reflect_schema
+from mlflow_ws_admin.engine import queries
 from mlflow_ws_admin.engine.apply import ApplyExtras, apply_plan
 from mlflow_ws_admin.engine.plan import build_plan
 from mlflow_ws_admin.findings.artifacts import OVERLAP
 from mlflow_ws_admin.report.text import GROUP_PRINT_BATCH
 
-from .helpers import migrate, populate
+from .helpers import TEAMS, migrate, populate
 from .test_json import document
 
 
@@ -418,3 +420,31 @@ def test_conflicts_read_on_two_connections_are_those_read_on_one(mlflow_db) -> N
     assert len(connections) - opened_for_one == opened_for_one + 1, "the second reading connection was not used"
     assert two == one
     assert {tc.table for tc in one[0]} == {"experiments", "registered_models", "evaluation_datasets"}
+
+
+def test_streamed_rows_are_the_rows_sqlalchemy_reads(mlflow_db, backend: str) -> None:
+    """``Dialect.stream_rows`` (the artifact check's read of every experiment): the rows SQLAlchemy reads, in
+    several batches, with and without parameters; on SQLite a statement without parameters goes straight
+    through the driver (its rows are plain tuples)."""
+
+    def fill(data) -> None:
+        for i in range(20):
+            data.experiment(TEAMS[i % 3], f"exp-{i}", artifact_location=f"s3://bucket/{i}" if i % 4 else None)
+
+    populate(mlflow_db, fill)
+    dialect = for_backend(backend)
+    engine = create_db_engine(resolve_target(mlflow_db.uri), read_only=True)
+    try:
+        with engine.connect() as conn:
+            wt = reflect_schema(conn).table("experiments")
+            plain = queries.experiment_locations(wt)
+            t = table("experiments", column("experiment_id"), column("workspace"), column("artifact_location"))
+            bound = select(t.c.experiment_id, t.c.artifact_location).where(t.c.workspace == "team-a")
+            for stmt in (plain, bound):
+                streamed = list(dialect.stream_rows(conn, stmt, 7))
+                assert sorted(map(tuple, streamed), key=repr) == sorted(map(tuple, conn.execute(stmt)), key=repr)
+                assert len(streamed) >= (8 if stmt is bound else 20)
+            assert all(type(r) is tuple for r in dialect.stream_rows(conn, plain, 7)) == (backend == "sqlite")
+            assert not any(type(r) is tuple for r in dialect.stream_rows(conn, bound, 7))
+    finally:
+        engine.dispose()

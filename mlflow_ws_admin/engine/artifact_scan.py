@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 from mlflow_ws_admin.common import mlflow_facts
+from mlflow_ws_admin.db.dialects import for_backend
 from mlflow_ws_admin.db.schema import WorkspaceSchema
 from mlflow_ws_admin.engine import queries
 from mlflow_ws_admin.engine.move import MIGRATE, Move
@@ -96,12 +97,9 @@ def _artifact_rows(
     wt = next((t for t in schema.tables if t.name == mlflow_facts.EXPERIMENTS_TABLE), None)
     if wt is None or not wt.has_column(mlflow_facts.ARTIFACT_LOCATION_COLUMN):
         return (), roots
-    # Statement options, not connection options: those would stay on the connection (apply's UPDATEs).
-    result = conn.execute(
-        queries.experiment_locations(wt, move).execution_options(stream_results=True, yield_per=_READ_BATCH)
-    )
+    result = for_backend(conn.dialect.name).stream_rows(conn, queries.experiment_locations(wt, move), _READ_BATCH)
     if move.is_migration:
-        return ((exp_id, ws, loc) for exp_id, ws, loc in result), roots
+        return result, roots
     new = move.retarget
     return ((exp_id, ws, new.get(exp_id, loc) if ws == move.target else loc) for exp_id, ws, loc in result), roots
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlalchemy.engine import Connection
 
 if TYPE_CHECKING:
-    from sqlalchemy import ColumnElement
+    from sqlalchemy import ColumnElement, Select
     from sqlalchemy.engine import Engine
     from sqlalchemy.sql import TableClause
 
@@ -161,6 +161,13 @@ class Dialect:
 
     def restore_indexes(self, conn: Connection, suspended: Sequence[Any]) -> None:
         """Re-create exactly what ``suspend_indexes`` dropped."""
+
+    # --- reading ---------------------------------------------------------------------------------------------
+
+    def stream_rows(self, conn: Connection, stmt: Select, batch: int) -> Iterator[Sequence[Any]]:
+        """A large read's rows, streamed from a server-side cursor ``batch`` at a time.  Statement options, not
+        connection options: those would stay on the connection (apply's UPDATEs)."""
+        yield from conn.execute(stmt.execution_options(stream_results=True, yield_per=batch))
 
     # --- scratch tables ------------------------------------------------------------------------------------
 
