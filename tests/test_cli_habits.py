@@ -10,10 +10,13 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
+from sqlalchemy import text
 
 from mlflow_ws_admin.common.errors import ExitStatus
+from mlflow_ws_admin.db.connect import create_db_engine, resolve_target
 
 from .helpers import migrate, populate, run_cli
 
@@ -266,3 +269,31 @@ def test_a_ctrl_c_as_a_command_leaves_is_never_read_as_conflicts(mlflow_db, dry_
         assert proc.returncode == ExitStatus.OK, proc.stderr
         assert "interrupted after the change was committed" in proc.stderr
         assert mlflow_db.outside_default("experiments") == 0
+
+
+def test_a_ctrl_c_that_cuts_a_streamed_read_short_adds_no_driver_warning(mlflow_db, recwarn) -> None:
+    """Ctrl-C lands while rows are streamed from a server-side cursor (a crash test caught it mid-apply): the
+    rollback that follows must not make the driver warn, a second line under the one-line error.  PyMySQL does
+    ("Previous unbuffered result was left incomplete") unless the tool's engine silences it."""
+    rows = text(
+        "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20) "
+        "SELECT a.i, b.i FROM n a CROSS JOIN n b"
+    ).execution_options(stream_results=True, yield_per=10)
+
+    def read_until_interrupted(conn) -> None:
+        # The result stays referenced by this frame (in the traceback) while the rollback runs, as the tool's
+        # own reads' results do: it is neither read to its end nor closed first.
+        result = conn.execute(rows)
+        for n, _ in enumerate(result):
+            if n == 15:  # past the first batch, well before the 400th row
+                raise KeyboardInterrupt
+
+    warnings.simplefilter("always")  # every warning recorded, however often it was seen before
+    engine = create_db_engine(resolve_target(mlflow_db.uri), read_only=True)
+    try:
+        with pytest.raises(KeyboardInterrupt), engine.connect() as conn, conn.begin():
+            read_until_interrupted(conn)
+    finally:
+        engine.dispose()
+
+    assert [str(w.message) for w in recwarn] == []

@@ -6,12 +6,13 @@ from __future__ import annotations
 import base64
 import json
 import re
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import ColumnElement, Integer, Select, bindparam, cast, column, exists, func, select, table, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import TableClause, visitors
 from sqlalchemy.sql.expression import ColumnClause
@@ -21,6 +22,7 @@ from mlflow_ws_admin.db.dialects.base import CONNECT_TIMEOUT_S, Dialect, ErrorKi
 
 if TYPE_CHECKING:
     from mlflow_ws_admin.db.schema import ForeignKey
+    from mlflow_ws_admin.db.target import Target
 
 #: Room for the in-memory temporary tables of GROUP BY / window queries over wide utf8mb4 keys, which spill to
 #: disk at the 16 MB default (2-3x slower).  Session-only; the server allocates it only while a query runs.
@@ -47,6 +49,9 @@ ASCII_FOLD_COLLATIONS = frozenset(
     )
 )
 
+#: What PyMySQL warns when a command follows a streamed result that was not read to its end.
+_ABANDONED_STREAM_WARNING = "Previous unbuffered result was left incomplete"
+
 
 class MySQLDialect(Dialect):
     name = "mysql"
@@ -64,6 +69,13 @@ class MySQLDialect(Dialect):
         # which PyMySQL raises as OperationalError rather than IntegrityError
         "duplicate": frozenset({1062, 1586, 1761, 1762}),
     }
+
+    def create_engine(self, target: Target, *, read_only: bool, busy_timeout_s: float) -> Engine:
+        # A Ctrl-C or an error that cuts a streamed read short makes PyMySQL warn on the next command, the
+        # rollback: "Previous unbuffered result was left incomplete".  The rollback discards that result anyway,
+        # and the warning would print a second line under the one-line error.
+        warnings.filterwarnings("ignore", message=_ABANDONED_STREAM_WARNING, category=UserWarning)
+        return super().create_engine(target, read_only=read_only, busy_timeout_s=busy_timeout_s)
 
     def connect_args(self, *, read_only: bool) -> dict[str, Any]:
         args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S, "charset": "utf8mb4"}
