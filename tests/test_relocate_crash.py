@@ -1,8 +1,8 @@
 """Crash safety of `--artifact-policy relocate`: SIGKILL the real CLI during the copy, after the commit (between
 it and the deletes, or during them), and check that every artifact stays readable where the database points and
 that a re-run (or `db finish-relocation`) completes the job.  The objects sit on a real S3-protocol server (moto,
-127.0.0.1), where a few hundred objects take long enough to copy, and over a thousand (two delete requests)
-long enough to delete, for the kill to land inside."""
+127.0.0.1), where a few hundred objects take long enough to copy, and a few dozen experiments (a listing and a
+delete request each) long enough to delete, for the kill to land inside."""
 
 from __future__ import annotations
 
@@ -21,24 +21,39 @@ from .helpers import populate, run_cli
 from .s3_server import s3_env
 
 EXP = 9101
-RUN = "e" * 32
+RUN = "e" * 28 + "0000"
 #: Enough for the kill to land inside the window: mid-copy, the SIGKILL follows the first copied object within a
 #: poll (50 ms) and a listing, while moto copies a few hundred objects a second (4-37 of 300 had landed when
 #: measured on a loaded 2-core machine); after the commit, it follows the commit within a poll, while the run
 #: still lists the old and the new prefix before its deletes (all 300 were left when measured).  Every object
 #: costs a request to upload and one to copy: no more than that.
 OBJECTS = 300
-#: The kill during the deletes: more than S3's 1,000 keys a delete request, so the old objects go in two requests
-#: and a kill while the server works through the first (the window) leaves the second's objects.  The window is
-#: the first request's, whatever the second holds: ten are enough (each object costs a put and a copy first).
-DELETE_OBJECTS = 1010
-OLD = f"mlflow-artifacts:/workspaces/team-a/{EXP}"
+#: The kill during the deletes: after COMMIT each experiment's old objects are listed and deleted in requests of
+#: their own, one experiment after another, so the window is every experiment's but the first's (tens of ms
+#: each).  S3's 1,000 keys a delete request are tests/test_stores.py's.
+DELETE_EXPERIMENTS = 40
+#: objects per experiment of the delete-window test
+DELETE_OBJECTS = 5
 NEW = f"mlflow-artifacts:/workspaces/team-b/{EXP}"
 
 
-def _fill(data) -> None:
-    data.experiment("team-a", "crashing", experiment_id=EXP, artifact_location=OLD)
-    data.add("runs", run_uuid=RUN, experiment_id=EXP, artifact_uri=f"{OLD}/{RUN}/artifacts", lifecycle_stage="active")
+def _fill(data, experiments: int = 1) -> None:
+    for i in range(experiments):
+        old = _location("team-a", EXP + i)
+        data.experiment("team-a", f"crashing-{i}", experiment_id=EXP + i, artifact_location=old)
+        run = _run(i)
+        data.add(
+            "runs", run_uuid=run, experiment_id=EXP + i, artifact_uri=f"{old}/{run}/artifacts", lifecycle_stage="active"
+        )
+
+
+def _location(workspace: str, experiment_id: int) -> str:
+    return f"mlflow-artifacts:/workspaces/{workspace}/{experiment_id}"
+
+
+def _run(i: int) -> str:
+    """The run of the ``i``-th experiment (the first one's is RUN)."""
+    return f"{'e' * 28}{i:04x}"
 
 
 def _client(endpoint: str):
@@ -47,9 +62,16 @@ def _client(endpoint: str):
     return boto3.client("s3", endpoint_url=endpoint)
 
 
-def _put_many(endpoint: str, name: str, prefix: str, count: int = OBJECTS) -> dict[str, int]:
+def _put_many(endpoint: str, name: str, prefix: str, count: int = OBJECTS, runs: int = 1) -> dict[str, int]:
+    """``count`` objects in each of the first ``runs`` experiments' runs: under ``prefix``/RUN/artifacts, or with
+    several runs under ``prefix``/EXPERIMENT_ID/RUN/artifacts.  Returns each one's size by its key under
+    ``prefix``."""
     client = _client(endpoint)
-    keys = {f"{RUN}/artifacts/part-{i:05d}.txt": f"object {i}".encode() for i in range(count)}
+    keys = {
+        f"{'' if runs == 1 else f'{EXP + r}/'}{_run(r)}/artifacts/part-{i:05d}.txt": f"object {i}".encode()
+        for r in range(runs)
+        for i in range(count)
+    }
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda kv: client.put_object(Bucket=name, Key=f"{prefix}/{kv[0]}", Body=kv[1]), keys.items()))
     return {k: len(v) for k, v in keys.items()}
@@ -128,12 +150,16 @@ def _run_uri(db) -> object:
 ATTEMPTS = 3
 
 
-def _put_back(db) -> None:
+def _put_back(db, experiments: int = 1) -> None:
     """The rows as ``_fill`` made them (what a too-late kill's committed move changed)."""
-    db.execute(
-        "UPDATE experiments SET workspace = 'team-a', artifact_location = :old WHERE experiment_id = :e", old=OLD, e=EXP
-    )
-    db.execute("UPDATE runs SET artifact_uri = :uri WHERE run_uuid = :r", uri=f"{OLD}/{RUN}/artifacts", r=RUN)
+    for i in range(experiments):
+        old, run = _location("team-a", EXP + i), _run(i)
+        db.execute(
+            "UPDATE experiments SET workspace = 'team-a', artifact_location = :old WHERE experiment_id = :e",
+            old=old,
+            e=EXP + i,
+        )
+        db.execute("UPDATE runs SET artifact_uri = :uri WHERE run_uuid = :r", uri=f"{old}/{run}/artifacts", r=run)
 
 
 @pytest.mark.slow
@@ -180,57 +206,86 @@ def test_sigkill_during_the_copy_changes_nothing_and_a_rerun_finishes(mlflow_db,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", ["after-commit", "during-delete"])
-def test_sigkill_after_the_commit_leaves_everything_readable(mlflow_db, bucket, s3_endpoint, tmp_path, point):
+def test_sigkill_after_the_commit_leaves_everything_readable(mlflow_db, bucket, s3_endpoint, tmp_path):
     populate(mlflow_db, _fill)
     source = f"dest/workspaces/team-a/{EXP}"
     client = _client(s3_endpoint)
-
-    def committed() -> bool:
-        return _run_uri(mlflow_db) == f"{NEW}/{RUN}/artifacts"
 
     for attempt in range(ATTEMPTS):
         if attempt:
             bucket = f"{bucket[:20]}-{attempt}"
             client.create_bucket(Bucket=bucket)
             _put_back(mlflow_db)
-        sizes = _put_many(s3_endpoint, bucket, source, DELETE_OBJECTS if point == "during-delete" else OBJECTS)
+        sizes = _put_many(s3_endpoint, bucket, source)
         journal = tmp_path / f"move-{attempt}.jsonl"
 
-        def deleting(bucket: str = bucket) -> bool:
-            # The first page of the old prefix no longer starts with object 0: the deletes have begun.
-            page = client.list_objects_v2(Bucket=bucket, Prefix=source + "/", MaxKeys=1)
-            return page.get("KeyCount", 0) == 0 or not page["Contents"][0]["Key"].endswith("part-00000.txt")
-
-        proc = _start(mlflow_db, bucket, s3_endpoint, journal)
-        if point == "after-commit":
-            _kill_when(proc, committed)
-        else:
-            # The window is the server's work on the first 1,000-key delete request (tens to hundreds of ms):
-            # wait for the commit at the usual pace, then look as fast as the server answers.
-            _wait_until(proc, committed)
-            _kill_when(proc, deleting, poll=0.0)
+        _kill_when(_start(mlflow_db, bucket, s3_endpoint, journal), lambda: _committed(mlflow_db))
 
         # Every artifact is readable where the database now points: the new prefix is complete.
-        assert committed()
+        assert _committed(mlflow_db)
         assert _listing(s3_endpoint, bucket, f"dest/workspaces/team-b/{EXP}") == sizes
         left = _listing(s3_endpoint, bucket, source)
         if left:
             break
-    assert left, (
-        f"the kill landed after the deletes in all {ATTEMPTS} attempts; "
-        "make OBJECTS (after-commit) or DELETE_OBJECTS (during-delete) larger"
+    assert left, f"the kill landed after the deletes in all {ATTEMPTS} attempts; make OBJECTS larger"
+    assert set(left) <= set(sizes)
+    _finish_the_relocation(mlflow_db, journal, s3_endpoint, bucket, source, left)
+    assert _listing(s3_endpoint, bucket, f"dest/workspaces/team-b/{EXP}") == sizes
+
+
+@pytest.mark.slow
+def test_sigkill_during_the_deletes_leaves_everything_readable(mlflow_db, bucket, s3_endpoint, tmp_path):
+    """Killed once the first experiment's old objects are gone: the others' stay, the new prefixes are complete,
+    and `db finish-relocation` deletes exactly what was left."""
+    populate(mlflow_db, lambda data: _fill(data, DELETE_EXPERIMENTS))
+    client = _client(s3_endpoint)
+    old_root, new_root = "dest/workspaces/team-a", "dest/workspaces/team-b"
+
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            bucket = f"{bucket[:20]}-{attempt}"
+            client.create_bucket(Bucket=bucket)
+            _put_back(mlflow_db, DELETE_EXPERIMENTS)
+        sizes = _put_many(s3_endpoint, bucket, old_root, DELETE_OBJECTS, DELETE_EXPERIMENTS)
+        journal = tmp_path / f"move-{attempt}.jsonl"
+
+        def deleting(bucket: str = bucket, total: int = len(sizes)) -> bool:
+            # One listing of every old object (a single page): fewer than were put, the deletes have begun.
+            return client.list_objects_v2(Bucket=bucket, Prefix=old_root + "/").get("KeyCount", 0) < total
+
+        proc = _start(mlflow_db, bucket, s3_endpoint, journal)
+        # The window is each later experiment's listing and delete: wait for the commit at the usual pace, then
+        # look as fast as the server answers.
+        _wait_until(proc, lambda: _committed(mlflow_db))
+        _kill_when(proc, deleting, poll=0.0)
+
+        assert _committed(mlflow_db)
+        assert _listing(s3_endpoint, bucket, new_root) == sizes  # everything readable where the database points
+        left = _listing(s3_endpoint, bucket, old_root)
+        if left:
+            break
+    assert 0 < len(left) < len(sizes), (
+        f"the kill landed after the deletes in all {ATTEMPTS} attempts; make DELETE_EXPERIMENTS larger"
     )
     assert set(left) <= set(sizes)
+    _finish_the_relocation(mlflow_db, journal, s3_endpoint, bucket, old_root, left)
+    assert _listing(s3_endpoint, bucket, new_root) == sizes
 
-    dry = run_cli("db", "finish-relocation", mlflow_db.uri, "--journal", str(journal), "--dry-run")
+
+def _committed(db) -> bool:
+    """The move committed: the first experiment's run names its new prefix (one transaction moves them all)."""
+    return _run_uri(db) == f"{NEW}/{RUN}/artifacts"
+
+
+def _finish_the_relocation(db, journal: Path, endpoint: str, bucket: str, old: str, left: dict[str, int]) -> None:
+    """`db finish-relocation --dry-run` names the ``left`` old objects and deletes nothing; without it, they go."""
+    dry = run_cli("db", "finish-relocation", db.uri, "--journal", str(journal), "--dry-run")
     assert dry.exit_code == ExitStatus.OK, dry.output
     assert f"{len(left):,} old object(s) to delete. Nothing was changed." in dry.stdout
-    assert _listing(s3_endpoint, bucket, source) == left
+    assert _listing(endpoint, bucket, old) == left
 
-    done = run_cli("db", "finish-relocation", mlflow_db.uri, "--journal", str(journal), "-y", env=s3_env(s3_endpoint))
+    done = run_cli("db", "finish-relocation", db.uri, "--journal", str(journal), "-y", env=s3_env(endpoint))
 
     assert done.exit_code == ExitStatus.OK, done.output
     assert f"Done: deleted {len(left):,} old object(s)" in done.stdout
-    assert _listing(s3_endpoint, bucket, source) == {}
-    assert _listing(s3_endpoint, bucket, f"dest/workspaces/team-b/{EXP}") == sizes
+    assert _listing(endpoint, bucket, old) == {}

@@ -128,6 +128,32 @@ def test_s3_copy_keeps_etags(bucket: str, s3_endpoint: str) -> None:
     assert tags["a"] and tags["a"] == tags["b"]
 
 
+def test_s3_deletes_go_at_most_1000_keys_a_request(bucket: str, s3_endpoint: str) -> None:
+    """S3 refuses a DeleteObjects of more than 1,000 keys (moto does not): 2,001 keys go in three requests, and
+    the objects named in the first and the last are both gone.  The keys between name nothing, which S3 deletes
+    quietly, so that only two objects need uploading."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    keys = [f"p/{i:05d}" for i in range(2001)]
+    for key in (keys[0], keys[-1]):
+        client.put_object(Bucket=bucket, Key=key, Body=b"x")
+    store = locate(f"s3://{bucket}/p").store
+    sent: list[int] = []
+
+    def count(params: dict, **_: object) -> None:
+        sent.append(len(params["Delete"]["Objects"]))
+
+    store.client.meta.events.register("provide-client-params.s3.DeleteObjects", count)
+    try:
+        store.delete(keys)
+    finally:
+        store.client.meta.events.unregister("provide-client-params.s3.DeleteObjects", count)
+
+    assert sent == [1000, 1000, 1]
+    assert client.list_objects_v2(Bucket=bucket, Prefix="p/")["KeyCount"] == 0
+
+
 def test_s3_missing_bucket_is_one_line(s3_endpoint: str) -> None:
     with pytest.raises(StoreError, match="NoSuchBucket") as err:
         locate(f"s3://no-such-{uuid.uuid4().hex[:8]}/p").list()
