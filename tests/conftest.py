@@ -513,9 +513,9 @@ def _create_scratch(
 #: Tests that run far longer than the rest, longest first.  They start first, so that no worker is still in one of
 #: them long after the others have run out of tests.  The optional real-MLflow tests lead (they skip without
 #: MWA_MLFLOW_PYTHON; with it, their 23 tests add minutes of worker time, tens of seconds each on average).  The
-#: rest as measured with `pytest -n 2 --durations` at load average 1-2.5 on the 2-core machine: the relocate
-#: delete-window kill 14-19 s, the move-resources and restore crash tests 7-17 s, the apply crash test 7-10 s, the
-#: import relocate kill 7-10 s, the other relocate kills 5-8 s, the import kill 3-7 s, the property test 1-5 s.
+#: rest as measured in a whole `pytest --durations` run (4 workers on the 2 cores): the move-resources and restore
+#: crash tests 11-22 s, the apply crash test 9-18 s, the import kill 6-15 s, the relocate delete-window kill 13 s,
+#: the import relocate kill 8-13 s, the other relocate kills 7-11 s, the property test 4-6 s.
 LONG_TESTS = (
     "test_auth_mlflow_server.py::",
     "test_mlflow_relocate.py::",
@@ -526,13 +526,13 @@ LONG_TESTS = (
     "test_mlflow_compat.py::test_mlflow_without_workspaces",
     "test_auth_mlflow_compat.py::test_a_real_basic_auth_server",
     "test_auth_mlflow_compat.py::test_permissions_match_mlflow",
-    "test_relocate_crash.py::test_sigkill_during_the_deletes",
     "test_crash.py::test_sigkill_during_move_resources",
     "test_crash.py::test_sigint_during_restore",
     "test_crash.py::test_sigkill_and_sigint_during_apply",
+    "test_import_database.py::test_sigkill_mid_import",
+    "test_relocate_crash.py::test_sigkill_during_the_deletes",
     "test_import_relocate.py::test_sigkill_mid_copy",
     "test_relocate_crash.py::",
-    "test_import_database.py::test_sigkill_mid_import",
     "test_properties.py::",
 )
 
