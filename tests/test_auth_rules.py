@@ -150,6 +150,36 @@ def test_a_scorer_wildcard_decides_the_experiment_s_delete() -> None:
     assert plan.unaccepted_gains == plan.changes
 
 
+def test_widen_keeps_a_vetoing_scorer_wildcard_whole_and_drop_still_blocks() -> None:
+    """The same grants with --widen: the scorer wildcard stays a wildcard (server-wide, a finding accepted by
+    --widen), so the experiment's delete stays vetoed; a READ-only scorer wildcard where nobody could delete an
+    experiment is still narrowed.  --drop accepts losses only: the delete it would give still blocks."""
+    scorers = (Resource("scorer", "team-a", "2/s", "2/s"), Resource("scorer", "team-b", "3/s", "3/s"))
+    owned = Ownership((*OWNED.resources, *scorers), "test")
+    roles = {
+        ("team-a", "ops"): [("experiment", "*", "MANAGE"), ("scorer", "*", "READ")],
+        ("team-b", "viewer"): [("experiment", "*", "READ"), ("scorer", "*", "READ")],
+    }
+    state = _state(roles, {"alice": [("team-a", "ops")], "bob": [("team-b", "viewer")]})
+
+    widened = build_auth_plan(state, owned, READ_DEFAULT, widen=True)
+
+    assert widened.unaccepted == () and widened.unaccepted_gains == ()
+    (kept,) = [f for f in widened.findings if f.grant == Grant("scorer", "*", "READ")]
+    assert (kept.workspace, kept.users, kept.resolution) == ("team-a", ("alice",), "widened")
+    assert "vetoes deleting its experiments" in kept.detail
+    grants = {r.name: r.grants for r in widened.roles}
+    assert Grant("scorer", "*", "READ") in grants["ops"]
+    assert Grant("scorer", "*", "READ") not in grants["viewer"]  # nobody there could delete: narrowed as before
+    # alice now reads team-b's scorer too: a gain, accepted by --widen
+    assert [(c.username, c.subject, c.gained, c.accepted_by) for c in widened.changes] == [
+        ("alice", "scorer 3/s (team-b)", ("read",), "--widen")
+    ]
+
+    dropped = build_auth_plan(state, owned, READ_DEFAULT, drop=True)
+    assert [(c.subject, c.gained) for c in dropped.unaccepted_gains] == [("experiment 2 (team-a)", ("delete",))]
+
+
 def test_a_tier_grant_of_the_only_workspace_stays() -> None:
     only_a = Ownership((Resource("experiment", "team-a", "2", "2"),), "test")
     state = _state({("team-a", "runners"): [("run", "*", "EDIT")]}, {"alice": [("team-a", "runners")]})

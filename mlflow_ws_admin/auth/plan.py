@@ -103,6 +103,8 @@ class Change:
     #: the actions (read, use, update, delete, manage) allowed after and not before, and the reverse
     gained: tuple[str, ...] = ()
     lost: tuple[str, ...] = ()
+    #: what was compared (not reported: ``subject`` names it)
+    key: Key | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,9 @@ def _translate_role(
     widen: bool,
     drop: bool,
     per_resource: bool = False,
+    keep_vetoes: bool = False,
 ) -> _Translated:
+    """``keep_vetoes``: keep the wildcards that veto a delete (``_vetoes_delete``) instead of narrowing them."""
     out = _Translated()
     others = sorted(present - {role.workspace})
     resolution = WIDEN if widen else DROP if drop else BLOCKING
@@ -197,6 +201,9 @@ def _translate_role(
         if grant.resource_type in PER_ID_TYPES:
             if grant.pattern == WILDCARD:
                 if ownership.only_in(grant.resource_type, role.workspace):
+                    out.grants.append(Grant(grant.resource_type, WILDCARD, permission))
+                elif keep_vetoes and _vetoes_delete(grant.resource_type, permission):
+                    out.findings.append(_kept_veto(role, grant, permission, usernames, others))
                     out.grants.append(Grant(grant.resource_type, WILDCARD, permission))
                 else:
                     owned = ownership.in_workspace(grant.resource_type, role.workspace)
@@ -227,6 +234,45 @@ def _translate_role(
         if resolution == WIDEN:
             out.grants.append(Grant(grant.resource_type, grant.pattern, permission))
     return out
+
+
+#: per-id types whose wildcard is also a tier of a parent's delete: deleting an experiment needs delete on the
+#: ``scorer`` wildcard, which MLflow reads as a wildcard only (per-id scorer grants veto nothing)
+_CASCADE_PER_ID_TYPES = frozenset(t for cascade in DELETE_CASCADE.values() for t in cascade if t in PER_ID_TYPES)
+#: the parent types whose delete such a wildcard can veto
+_VETOED_TYPES = frozenset(p for p, cascade in DELETE_CASCADE.items() if _CASCADE_PER_ID_TYPES.intersection(cascade))
+
+
+def _vetoes_delete(resource_type: str, permission: str) -> bool:
+    """A wildcard of this type and permission vetoes deleting its parents (and narrowed, would no longer)."""
+    return resource_type in _CASCADE_PER_ID_TYPES and "delete" not in allowed(permission)
+
+
+def _kept_veto(role: Role, grant: Grant, permission: str, usernames: Sequence[str], others: Sequence[str]) -> Finding:
+    """``--widen``: a vetoing wildcard kept whole, because narrowed to per-id grants it would let its members
+    delete what they could not."""
+    parents = " and ".join(sorted(p for p, cascade in DELETE_CASCADE.items() if grant.resource_type in cascade))
+    return Finding(
+        "wildcard-only",
+        role.workspace,
+        role.name,
+        grant,
+        tuple(usernames),
+        f"vetoes deleting its {parents}s, which per-id grants cannot: kept, it widens to {permission} on every "
+        f"{grant.resource_type}, also in {', '.join(others)}",
+        WIDEN,
+    )
+
+
+def _lost_vetoes(changes: Iterable[Change]) -> frozenset[str]:
+    """The workspaces whose resources a user may newly delete, without a finding that accepts it: where a
+    narrowed wildcard's veto may have been lost."""
+    return frozenset(
+        c.key[2]
+        for c in changes
+        if c.key is not None and c.key[0] == "resource" and c.key[1] in _VETOED_TYPES
+        if "delete" in c.gained and c.accepted_by is None
+    )
 
 
 def _per_resource(
@@ -269,8 +315,11 @@ def build_auth_plan(
     per_resource: bool = False,
     case_insensitive_names: bool = False,
     with_choices: bool = True,
+    keep_vetoes: frozenset[str] = frozenset(),
 ) -> AuthPlan:
-    """The translated rows, the findings, and every effective-permission difference (only reads)."""
+    """The translated rows, the findings, and every effective-permission difference (only reads).
+    ``keep_vetoes``: the workspaces whose vetoing wildcards stay whole (``--widen`` plans again with those whose
+    narrowing let someone delete what they could not)."""
     names = {u.id: u.username for u in state.users}
     present = ownership.workspaces() | state.workspaces()
     translated: dict[int, frozenset[Grant]] = {}
@@ -288,6 +337,7 @@ def build_auth_plan(
             widen=widen,
             drop=drop,
             per_resource=per_resource,
+            keep_vetoes=role.workspace in keep_vetoes,
         )
         translated[role.id] = _combine(t.grants)
         findings.extend(t.findings)
@@ -308,6 +358,19 @@ def build_auth_plan(
     if all(r.workspace == DEFAULT_WORKSPACE for r in state.roles):
         return AuthPlan(state, ownership, config, (), (), (), (), widen, drop)
     changes, compared = compare(view_of(state), _planned_view(roles), state, ownership, config, findings)
+    if widen and (lost := _lost_vetoes(changes) - keep_vetoes):
+        return build_auth_plan(
+            state,
+            ownership,
+            config,
+            template=template,
+            widen=widen,
+            drop=drop,
+            per_resource=per_resource,
+            case_insensitive_names=case_insensitive_names,
+            with_choices=with_choices,
+            keep_vetoes=keep_vetoes | lost,
+        )
     choices: tuple[tuple[str, int, int], ...] = ()
     if with_choices and any(f.kind in ("workspace-scope", "wildcard-only") for f in findings):
         choices = tuple(
@@ -798,7 +861,7 @@ def _change(username: str, key: Key, was: Answer, now: Answer, scopes: Mapping[s
             continue  # a gain is accepted by --widen only
         accepted = scope.how
         break
-    return Change(username, subject(key), was[0], now[0], accepted, gained_actions, lost_actions)
+    return Change(username, subject(key), was[0], now[0], accepted, gained_actions, lost_actions, key)
 
 
 def subject(key: Key) -> str:
