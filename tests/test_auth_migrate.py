@@ -12,7 +12,7 @@ from mlflow_ws_admin.common.errors import ExitStatus
 from mlflow_ws_admin.engine.rename_template import RenameTemplate
 
 from .auth_helpers import auth_migrate, auth_rows, plant_auth, plant_tracking
-from .helpers import run_cli
+from .helpers import run_cli, sample_data
 
 TEMPLATE = "{name} ({workspace})"
 AUTH_ROW_TABLES = ("roles", "role_permissions", "user_role_assignments")
@@ -147,6 +147,40 @@ def test_widen_keeps_the_admin_grant_and_reports_what_carol_gains(auth_db, mlflo
     assert ("carol", f"experiment {ids['a1']} (team-a)") not in gains  # she was admin there already
     assert all(c["accepted_by"] for c in doc["changes"])
     assert auth_rows(auth_db)["default/admins"] == [[("workspace", "*", "MANAGE")], ["carol"]]
+
+
+def test_widen_keeps_a_scorer_wildcard_whose_narrowing_would_let_alice_delete(auth_db, mlflow_db) -> None:
+    """Deleting an experiment needs delete on the `scorer` wildcard too: alice's MANAGE on team-a's experiments
+    stays vetoed by her scorer READ wildcard.  Narrowed to per-id grants, it would veto nothing: without a flag
+    that gain blocks (exit 1, nothing written); with --widen the wildcard stays whole and the apply verifies."""
+    ids = plant_tracking(mlflow_db)
+    with mlflow_db.engine.begin() as conn, sample_data(conn) as data:
+        for i, name in enumerate(("a1", "b1")):
+            data.add("scorers", experiment_id=ids[name], scorer_name=f"judge-{name}", scorer_id=f"s{i}")
+    plant_auth(
+        auth_db,
+        {("team-a", "ops"): [("experiment", "*", "MANAGE"), ("scorer", "*", "READ")]},
+        {"alice": [("team-a", "ops")]},
+    )
+    before = auth_db.fingerprint()
+
+    blocked = auth_migrate(auth_db, mlflow_db, "-y", "--format", "json")
+
+    assert blocked.exit_code == ExitStatus.CONFLICTS, blocked.output
+    doc = json.loads(blocked.stdout)
+    assert {(c["subject"], tuple(c["gained"]), c["accepted_by"]) for c in doc["changes"]} >= {
+        (f"experiment {ids['a1']} (team-a)", ("delete",), None)
+    }
+    assert auth_db.fingerprint() == before
+
+    widened = auth_migrate(auth_db, mlflow_db, "-y", "--widen", "--format", "json")
+
+    assert widened.exit_code == ExitStatus.OK, widened.output
+    doc = json.loads(widened.stdout)
+    assert doc["status"] == "applied"
+    assert [(f["kind"], f["resolution"]) for f in doc["findings"]] == [("wildcard-only", "widened")]
+    assert all(c["accepted_by"] == "--widen" and "delete" not in c["gained"] for c in doc["changes"])
+    assert ("scorer", "*", "READ") in auth_rows(auth_db)["default/ops"][0]
 
 
 def test_drop_removes_the_admin_grant_and_reports_what_carol_loses(auth_db, mlflow_db) -> None:
