@@ -272,3 +272,55 @@ def test_every_users_access_through_a_real_server_before_and_after(auth_db, scra
 
         # revoke, rename and delete-recreate of per-user grants made with workspaces on, as MLflow did them then
         assert _scenario(s.url, None, f"{SCENARIO}post") == expected
+
+
+def test_widen_keeps_the_scorer_veto_a_real_server_enforces(auth_db, scratch_db, tmp_path: Path) -> None:
+    """MLflow checks an experiment's delete against the user's `scorer` wildcard too: alice's MANAGE on team-a's
+    experiments cannot delete them beside her scorer READ wildcard.  With scorers in two workspaces the wildcard
+    would be narrowed to per-id grants, which veto nothing; `--widen` keeps it whole, and the server without
+    workspaces answers every probe as before."""
+    if scratch_db.backend == "mysql":
+        pytest.skip("SQLite and PostgreSQL: two MLflow servers each; MariaDB is covered by the oracle tests")
+    tracking = scratch_db.load("3.17.2")
+    ids = plant_tracking(tracking)
+    with tracking.engine.begin() as conn:
+        for i, name in enumerate(("a1", "b1")):
+            conn.execute(
+                text("INSERT INTO scorers (experiment_id, scorer_name, scorer_id) VALUES (:e, :n, :i)"),
+                {"e": ids[name], "n": f"judge-{name}", "i": f"scorer-{i}"},
+            )
+    spec = {
+        "users": ["alice", "root"],
+        "admins": ["root"],
+        "roles": [
+            {"workspace": "team-a", "name": "ops", "grants": [["experiment", "*", "MANAGE"], ["scorer", "*", "READ"]]}
+        ],
+        "members": {"alice": [["team-a", "ops"]]},
+    }
+    _oracle("setup", auth_db.uri, spec)
+    tracking.engine.dispose()
+    auth_db.engine.dispose()
+    app = ("--app-name", "basic-auth")
+    probes = [(str(ids[name]), action) for name in ("a1", "a2") for action in ACTIONS]
+
+    def answers(url: str, workspace: str | None) -> dict[tuple[str, str], int]:
+        return {(rid, action): _probe(url, "alice", "experiment", rid, action, workspace) for rid, action in probes}
+
+    with mlflow_server(tracking.uri, tmp_path, workspaces=True, extra_args=app, **_auth_env(_ini(tmp_path / "before.ini", auth_db, "READ"))) as s:  # fmt: skip
+        assert s.process.poll() is None, s.output()[-3000:]
+        before = answers(s.url, "team-a")
+    tracking.engine.dispose()
+    assert _allowed(before[str(ids["a1"]), "update"])  # MANAGE
+    assert not _allowed(before[str(ids["a1"]), "delete"])  # vetoed by the scorer wildcard's READ
+
+    journal = tmp_path / "tracking.jsonl"
+    assert migrate(tracking.uri, "-y", "--journal", str(journal)).exit_code == ExitStatus.OK
+    widened = auth_migrate(auth_db, tracking, "-y", "--widen", "--tracking-journal", str(journal), "--format", "json")
+    assert widened.exit_code == ExitStatus.OK, widened.output
+    doc = json.loads(widened.stdout)
+    assert [(f["kind"], f["resolution"]) for f in doc["findings"]] == [("wildcard-only", "widened")]
+    assert not [c for c in doc["changes"] if c["subject"].startswith("experiment ")]
+
+    with mlflow_server(tracking.uri, tmp_path, workspaces=False, extra_args=app, **_auth_env(_ini(tmp_path / "after.ini", auth_db, "NO_PERMISSIONS"))) as s:  # fmt: skip
+        assert s.process.poll() is None, s.output()[-3000:]
+        assert answers(s.url, None) == before
