@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
@@ -176,6 +176,16 @@ _SPILL_ID = st.integers(min_value=1, max_value=9) | st.sampled_from(["7", "x", "
         max_size=30,
     ),
     st.lists(st.tuples(st.sampled_from(["w1", "w2"]), _SPILL_LOCATION), max_size=3),
+)
+# Found by a run: one id in two workspaces, claimed as ROOT/<id> (the spilled runs return the owners reordered).
+@example(
+    rows=[
+        (1, "default", "s3://r/"),
+        ("\ue000", "team-a", "s3://r/a"),
+        ("\ue000", "default", "s3://r/"),
+        (1, "default", "s3://r/\ue000"),
+    ],
+    roots=[],
 )
 def test_spilled_finder_gives_exactly_the_in_memory_findings(
     rows: list[tuple[object, str, str | None]], roots: list[tuple[str, str]]

@@ -613,7 +613,14 @@ def _reserved_collisions(
     if not claims:
         return
     wanted = {n for _, n in claims}
-    workspace_of = {str(i): ws for i, ws in itertools.chain(owners, unlocated) if str(i) in wanted}
+    workspace_of: dict[str, str | None] = {}
+    for i, ws in itertools.chain(owners, unlocated):
+        # Rows that spell one id twice (7 and "7"; never one primary key's) name the least workspace, so that
+        # the answer does not depend on the order the owners arrive in (spilled runs come back reordered).
+        if (n := str(i)) in wanted and (
+            n not in workspace_of or _workspace_order(ws) < _workspace_order(workspace_of[n])
+        ):
+            workspace_of[n] = ws
     for item, n in claims:
         if n in workspace_of:
             yield ArtifactFinding(
@@ -626,6 +633,10 @@ def _reserved_collisions(
                 other_experiment_id=n,
                 other_workspace=workspace_of[n],
             )
+
+
+def _workspace_order(ws: str | None) -> tuple[bool, str]:
+    return (ws is None, ws or "")
 
 
 def _squatter(item: _Item, location: Location, reserved: Location) -> ArtifactFinding | None:
