@@ -27,6 +27,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -45,6 +46,7 @@ from mlflow_ws_admin.db.sample_data import load_snapshot, read_snapshot
 # several test modules is a fixture of each, so a worker started one moto server per module and each start
 # pointed MLFLOW_S3_ENDPOINT_URL (which in-process CLI runs read) at its own server, away from the buckets of
 # the modules started before it (NoSuchBucket, depending on which tests a worker drew).  One server per worker.
+from .helpers import schema_digest
 from .s3_server import bucket, iam_s3, s3_endpoint  # noqa: F401 - fixtures
 
 # No CA bundle for the suite's processes, nor the CLI processes they start (they inherit os.environ): PyMySQL makes
@@ -337,27 +339,66 @@ _MYSQL_SHAPE = (
     "WHERE table_schema = DATABASE()",
 )
 _MYSQL_TABLES = 1  # the index in _MYSQL_SHAPE of the tables query (AUTO_INCREMENT and row estimate last)
+_USER_SCHEMA = "nspname !~ '^(pg_|information_schema$)'"
+_PG_SEQUENCES = (
+    "SELECT schemaname, sequencename, last_value FROM pg_sequences WHERE schemaname !~ '^(pg_|information_schema$)'"
+)
+#: What a fresh PostgreSQL test database is, besides its rows and what reflection reads (``schema_digest``): indexes, owners, grants, options and the row estimates the engine reads (`reltuples`), sequences' positions,
+#: triggers, routines, policies, rules, schemas, extensions, the database's own settings and grants.
+_PG_SHAPE = (
+    "SELECT c.oid::regclass::text, pg_get_indexdef(c.oid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+    f"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {_USER_SCHEMA}",
+    "SELECT c.oid::regclass::text, c.relowner::regrole::text, c.relacl::text, c.reloptions::text, c.reltuples, "
+    "c.relpages, c.relrowsecurity, c.relforcerowsecurity, c.relreplident "
+    f"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {_USER_SCHEMA}",
+    "SELECT a.attrelid::regclass::text, a.attname, a.attacl::text FROM pg_attribute a "
+    f"JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+    f"WHERE {_USER_SCHEMA} AND a.attacl IS NOT NULL",
+    _PG_SEQUENCES,
+    "SELECT tgrelid::regclass::text, tgname, tgenabled, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal",
+    "SELECT p.oid::regprocedure::text, md5(p.prosrc), p.proowner::regrole::text, p.proacl::text FROM pg_proc p "
+    f"JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {_USER_SCHEMA}",
+    f"SELECT nspname, nspowner::regrole::text, nspacl::text FROM pg_namespace WHERE {_USER_SCHEMA}",
+    "SELECT polrelid::regclass::text, polname, polcmd, polroles::text, pg_get_expr(polqual, polrelid) FROM pg_policy",
+    "SELECT schemaname, tablename, rulename, definition FROM pg_rules WHERE schemaname !~ '^(pg_|information_schema$)'",
+    "SELECT extname, extversion FROM pg_extension",
+    "SELECT defaclrole::regrole::text, defaclnamespace::regnamespace::text, defaclobjtype, defaclacl::text "
+    "FROM pg_default_acl",
+    "SELECT evtname FROM pg_event_trigger",
+    "SELECT pubname FROM pg_publication",
+    "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()",
+    "SELECT count(*) FROM pg_largeobject_metadata",
+    "SELECT datdba::regrole::text, datacl::text, datconnlimit, datallowconn FROM pg_database "
+    "WHERE datname = current_database()",
+    "SELECT setrole::regrole::text, setconfig::text FROM pg_db_role_setting "
+    "WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())",
+)
 #: A database holding more rows than this is dropped, not wiped: deleting them costs more than a new build.
-_MYSQL_WIPE_MAX_ROWS = 2000
+_WIPE_MAX_ROWS = 2000
+#: Who else is connected to the database being wiped: a session left behind by a test means no hand-on.
+_OTHER_SESSIONS = {
+    "mysql": "SELECT COUNT(*) FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()",
+    "postgresql": "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+}
 
 
 class _ServerDatabases:
     """One backend's databases with a snapshot, for the tests, made ahead on a worker thread while tests run.
 
-    PostgreSQL copies the worker's template (``CREATE DATABASE ... TEMPLATE``: it can wait a fraction of a second
-    behind another worker's DROP); each test's copy is dropped after it.  MariaDB has no template databases: a
-    build replays every CREATE TABLE (a file each), ~0.15-0.4 s of the server's CPU and most of a second.  So a
-    MariaDB test's database is wiped after it and handed to the next test, but only when the wipe shows it is
-    again exactly what a build makes: the same `_MYSQL_SHAPE` and the snapshot's rows, nothing else.  Anything
-    else (a test added a trigger or a grant, dropped a key, left a session connected, filled it with a big
-    crash-test dataset) drops it.  The thread does builds and wipes one at a time, in order."""
+    A PostgreSQL build copies the worker's template (``CREATE DATABASE ... TEMPLATE``: ~0.1 s of the server's CPU
+    with its DROP, which checkpoints); a MariaDB build replays every CREATE TABLE (a file each), ~0.15-0.4 s of the
+    server's CPU and most of a second.  So a test's database is wiped after it and handed to the next test, but
+    only when the wipe shows it is again exactly what a build makes: the same shape (`_MYSQL_SHAPE`, or
+    ``schema_digest`` and `_PG_SHAPE`) and the snapshot's rows, nothing else.  Anything else (a test added a
+    trigger or a grant, dropped a key, left a session connected, filled it with a big crash-test dataset) drops it.
+    The thread does builds and wipes one at a time, in order."""
 
     def __init__(self, backend: str) -> None:
         self.backend = backend
         self._pool: ThreadPoolExecutor | None = None
         self._next: dict[str, Future[str]] = {}  # built ahead
         self._wiped: dict[str, list[Future[str | None]]] = {}  # handed back, oldest first: a name, or None if dropped
-        self._fresh: dict[str, tuple[tuple, dict]] = {}  # MariaDB: version -> (shape, rows) of a new build
+        self._fresh: dict[str, tuple[tuple, dict]] = {}  # version -> (shape, rows) of a new build
 
     def _submit(self, fn, *args) -> Future:
         if self._pool is None:
@@ -374,24 +415,22 @@ class _ServerDatabases:
         return ready.result()
 
     def give_back(self, version: str, name: str) -> None:
-        if self.backend == "mysql":
-            self._wiped.setdefault(version, []).append(self._submit(self._wipe, version, name))
-        else:
-            _DROPPER.drop(self.backend, name)
+        self._wiped.setdefault(version, []).append(self._submit(self._wipe, version, name))
 
     def _build(self, version: str) -> str:
         name = _new_name()
         if self.backend == "postgresql":
             _create_database("postgresql", name, _postgresql_template(version))
-            return name
-        _create_database("mysql", name)
+        else:
+            _create_database("mysql", name)
         try:
-            _load_server_database("mysql", name, version)
+            if self.backend == "mysql":
+                _load_server_database("mysql", name, version)
             if version not in self._fresh:  # every build of a version is the same: the first one is the reference
-                with _database_engine("mysql", name).connect() as conn:
-                    self._fresh[version] = _mysql_shape(conn), dump_rows(conn)
+                with _database_engine(self.backend, name).connect() as conn:
+                    self._fresh[version] = self._shape(conn), dump_rows(conn)
         except BaseException:
-            _DROPPER.drop("mysql", name)
+            _DROPPER.drop(self.backend, name)
             raise
         return name
 
@@ -402,40 +441,66 @@ class _ServerDatabases:
                 return name
         except Exception:  # whatever went wrong, a new build is always right
             pass
-        _DROPPER.drop("mysql", name)
+        _DROPPER.drop(self.backend, name)
         return None
 
     def _wiped_back(self, version: str, name: str) -> bool:
         shape, rows = self._fresh[version]
-        engine = _database_engine("mysql", name)
+        engine = _database_engine(self.backend, name)
         try:
-            with engine.begin() as conn:
-                others = conn.exec_driver_sql(
-                    "SELECT COUNT(*) FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()"
-                )
-                if others.scalar():
+            with engine.connect() as conn:
+                if not _alone(conn, self.backend):
                     return False
                 filled = {t: r for t, r in dump_rows(conn).items() if r}
-                if sum(len(r) for r in filled.values()) > _MYSQL_WIPE_MAX_ROWS:
+                if sum(len(r) for r in filled.values()) > _WIPE_MAX_ROWS:
                     return False
-                conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
-                for table in filled:
-                    conn.exec_driver_sql(f"DELETE FROM `{table}`")
-                for statement in snapshot(version, "mysql")["statements"]:
-                    if statement.startswith("INSERT"):
-                        conn.exec_driver_sql(statement)
-                conn.exec_driver_sql("SET SESSION foreign_key_checks = 1")
-            with engine.connect() as conn:
-                now = _mysql_shape(conn)
-                for table, fresh in zip(now[_MYSQL_TABLES], shape[_MYSQL_TABLES], strict=False):
-                    if table[:-2] == fresh[:-2] and table[-2] != fresh[-2]:
-                        # Deleting rows leaves the counter where it was; on an empty table this sets it back.
-                        conn.exec_driver_sql(f"ALTER TABLE `{table[0]}` AUTO_INCREMENT = {int(fresh[-2])}")
-                    if table[:-1] == fresh[:-1] and table[-1] != fresh[-1]:
-                        conn.exec_driver_sql(f"ANALYZE TABLE `{table[0]}`").all()
-                return _mysql_shape(conn) == shape and dump_rows(conn) == rows
+                self._delete_rows(conn, filled, version)
+                self._reset_counters(conn, shape)
+                conn.commit()
+                return self._shape(conn) == shape and dump_rows(conn) == rows
         finally:
             engine.dispose()
+
+    def _delete_rows(self, conn: Connection, filled: dict[str, list], version: str) -> None:
+        """Every row gone, then the snapshot's own rows back, with the foreign keys not checked meanwhile."""
+        quote = conn.dialect.identifier_preparer.quote
+        if self.backend == "mysql":
+            conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
+        else:
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")  # no FK triggers
+        for table in filled:
+            conn.exec_driver_sql(f"DELETE FROM {quote(table)}")
+        for statement in snapshot(version, self.backend)["statements"]:
+            if statement.startswith("INSERT"):
+                conn.exec_driver_sql(statement)
+        if self.backend == "mysql":
+            conn.exec_driver_sql("SET SESSION foreign_key_checks = 1")
+
+    def _reset_counters(self, conn: Connection, shape: tuple) -> None:
+        """What deleting rows leaves behind: ids counted on, row estimates, statistics."""
+        if self.backend == "postgresql":
+            quote = conn.dialect.identifier_preparer.quote
+            fresh = {(schema, seq): last for schema, seq, last in shape[1 + _PG_SHAPE.index(_PG_SEQUENCES)]}
+            for schema, seq, last in conn.exec_driver_sql(_PG_SEQUENCES):
+                if fresh.get((schema, seq), last) != last:
+                    name = f"{quote(schema)}.{quote(seq)}"
+                    if fresh[schema, seq] is None:  # never used: RESTART puts it back to its first value, not yet taken
+                        conn.exec_driver_sql(f"ALTER SEQUENCE {name} RESTART")
+                    else:
+                        conn.exec_driver_sql(f"SELECT setval('{name}', {int(fresh[schema, seq])})")
+            # The deletes' dead rows would bring autovacuum, whose ANALYZE changes the row estimates mid-test.
+            conn.exec_driver_sql("SELECT pg_stat_reset()")
+            return
+        now = _mysql_shape(conn)
+        for table, fresh_table in zip(now[_MYSQL_TABLES], shape[_MYSQL_TABLES], strict=False):
+            if table[:-2] == fresh_table[:-2] and table[-2] != fresh_table[-2]:
+                # Deleting rows leaves the counter where it was; on an empty table this sets it back.
+                conn.exec_driver_sql(f"ALTER TABLE `{table[0]}` AUTO_INCREMENT = {int(fresh_table[-2])}")
+            if table[:-1] == fresh_table[:-1] and table[-1] != fresh_table[-1]:
+                conn.exec_driver_sql(f"ANALYZE TABLE `{table[0]}`").all()
+
+    def _shape(self, conn: Connection) -> tuple:
+        return _mysql_shape(conn) if self.backend == "mysql" else _pg_shape(conn)
 
     def finish(self) -> None:
         pending = [*self._next.values(), *(f for futures in self._wiped.values() for f in futures)]
@@ -452,6 +517,19 @@ class _ServerDatabases:
 
 def _mysql_shape(conn: Connection) -> tuple:
     return tuple(tuple(sorted(tuple(r) for r in conn.exec_driver_sql(sql))) for sql in _MYSQL_SHAPE)
+
+
+def _pg_shape(conn: Connection) -> tuple:
+    return (schema_digest(conn), *(tuple(sorted(tuple(r) for r in conn.exec_driver_sql(sql))) for sql in _PG_SHAPE))
+
+
+def _alone(conn: Connection, backend: str) -> bool:
+    """No other session on the database, after a moment for the test's closed sessions to finish ending."""
+    for _ in range(10):
+        if not conn.exec_driver_sql(_OTHER_SESSIONS[backend]).scalar():
+            return True
+        time.sleep(0.02)
+    return False
 
 
 _SERVER_DATABASES = {backend: _ServerDatabases(backend) for backend in ("postgresql", "mysql")}
