@@ -491,8 +491,8 @@ class _ServerDatabases:
             # The deletes' dead rows would bring autovacuum, whose ANALYZE changes the row estimates mid-test.
             conn.exec_driver_sql("SELECT pg_stat_reset()")
             return
-        now = _mysql_shape(conn)
-        for table, fresh_table in zip(now[_MYSQL_TABLES], shape[_MYSQL_TABLES], strict=False):
+        tables = sorted(tuple(r) for r in conn.exec_driver_sql(_MYSQL_SHAPE[_MYSQL_TABLES]))
+        for table, fresh_table in zip(tables, shape[_MYSQL_TABLES], strict=False):
             if table[:-2] == fresh_table[:-2] and table[-2] != fresh_table[-2]:
                 # Deleting rows leaves the counter where it was; on an empty table this sets it back.
                 conn.exec_driver_sql(f"ALTER TABLE `{table[0]}` AUTO_INCREMENT = {int(fresh_table[-2])}")
