@@ -255,6 +255,21 @@ def test_different_schema_revisions_refuse(mlflow_db: ScratchDB, source_db: Scra
     assert mlflow_db.fingerprint() == before
 
 
+@pytest.mark.parametrize("which", ["SOURCE", "TARGET"])
+def test_a_database_without_a_revision_refuses(mlflow_db: ScratchDB, source_db: ScratchDB, which: str) -> None:
+    populate(source_db, fill_source)
+    (source_db if which == "SOURCE" else mlflow_db).execute("DROP TABLE alembic_version")
+    before = mlflow_db.fingerprint()
+
+    result = import_db(source_db, mlflow_db, "--workspace", "team-x", "--create-workspace", "-y")
+
+    assert result.exit_code == ExitStatus.DATABASE_ERROR
+    line = one_error_line(result)
+    assert f"{which} has no alembic_version table, so its MLflow schema revision is unknown" in line
+    assert "nothing was changed" in line
+    assert mlflow_db.fingerprint() == before
+
+
 def test_bad_input_is_one_line_and_changes_nothing(mlflow_db: ScratchDB, source_db: ScratchDB, tmp_path: Path) -> None:
     populate(source_db, fill_source)
     before = mlflow_db.fingerprint()

@@ -23,6 +23,8 @@ from typing import Any
 from sqlalchemy import MetaData, Table, Text, cast, func, select, tuple_, type_coerce
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import column as column_clause
+from sqlalchemy.sql import table as table_clause
 
 from mlflow_ws_admin.common import mlflow_facts
 from mlflow_ws_admin.common.errors import DatabaseError, NotAWorkspaceDatabase, UsageError
@@ -155,8 +157,8 @@ def build_import_plan(
 ) -> tuple[ImportPlan, Reflected]:
     """Read both databases and plan the copy; raises for input the import refuses (exit 2 or 3)."""
     target_schema = _reflect_schema("TARGET", target)
-    _reflect_schema("SOURCE", source)  # not an MLflow workspace schema: refused as TARGET would be
-    revision = check_revisions(source, target)
+    source_schema = _reflect_schema("SOURCE", source)  # not an MLflow workspace schema: refused as TARGET would be
+    revision = check_revisions(source, source_schema, target, target_schema)
     meta = Reflected(_reflect(source, target_schema), _reflect(target, target_schema))
     source_workspace = single_source_workspace(source, target_schema, from_workspace, meta.source)
     order = copy_order(target_schema, meta.target)
@@ -248,9 +250,11 @@ def _reflect_schema(which: str, conn: Connection) -> WorkspaceSchema:
         raise NotAWorkspaceDatabase(f"{which}: {exc.message}") from None
 
 
-def check_revisions(source: Connection, target: Connection) -> str | None:
+def check_revisions(
+    source: Connection, source_schema: WorkspaceSchema, target: Connection, target_schema: WorkspaceSchema
+) -> str | None:
     """Both databases' alembic revision; different ones refuse the import (exit 3)."""
-    theirs, ours = _revision(source), _revision(target)
+    theirs, ours = _revision("SOURCE", source, source_schema), _revision("TARGET", target, target_schema)
     if theirs != ours:
         raise SchemaRevisionMismatch(
             f"SOURCE is at MLflow schema revision {theirs or 'none'} and TARGET at {ours or 'none'}: run "
@@ -260,9 +264,15 @@ def check_revisions(source: Connection, target: Connection) -> str | None:
     return ours
 
 
-def _revision(conn: Connection) -> str | None:
-    table = Table(mlflow_facts.ALEMBIC_VERSION_TABLE, MetaData(), autoload_with=conn)
-    return conn.execute(select(table.c.version_num)).scalar()
+def _revision(which: str, conn: Connection, schema: WorkspaceSchema) -> str | None:
+    # The table's name and column are MLflow's (alembic's): read without reflecting it again.
+    if mlflow_facts.ALEMBIC_VERSION_TABLE not in schema.all_table_names:
+        raise SchemaRevisionMismatch(
+            f"{which} has no {mlflow_facts.ALEMBIC_VERSION_TABLE} table, so its MLflow schema revision is unknown: "
+            "`mlflow db upgrade <URI>` writes it; nothing was changed"
+        )
+    version = table_clause(mlflow_facts.ALEMBIC_VERSION_TABLE, column_clause("version_num"))
+    return conn.execute(select(version.c.version_num)).scalar()
 
 
 def _catalog_names(conn: Connection, meta: MetaData, schema: WorkspaceSchema) -> set[str]:
