@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import gc
 import hashlib
 import os
 import queue
@@ -613,6 +614,14 @@ LONG_TESTS = (
     "test_relocate_crash.py::",
     "test_properties.py::",
 )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # What is alive now (modules, fixtures' definitions, the collected items) stays alive for the whole run: the
+    # cycle collector need not walk it again at every full collection.  0.91-0.94x the CPU of the SQLite migrate,
+    # rename, auth and journal tests (three calls of 4-10 pairs of runs, 2 workers).
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
