@@ -3,14 +3,14 @@
 Tests that take the ``backend`` fixture run on SQLite, PostgreSQL and MySQL/MariaDB.  Servers come from
 MWA_TEST_POSTGRES_URL / MWA_TEST_MYSQL_URL (defaults: trust-auth postgres and password-less root on
 127.0.0.1).  An unreachable server skips its backend, unless MWA_REQUIRE_BACKENDS names it (CI), in which
-case it fails.  Each test gets a scratch database of its own, as new (see below on MariaDB), dropped after it.
+case it fails.  Each test gets a scratch database of its own, as new (on a server: one wiped back to new, see below).
 
 Speed (the whole suite runs on a 2-core machine): replaying a schema snapshot costs a second or more (SQLite
 and MariaDB commit every DDL statement), so each test worker replays each snapshot once into a template and
 every test gets a fresh copy of it: a file copy on SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL, made
 ahead on a worker thread while the current test runs.  MariaDB has no template databases: the same thread
-builds the next test's database by the same replay, and wipes each test's database after it so that the next
-test takes it instead of a new build, when the wipe shows it is again exactly a new build
+builds the next test's database by the same replay.  On both servers the thread wipes each test's database after
+it so that the next test takes it instead of a new build, when the wipe shows it is again exactly a new build
 (``_ServerDatabases``).  Dropping a server database (a checkpoint on PostgreSQL) happens on a worker thread
 too, and the worker waits for every drop at the end of its session.
 """
