@@ -7,19 +7,21 @@ only on a terminal (stderr), never with --format json.  Speed itself is measured
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import column, event, select, table, text
+from sqlalchemy import String, column, event, inspect, select, table, text
 
 from mlflow_ws_admin.common.errors import ArtifactFindingsBlock, ConflictsAppeared, ExitStatus
 from mlflow_ws_admin.db.connect import create_db_engine, resolve_target
 from mlflow_ws_admin.db.dialects import for_backend
 from mlflow_ws_admin.db.sample_data import SampleData
 from mlflow_ws_admin.db.schema import reflect_schema
-from mlflow_ws_admin.engine import queries
+from mlflow_ws_admin.engine import queries, relocate
 from mlflow_ws_admin.engine.apply import ApplyExtras, apply_plan
 from mlflow_ws_admin.engine.plan import build_plan
+from mlflow_ws_admin.engine.relocate import candidate_tables
 from mlflow_ws_admin.findings.artifacts import OVERLAP
 from mlflow_ws_admin.report.text import GROUP_PRINT_BATCH
 
+from .conftest import VERSIONS
 from .helpers import TEAMS, migrate, populate
 from .test_json import document
 
@@ -448,3 +450,34 @@ def test_streamed_rows_are_the_rows_sqlalchemy_reads(mlflow_db, backend: str) ->
             assert not any(type(r) is tuple for r in dialect.stream_rows(conn, bound, 7))
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_uri_columns_are_those_read_table_by_table(scratch_db, version: str) -> None:
+    """The relocation's candidate columns (every table's columns and primary key read in one go, the foreign keys
+    taken from the schema) are exactly those read through the Inspector table by table, as before, on every
+    captured schema."""
+    scratch_db.load(version)
+    with scratch_db.engine.connect() as conn:
+        schema = reflect_schema(conn)
+        insp = inspect(conn)
+        expected = {}
+        for name in sorted(schema.all_table_names):
+            cols = insp.get_columns(name)
+            tied = (
+                name in {wt.name for wt in schema.tables} or {c["name"] for c in cols} & relocate._RUN_OR_TRACE_COLUMNS
+            )
+            pk = tuple(insp.get_pk_constraint(name)["constrained_columns"] or ())
+            fks = {c for fk in insp.get_foreign_keys(name) for c in fk["constrained_columns"]}
+            strings = [
+                c["name"]
+                for c in cols
+                if isinstance(c["type"], String)
+                and c["name"] not in {*pk, *fks}
+                and c["name"] not in relocate._NOT_URI_COLUMNS
+                and not c["name"].endswith("_id")
+            ]
+            if tied and strings and pk:
+                expected[name] = (pk, strings)
+        assert "runs" in expected and "experiments" in expected
+        assert candidate_tables(conn, schema) == expected

@@ -256,23 +256,28 @@ def moving_experiments(conn: Connection, schema: WorkspaceSchema, move: Move) ->
 def candidate_tables(conn: Connection, schema: WorkspaceSchema) -> dict[str, tuple[tuple[str, ...], list[str]]]:
     """table -> (primary key, string columns that may hold a URI), for every workspace-scoped table and every
     table tied to runs, traces or experiments.  Read from the schema, so a column a newer MLflow adds is
-    scanned too."""
+    scanned too: every table's columns and primary key in one read each (per table, PostgreSQL took ~0.5 s for
+    MLflow's 46 tables), the foreign keys from the schema."""
+    names = sorted(schema.all_table_names)
     insp = inspect(conn)
+    columns = {name: cols for (_, name), cols in insp.get_multi_columns(filter_names=names).items()}
+    keys = {name: key for (_, name), key in insp.get_multi_pk_constraint(filter_names=names).items()}
+    fk_columns: dict[str, set[str]] = {}
+    for fk in schema.all_foreign_keys:
+        fk_columns.setdefault(fk.child, set()).update(fk.child_columns)
     workspace_tables = {wt.name for wt in schema.tables}
     out = {}
-    for name in sorted(schema.all_table_names):
-        cols = insp.get_columns(name)
-        names = {c["name"] for c in cols}
-        if name not in workspace_tables and not names & _RUN_OR_TRACE_COLUMNS:
+    for name in names:
+        cols = columns.get(name, [])
+        if name not in workspace_tables and not {c["name"] for c in cols} & _RUN_OR_TRACE_COLUMNS:
             continue
-        pk = tuple(insp.get_pk_constraint(name).get("constrained_columns") or ())
-        fk_cols = {c for fk in insp.get_foreign_keys(name) for c in fk["constrained_columns"]}
+        pk = tuple(keys.get(name, {}).get("constrained_columns") or ())
         strings = [
             c["name"]
             for c in cols
             if isinstance(c["type"], String)
             and c["name"] not in pk
-            and c["name"] not in fk_cols
+            and c["name"] not in fk_columns.get(name, ())
             and c["name"] not in _NOT_URI_COLUMNS
             and not c["name"].endswith("_id")
         ]
