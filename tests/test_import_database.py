@@ -240,33 +240,33 @@ def test_keys_already_in_target_block_and_change_nothing(mlflow_db: ScratchDB, s
     assert "experiments (name)" not in again.stdout and 'runs (run_uuid) exists in TARGET: "run-1"' in again.stdout
 
 
-def test_different_schema_revisions_refuse(mlflow_db: ScratchDB, source_db: ScratchDB) -> None:
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            "SOURCE: UPDATE alembic_version SET version_num = 'abc123older'",
+            "SOURCE is at MLflow schema revision abc123older and TARGET at {revision}",
+        ),
+        ("SOURCE: DROP TABLE alembic_version", "SOURCE has no alembic_version table, so its MLflow schema revision is"),
+        ("TARGET: DROP TABLE alembic_version", "TARGET has no alembic_version table, so its MLflow schema revision is"),
+    ],
+    ids=["older", "source-without", "target-without"],
+)
+def test_a_revision_that_differs_or_is_missing_refuses(
+    mlflow_db: ScratchDB, source_db: ScratchDB, change: str, expected: str
+) -> None:
     populate(source_db, fill_source)
-    source_db.execute("UPDATE alembic_version SET version_num = 'abc123older'")
     revision = mlflow_db.scalar("SELECT version_num FROM alembic_version")
+    which, sql = change.split(": ", 1)
+    (source_db if which == "SOURCE" else mlflow_db).execute(sql)
     before = mlflow_db.fingerprint()
 
     result = import_db(source_db, mlflow_db, "--workspace", "team-x", "--create-workspace", "-y")
 
     assert result.exit_code == ExitStatus.DATABASE_ERROR
     line = one_error_line(result)
-    assert f"SOURCE is at MLflow schema revision abc123older and TARGET at {revision}" in line
-    assert "mlflow db upgrade" in line
-    assert mlflow_db.fingerprint() == before
-
-
-@pytest.mark.parametrize("which", ["SOURCE", "TARGET"])
-def test_a_database_without_a_revision_refuses(mlflow_db: ScratchDB, source_db: ScratchDB, which: str) -> None:
-    populate(source_db, fill_source)
-    (source_db if which == "SOURCE" else mlflow_db).execute("DROP TABLE alembic_version")
-    before = mlflow_db.fingerprint()
-
-    result = import_db(source_db, mlflow_db, "--workspace", "team-x", "--create-workspace", "-y")
-
-    assert result.exit_code == ExitStatus.DATABASE_ERROR
-    line = one_error_line(result)
-    assert f"{which} has no alembic_version table, so its MLflow schema revision is unknown" in line
-    assert "nothing was changed" in line
+    assert expected.format(revision=revision) in line
+    assert "mlflow db upgrade" in line and "nothing was changed" in line
     assert mlflow_db.fingerprint() == before
 
 
