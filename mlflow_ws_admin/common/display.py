@@ -18,6 +18,11 @@ def quoted(value: Any) -> str:
     return str(value)
 
 
+def workspace_order(ws: str | None) -> tuple[bool, str]:
+    """A sort key: workspaces by name, a NULL workspace last."""
+    return (ws is None, ws or "")
+
+
 def workspace_label(ws: str | None) -> str:
     """Plain for ordinary names; JSON-quoted when empty or holding anything a reader could misread
     (spaces, quotes, newlines, `:`/`;` separators), so each group stays one unambiguous line."""

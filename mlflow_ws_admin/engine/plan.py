@@ -15,6 +15,7 @@ from sqlalchemy import Select
 from sqlalchemy.engine import Connection
 
 from mlflow_ws_admin.common import mlflow_facts
+from mlflow_ws_admin.common.display import workspace_order
 from mlflow_ws_admin.db.dialects import for_backend
 from mlflow_ws_admin.db.schema import UniqueKey, WorkspaceSchema, WorkspaceTable
 from mlflow_ws_admin.engine import queries
@@ -311,7 +312,9 @@ class _ConflictReads:
 
 def _table_move(conn: Connection, wt: WorkspaceTable, move: Move) -> TableMove:
     rows = conn.execute(queries.moves_by_workspace(wt, move)).all()
-    return TableMove(wt.name, tuple(sorted(((ws, int(n)) for ws, n in rows), key=_workspace_order)))
+    return TableMove(
+        wt.name, tuple(sorted(((ws, int(n)) for ws, n in rows), key=lambda pair: workspace_order(pair[0])))
+    )
 
 
 def _table_conflicts(
@@ -368,11 +371,7 @@ def _groups_by_workspace(
     if wide:
         for ws, n in conn.execute(queries.groups_by_workspace(schema, wt, key, move)):
             counts[ws] = counts.get(ws, 0) + int(n)
-    return group_count, tuple(sorted(counts.items(), key=_workspace_order)), first_keys
-
-
-def _workspace_order(pair: tuple[str | None, int]) -> tuple[bool, str]:
-    return (pair[0] is None, pair[0] or "")
+    return group_count, tuple(sorted(counts.items(), key=lambda pair: workspace_order(pair[0]))), first_keys
 
 
 def key_has_conflicts(conn: Connection, wt: WorkspaceTable, key: UniqueKey, move: Move = MIGRATE) -> bool:

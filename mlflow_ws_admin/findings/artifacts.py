@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from mlflow_ws_admin.common import mlflow_facts
-from mlflow_ws_admin.common.display import quoted
+from mlflow_ws_admin.common.display import quoted, workspace_order
 from mlflow_ws_admin.common.errors import mask_password_in
 
 BLOCKING = "blocking"
@@ -618,7 +618,7 @@ def _reserved_collisions(
         # Rows that spell one id twice (7 and "7"; never one primary key's) name the least workspace, so that
         # the answer does not depend on the order the owners arrive in (spilled runs come back reordered).
         if (n := str(i)) in wanted and (
-            n not in workspace_of or _workspace_order(ws) < _workspace_order(workspace_of[n])
+            n not in workspace_of or workspace_order(ws) < workspace_order(workspace_of[n])
         ):
             workspace_of[n] = ws
     for item, n in claims:
@@ -633,10 +633,6 @@ def _reserved_collisions(
                 other_experiment_id=n,
                 other_workspace=workspace_of[n],
             )
-
-
-def _workspace_order(ws: str | None) -> tuple[bool, str]:
-    return (ws is None, ws or "")
 
 
 def _squatter(item: _Item, location: Location, reserved: Location) -> ArtifactFinding | None:

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any
 
+from mlflow_ws_admin.common.display import workspace_order
 from mlflow_ws_admin.engine.plan import Plan
 from mlflow_ws_admin.engine.relocate import Relocation
 from mlflow_ws_admin.engine.selection import Reference, ResourceSelection, RowRef
@@ -242,7 +243,11 @@ def restore_document(result: Any, *, status: str, exit_code: int, dialect: str, 
     two restore-only fields say what could not be found and which catalog rows come back."""
     doc = base_document(status=status, exit_code=exit_code, dry_run=result.dry_run, dialect=dialect, url=url)
     doc["tables"] = [
-        {"table": t, "rows_to_move": sum(c.values()), "by_workspace": _by_workspace(sorted(c.items(), key=_ws_key))}
+        {
+            "table": t,
+            "rows_to_move": sum(c.values()),
+            "by_workspace": _by_workspace(sorted(c.items(), key=lambda item: workspace_order(item[0]))),
+        }
         for t, c in result.moves.items()
     ]
     doc["total_rows_to_move"] = result.total
@@ -268,10 +273,6 @@ def restore_document(result: Any, *, status: str, exit_code: int, dialect: str, 
     doc["artifact_objects_copied"] = result.artifact_objects_copied if result.applied else None
     doc["artifact_objects_deleted"] = result.artifact_objects_deleted if result.applied else None
     return doc
-
-
-def _ws_key(item: tuple[str | None, int]) -> tuple[bool, str]:
-    return (item[0] is None, item[0] or "")
 
 
 def preflight_document(result: PreflightResult, *, exit_code: int) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
+from mlflow_ws_admin.common.display import workspace_order
 from mlflow_ws_admin.engine.plan import Plan
 from mlflow_ws_admin.engine.selection import ResourceSelection, describe_references
 from mlflow_ws_admin.findings import artifacts, stored_content
@@ -202,7 +203,7 @@ def moves_section(plan: Plan) -> list[str]:
 
 def top_workspaces(by_workspace: Iterable[tuple[str | None, int]]) -> str:
     """The largest sources first (ties by name), at most TOP_WORKSPACES, then how many more."""
-    ranked = sorted(by_workspace, key=lambda p: (-p[1], p[0] is None, p[0] or ""))
+    ranked = sorted(by_workspace, key=lambda p: (-p[1], *workspace_order(p[0])))
     shown = ", ".join(f"{escape(workspace_label(ws))}: {n:,}" for ws, n in ranked[:TOP_WORKSPACES])
     more = len(ranked) - TOP_WORKSPACES
     return f"{shown}, … {more:,} more workspaces" if more > 0 else shown

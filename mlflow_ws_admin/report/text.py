@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlflow_ws_admin.common import mlflow_facts
-from mlflow_ws_admin.common.display import quoted, workspace_label
+from mlflow_ws_admin.common.display import quoted, workspace_label, workspace_order
 from mlflow_ws_admin.engine.plan import Plan
 from mlflow_ws_admin.engine.selection import SAMPLE_NAMES, ResourceSelection, describe_references, retargeted
 from mlflow_ws_admin.findings import artifacts, stored_content
@@ -146,7 +146,7 @@ def largest_sources(by_workspace: Iterable[tuple[str | None, int]], shown: int =
 
 
 def _most_rows_first(counts: Iterable[tuple[str | None, int]]) -> list[tuple[str | None, int]]:
-    return sorted(counts, key=lambda p: (-p[1], p[0] is None, p[0] or ""))
+    return sorted(counts, key=lambda p: (-p[1], *workspace_order(p[0])))
 
 
 def _render_source_workspaces(plan: Plan, console: Console) -> None:
