@@ -340,28 +340,27 @@ _MYSQL_SHAPE = (
     "WHERE table_schema = DATABASE()",
 )
 _MYSQL_TABLES = 1  # the index in _MYSQL_SHAPE of the tables query (AUTO_INCREMENT and row estimate last)
-_USER_SCHEMA = "nspname !~ '^(pg_|information_schema$)'"
-_PG_SEQUENCES = (
-    "SELECT schemaname, sequencename, last_value FROM pg_sequences WHERE schemaname !~ '^(pg_|information_schema$)'"
-)
-#: What a fresh PostgreSQL test database is, besides its rows and what reflection reads (``schema_digest``): indexes, owners, grants, options and the row estimates the engine reads (`reltuples`), sequences' positions,
+_SYSTEM_SCHEMAS = "'^(pg_|information_schema$)'"  # a pattern: every other schema is the user's
+_PG_SEQUENCES = f"SELECT schemaname, sequencename, last_value FROM pg_sequences WHERE schemaname !~ {_SYSTEM_SCHEMAS}"
+#: What a fresh PostgreSQL test database is, besides its rows and what reflection reads (``schema_digest``):
+#: indexes, owners, grants, options and the row estimates the engine reads (`reltuples`), sequences' positions,
 #: triggers, routines, policies, rules, schemas, extensions, the database's own settings and grants.
 _PG_SHAPE = (
     "SELECT c.oid::regclass::text, pg_get_indexdef(c.oid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-    f"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {_USER_SCHEMA}",
+    f"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname !~ {_SYSTEM_SCHEMAS}",
     "SELECT c.oid::regclass::text, c.relowner::regrole::text, c.relacl::text, c.reloptions::text, c.reltuples, "
     "c.relpages, c.relrowsecurity, c.relforcerowsecurity, c.relreplident "
-    f"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {_USER_SCHEMA}",
+    f"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname !~ {_SYSTEM_SCHEMAS}",
     "SELECT a.attrelid::regclass::text, a.attname, a.attacl::text FROM pg_attribute a "
-    f"JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-    f"WHERE {_USER_SCHEMA} AND a.attacl IS NOT NULL",
+    "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+    f"WHERE nspname !~ {_SYSTEM_SCHEMAS} AND a.attacl IS NOT NULL",
     _PG_SEQUENCES,
     "SELECT tgrelid::regclass::text, tgname, tgenabled, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal",
     "SELECT p.oid::regprocedure::text, md5(p.prosrc), p.proowner::regrole::text, p.proacl::text FROM pg_proc p "
-    f"JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {_USER_SCHEMA}",
-    f"SELECT nspname, nspowner::regrole::text, nspacl::text FROM pg_namespace WHERE {_USER_SCHEMA}",
+    f"JOIN pg_namespace n ON n.oid = p.pronamespace WHERE nspname !~ {_SYSTEM_SCHEMAS}",
+    f"SELECT nspname, nspowner::regrole::text, nspacl::text FROM pg_namespace WHERE nspname !~ {_SYSTEM_SCHEMAS}",
     "SELECT polrelid::regclass::text, polname, polcmd, polroles::text, pg_get_expr(polqual, polrelid) FROM pg_policy",
-    "SELECT schemaname, tablename, rulename, definition FROM pg_rules WHERE schemaname !~ '^(pg_|information_schema$)'",
+    f"SELECT schemaname, tablename, rulename, definition FROM pg_rules WHERE schemaname !~ {_SYSTEM_SCHEMAS}",
     "SELECT extname, extversion FROM pg_extension",
     "SELECT defaclrole::regrole::text, defaclnamespace::regnamespace::text, defaclobjtype, defaclacl::text "
     "FROM pg_default_acl",
@@ -379,7 +378,8 @@ _WIPE_MAX_ROWS = 2000
 #: Who else is connected to the database being wiped: a session left behind by a test means no hand-on.
 _OTHER_SESSIONS = {
     "mysql": "SELECT COUNT(*) FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()",
-    "postgresql": "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    "postgresql": "SELECT COUNT(*) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid <> pg_backend_pid()",
 }
 
 
@@ -485,7 +485,7 @@ class _ServerDatabases:
             for schema, seq, last in conn.exec_driver_sql(_PG_SEQUENCES):
                 if fresh.get((schema, seq), last) != last:
                     name = f"{quote(schema)}.{quote(seq)}"
-                    if fresh[schema, seq] is None:  # never used: RESTART puts it back to its first value, not yet taken
+                    if fresh[schema, seq] is None:  # never used: RESTART gives its first value next
                         conn.exec_driver_sql(f"ALTER SEQUENCE {name} RESTART")
                     else:
                         conn.exec_driver_sql(f"SELECT setval('{name}', {int(fresh[schema, seq])})")
