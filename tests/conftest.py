@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,25 +174,29 @@ class ScratchDB:
         return int(self.scalar(f"SELECT COUNT(*) FROM {table} WHERE {column} <> 'default'"))
 
 
+def row_counts(conn: Connection) -> dict[str, int]:
+    """Every table's row count, in one round trip."""
+    names = sorted(inspect(conn).get_table_names())
+    if not names:
+        return {}
+    quote = conn.dialect.identifier_preparer.quote
+    counts = conn.execute(
+        text(" UNION ALL ".join(f"SELECT {i}, COUNT(*) FROM {quote(name)}" for i, name in enumerate(names)))
+    ).all()
+    return {names[i]: n for i, n in sorted(counts)}
+
+
 def dump_rows(conn: Connection) -> dict[str, list[tuple]]:
     """Every row of every table as the driver returns it, sorted, in a few round trips.
 
     Raw driver values, not typed by reflection: a "nothing changed" witness compares a database with itself (or
     with a twin on the same backend), and a raw value is at least as strict (a datetime stored as another string
     is a change); reflecting each table's columns for their types cost more than reading the rows."""
-    names = sorted(inspect(conn).get_table_names())
-    if not names:
-        return {}
-    # One round trip finds the tables that hold rows (most are empty): only those are read.
+    out: dict[str, list[tuple]] = {}
     quote = conn.dialect.identifier_preparer.quote
-    counts = conn.execute(
-        text(" UNION ALL ".join(f"SELECT {i}, COUNT(*) FROM {quote(name)}" for i, name in enumerate(names)))
-    ).all()
-    out: dict[str, list[tuple]] = {name: [] for name in names}
-    for i, n in sorted(counts):
-        if n:
-            rows = conn.exec_driver_sql(f"SELECT * FROM {quote(names[i])}")
-            out[names[i]] = sorted((tuple(r) for r in rows), key=repr)
+    for name, n in row_counts(conn).items():  # most tables are empty: only those that hold rows are read
+        rows = conn.exec_driver_sql(f"SELECT * FROM {quote(name)}") if n else ()
+        out[name] = sorted((tuple(r) for r in rows), key=repr)
     return out
 
 
@@ -452,8 +456,8 @@ class _ServerDatabases:
             with engine.connect() as conn:
                 if not _alone(conn, self.backend):
                     return False
-                filled = {t: r for t, r in dump_rows(conn).items() if r}
-                if sum(len(r) for r in filled.values()) > _WIPE_MAX_ROWS:
+                filled = {t: n for t, n in row_counts(conn).items() if n}
+                if sum(filled.values()) > _WIPE_MAX_ROWS:
                     return False
                 self._delete_rows(conn, filled, version)
                 self._reset_counters(conn, shape)
@@ -462,7 +466,7 @@ class _ServerDatabases:
         finally:
             engine.dispose()
 
-    def _delete_rows(self, conn: Connection, filled: dict[str, list], version: str) -> None:
+    def _delete_rows(self, conn: Connection, filled: Iterable[str], version: str) -> None:
         """Every row gone, then the snapshot's own rows back, with the foreign keys not checked meanwhile."""
         quote = conn.dialect.identifier_preparer.quote
         if self.backend == "mysql":
