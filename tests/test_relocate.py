@@ -478,3 +478,34 @@ def test_one_scan_per_table_counts_and_rewrites_each_column_on_its_own(mlflow_db
         ("2" * 32, "git://elsewhere", f"{NEW}/r2"),
         ("3" * 32, f"{OLD}x/src", f"{OLD}x/r3"),
     ]
+
+
+#: A prefix holding both LIKE wildcards and the scan's escape character ('/'), and values that the wildcards
+#: (or an unescaped '/') would match although they are not under it.
+WILD = "s3://b_1/100%/x"
+LOOKALIKES = ("s3://bX1/100%/x/r", "s3://b_1/100abc/x/r", "s3:/b_1/100%/x/r")
+
+
+def test_a_prefix_with_like_wildcards_is_matched_literally(mlflow_db) -> None:
+    from sqlalchemy import text
+
+    from mlflow_ws_admin.db.schema import reflect_schema
+    from mlflow_ws_admin.engine.relocate import _like_prefix, candidate_tables, scan_uri_columns
+
+    def fill(data) -> None:
+        data.experiment("team-a", "wild", experiment_id=EXP, artifact_location=WILD)
+        for i, uri in enumerate((f"{WILD}/r", WILD, *LOOKALIKES)):
+            data.add("runs", run_uuid=str(i) * 32, experiment_id=EXP, artifact_uri=uri)
+
+    populate(mlflow_db, fill)
+    with mlflow_db.engine.connect() as conn:
+        # The database's own LIKE: every value under the prefix, and none of the look-alikes.
+        like = text("SELECT :v LIKE :p ESCAPE '/'")
+        matched = {
+            v: bool(conn.execute(like, {"v": v, "p": _like_prefix(WILD)}).scalar())
+            for v in (f"{WILD}/r", WILD, *LOOKALIKES)
+        }
+        assert matched == {f"{WILD}/r": True, WILD: True, **dict.fromkeys(LOOKALIKES, False)}
+        # The scan: the two values under it, in the one column holding them.
+        tables = {"runs": candidate_tables(conn, reflect_schema(conn))["runs"]}
+        assert [(c.column, c.rows) for c in scan_uri_columns(conn, tables, [WILD])] == [("artifact_uri", 2)]

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, column, inspect, or_, select, table
+from sqlalchemy import String, and_, bindparam, column, inspect, or_, select, table, text
 from sqlalchemy.engine import Connection
 
 from mlflow_ws_admin.common import mlflow_facts
@@ -295,21 +295,29 @@ def _matches(
 ) -> Iterator[tuple[tuple[Any, ...], str, str, str]]:
     """(primary key, column, value, the prefix it is under) of every value of ``cols`` in ``name`` under a prefix:
     one scan of the table for all its columns (per batch of prefixes), not one per column.  LIKE finds a superset
-    (MySQL compares without case); the exact test is Python's."""
-    t = table(name, *(column(c) for c in {*pk, *cols}))
+    (MySQL compares without case); the exact test is Python's.
+
+    The statement is SQL text: a relocation scans every candidate table (~50 in MLflow's schema, most of them
+    empty), and compiling each one's Core expression cost ~1 ms, most of a scan's time (57 ms on SQLite)."""
+    quote = conn.dialect.identifier_preparer.quote
     n = len(pk)
     per_query = max(1, _PREFIX_BATCH // len(cols))  # at most _PREFIX_BATCH LIKE terms a statement, as before
+    selected = ", ".join(quote(c) for c in (*pk, *cols))
     for i in range(0, len(prefixes), per_query):
         batch = prefixes[i : i + per_query]
-        stmt = select(*(t.c[c] for c in pk), *(t.c[c] for c in cols)).where(
-            or_(*(t.c[c].startswith(p, autoescape=True) for c in cols for p in batch))
-        )
-        for row in conn.execute(stmt):
+        where = " OR ".join(f"{quote(c)} LIKE :p{j} ESCAPE '/'" for c in cols for j in range(len(batch)))
+        stmt = text(f"SELECT {selected} FROM {quote(name)} WHERE {where}")
+        for row in conn.execute(stmt, {f"p{j}": _like_prefix(p) for j, p in enumerate(batch)}):
             for col, value in zip(cols, row[n:], strict=True):
                 # The longest prefix wins should one moved prefix sit inside another.
                 hit = max((p for p in batch if _under(value, p)), key=len, default=None)
                 if hit is not None:
                     yield tuple(row[:n]), col, value, hit
+
+
+def _like_prefix(prefix: str) -> str:
+    """The LIKE pattern of every value starting with ``prefix``: its wildcards (and '/', the escape) escaped."""
+    return prefix.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
 
 
 def scan_uri_columns(
