@@ -341,3 +341,32 @@ def test_row_tables_build_what_reflection_builds(mlflow_db) -> None:
     assert any(
         t.c.get("duration_ns") is not None and t.c.duration_ns.computed is not None for t in light.tables.values()
     )
+
+
+def test_shared_row_tables_are_built_once_for_alike_databases_only(mlflow_db, tmp_path: Path) -> None:
+    """An import's SOURCE and TARGET alike: one set of tables, as ``row_tables`` builds them.  A database with one
+    column more gets tables of its own, which have it."""
+    from mlflow_ws_admin.db.schema import row_tables, shared_row_tables
+
+    from .conftest import NEWEST, _create_scratch
+
+    def described(meta: MetaData) -> dict:
+        return {n: _described(t) for n, t in meta.tables.items()}
+
+    made = _create_scratch(mlflow_db.backend, tmp_path, NEWEST, filename="other.db")
+    other = next(made)
+    try:
+        with mlflow_db.engine.connect() as conn:
+            names = sorted(inspect(conn).get_table_names())
+            first = shared_row_tables(conn, names)
+        with other.engine.connect() as conn:
+            assert shared_row_tables(conn, names) is first
+            assert described(first) == described(row_tables(conn, names, MetaData()))
+        other.execute("ALTER TABLE experiments ADD COLUMN mwa_extra VARCHAR(20)")
+        with other.engine.connect() as conn:
+            changed = shared_row_tables(conn, names)
+            assert changed is not first and "mwa_extra" in changed.tables["experiments"].c
+            assert described(changed) == described(row_tables(conn, names, MetaData()))
+    finally:
+        for _ in made:
+            pass

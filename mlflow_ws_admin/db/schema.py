@@ -394,11 +394,43 @@ def row_tables(conn: Connection, names: Sequence[str], meta: MetaData) -> MetaDa
     queries where the database allows.  Not the indexes, other constraints, comments and the tables each foreign
     key names, which cost several queries per table: on PostgreSQL most of an import's reflection.  A name that
     is not a table is left out."""
+    _add_row_tables(meta, *_row_table_info(conn, names))
+    return meta
+
+
+def shared_row_tables(conn: Connection, names: Sequence[str]) -> MetaData:
+    """``row_tables`` of ``names`` in a MetaData of their own, which its callers only read: the one built for
+    the same columns and keys, read the same way, by an earlier call of this process when there was one.
+    Building ~50 Tables costs ~45 ms of CPU, five times reading what they are built from, and an import builds
+    SOURCE's and TARGET's, which are alike when both databases are on one backend."""
+    info = _row_table_info(conn, names)
+    key = (conn.dialect.name, repr(info))
+    meta = _SHARED_ROW_TABLES.pop(key, None)
+    if meta is None:
+        meta = _add_row_tables(MetaData(), *info)
+    _SHARED_ROW_TABLES[key] = meta  # the most recent last
+    while len(_SHARED_ROW_TABLES) > _SHARED_ROW_TABLES_KEPT:
+        del _SHARED_ROW_TABLES[next(iter(_SHARED_ROW_TABLES))]
+    return meta
+
+
+_SHARED_ROW_TABLES: dict[tuple[str, str], MetaData] = {}
+_SHARED_ROW_TABLES_KEPT = 4
+
+
+def _row_table_info(conn: Connection, names: Sequence[str]) -> tuple[list[tuple[str, list[dict]]], dict]:
+    """(table, its columns) in the Inspector's order, and each table's primary key, as the Inspector reads them."""
     insp = inspect(conn)
     wanted = list(names)
     keys = insp.get_multi_pk_constraint(filter_names=wanted)
-    for (schema, name), columns in insp.get_multi_columns(filter_names=wanted).items():
-        key = keys.get((schema, name)) or {}
+    return [(name, columns) for (_, name), columns in insp.get_multi_columns(filter_names=wanted).items()], {
+        name: key for (_, name), key in keys.items()
+    }
+
+
+def _add_row_tables(meta: MetaData, tables: list[tuple[str, list[dict]]], keys: dict) -> MetaData:
+    for name, columns in tables:
+        key = keys.get(name) or {}
         primary_key = PrimaryKeyConstraint(*(key.get("constrained_columns") or ()), name=key.get("name"))
         Table(name, meta, *(_reflected_column(c) for c in columns), primary_key)
     return meta

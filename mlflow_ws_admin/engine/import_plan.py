@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import MetaData, Table, Text, cast, func, select, tuple_, type_coerce
+from sqlalchemy import MetaData, Table, Text, cast, func, select, text, tuple_, type_coerce
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import column as column_clause
@@ -28,7 +28,7 @@ from sqlalchemy.sql import table as table_clause
 
 from mlflow_ws_admin.common import mlflow_facts
 from mlflow_ws_admin.common.errors import DatabaseError, NotAWorkspaceDatabase, UsageError
-from mlflow_ws_admin.db.schema import WorkspaceSchema, reflect_schema, row_tables
+from mlflow_ws_admin.db.schema import WorkspaceSchema, reflect_schema, shared_row_tables
 from mlflow_ws_admin.engine.import_artifacts import ArtifactNote, artifact_notes
 from mlflow_ws_admin.engine.import_renames import plan_import_renames, row_renamer
 from mlflow_ws_admin.engine.import_scope import workspace_filters
@@ -166,10 +166,11 @@ def build_import_plan(
     unscoped: tuple[str, ...] = ()
     if from_workspace is not None:
         filters, unscoped = workspace_filters(target_schema, meta.source, from_workspace, order)
-    tables = tuple(
-        _table_copy(source, meta.source, meta.target, name, target_schema, filters.get(name)) for name in order
-    )
-    left = [(t, _count(source, meta.source.tables[t], None)) for t in unscoped]
+    copies = [_table_copy(meta.source, meta.target, name, target_schema, filters.get(name)) for name in order]
+    # An unscoped table's copy takes none of its rows (its WHERE), and what it leaves is counted whole.
+    counts = _row_counts(source, meta.source, [(c.table, c.where) for c in copies] + [(t, None) for t in unscoped])
+    tables = tuple(replace(c, rows=n) for c, n in zip(copies, counts, strict=False))
+    left = list(zip(unscoped, counts[len(copies) :], strict=True))
     plan = ImportPlan(
         source=source_display,
         target=target_display,
@@ -322,7 +323,7 @@ def single_source_workspace(
 
 
 def _reflect(conn: Connection, schema: WorkspaceSchema) -> MetaData:
-    return row_tables(conn, sorted(schema.all_table_names), MetaData())
+    return shared_row_tables(conn, sorted(schema.all_table_names))
 
 
 def copy_order(schema: WorkspaceSchema, meta: MetaData) -> list[str]:
@@ -342,8 +343,9 @@ def copy_order(schema: WorkspaceSchema, meta: MetaData) -> list[str]:
 
 
 def _table_copy(
-    source: Connection, meta_source: MetaData, meta_target: MetaData, name: str, schema: WorkspaceSchema, where: Any
+    meta_source: MetaData, meta_target: MetaData, name: str, schema: WorkspaceSchema, where: Any
 ) -> TableCopy:
+    """The copy of one table, its rows not counted yet (``_row_counts``)."""
     target_table = meta_target.tables[name]
     # A generated column (spans.duration_ns) is computed by TARGET and refuses a value.
     columns = tuple(c.name for c in target_table.columns if c.computed is None)
@@ -356,12 +358,25 @@ def _table_copy(
         )
     ws = schema.table(name).workspace_columns if schema.is_workspace_table(name) else ()
     key = tuple(c.name for c in target_table.primary_key.columns)
-    return TableCopy(name, columns, ws, key, _count(source, theirs, where), where)
+    return TableCopy(name, columns, ws, key, 0, where)
+
+
+def _row_counts(source: Connection, meta: MetaData, wheres: Sequence[tuple[str, Any]]) -> list[int]:
+    """SOURCE's rows of each (table, WHERE clause or None for all of them), in order.  The tables counted whole
+    are counted in one statement of SQL text: a Core statement per table cost ~0.35 ms to compile, 16 ms for
+    MLflow's ~50 tables, against 1.4 ms for the text (SQLite)."""
+    counts: list[Any] = [None if where is None else _count(source, meta.tables[name], where) for name, where in wheres]
+    whole = [i for i, (_, where) in enumerate(wheres) if where is None]
+    if whole:
+        quote = source.dialect.identifier_preparer.quote
+        stmt = " UNION ALL ".join(f"SELECT {i}, COUNT(*) FROM {quote(wheres[i][0])}" for i in whole)
+        for i, n in source.execute(text(stmt)):
+            counts[i] = int(n)
+    return counts
 
 
 def _count(source: Connection, table: Table, where: Any) -> int:
-    stmt = select(func.count()).select_from(table)
-    return source.execute(stmt if where is None else stmt.where(where)).scalar_one()
+    return source.execute(select(func.count()).select_from(table).where(where)).scalar_one()
 
 
 # --- integer ids -------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import MetaData, delete, func, or_, select, tuple_
 from sqlalchemy.engine import Connection, Engine
 
-from mlflow_ws_admin.db.schema import WorkspaceSchema, row_tables
+from mlflow_ws_admin.db.schema import WorkspaceSchema, shared_row_tables
 from mlflow_ws_admin.db.transaction import LockScope, locked_transaction
 from mlflow_ws_admin.engine.journal import JournalSummary, inserted_keys, inserted_tables
 from mlflow_ws_admin.engine.relocate import ArtifactMove, delete_sources, leftovers
@@ -130,7 +130,7 @@ def _created_workspace(summary: JournalSummary, schema: WorkspaceSchema) -> str 
 
 def _reflect(engine: Engine, schema: WorkspaceSchema) -> MetaData:
     with engine.connect() as conn:
-        return row_tables(conn, sorted(schema.all_table_names), MetaData())
+        return shared_row_tables(conn, sorted(schema.all_table_names))
 
 
 def _batches(keys: Iterator[list[Any]]) -> Iterator[list[list[Any]]]:
