@@ -18,6 +18,7 @@ too, and the worker waits for every drop at the end of its session.
 from __future__ import annotations
 
 import atexit
+import compileall
 import contextlib
 import functools
 import gc
@@ -40,6 +41,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
 
+import mlflow_ws_admin
 from mlflow_ws_admin.db import sqlite_memstatus
 from mlflow_ws_admin.db.sample_data import load_snapshot, read_snapshot
 
@@ -552,6 +554,15 @@ def pytest_configure(config: pytest.Config) -> None:
     # (Only speed depends on it here; where the library refuses, the tests run as before.)
     sqlite_memstatus.claim_process()
     sqlite_memstatus.untrack_memory()
+    if not hasattr(config, "workerinput"):  # once, before any worker or CLI process starts
+        _compile_package()
+
+
+def _compile_package() -> None:
+    """The package's bytecode, written before the run: the CLI processes the tests start (crash tests, recipes,
+    exit codes) then load it, as an installed CLI does (pip compiles what it installs), instead of compiling every
+    module again in each process where PYTHONDONTWRITEBYTECODE is set (~45 ms of CPU a process, paired)."""
+    compileall.compile_dir(Path(mlflow_ws_admin.__file__).parent, quiet=1)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
