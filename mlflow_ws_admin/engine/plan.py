@@ -11,7 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select
+from sqlalchemy import Select, text
 from sqlalchemy.engine import Connection
 
 from mlflow_ws_admin.common import mlflow_facts
@@ -199,13 +199,14 @@ def build_plan(
         else start_artifact_check(conn, schema, default_artifact_root, read_beside=True, move=move)
     )
     moving = [wt for wt in schema.tables if move.moves_table(wt.name)]
-    keys = [] if defer_to_apply else [(wt, key) for wt in moving for key in wt.unique_keys]
+    occupied = _occupied(conn, moving)
+    keys = [] if defer_to_apply else [(wt, key) for wt in moving if wt.name in occupied for key in wt.unique_keys]
     with _ConflictReads(conn, schema, keys, conflict_limit, move) as reads:
         counted = 0
         for wt in moving:
             if on_table:
                 on_table(wt.name)
-            moves.append(_table_move(conn, wt, move))
+            moves.append(_table_move(conn, wt, move) if wt.name in occupied else TableMove(wt.name, ()))
             counted += moves[-1].rows_to_move
             if counted >= parallel_after_rows:
                 reads.start_beside()
@@ -308,6 +309,19 @@ class _ConflictReads:
                 return
             wt, key = self._keys[i]
             self._found[i] = _table_conflicts(conn, self._schema, wt, key, self._limit, self._move)
+
+
+def _occupied(conn: Connection, tables: Sequence[WorkspaceTable]) -> set[str]:
+    """The tables holding a row at all: an empty one has nothing to move and no conflicts, so their queries are
+    not run on it.  One statement of SQL text asks every table: a Core statement costs ~0.35 ms to compile, and
+    a plan compiled ~60 of them for MLflow's schema, most on tables a database leaves empty."""
+    if not tables:
+        return set()
+    quote = conn.dialect.identifier_preparer.quote
+    stmt = " UNION ALL ".join(
+        f"SELECT {i} FROM (SELECT 1 FROM {quote(wt.name)} LIMIT 1) AS mwa_{i}" for i, wt in enumerate(tables)
+    )
+    return {tables[i].name for (i,) in conn.execute(text(stmt))}
 
 
 def _table_move(conn: Connection, wt: WorkspaceTable, move: Move) -> TableMove:
