@@ -8,7 +8,7 @@ import json
 import pytest
 
 from mlflow_ws_admin.common.errors import ExitStatus
-from mlflow_ws_admin.report.json_doc import write_document
+from mlflow_ws_admin.report.json_doc import conflict_items, write_document
 
 from .helpers import migrate, populate, run_cli
 
@@ -245,6 +245,79 @@ def test_dry_run_json_lists_every_conflict_and_changes_nothing(mlflow_db) -> Non
     assert mlflow_db.fingerprint() == before
 
 
+def _group_item(plan, tc, group) -> dict:
+    """A conflict item built from the plan's own group values (the form the items had before they were
+    written straight from the records), to hold the fast writer to."""
+    item = {
+        "table": tc.table,
+        "key": dict(group.key),
+        "rows": [
+            {"workspace": r.workspace, **dict(r.identity), **(dict(r.stored_key) if r.stored_key != group.key else {})}
+            for r in group.rows
+        ],
+        "dependent_rows": group.dependent_rows,
+    }
+    if plan.is_prompt_group(tc, group):
+        item["resource"] = "prompt"
+    if not plan.resolved(tc):
+        item["fix"] = plan.group_fix(tc, group)
+    return item
+
+
+@pytest.mark.parametrize("flags", [(), ("--rename-conflicts", "{name}-{workspace}")], ids=["fixes", "renames"])
+def test_json_items_are_the_plans_groups(mlflow_db, backend: str, flags: tuple[str, ...]) -> None:
+    """Every item, field by field and in order, is the group the plan reads for it: deleted rows, dependents,
+    prompts, a group whose keeper is `default`, keys without a client rename, a secret that cannot be renamed,
+    names needing JSON escapes, and (MySQL) one group spelled three ways."""
+    from mlflow_ws_admin.db.schema import reflect_schema
+    from mlflow_ws_admin.engine.move import Move, RenamePolicy
+    from mlflow_ws_admin.engine.plan import build_plan, read_conflict_records
+    from mlflow_ws_admin.engine.rename_template import RenameTemplate
+
+    from .test_rename_conflicts import _collide as collide_every_kind
+
+    def fill(data) -> None:
+        collide_every_kind(data)
+        data.experiment("team-a", 'q"uo\\te é %s', lifecycle_stage="deleted")
+        data.experiment("team-c", 'q"uo\\te é %s')
+        data.workspace("analytics")  # sorts before `default`, which keeps its name
+        data.experiment("analytics", "kept-in-default")
+        data.experiment("default", "kept-in-default")
+        data.secret("team-a", "token")
+        data.secret("team-b", "token")
+        data.registered_model("team-a", "Spelled" if backend == "mysql" else "spelled", versions=2)
+        data.registered_model("team-b", "spelled")
+        data.registered_model("team-c", "SPELLED" if backend == "mysql" else "spelled", tags=1)
+
+    populate(mlflow_db, fill)
+    before = mlflow_db.fingerprint()
+
+    with mlflow_db.engine.connect() as conn:
+        schema = reflect_schema(conn)
+        move = Move(rename=RenamePolicy(RenameTemplate.parse(flags[1]))) if flags else Move()
+        plan = build_plan(conn, schema, database="x", sample_limit=0, move=move)
+        # Both from the same records: MySQL may pick another spelling of a case-insensitive key each query.
+        records = {}
+        for tc in plan.conflicts:
+            layout, rows = read_conflict_records(conn, schema, schema.table(tc.table), tc.key, None, move)
+            records[tc.table] = (layout, list(rows))
+    out = io.StringIO()
+    write_document({"conflicts": conflict_items(plan, lambda tc, n: records[tc.table], None)}, out)
+    expected = [
+        _group_item(plan, tc, g) for tc in plan.conflicts for g in records[tc.table][0].groups(records[tc.table][1])
+    ]
+    assert json.loads(out.getvalue())["conflicts"] == expected
+    assert len(expected) == plan.conflict_count >= 9
+    assert any("resource" in i for i in expected) and any("fix" in i for i in expected)  # a secret's, renamed or not
+    assert any("fix" not in i for i in expected) == bool(flags)
+    assert any(i["dependent_rows"] for i in expected) and any(len(i["rows"]) == 3 for i in expected)
+    spelled = [r for i in expected for r in i["rows"] if set(r) & set(i["key"])]  # a spelling of its own
+    assert bool(spelled) == (backend == "mysql")
+    doc = document(migrate(mlflow_db.uri, "--dry-run", "--format", "json", *flags))
+    assert len(doc["conflicts"]) == len(expected)
+    assert mlflow_db.fingerprint() == before
+
+
 def test_max_conflicts_caps_the_list_but_not_the_count(mlflow_db) -> None:
     populate(mlflow_db, _collide)
     before = mlflow_db.fingerprint()
@@ -331,13 +404,15 @@ def test_errors_are_json_documents_without_the_password(tmp_path) -> None:
 @pytest.mark.parametrize("n", [0, 1, 499, 500, 501, 1000, 1234])
 def test_streamed_items_are_written_in_batches_as_one_list(n: int) -> None:
     out = io.StringIO()
-    write_document({"a": 1, "conflicts": iter({"i": i, "s": "é"} for i in range(n)), "z": []}, out)
+    # The stream yields its items encoded already (conflict_items writes each group's JSON itself).
+    items = (json.dumps({"i": i, "s": "é"}, ensure_ascii=False) for i in range(n))
+    write_document({"a": 1, "conflicts": items, "z": []}, out)
     assert json.loads(out.getvalue()) == {"a": 1, "conflicts": [{"i": i, "s": "é"} for i in range(n)], "z": []}
 
 
 def test_items_encoded_before_a_stream_fails_are_written() -> None:
     def failing():
-        yield from ({"i": i} for i in range(600))
+        yield from (json.dumps({"i": i}) for i in range(600))
         raise RuntimeError("connection lost")
 
     out = io.StringIO()

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from mlflow_ws_admin.engine.artifact_scan import read_stored_content, start_arti
 from mlflow_ws_admin.engine.move import MIGRATE, Move
 from mlflow_ws_admin.findings import artifacts, fix_hints
 from mlflow_ws_admin.findings.artifacts import ArtifactFinding, display_location
-from mlflow_ws_admin.findings.conflicts import ConflictGroup, ConflictRow, TableConflicts, is_renameable
+from mlflow_ws_admin.findings.conflicts import ConflictGroup, ConflictLayout, TableConflicts, is_renameable
 from mlflow_ws_admin.findings.stored_content import StoredContent
 
 if TYPE_CHECKING:
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from mlflow_ws_admin.engine.selection import ResourceSelection
 
 DEFAULT_SAMPLE_GROUPS = 5
+#: Records a fetch, where a key's conflict records are streamed.
+STREAM_BATCH = 1000
 #: From this many rows to move on, the keys' conflict queries run on two connections at once (``_read_conflicts``).
 PARALLEL_AFTER_ROWS = 10_000
 
@@ -119,11 +121,11 @@ class Plan:
     def group_fix(self, tc: TableConflicts, group: ConflictGroup) -> str:
         """The one action that works in MLflow for this group's rows (``fix_hints``)."""
 
-        return fix_hints.group_fix(tc.table, group, target=self.move.target, prompts=self.prompts)
+        return fix_hints.group_fix(tc.table, group.rows, target=self.move.target, prompts=self.prompts)
 
     def is_prompt_group(self, tc: TableConflicts, group: ConflictGroup) -> bool:
 
-        return fix_hints.is_prompt_group(tc.table, group, self.prompts)
+        return fix_hints.is_prompt_group(tc.table, group.rows, self.prompts)
 
     @property
     def blocking_conflict_count(self) -> int:
@@ -419,12 +421,23 @@ def iter_conflict_groups(
 ) -> Iterator[ConflictGroup]:
     """Stream the groups of one key from a server-side cursor, one group at a time.  ``first_keys``: the
     keys of the first ``limit`` root groups when the caller knows them (``queries.conflict_rows``)."""
-    stmt, assemble = conflict_group_query(schema, wt, key, limit, move, first_keys=first_keys)
-    return assemble(conn.execute(stmt.execution_options(stream_results=True, yield_per=1000)))
+    layout, records = read_conflict_records(conn, schema, wt, key, limit, move, first_keys=first_keys)
+    return layout.groups(records)
 
 
-#: the records of one key's conflict query -> its groups, in order
-GroupAssembler = Callable[[Iterable[Sequence[Any]]], Iterator[ConflictGroup]]
+def read_conflict_records(
+    conn: Connection,
+    schema: WorkspaceSchema,
+    wt: WorkspaceTable,
+    key: UniqueKey,
+    limit: int | None,
+    move: Move = MIGRATE,
+    *,
+    first_keys: list[tuple] | None = None,
+) -> tuple[ConflictLayout, Iterator[Any]]:
+    """``iter_conflict_groups``' records, streamed, and where each holds what."""
+    stmt, layout = conflict_group_query(schema, wt, key, limit, move, first_keys=first_keys)
+    return layout, iter(conn.execute(stmt.execution_options(stream_results=True, yield_per=STREAM_BATCH)))
 
 
 def conflict_group_query(
@@ -435,59 +448,8 @@ def conflict_group_query(
     move: Move = MIGRATE,
     *,
     first_keys: list[tuple] | None = None,
-) -> tuple[Select, GroupAssembler]:
-    """The query of ``iter_conflict_groups`` and what turns its records into groups, apart: so that another
-    connection can run the query (``engine.read_ahead``)."""
+) -> tuple[Select, ConflictLayout]:
+    """The query of ``iter_conflict_groups`` and where its records hold what, apart: so that another
+    connection can run the query (``engine.read_ahead``), and a report can read the records without groups."""
     stmt, ident, deps = queries.conflict_rows(schema, wt, key, limit, move, first_keys=first_keys)
-    n_key, n_deps = len(key.columns), len(deps)
-    make_row = _row_maker(wt, key, ident, n_key + 1 + n_deps)
-
-    def assemble(records: Iterable[Sequence[Any]]) -> Iterator[ConflictGroup]:
-        current: tuple | None = None
-        rows: list[ConflictRow] = []
-        dep_counts: tuple = ()
-        for record in records:
-            values = tuple(record)
-            group_key = values[:n_key]
-            if group_key != current:
-                if current is not None:
-                    yield _group(key, current, rows, deps, dep_counts)
-                current, rows = group_key, []
-                dep_counts = values[n_key + 1 : n_key + 1 + n_deps]
-            rows.append(make_row(values))
-        if current is not None:
-            yield _group(key, current, rows, deps, dep_counts)
-
-    return stmt, assemble
-
-
-def _group(
-    key: UniqueKey, values: tuple, rows: list[ConflictRow], deps: list[queries.Dependent], dep_counts: tuple
-) -> ConflictGroup:
-    return ConflictGroup(
-        key=tuple(zip(key.columns, values, strict=True)),
-        rows=tuple(rows),
-        dependents=tuple((d.table, int(n)) for d, n in zip(deps, dep_counts, strict=True) if n),
-    )
-
-
-def _row_maker(wt: WorkspaceTable, key: UniqueKey, ident: list[str], start: int) -> Callable[[tuple], ConflictRow]:
-    """A ConflictRow from a record whose identity columns (``ident``) begin at ``start``: the positions are
-    worked out once per query, not per row (a JSON report reads every row of 60k groups)."""
-    pos = {c: start + i for i, c in enumerate(ident)}  # the last of a repeated name wins, as a dict would
-    ws_at = pos[wt.workspace_column]
-    stage_at = pos.get(mlflow_facts.LIFECYCLE_COLUMN)
-    named = [(c, pos[c]) for c in pos if c != wt.workspace_column and c != mlflow_facts.LIFECYCLE_COLUMN]
-    stored_at = [(c, pos[c]) for c in key.columns]
-    identity_at = [(c, i) for c, i in named if c not in key.columns]
-    deleted = mlflow_facts.DELETED_LIFECYCLE
-
-    def make(values: tuple) -> ConflictRow:
-        return ConflictRow(
-            workspace=values[ws_at],
-            identity=tuple([(c, values[i]) for c, i in identity_at]),
-            deleted=stage_at is not None and values[stage_at] == deleted,
-            stored_key=tuple([(c, values[i]) for c, i in stored_at]),
-        )
-
-    return make
+    return stmt, ConflictLayout.of(key.columns, wt.workspace_column, ident, [d.table for d in deps])

@@ -22,10 +22,8 @@ from sqlalchemy.engine import Connection, Engine, Result
 
 from mlflow_ws_admin.db.schema import WorkspaceSchema
 from mlflow_ws_admin.engine.move import Move
-from mlflow_ws_admin.engine.plan import GroupAssembler, conflict_group_query, iter_conflict_groups
-from mlflow_ws_admin.findings.conflicts import ConflictGroup, TableConflicts
-
-_BATCH = 1000  # records a fetch
+from mlflow_ws_admin.engine.plan import STREAM_BATCH, conflict_group_query, read_conflict_records
+from mlflow_ws_admin.findings.conflicts import ConflictGroup, ConflictLayout, TableConflicts
 
 
 class ReadAhead:
@@ -45,7 +43,7 @@ class ReadAhead:
     ) -> None:
         self._conn, self._schema, self._move, self._ahead = conn, schema, move, ahead
         self._order = list(conflicts)
-        self._next: tuple[int, _Feed, GroupAssembler] | None = None  # started ahead, not asked for yet
+        self._next: tuple[int, _Feed, ConflictLayout] | None = None  # started ahead, not asked for yet
         self._started: list[_Feed] = []  # every one, so that close() stops one left half read too
 
     def __enter__(self) -> ReadAhead:
@@ -56,20 +54,26 @@ class ReadAhead:
 
     def groups(self, tc: TableConflicts, limit: int | None = None) -> Iterator[ConflictGroup]:
         """The key's groups in the database's key order (the first ``limit`` groups, or all when None)."""
+        layout, records = self.records(tc, limit)
+        return layout.groups(records)
+
+    def records(self, tc: TableConflicts, limit: int | None = None) -> tuple[ConflictLayout, Iterator[Any]]:
+        """The key's conflict records, as ``groups`` reads them, and where each record holds what: a report
+        that writes every group can read them without building one."""
         if not self._ahead:
-            return iter_conflict_groups(
+            return read_conflict_records(
                 self._conn, self._schema, self._schema.table(tc.table), tc.key, limit, self._move
             )
         i = next(i for i, c in enumerate(self._order) if c is tc)
         if self._next is not None and self._next[0] == i and limit is None:
-            _, feed, assemble = self._next
+            _, feed, layout = self._next
         else:
-            feed, assemble = self._start(i, limit)
+            feed, layout = self._start(i, limit)
         self._next = None
         # Only a whole list runs ahead: a capped one cannot know the next key's share of the cap.
         if limit is None and i + 1 < len(self._order):
             self._next = (i + 1, *self._start(i + 1, None))
-        return assemble(feed.records())
+        return layout, feed.records()
 
     def close(self) -> None:
         for feed in self._started:
@@ -77,12 +81,12 @@ class ReadAhead:
         self._started.clear()
         self._next = None
 
-    def _start(self, i: int, limit: int | None) -> tuple[_Feed, GroupAssembler]:
+    def _start(self, i: int, limit: int | None) -> tuple[_Feed, ConflictLayout]:
         tc = self._order[i]
-        stmt, assemble = conflict_group_query(self._schema, self._schema.table(tc.table), tc.key, limit, self._move)
+        stmt, layout = conflict_group_query(self._schema, self._schema.table(tc.table), tc.key, limit, self._move)
         feed = _Feed(self._conn.engine, stmt)
         self._started.append(feed)
-        return feed, assemble
+        return feed, layout
 
 
 class _Feed:
@@ -100,7 +104,7 @@ class _Feed:
         conn = None
         try:
             conn = engine.connect()
-            result = conn.execute(stmt.execution_options(stream_results=True, yield_per=_BATCH))
+            result = conn.execute(stmt.execution_options(stream_results=True, yield_per=STREAM_BATCH))
         except BaseException as exc:  # the caller raises it, where the boundary maps it to an exit status
             if conn is not None:
                 conn.close()

@@ -13,14 +13,14 @@ Each row is told apart by its stored key, so a case-insensitive group shows ever
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 
 from mlflow_ws_admin.common import mlflow_facts
 
 if TYPE_CHECKING:
-    from mlflow_ws_admin.findings.conflicts import ConflictGroup, ConflictRow
+    from mlflow_ws_admin.findings.conflicts import ConflictRow
 
 NEW_NAME = "<new name>"
 
@@ -31,37 +31,52 @@ def _q(value: Any) -> str:
     return encode_basestring(str(value))
 
 
-def is_prompt_group(table: str, group: ConflictGroup, prompts: Collection[tuple[Any, Any]]) -> bool:
+def is_prompt_group(table: str, rows: Sequence[ConflictRow], prompts: Collection[tuple[Any, Any]]) -> bool:
     # `not prompts` first: a JSON report asks this of every one of 60k groups, and most databases have no prompts
     return (
         table == "registered_models"
         and bool(prompts)
-        and any((r.workspace, _stored(group, r, "name")) in prompts for r in group.rows)
+        and any((r.workspace, _stored(r, "name")) in prompts for r in rows)
     )
 
 
-def group_fix(table: str, group: ConflictGroup, *, target: str, prompts: Collection[tuple[Any, Any]] = ()) -> str:
-    """The action for every row of the group but the one that keeps its name (the target's, else the first)."""
-    keeper = next((r for r in group.rows if r.workspace == target), group.rows[0])
-    others = [r for r in group.rows if r is not keeper]
-    if table == "registered_models" and is_prompt_group(table, group, prompts):
-        return "; ".join(_prompt(group, r) for r in others) + " (MLflow has no prompt rename)"
+def keeper_index(workspaces: Sequence[Any], target: str) -> int:
+    """Which row of a group keeps its name: the target workspace's, else the first."""
+    for i, workspace in enumerate(workspaces):
+        if workspace == target:
+            return i
+    return 0
+
+
+def group_fix(
+    table: str, rows: Sequence[ConflictRow], *, target: str, prompts: Collection[tuple[Any, Any]] = ()
+) -> str:
+    """The action for every row of the group but the one that keeps its name (``keeper_index``)."""
+    keep = keeper_index([r.workspace for r in rows], target)
+    others = [r for i, r in enumerate(rows) if i != keep]
+    return others_fix(table, others, prompt=is_prompt_group(table, rows, prompts))
+
+
+def others_fix(table: str, others: Sequence[ConflictRow], *, prompt: bool) -> str:
+    """``group_fix`` for the rows that do not keep their name, told whether the group is a prompt's."""
+    if prompt:
+        return "; ".join(_prompt(r) for r in others) + " (MLflow has no prompt rename)"
     act = _ACTIONS.get(table)
     if act is None:
-        return "; ".join(f"in workspace {_q(r.workspace)} rename {_describe(group, r)}" for r in others)
-    return "; ".join(act(group, r) for r in others)
+        return "; ".join(f"in workspace {_q(r.workspace)} rename {_describe(r)}" for r in others)
+    return "; ".join(act(r) for r in others)
 
 
-def _stored(group: ConflictGroup, row: ConflictRow, column: str) -> Any:
-    return dict(row.stored_key).get(column, dict(group.key).get(column))
+def _stored(row: ConflictRow, column: str) -> Any:
+    return dict(row.stored_key).get(column)
 
 
 def _identity(row: ConflictRow, column: str) -> Any:
     return dict(row.identity).get(column)
 
 
-def _describe(group: ConflictGroup, row: ConflictRow) -> str:
-    parts = [f"{c}={_q(v)}" for c, v in (*row.identity, *(row.stored_key or group.key))]
+def _describe(row: ConflictRow) -> str:
+    parts = [f"{c}={_q(v)}" for c, v in (*row.identity, *row.stored_key)]
     return f"({', '.join(parts)})"
 
 
@@ -75,7 +90,7 @@ def _set_workspace(workspace: Any) -> str:
     return f"mlflow.set_workspace({_q(workspace)}); "
 
 
-def _experiment(group: ConflictGroup, row: ConflictRow) -> str:
+def _experiment(row: ConflictRow) -> str:
     exp_id = _q(_identity(row, mlflow_facts.EXPERIMENT_ID_COLUMN))
     call = f"MlflowClient().rename_experiment({exp_id}, {_q(NEW_NAME)})"
     if row.deleted:  # MLflow renames only active experiments
@@ -83,12 +98,12 @@ def _experiment(group: ConflictGroup, row: ConflictRow) -> str:
     return f"{_in(row)}{call}"
 
 
-def _model(group: ConflictGroup, row: ConflictRow) -> str:
-    return f"{_in(row)}MlflowClient().rename_registered_model({_q(_stored(group, row, 'name'))}, {_q(NEW_NAME)})"
+def _model(row: ConflictRow) -> str:
+    return f"{_in(row)}MlflowClient().rename_registered_model({_q(_stored(row, 'name'))}, {_q(NEW_NAME)})"
 
 
-def _prompt(group: ConflictGroup, row: ConflictRow) -> str:
-    name = _q(_stored(group, row, "name"))
+def _prompt(row: ConflictRow) -> str:
+    name = _q(_stored(row, "name"))
     return (
         f"prompt {name} in {_q(row.workspace)}: register it again under a new name "
         f"(mlflow.genai.register_prompt) and delete it ({_in(row)}MlflowClient().delete_prompt({name})), "
@@ -96,7 +111,7 @@ def _prompt(group: ConflictGroup, row: ConflictRow) -> str:
     )
 
 
-def _dataset(group: ConflictGroup, row: ConflictRow) -> str:
+def _dataset(row: ConflictRow) -> str:
     dataset_id = _q(_identity(row, "dataset_id"))
     return (
         f"MLflow has no rename for evaluation datasets: re-create dataset {dataset_id} under a new name, then "
@@ -104,8 +119,8 @@ def _dataset(group: ConflictGroup, row: ConflictRow) -> str:
     )
 
 
-def _mcp_server(group: ConflictGroup, row: ConflictRow) -> str:
-    name = _q(_stored(group, row, "name"))
+def _mcp_server(row: ConflictRow) -> str:
+    name = _q(_stored(row, "name"))
     return (
         f"MLflow has no rename for MCP servers: register {name} again under a new name, then "
         f"{_in(row)}MlflowClient().delete_mcp_server({name}); or use --rename-conflicts"
@@ -113,7 +128,7 @@ def _mcp_server(group: ConflictGroup, row: ConflictRow) -> str:
 
 
 def _gateway(kind: str, id_column: str) -> Any:
-    def action(group: ConflictGroup, row: ConflictRow) -> str:
+    def action(row: ConflictRow) -> str:
         return (
             f"in workspace {_q(row.workspace)}, rename {id_column} {_q(_identity(row, id_column))} through the "
             f"gateway REST API (Update{kind} with a new name; the Python client has no call for it), "
@@ -123,15 +138,15 @@ def _gateway(kind: str, id_column: str) -> Any:
     return action
 
 
-def _secret(group: ConflictGroup, row: ConflictRow) -> str:
+def _secret(row: ConflictRow) -> str:
     return (
         f"secret {_q(_identity(row, 'secret_id'))} in {_q(row.workspace)} cannot be renamed (its name is bound into "
         "its encryption): create it again under a new name and delete this one (gateway API DeleteGatewaySecret)"
     )
 
 
-def _skill(group: ConflictGroup, row: ConflictRow) -> str:
-    return f"MLflow has no rename for skills: in workspace {_q(row.workspace)} delete {_describe(group, row)} or re-create it under a new name"
+def _skill(row: ConflictRow) -> str:
+    return f"MLflow has no rename for skills: in workspace {_q(row.workspace)} delete {_describe(row)} or re-create it under a new name"
 
 
 _ACTIONS = {

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from mlflow_ws_admin.engine.restore import RestoreResult
     from mlflow_ws_admin.engine.selection import ResourceSelection
     from mlflow_ws_admin.findings.checks import Check
-    from mlflow_ws_admin.report.json_doc import GroupStream
+    from mlflow_ws_admin.report.json_doc import RecordStream
 
 
 def _console(stderr: bool = False) -> Console:
@@ -358,7 +358,7 @@ class _PlanReport:
                     status = ExitStatus.CONFLICTS if blocked else ExitStatus.OK
                 self._write_plan_file(conn, plan)
                 if status is not None:
-                    _emit_plan(output, self.ui, reader.groups, plan, status)
+                    _emit_plan(output, self.ui, reader.records, plan, status)
                 if status is not None and output.markdown:
                     from mlflow_ws_admin.report.markdown import render_plan_markdown
 
@@ -410,12 +410,12 @@ def _apply_extras(
 def _emit_plan(
     output: Output,
     ui: UI,
-    groups: GroupStream | None,
+    records: RecordStream | None,
     plan: Plan,
     status: ExitStatus,
     applied: ApplyResult | None = None,
 ) -> None:
-    """With --format json: the one document, each key's conflict groups streamed from ``groups`` (None: the
+    """With --format json: the one document, each key's conflict groups streamed from ``records`` (None: the
     plan is not in a state to list them)."""
     if not output.json:
         return
@@ -426,7 +426,7 @@ def _emit_plan(
         status=_status_name(plan, status, applied),
         exit_code=int(status),
         dry_run=output.dry_run,
-        conflicts=conflict_items(plan, groups, output.max_conflicts) if groups is not None else [],
+        conflicts=conflict_items(plan, records, output.max_conflicts) if records is not None else [],
         workspaces_pruned=applied.workspaces_pruned if applied else (),
         rows_moved=applied.total_moved if applied else None,
         artifact_locations_retargeted=applied.artifact_locations_retargeted if applied else None,
