@@ -177,15 +177,30 @@ class ScratchDB:
 
 
 def row_counts(conn: Connection) -> dict[str, int]:
-    """Every table's row count, in one round trip."""
-    names = sorted(inspect(conn).get_table_names())
-    if not names:
-        return {}
-    quote = conn.dialect.identifier_preparer.quote
-    counts = conn.execute(
-        text(" UNION ALL ".join(f"SELECT {i}, COUNT(*) FROM {quote(name)}" for i, name in enumerate(names)))
-    ).all()
-    return {names[i]: n for i, n in sorted(counts)}
+    """Every table's row count, in one round trip (two on PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        # A table whose file is empty holds no row, and learning that opens the table alone: planning a count of
+        # every table opens each one's indexes too, on the new connection each check makes (~10 ms of the
+        # server's CPU for MLflow's tables, 1,200 times a run).  So only the others are counted.
+        tables = conn.exec_driver_sql(_PG_TABLES_AND_EMPTY).all()
+        names = sorted(name for name, empty in tables if not empty)
+        counts = {name: 0 for name, empty in tables if empty}
+    else:
+        names, counts = sorted(inspect(conn).get_table_names()), {}
+    if names:
+        quote = conn.dialect.identifier_preparer.quote
+        union = " UNION ALL ".join(f"SELECT {i}, COUNT(*) FROM {quote(name)}" for i, name in enumerate(names))
+        counts.update((names[i], n) for i, n in conn.execute(text(union)))
+    return dict(sorted(counts.items()))
+
+
+#: The tables the Inspector lists (ordinary and partitioned, in the current schema), each with whether its file is
+#: empty (a partitioned table has no file of its own: always counted).
+_PG_TABLES_AND_EMPTY = """
+SELECT c.relname, c.relkind = 'r' AND pg_relation_size(c.oid) = 0
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+"""
 
 
 def dump_rows(conn: Connection) -> dict[str, list[tuple]]:

@@ -45,17 +45,20 @@ def populate(db, fill: Callable[[SampleData], None] | None = None, spread: bool 
 #: The DDL a database's row tables are reflected from, as one server-side digest: equal digests, equal reflections.
 #: PostgreSQL: every relation, column (type, default, nullability, identity, generation, collation, comment),
 #: constraint, sequence, enum and domain of the user's schemas, as record text (which quotes what needs it).
+#: Comments are joined, not read with obj_description/col_description: those run a query of their own per row.
 _PG_SCHEMA_DIGEST = """
-SELECT encode(sha256(convert_to(string_agg(x, E'\\n' ORDER BY x COLLATE "C"), 'UTF8')), 'hex') FROM (
-  SELECT ROW('rel', n.nspname, c.relname, c.relkind, c.relpersistence, obj_description(c.oid, 'pg_class'))::text
+SELECT encode(sha256(convert_to(string_agg(x, E'\n' ORDER BY x COLLATE "C"), 'UTF8')), 'hex') FROM (
+  SELECT ROW('rel', n.nspname, c.relname, c.relkind, c.relpersistence, dc.description)::text
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_description dc ON dc.objoid = c.oid AND dc.classoid = 'pg_class'::regclass AND dc.objsubid = 0
   WHERE n.nspname !~ '^(pg_|information_schema$)'
   UNION ALL
   SELECT ROW('col', n.nspname, c.relname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
     pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated, a.attcollation::regcollation::text,
-    col_description(c.oid, a.attnum))::text
+    da.description)::text
   FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+  LEFT JOIN pg_description da ON da.objoid = c.oid AND da.classoid = 'pg_class'::regclass AND da.objsubid = a.attnum
   WHERE n.nspname !~ '^(pg_|information_schema$)'
     AND a.attnum > 0 AND NOT a.attisdropped
   UNION ALL

@@ -1,6 +1,7 @@
 """The suite's own shortcuts must never hide a difference: reflected tables are reused only between databases
-whose schema is exactly the same (tests/helpers.py, `sample_data`), and the crash tests' database state (a digest
-of every table's rows on a server, tests/test_crash.py `_state`) changes with any row.  And the CLI processes the
+whose schema is exactly the same (tests/helpers.py, `sample_data`), the crash tests' database state (a digest
+of every table's rows on a server, tests/test_crash.py `_state`) changes with any row, and the "nothing changed"
+witness counts every table (on PostgreSQL it counts only tables whose file holds something).  And the CLI processes the
 tests start load no CA bundle (tests/conftest.py: PyMySQL would load it on every connection)."""
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ import subprocess
 import sys
 
 import pytest
+from sqlalchemy import inspect
 
+from .conftest import row_counts
 from .helpers import populate, sample_data, schema_digest
 from .test_crash import _state
 
@@ -104,6 +107,25 @@ def test_the_crash_tests_state_changes_with_any_row(backend: str, mlflow_db, cha
     assert changed != before and repr(changed) != repr(before)  # the message shows it too
     mlflow_db.execute(undo)
     assert _state(mlflow_db) == before
+
+
+def test_row_counts_are_every_tables_own_count(mlflow_db) -> None:
+    """A table never written, one written and emptied again, one written: each counted as COUNT(*) counts it."""
+
+    def fill(data) -> None:
+        data.job("default")
+        data.webhook("default", "hook")
+
+    populate(mlflow_db, fill)
+    mlflow_db.execute("DELETE FROM webhooks")
+    with mlflow_db.engine.connect() as conn:
+        names = inspect(conn).get_table_names()
+        each = {n: conn.exec_driver_sql(f"SELECT COUNT(*) FROM {conn.dialect.identifier_preparer.quote(n)}").scalar()
+                for n in names}  # fmt: skip
+        counted = row_counts(conn)
+    assert counted == each and list(counted) == sorted(names)
+    assert counted["jobs"] > 0 and counted["webhooks"] == 0 and counted["experiments"] > 0
+    assert any(n == 0 for n in counted.values())
 
 
 def test_cli_processes_load_no_ca_bundle() -> None:
