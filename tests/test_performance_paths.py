@@ -390,8 +390,9 @@ def test_orphan_child_rows_on_sqlite_still_form_their_own_groups(mlflow_db, monk
 
 
 def test_conflicts_read_on_two_connections_are_those_read_on_one(mlflow_db) -> None:
-    """Past ``parallel_after_rows`` a second connection reads some keys' conflicts: the plan is the same,
-    every group of every key (roll-ups, samples, per-workspace counts) in the same order."""
+    """Past ``parallel_after_rows`` a second connection reads some keys' conflicts, and the artifact check reads
+    on a session of its own: the plan is the same, every group of every key (roll-ups, samples, per-workspace
+    counts) in the same order, and every artifact finding.  Below it, the plan opens no session but its own."""
 
     def fill(data) -> None:
         for i in range(4):
@@ -403,6 +404,8 @@ def test_conflicts_read_on_two_connections_are_those_read_on_one(mlflow_db) -> N
         data.registered_model("default", "other", versions=2)
         data.dataset("team-a", "ds")
         data.dataset("team-c", "ds")
+        data.experiment("team-a", "one", artifact_location="s3://bucket/shared")
+        data.experiment("team-c", "other", artifact_location="s3://bucket/shared")
 
     populate(mlflow_db, fill)
     connections: list[object] = []
@@ -413,14 +416,16 @@ def test_conflicts_read_on_two_connections_are_those_read_on_one(mlflow_db) -> N
             p = build_plan(
                 conn, reflect_schema(conn), database="x", sample_limit=None, parallel_after_rows=parallel_after_rows
             )
-        return p.conflicts, p.conflict_groups_by_workspace(), p.moves
+        return p.conflicts, p.conflict_groups_by_workspace(), p.moves, p.artifact_findings
 
     one = build(parallel_after_rows=10**9)
     opened_for_one = len(connections)
     two = build(parallel_after_rows=0)
 
-    assert len(connections) - opened_for_one == opened_for_one + 1, "the second reading connection was not used"
+    assert opened_for_one == 1, "a small plan opened a session besides its own"
+    assert len(connections) - opened_for_one == 3, "the artifact check or the second reader did not read beside"
     assert two == one
+    assert one[3], "no artifact finding to compare"
     assert {tc.table for tc in one[0]} == {"experiments", "registered_models", "evaluation_datasets"}
 
 

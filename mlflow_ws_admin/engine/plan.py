@@ -193,13 +193,13 @@ def build_plan(
     conflict_limit = 0 if stream_conflicts else sample_limit
     # Before the artifact check opens a session of its own, so that only others are counted.
     others = for_backend(conn.dialect.name).other_sessions(conn)
-    # The artifact check reads on a session of its own, beside this one (nothing is locked while planning),
-    # and runs while the counts and conflict queries below keep the database busy.
-    finding = (
-        None
-        if defer_to_apply
-        else start_artifact_check(conn, schema, default_artifact_root, read_beside=True, move=move)
-    )
+    finding: Future[tuple[ArtifactFinding, ...]] | None = None
+
+    def check_artifacts(beside: bool) -> None:
+        nonlocal finding
+        if finding is None and not defer_to_apply:
+            finding = start_artifact_check(conn, schema, default_artifact_root, read_beside=beside, move=move)
+
     moving = [wt for wt in schema.tables if move.moves_table(wt.name)]
     occupied = _occupied(conn, moving)
     keys = [] if defer_to_apply else [(wt, key) for wt in moving if wt.name in occupied for key in wt.unique_keys]
@@ -211,7 +211,12 @@ def build_plan(
             moves.append(_table_move(conn, wt, move) if wt.name in occupied else TableMove(wt.name, ()))
             counted += moves[-1].rows_to_move
             if counted >= parallel_after_rows:
+                # A large database: the artifact check reads on a session of its own, beside this one (nothing
+                # is locked while planning), while the counts and conflict queries keep the database busy.
+                check_artifacts(beside=True)
                 reads.start_beside()
+        # A small one: its rows are read here first (a session of its own costs more than it would overlap).
+        check_artifacts(beside=False)
         conflicts = [tc for tc in reads.read() if tc.group_count]
     renames = None
     if move.rename is not None and not defer_to_apply:
