@@ -60,18 +60,24 @@ class PostgreSQLDialect(Dialect):
     ) -> list[tuple[str, str]]:
         """UPDATE on each table (LOCK ... SHARE ROW EXCLUSIVE needs it too) and ownership of the tables whose
         foreign keys are dropped and re-created, asked before locking so the answer names every table at once."""
-        missing = [
-            ("UPDATE privilege", t)
-            for t in updated
-            if not conn.execute(
-                text("SELECT has_table_privilege(to_regclass(quote_ident(:t)), 'UPDATE')"), {"t": t}
-            ).scalar()
-        ]
-        owned = text("SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass(quote_ident(:t))")
-        missing += [
-            ("ownership (to re-create foreign keys)", t) for t in altered if not conn.execute(owned, {"t": t}).scalar()
-        ]
-        return missing
+        names = list(dict.fromkeys([*updated, *altered]))
+        if not names:
+            return []
+        # One statement for every table (a statement each cost more than the answers); a table that cannot be
+        # found has neither.
+        allowed = {
+            name: (may_update, owns)
+            for name, may_update, owns in conn.execute(
+                text(
+                    "SELECT t.name, has_table_privilege(c.oid, 'UPDATE') IS TRUE, pg_has_role(c.relowner, 'USAGE') "
+                    "IS TRUE FROM unnest(CAST(:names AS text[])) AS t(name) "
+                    "LEFT JOIN pg_class c ON c.oid = to_regclass(quote_ident(t.name))"
+                ),
+                {"names": names},
+            )
+        }
+        missing = [("UPDATE privilege", t) for t in updated if not allowed[t][0]]
+        return missing + [("ownership (to re-create foreign keys)", t) for t in altered if not allowed[t][1]]
 
     def describe_lock_holders(self, conn: Connection, tables: Sequence[str]) -> str | None:
         """The other sessions holding locks on these tables, from pg_locks and pg_stat_activity.  Their query
