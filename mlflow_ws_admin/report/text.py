@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.measure import Measurement
 from rich.segment import Segments
 from rich.table import Table
 from rich.text import Text
@@ -128,8 +127,9 @@ def print_table(console: Console, table: Table) -> None:
     if console.is_terminal:
         console.print(table)
         return
-    natural = Measurement.get(console, console.options.update_width(_UNBOUNDED), table).maximum
-    lines = console.render_lines(table, console.options.update_width(natural), new_lines=True)
+    # Unpadded at an unbounded width, a table not set to expand renders at its natural width: one pass, where
+    # measuring that width first and then rendering at it measured every cell twice.
+    lines = console.render_lines(table, console.options.update_width(_UNBOUNDED), pad=False, new_lines=True)
     console.print(Segments(segment for line in lines for segment in line), crop=False)
 
 
