@@ -7,10 +7,10 @@ case it fails.  Each test gets a scratch database of its own, as new (on a serve
 
 Speed (the whole suite runs on a 2-core machine): replaying a schema snapshot costs a second or more (SQLite
 and MariaDB commit every DDL statement), so each test worker replays each snapshot once into a template and
-every test gets a fresh copy of it: a file copy on SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL, made
-ahead on a worker thread while the current test runs.  MariaDB has no template databases: the same thread
-builds the next test's database by the same replay.  On both servers the thread wipes each test's database after
-it so that the next test takes it instead of a new build, when the wipe shows it is again exactly a new build
+every test gets a fresh copy of it: a file copy on SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL.
+MariaDB has no template databases: a build there is the same replay.  On both servers a worker thread wipes each
+test's database after it so that the next test takes it instead of a new build, when the wipe shows it is again
+exactly a new build; when it is not, the same thread drops it and builds the next one while tests run on
 (``_ServerDatabases``).  Dropping a server database (a checkpoint on PostgreSQL) happens on a worker thread
 too, and the worker waits for every drop at the end of its session.
 """
@@ -363,13 +363,33 @@ _MYSQL_SHAPE = (
     "WHERE table_schema = DATABASE()",
 )
 _MYSQL_TABLES = 1  # the index in _MYSQL_SHAPE of the tables query (AUTO_INCREMENT and row estimate last)
+
+
+def _mysql_digest_sql(index: int, sql: str) -> str:
+    """One of `_MYSQL_SHAPE`'s queries as its index, row count and a digest of its rows (each row's fields QUOTE()d,
+    so NULL stays bare), made by the server."""
+    columns, source = sql.removeprefix("SELECT ").split(" FROM ", 1)
+    fields = ", ".join(f"QUOTE({column})" for column in columns.split(", "))
+    return (
+        f"SELECT {index}, COUNT(*), SHA2(GROUP_CONCAT(x ORDER BY CAST(x AS BINARY) SEPARATOR '\\n'), 256) "
+        f"FROM (SELECT CONCAT_WS(',', {fields}) AS x FROM {source}) AS rows_{index}"
+    )
+
+
+#: Every shape query but the tables one (the wipe puts the counters back from its rows), in one round trip: reading
+#: their ~1,200 rows of information_schema cost ~8 ms of PyMySQL's CPU a wipe.
+_MYSQL_SHAPE_DIGESTS = " UNION ALL ".join(
+    _mysql_digest_sql(i, sql) for i, sql in enumerate(_MYSQL_SHAPE) if i != _MYSQL_TABLES
+)
 _SYSTEM_SCHEMAS = "'^(pg_|information_schema$)'"  # a pattern: every other schema is the user's
 _PG_SEQUENCES = f"SELECT schemaname, sequencename, last_value FROM pg_sequences WHERE schemaname !~ {_SYSTEM_SCHEMAS}"
 #: What a fresh PostgreSQL test database is, besides its rows and what reflection reads (``schema_digest``):
 #: indexes, owners, grants, options and the row estimates the engine reads (`reltuples`), sequences' positions,
 #: triggers, routines, policies, rules, schemas, extensions, the database's own settings and grants.
 _PG_SHAPE = (
-    "SELECT c.oid::regclass::text, pg_get_indexdef(c.oid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+    # Each index's whole pg_index row (keys, operator classes, options, expression and predicate trees) and access
+    # method: what pg_get_indexdef prints, without deparsing every index (~6 ms of the server's CPU a wipe).
+    "SELECT c.oid::regclass::text, c.relam, i::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
     f"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE nspname !~ {_SYSTEM_SCHEMAS}",
     "SELECT c.oid::regclass::text, c.relowner::regrole::text, c.relacl::text, c.reloptions::text, c.reltuples, "
     "c.relpages, c.relrowsecurity, c.relforcerowsecurity, c.relreplident "
@@ -414,15 +434,18 @@ class _ServerDatabases:
     server's CPU and most of a second.  So a test's database is wiped after it and handed to the next test, but
     only when the wipe shows it is again exactly what a build makes: the same shape (`_MYSQL_SHAPE`, or
     ``schema_digest`` and `_PG_SHAPE`) and the snapshot's rows, nothing else.  Anything else (a test added a
-    trigger or a grant, dropped a key, left a session connected, filled it with a big crash-test dataset) drops it.
-    The thread does builds and wipes one at a time, in order."""
+    trigger or a grant, dropped a key, left a session connected, filled it with a big crash-test dataset) drops it,
+    and starts the new build the next test will take.  The thread does builds and wipes one at a time, in order."""
 
     def __init__(self, backend: str) -> None:
         self.backend = backend
         self._pool: ThreadPoolExecutor | None = None
-        self._next: dict[str, Future[str]] = {}  # built ahead
+        self._next: dict[str, list[Future[str]]] = {}  # built after a failed wipe, oldest first
         self._wiped: dict[str, list[Future[str | None]]] = {}  # handed back, oldest first: a name, or None if dropped
         self._fresh: dict[str, tuple[tuple, dict]] = {}  # version -> (shape, rows) of a new build
+        # The thread's engine on each database, kept while it is: a new engine's first connection asks the server for
+        # its version and settings (~2 ms of PostgreSQL's CPU and 1-2 ms of the worker's, each wipe).
+        self._engines: dict[str, Engine] = {}
 
     def _submit(self, fn, *args) -> Future:
         if self._pool is None:
@@ -434,9 +457,9 @@ class _ServerDatabases:
         while wiped:
             if name := wiped.pop(0).result():
                 return name
-        ready = self._next.pop(version, None) or self._submit(self._build, version)
-        self._next[version] = self._submit(self._build, version)
-        return ready.result()
+        # A build that a failed wipe started (queued before that wipe's result, so it is seen here), or a first one.
+        built = self._next.get(version)
+        return (built.pop(0) if built else self._submit(self._build, version)).result()
 
     def give_back(self, version: str, name: str) -> None:
         self._wiped.setdefault(version, []).append(self._submit(self._wipe, version, name))
@@ -449,14 +472,24 @@ class _ServerDatabases:
             _create_database("mysql", name)
         try:
             if self.backend == "mysql":
-                _load_server_database("mysql", name, version)
+                with self._engine(name).begin() as conn:
+                    load_snapshot(conn, snapshot(version, "mysql"))
             if version not in self._fresh:  # every build of a version is the same: the first one is the reference
-                with _database_engine(self.backend, name).connect() as conn:
+                with self._engine(name).connect() as conn:
                     self._fresh[version] = self._shape(conn), dump_rows(conn)
         except BaseException:
-            _DROPPER.drop(self.backend, name)
+            self._drop(name)
             raise
         return name
+
+    def _engine(self, name: str) -> Engine:
+        if name not in self._engines:
+            self._engines[name] = _database_engine(self.backend, name)
+        return self._engines[name]
+
+    def _drop(self, name: str) -> None:
+        self._engines.pop(name, None)
+        _DROPPER.drop(self.backend, name)
 
     def _wipe(self, version: str, name: str) -> str | None:
         """The database wiped back to a new build's state, or None (dropped) if that cannot be shown."""
@@ -465,25 +498,24 @@ class _ServerDatabases:
                 return name
         except Exception:  # whatever went wrong, a new build is always right
             pass
-        _DROPPER.drop(self.backend, name)
+        self._drop(name)
+        # The next test of this version needs a new build: start it now, behind this wipe on the same thread.  (One
+        # built ahead at each worker's first take of each version went unused unless a wipe failed: ~30 a run.)
+        self._next.setdefault(version, []).append(self._submit(self._build, version))
         return None
 
     def _wiped_back(self, version: str, name: str) -> bool:
         shape, rows = self._fresh[version]
-        engine = _database_engine(self.backend, name)
-        try:
-            with engine.connect() as conn:
-                if not _alone(conn, self.backend):
-                    return False
-                filled = {t: n for t, n in row_counts(conn).items() if n}
-                if sum(filled.values()) > _WIPE_MAX_ROWS:
-                    return False
-                self._delete_rows(conn, filled, version)
-                self._reset_counters(conn, shape)
-                conn.commit()
-                return self._shape(conn) == shape and dump_rows(conn) == rows
-        finally:
-            engine.dispose()
+        with self._engine(name).connect() as conn:
+            if not _alone(conn, self.backend):
+                return False
+            filled = {t: n for t, n in row_counts(conn).items() if n}
+            if sum(filled.values()) > _WIPE_MAX_ROWS:
+                return False
+            self._delete_rows(conn, filled, version)
+            self._reset_counters(conn, shape)
+            conn.commit()
+            return self._shape(conn) == shape and dump_rows(conn) == rows
 
     def _delete_rows(self, conn: Connection, filled: Iterable[str], version: str) -> None:
         """Every row gone, then the snapshot's own rows back, with the foreign keys not checked meanwhile."""
@@ -527,11 +559,11 @@ class _ServerDatabases:
         return _mysql_shape(conn) if self.backend == "mysql" else _pg_shape(conn)
 
     def finish(self) -> None:
-        pending = [*self._next.values(), *(f for futures in self._wiped.values() for f in futures)]
+        pending = [f for futures in (*self._next.values(), *self._wiped.values()) for f in futures]
         for future in pending:
             with contextlib.suppress(Exception):  # a build that failed dropped its database itself
                 if name := future.result():
-                    _DROPPER.drop(self.backend, name)
+                    self._drop(name)
         self._next.clear()
         self._wiped.clear()
         if self._pool is not None:
@@ -540,7 +572,10 @@ class _ServerDatabases:
 
 
 def _mysql_shape(conn: Connection) -> tuple:
-    return tuple(tuple(sorted(tuple(r) for r in conn.exec_driver_sql(sql))) for sql in _MYSQL_SHAPE)
+    conn.exec_driver_sql("SET SESSION group_concat_max_len = 4294967295")  # the default cuts the digests' input
+    shape = {index: (count, digest) for index, count, digest in conn.exec_driver_sql(_MYSQL_SHAPE_DIGESTS)}
+    shape[_MYSQL_TABLES] = tuple(sorted(tuple(r) for r in conn.exec_driver_sql(_MYSQL_SHAPE[_MYSQL_TABLES])))
+    return tuple(shape[index] for index in range(len(_MYSQL_SHAPE)))
 
 
 def _pg_shape(conn: Connection) -> tuple:
