@@ -500,7 +500,7 @@ class _ServerDatabases:
             pass
         self._drop(name)
         # The next test of this version needs a new build: start it now, behind this wipe on the same thread.  (One
-        # built ahead at each worker's first take of each version went unused unless a wipe failed: ~30 a run.)
+        # built ahead at each worker's first take of a version was dropped unused unless a wipe failed.)
         self._next.setdefault(version, []).append(self._submit(self._build, version))
         return None
 
@@ -559,11 +559,12 @@ class _ServerDatabases:
         return _mysql_shape(conn) if self.backend == "mysql" else _pg_shape(conn)
 
     def finish(self) -> None:
-        pending = [f for futures in (*self._next.values(), *self._wiped.values()) for f in futures]
-        for future in pending:
-            with contextlib.suppress(Exception):  # a build that failed dropped its database itself
-                if name := future.result():
-                    self._drop(name)
+        # The wipes first: one that fails queues a build, which is in ``_next`` once the wipe's result is.
+        for pending in (self._wiped, self._next):
+            for future in [f for futures in pending.values() for f in futures]:
+                with contextlib.suppress(Exception):  # a build that failed dropped its database itself
+                    if name := future.result():
+                        self._drop(name)
         self._next.clear()
         self._wiped.clear()
         if self._pool is not None:

@@ -166,3 +166,24 @@ def test_a_session_left_connected_drops_it(databases: _ServerDatabases) -> None:
     db.engine.dispose()
     assert wiped is None
     assert not _exists(databases, name)
+
+
+def test_the_build_a_failed_wipe_starts_is_dropped_at_the_end(databases: _ServerDatabases) -> None:
+    """A test that changes the schema, last of its worker: its wipe fails and starts a build for the next test,
+    which never comes.  The end of the session still drops that build (it is queued while the end waits)."""
+    built: list[str] = []
+    build = databases._build
+
+    def recorded(version: str) -> str:
+        built.append(build(version))
+        return built[-1]
+
+    databases._build = recorded  # type: ignore[method-assign]
+    name = databases.take(NEWEST)
+    db = _db(databases, name)
+    db.execute("CREATE TABLE leftover (id INT PRIMARY KEY)")
+    db.engine.dispose()
+    databases.give_back(NEWEST, name)
+    databases.finish()  # at once: the wipe is still running
+    assert len(built) == 2  # the test's database, then the one its failed wipe started
+    assert not any(_exists(databases, n) for n in built)
